@@ -1,0 +1,33 @@
+//! Sans-IO state machines for the Switchboard chat protocol.
+//!
+//! No sockets, threads or clocks: bytes and `Instant`s go in, bytes and events come out.
+//! [`Server`] holds every protocol rule; [`Client`] is its counterpart for clients. The
+//! native wire format is in [`packet`] and [`frame`], specified in docs/PROTOCOL.md.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod frame;
+pub mod name;
+pub mod packet;
+pub mod server;
+
+pub use client::{Client, ClientEvent};
+pub use config::Config;
+pub use error::{DecodeError, ErrorCode};
+pub use frame::{Frame, FrameDecoder};
+pub use packet::{ClientPacket, Limits, Packet, RoomInfo, ServerPacket};
+pub use server::{Event, Server, Transmit};
+
+/// Identifies one connection to a [`Server`]; never reused by that server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}

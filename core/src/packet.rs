@@ -1,0 +1,690 @@
+//! The native wire packets: each has a type code, encodes itself and parses itself back.
+//!
+//! Layout of every field is in docs/PROTOCOL.md; this module is its one implementation.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::{DecodeError, ErrorCode};
+
+/// The four bytes every hello payload starts with.
+pub const MAGIC: [u8; 4] = *b"SWBD";
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Bytes of frame header: the `u32` body length.
+pub const LENGTH_PREFIX: usize = 4;
+
+/// A packet of the native protocol.
+pub trait Packet: Sized {
+    /// The packet's type code.
+    fn type_code(&self) -> u8;
+
+    /// Appends the payload (everything after the type code).
+    fn encode_payload(&self, buf: &mut BytesMut);
+
+    /// Parses a payload that followed `type_code`.
+    fn decode(type_code: u8, payload: &[u8]) -> Result<Self, DecodeError>;
+
+    /// Appends one whole frame: length prefix, type code, payload.
+    fn encode_frame(&self, buf: &mut BytesMut) {
+        let start = buf.len();
+        buf.put_u32(0);
+        buf.put_u8(self.type_code());
+        self.encode_payload(buf);
+        // The body length is only known once the payload is written.
+        let body = (buf.len() - start - LENGTH_PREFIX) as u32;
+        buf[start..start + LENGTH_PREFIX].copy_from_slice(&body.to_be_bytes());
+    }
+
+    /// One whole frame as shared bytes.
+    fn to_frame(&self) -> Bytes {
+        let mut buf = BytesMut::new();
+        self.encode_frame(&mut buf);
+        buf.freeze()
+    }
+}
+
+/// The limits a server announces in its welcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame body (type code and payload) the server accepts, in bytes.
+    pub max_frame_len: u32,
+    /// Longest nickname, in bytes.
+    pub max_nick_len: u16,
+    /// Longest room name, in bytes.
+    pub max_room_len: u16,
+    /// Longest message text, in bytes.
+    pub max_text_len: u16,
+    /// Longest leave or quit reason, in bytes.
+    pub max_reason_len: u16,
+    /// Most rooms one connection may sit in.
+    pub max_rooms: u16,
+    /// Silence after which the server pings, in milliseconds.
+    pub ping_interval_ms: u32,
+    /// Silence after which the server closes the connection, in milliseconds.
+    pub idle_timeout_ms: u32,
+    /// Sustained requests per second allowed (0: unlimited).
+    pub msg_rate: u32,
+    /// Requests allowed in a burst above the sustained rate.
+    pub msg_burst: u32,
+}
+
+/// One room in a room list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// The room's name.
+    pub name: String,
+    /// How many connections sit in it.
+    pub members: u32,
+}
+
+/// A packet a client sends to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientPacket {
+    /// Opens the session: protocol version and the wanted nickname (the magic is implied).
+    Hello {
+        /// Protocol version the client speaks.
+        version: u16,
+        /// The nickname wanted.
+        nick: String,
+    },
+    /// Joins a room, creating it if it does not exist.
+    Join {
+        /// The room.
+        room: String,
+    },
+    /// Leaves a room.
+    Leave {
+        /// The room.
+        room: String,
+        /// Why, shown to the others (may be empty).
+        reason: String,
+    },
+    /// Says text to a room the client is in.
+    Say {
+        /// The room.
+        room: String,
+        /// The message.
+        text: String,
+    },
+    /// Sends a direct message to a nickname.
+    Whisper {
+        /// The recipient's nickname.
+        to: String,
+        /// The message.
+        text: String,
+    },
+    /// Changes the client's nickname.
+    Nick {
+        /// The new nickname.
+        nick: String,
+    },
+    /// Asks for the list of rooms.
+    ListRooms,
+    /// Asks for the members of a room.
+    ListMembers {
+        /// The room.
+        room: String,
+    },
+    /// Asks the server to answer with a pong carrying the same token.
+    Ping {
+        /// Echoed back in the pong.
+        token: u64,
+    },
+    /// Answers a server ping.
+    Pong {
+        /// The token of the ping answered.
+        token: u64,
+    },
+    /// Ends the session.
+    Quit {
+        /// Why, shown to the client's rooms.
+        reason: String,
+    },
+}
+
+/// A packet the server sends to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerPacket {
+    /// Accepts a hello.
+    Welcome {
+        /// Protocol version the server speaks.
+        version: u16,
+        /// The nickname the connection now holds.
+        nick: String,
+        /// The server's limits.
+        limits: Limits,
+    },
+    /// Someone (perhaps the receiver) joined a room the receiver is in.
+    Joined {
+        /// The room.
+        room: String,
+        /// Who joined.
+        nick: String,
+    },
+    /// Someone (perhaps the receiver) left a room the receiver is in.
+    Left {
+        /// The room.
+        room: String,
+        /// Who left.
+        nick: String,
+        /// Why (may be empty).
+        reason: String,
+    },
+    /// A message said in a room.
+    Message {
+        /// The room.
+        room: String,
+        /// The sender's nickname, stamped by the server.
+        from: String,
+        /// Position of this message in the room, from 1, assigned by the server.
+        seq: u64,
+        /// The message.
+        text: String,
+    },
+    /// A direct message (sent to the recipient and echoed to the sender).
+    Direct {
+        /// The sender's nickname, stamped by the server.
+        from: String,
+        /// The recipient's nickname.
+        to: String,
+        /// The message.
+        text: String,
+    },
+    /// A part of the room list.
+    RoomList {
+        /// Rooms in this part.
+        rooms: Vec<RoomInfo>,
+        /// Whether this is the final part.
+        last: bool,
+    },
+    /// A part of a room's member list.
+    Members {
+        /// The room.
+        room: String,
+        /// Nicknames in this part.
+        nicks: Vec<String>,
+        /// Whether this is the final part.
+        last: bool,
+    },
+    /// Someone (perhaps the receiver) changed nickname.
+    NickChanged {
+        /// The former nickname.
+        old: String,
+        /// The new nickname.
+        new: String,
+    },
+    /// Asks the client to answer with a pong.
+    Ping {
+        /// Echo this in the pong.
+        token: u64,
+    },
+    /// Answers a client ping.
+    Pong {
+        /// The token of the ping answered.
+        token: u64,
+    },
+    /// A request failed.
+    Error {
+        /// The stable error code.
+        code: ErrorCode,
+        /// Type code of the request that caused it (0 when none).
+        request_type: u8,
+        /// Position of that request on the connection, from 1 (0 when none).
+        request_seq: u32,
+        /// A human-readable explanation.
+        message: String,
+    },
+    /// The server is about to close the connection.
+    Bye {
+        /// Why, as a code.
+        code: ErrorCode,
+        /// Why, for humans.
+        reason: String,
+    },
+}
+
+/// Type codes of client packets.
+pub mod client_type {
+    /// Hello.
+    pub const HELLO: u8 = 0x01;
+    /// Join.
+    pub const JOIN: u8 = 0x02;
+    /// Leave.
+    pub const LEAVE: u8 = 0x03;
+    /// Say.
+    pub const SAY: u8 = 0x04;
+    /// Whisper.
+    pub const WHISPER: u8 = 0x05;
+    /// Nick.
+    pub const NICK: u8 = 0x06;
+    /// List rooms.
+    pub const LIST_ROOMS: u8 = 0x07;
+    /// List members.
+    pub const LIST_MEMBERS: u8 = 0x08;
+    /// Ping.
+    pub const PING: u8 = 0x09;
+    /// Pong.
+    pub const PONG: u8 = 0x0A;
+    /// Quit.
+    pub const QUIT: u8 = 0x0B;
+}
+
+/// Type codes of server packets.
+pub mod server_type {
+    /// Welcome.
+    pub const WELCOME: u8 = 0x81;
+    /// Joined.
+    pub const JOINED: u8 = 0x82;
+    /// Left.
+    pub const LEFT: u8 = 0x83;
+    /// Room message.
+    pub const MESSAGE: u8 = 0x84;
+    /// Direct message.
+    pub const DIRECT: u8 = 0x85;
+    /// Room list.
+    pub const ROOM_LIST: u8 = 0x86;
+    /// Member list.
+    pub const MEMBERS: u8 = 0x87;
+    /// Nick changed.
+    pub const NICK_CHANGED: u8 = 0x88;
+    /// Ping.
+    pub const PING: u8 = 0x89;
+    /// Pong.
+    pub const PONG: u8 = 0x8A;
+    /// Error.
+    pub const ERROR: u8 = 0x8B;
+    /// Bye.
+    pub const BYE: u8 = 0x8C;
+}
+
+/// Appends a string: `u16` byte length, then UTF-8.
+///
+/// Longer strings are cut at the last char boundary within 65,535 bytes rather than panic;
+/// every protocol limit is far below that, so only a caller that skipped validation sees it.
+pub(crate) fn put_str(buf: &mut BytesMut, s: &str) {
+    let mut end = s.len().min(u16::MAX as usize);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    buf.put_u16(end as u16);
+    buf.put_slice(&s.as_bytes()[..end]);
+}
+
+/// Bytes a string takes on the wire.
+pub(crate) fn str_wire_len(s: &str) -> usize {
+    2 + s.len().min(u16::MAX as usize)
+}
+
+/// A cursor over a payload that turns short reads into [`DecodeError`]s.
+struct Reader<'a> {
+    buf: &'a [u8],
+    type_code: u8,
+}
+
+impl<'a> Reader<'a> {
+    fn need(&self, n: usize, field: &'static str) -> Result<(), DecodeError> {
+        if self.buf.remaining() < n {
+            Err(DecodeError::Truncated {
+                type_code: self.type_code,
+                field,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        self.need(1, field)?;
+        Ok(self.buf.get_u8())
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        self.need(2, field)?;
+        Ok(self.buf.get_u16())
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        self.need(4, field)?;
+        Ok(self.buf.get_u32())
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        self.need(8, field)?;
+        Ok(self.buf.get_u64())
+    }
+
+    fn flag(&mut self, field: &'static str) -> Result<bool, DecodeError> {
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::InvalidValue {
+                type_code: self.type_code,
+                field,
+            }),
+        }
+    }
+
+    fn str(&mut self, field: &'static str) -> Result<String, DecodeError> {
+        let len = self.u16(field)? as usize;
+        self.need(len, field)?;
+        let (head, tail) = self.buf.split_at(len);
+        self.buf = tail;
+        match std::str::from_utf8(head) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(DecodeError::InvalidUtf8 {
+                type_code: self.type_code,
+                field,
+            }),
+        }
+    }
+
+    fn finish(&self) -> Result<(), DecodeError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes {
+                type_code: self.type_code,
+                extra: self.buf.len(),
+            })
+        }
+    }
+}
+
+impl Packet for ClientPacket {
+    fn type_code(&self) -> u8 {
+        use client_type::*;
+        match self {
+            ClientPacket::Hello { .. } => HELLO,
+            ClientPacket::Join { .. } => JOIN,
+            ClientPacket::Leave { .. } => LEAVE,
+            ClientPacket::Say { .. } => SAY,
+            ClientPacket::Whisper { .. } => WHISPER,
+            ClientPacket::Nick { .. } => NICK,
+            ClientPacket::ListRooms => LIST_ROOMS,
+            ClientPacket::ListMembers { .. } => LIST_MEMBERS,
+            ClientPacket::Ping { .. } => PING,
+            ClientPacket::Pong { .. } => PONG,
+            ClientPacket::Quit { .. } => QUIT,
+        }
+    }
+
+    fn encode_payload(&self, buf: &mut BytesMut) {
+        match self {
+            ClientPacket::Hello { version, nick } => {
+                buf.put_slice(&MAGIC);
+                buf.put_u16(*version);
+                put_str(buf, nick);
+            }
+            ClientPacket::Join { room } | ClientPacket::ListMembers { room } => put_str(buf, room),
+            ClientPacket::Leave { room, reason } => {
+                put_str(buf, room);
+                put_str(buf, reason);
+            }
+            ClientPacket::Say { room, text } => {
+                put_str(buf, room);
+                put_str(buf, text);
+            }
+            ClientPacket::Whisper { to, text } => {
+                put_str(buf, to);
+                put_str(buf, text);
+            }
+            ClientPacket::Nick { nick } => put_str(buf, nick),
+            ClientPacket::ListRooms => {}
+            ClientPacket::Ping { token } | ClientPacket::Pong { token } => buf.put_u64(*token),
+            ClientPacket::Quit { reason } => put_str(buf, reason),
+        }
+    }
+
+    fn decode(type_code: u8, payload: &[u8]) -> Result<Self, DecodeError> {
+        use client_type::*;
+        let mut r = Reader {
+            buf: payload,
+            type_code,
+        };
+        let packet = match type_code {
+            HELLO => {
+                r.need(MAGIC.len(), "magic")?;
+                if r.buf[..MAGIC.len()] != MAGIC {
+                    return Err(DecodeError::BadMagic);
+                }
+                r.buf.advance(MAGIC.len());
+                ClientPacket::Hello {
+                    version: r.u16("version")?,
+                    nick: r.str("nick")?,
+                }
+            }
+            JOIN => ClientPacket::Join {
+                room: r.str("room")?,
+            },
+            LEAVE => ClientPacket::Leave {
+                room: r.str("room")?,
+                reason: r.str("reason")?,
+            },
+            SAY => ClientPacket::Say {
+                room: r.str("room")?,
+                text: r.str("text")?,
+            },
+            WHISPER => ClientPacket::Whisper {
+                to: r.str("to")?,
+                text: r.str("text")?,
+            },
+            NICK => ClientPacket::Nick {
+                nick: r.str("nick")?,
+            },
+            LIST_ROOMS => ClientPacket::ListRooms,
+            LIST_MEMBERS => ClientPacket::ListMembers {
+                room: r.str("room")?,
+            },
+            PING => ClientPacket::Ping {
+                token: r.u64("token")?,
+            },
+            PONG => ClientPacket::Pong {
+                token: r.u64("token")?,
+            },
+            QUIT => ClientPacket::Quit {
+                reason: r.str("reason")?,
+            },
+            other => return Err(DecodeError::UnknownType(other)),
+        };
+        r.finish()?;
+        Ok(packet)
+    }
+}
+
+impl Packet for ServerPacket {
+    fn type_code(&self) -> u8 {
+        use server_type::*;
+        match self {
+            ServerPacket::Welcome { .. } => WELCOME,
+            ServerPacket::Joined { .. } => JOINED,
+            ServerPacket::Left { .. } => LEFT,
+            ServerPacket::Message { .. } => MESSAGE,
+            ServerPacket::Direct { .. } => DIRECT,
+            ServerPacket::RoomList { .. } => ROOM_LIST,
+            ServerPacket::Members { .. } => MEMBERS,
+            ServerPacket::NickChanged { .. } => NICK_CHANGED,
+            ServerPacket::Ping { .. } => PING,
+            ServerPacket::Pong { .. } => PONG,
+            ServerPacket::Error { .. } => ERROR,
+            ServerPacket::Bye { .. } => BYE,
+        }
+    }
+
+    fn encode_payload(&self, buf: &mut BytesMut) {
+        match self {
+            ServerPacket::Welcome {
+                version,
+                nick,
+                limits,
+            } => {
+                buf.put_u16(*version);
+                put_str(buf, nick);
+                buf.put_u32(limits.max_frame_len);
+                buf.put_u16(limits.max_nick_len);
+                buf.put_u16(limits.max_room_len);
+                buf.put_u16(limits.max_text_len);
+                buf.put_u16(limits.max_reason_len);
+                buf.put_u16(limits.max_rooms);
+                buf.put_u32(limits.ping_interval_ms);
+                buf.put_u32(limits.idle_timeout_ms);
+                buf.put_u32(limits.msg_rate);
+                buf.put_u32(limits.msg_burst);
+            }
+            ServerPacket::Joined { room, nick } => {
+                put_str(buf, room);
+                put_str(buf, nick);
+            }
+            ServerPacket::Left { room, nick, reason } => {
+                put_str(buf, room);
+                put_str(buf, nick);
+                put_str(buf, reason);
+            }
+            ServerPacket::Message {
+                room,
+                from,
+                seq,
+                text,
+            } => {
+                put_str(buf, room);
+                put_str(buf, from);
+                buf.put_u64(*seq);
+                put_str(buf, text);
+            }
+            ServerPacket::Direct { from, to, text } => {
+                put_str(buf, from);
+                put_str(buf, to);
+                put_str(buf, text);
+            }
+            ServerPacket::RoomList { rooms, last } => {
+                buf.put_u8(u8::from(*last));
+                buf.put_u16(rooms.len().min(u16::MAX as usize) as u16);
+                for info in rooms.iter().take(u16::MAX as usize) {
+                    put_str(buf, &info.name);
+                    buf.put_u32(info.members);
+                }
+            }
+            ServerPacket::Members { room, nicks, last } => {
+                put_str(buf, room);
+                buf.put_u8(u8::from(*last));
+                buf.put_u16(nicks.len().min(u16::MAX as usize) as u16);
+                for nick in nicks.iter().take(u16::MAX as usize) {
+                    put_str(buf, nick);
+                }
+            }
+            ServerPacket::NickChanged { old, new } => {
+                put_str(buf, old);
+                put_str(buf, new);
+            }
+            ServerPacket::Ping { token } | ServerPacket::Pong { token } => buf.put_u64(*token),
+            ServerPacket::Error {
+                code,
+                request_type,
+                request_seq,
+                message,
+            } => {
+                buf.put_u16(code.to_u16());
+                buf.put_u8(*request_type);
+                buf.put_u32(*request_seq);
+                put_str(buf, message);
+            }
+            ServerPacket::Bye { code, reason } => {
+                buf.put_u16(code.to_u16());
+                put_str(buf, reason);
+            }
+        }
+    }
+
+    fn decode(type_code: u8, payload: &[u8]) -> Result<Self, DecodeError> {
+        use server_type::*;
+        let mut r = Reader {
+            buf: payload,
+            type_code,
+        };
+        let packet = match type_code {
+            WELCOME => ServerPacket::Welcome {
+                version: r.u16("version")?,
+                nick: r.str("nick")?,
+                limits: Limits {
+                    max_frame_len: r.u32("max_frame_len")?,
+                    max_nick_len: r.u16("max_nick_len")?,
+                    max_room_len: r.u16("max_room_len")?,
+                    max_text_len: r.u16("max_text_len")?,
+                    max_reason_len: r.u16("max_reason_len")?,
+                    max_rooms: r.u16("max_rooms")?,
+                    ping_interval_ms: r.u32("ping_interval_ms")?,
+                    idle_timeout_ms: r.u32("idle_timeout_ms")?,
+                    msg_rate: r.u32("msg_rate")?,
+                    msg_burst: r.u32("msg_burst")?,
+                },
+            },
+            JOINED => ServerPacket::Joined {
+                room: r.str("room")?,
+                nick: r.str("nick")?,
+            },
+            LEFT => ServerPacket::Left {
+                room: r.str("room")?,
+                nick: r.str("nick")?,
+                reason: r.str("reason")?,
+            },
+            MESSAGE => ServerPacket::Message {
+                room: r.str("room")?,
+                from: r.str("from")?,
+                seq: r.u64("seq")?,
+                text: r.str("text")?,
+            },
+            DIRECT => ServerPacket::Direct {
+                from: r.str("from")?,
+                to: r.str("to")?,
+                text: r.str("text")?,
+            },
+            ROOM_LIST => {
+                let last = r.flag("last")?;
+                let count = r.u16("count")?;
+                // No reservation from the declared count: a lying count must not allocate.
+                let mut rooms = Vec::new();
+                for _ in 0..count {
+                    rooms.push(RoomInfo {
+                        name: r.str("name")?,
+                        members: r.u32("members")?,
+                    });
+                }
+                ServerPacket::RoomList { rooms, last }
+            }
+            MEMBERS => {
+                let room = r.str("room")?;
+                let last = r.flag("last")?;
+                let count = r.u16("count")?;
+                let mut nicks = Vec::new();
+                for _ in 0..count {
+                    nicks.push(r.str("nick")?);
+                }
+                ServerPacket::Members { room, nicks, last }
+            }
+            NICK_CHANGED => ServerPacket::NickChanged {
+                old: r.str("old")?,
+                new: r.str("new")?,
+            },
+            PING => ServerPacket::Ping {
+                token: r.u64("token")?,
+            },
+            PONG => ServerPacket::Pong {
+                token: r.u64("token")?,
+            },
+            ERROR => ServerPacket::Error {
+                code: ErrorCode::from_u16(r.u16("code")?),
+                request_type: r.u8("request_type")?,
+                request_seq: r.u32("request_seq")?,
+                message: r.str("message")?,
+            },
+            BYE => ServerPacket::Bye {
+                code: ErrorCode::from_u16(r.u16("code")?),
+                reason: r.str("reason")?,
+            },
+            other => return Err(DecodeError::UnknownType(other)),
+        };
+        r.finish()?;
+        Ok(packet)
+    }
+}

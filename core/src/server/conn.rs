@@ -1,0 +1,159 @@
+//! Per-connection state: decoder, output queue, keepalive and flood control.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::frame::FrameDecoder;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Waiting for a hello.
+    Hello,
+    /// Holds a nickname and may chat.
+    Ready,
+    /// The core has decided to close it; only its last output remains.
+    Closing,
+}
+
+/// A generic cell rate limiter: `rate` requests a second with bursts of `burst`.
+#[derive(Debug, Default)]
+pub(crate) struct RateLimiter {
+    /// Theoretical arrival time of the next request.
+    tat: Option<Instant>,
+}
+
+impl RateLimiter {
+    /// Whether a request at `now` is within the rate; counts it if so.
+    pub fn allow(&mut self, now: Instant, rate: u32, burst: u32) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        let interval = Duration::from_secs(1) / rate;
+        let tolerance = interval * burst.saturating_sub(1);
+        let tat = self.tat.map_or(now, |t| t.max(now));
+        if tat.saturating_duration_since(now) > tolerance {
+            return false;
+        }
+        self.tat = Some(tat + interval);
+        true
+    }
+}
+
+/// One connection as the server sees it.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub phase: Phase,
+    /// Empty until the hello is accepted.
+    pub nick: String,
+    pub decoder: FrameDecoder,
+    /// Frames not yet handed to the adapter.
+    pub out: VecDeque<Bytes>,
+    /// Bytes in `out`.
+    pub queued: usize,
+    /// Bytes handed to the adapter and not yet reported written.
+    pub in_flight: usize,
+    /// Whether the connection sits in the server's pending-output list.
+    pub pending: bool,
+    /// Folded keys of the rooms it sits in, in join order.
+    pub rooms: Vec<String>,
+    pub limiter: RateLimiter,
+    /// Consecutive rate-limited requests.
+    pub strikes: u32,
+    pub opened: Instant,
+    pub last_rx: Instant,
+    pub ping_sent: bool,
+    /// Frames received, which numbers requests for error reports.
+    pub requests: u32,
+    /// The deadline of this connection's live entry in the timer heap.
+    pub timer: Option<Instant>,
+}
+
+impl Conn {
+    pub fn new(now: Instant, max_frame_len: u32) -> Self {
+        Conn {
+            phase: Phase::Hello,
+            nick: String::new(),
+            decoder: FrameDecoder::new(max_frame_len),
+            out: VecDeque::new(),
+            queued: 0,
+            in_flight: 0,
+            pending: false,
+            rooms: Vec::new(),
+            limiter: RateLimiter::default(),
+            strikes: 0,
+            opened: now,
+            last_rx: now,
+            ping_sent: false,
+            requests: 0,
+            timer: None,
+        }
+    }
+
+    /// Takes up to `max` bytes of queued frames as one buffer (at least one frame).
+    pub fn take_batch(&mut self, max: usize) -> Option<Bytes> {
+        let first = self.out.pop_front()?;
+        let mut size = first.len();
+        let mut more = 0;
+        for next in &self.out {
+            if size + next.len() > max {
+                break;
+            }
+            size += next.len();
+            more += 1;
+        }
+        self.queued -= size;
+        self.in_flight += size;
+        if more == 0 {
+            // One frame alone is handed out as is: no copy.
+            return Some(first);
+        }
+        let mut buf = BytesMut::with_capacity(size);
+        buf.extend_from_slice(&first);
+        for next in self.out.drain(..more) {
+            buf.extend_from_slice(&next);
+        }
+        // Drop the queue's memory once a burst has passed.
+        if self.out.is_empty() && self.out.capacity() > 64 {
+            self.out = VecDeque::new();
+        }
+        Some(buf.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_allows_burst_then_rate() {
+        let t0 = Instant::now();
+        let mut rl = RateLimiter::default();
+        let allowed = (0..10).filter(|_| rl.allow(t0, 10, 5)).count();
+        assert_eq!(allowed, 5);
+        // One interval later exactly one more is allowed.
+        assert!(rl.allow(t0 + Duration::from_millis(100), 10, 5));
+        assert!(!rl.allow(t0 + Duration::from_millis(100), 10, 5));
+        // Unlimited when the rate is 0.
+        assert!((0..1000).all(|_| rl.allow(t0, 0, 0)));
+    }
+
+    #[test]
+    fn batches_respect_max_and_count_in_flight() {
+        let t0 = Instant::now();
+        let mut c = Conn::new(t0, 100);
+        for i in 0..5u8 {
+            c.out.push_back(Bytes::from(vec![i; 10]));
+            c.queued += 10;
+        }
+        let b = c.take_batch(25).unwrap();
+        assert_eq!(b.len(), 20);
+        assert_eq!((c.queued, c.in_flight), (30, 20));
+        let b = c.take_batch(1000).unwrap();
+        assert_eq!(b.len(), 30);
+        assert_eq!(&b[..10], &[2; 10]);
+        assert!(c.take_batch(1000).is_none());
+    }
+}
