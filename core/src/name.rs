@@ -29,8 +29,7 @@ pub fn validate_room(room: &str, max_len: usize) -> Result<(), ErrorCode> {
     let b = room.as_bytes();
     let ok = !b.is_empty()
         && b.len() <= max_len
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
     if ok {
         Ok(())

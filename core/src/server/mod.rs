@@ -348,7 +348,10 @@ impl Server {
     }
 
     fn nick(&self, id: ConnId) -> String {
-        self.conns.get(&id).map(|c| c.nick.clone()).unwrap_or_default()
+        self.conns
+            .get(&id)
+            .map(|c| c.nick.clone())
+            .unwrap_or_default()
     }
 
     /// Puts the connection's keepalive deadline in the heap if it is earlier than its entry.
@@ -423,7 +426,12 @@ impl Server {
     /// Closes connections that exceeded their outbound limit; closing may overflow others.
     fn close_overflowed(&mut self) {
         while let Some(id) = self.overflowed.pop() {
-            self.close(id, ErrorCode::SlowConsumer, "output limit exceeded", "slow consumer");
+            self.close(
+                id,
+                ErrorCode::SlowConsumer,
+                "output limit exceeded",
+                "slow consumer",
+            );
         }
     }
 
@@ -499,7 +507,10 @@ impl Server {
         };
         let request_type = packet.type_code();
         // Flood control counts every request but pongs and quits, which only end things.
-        if !matches!(packet, ClientPacket::Pong { .. } | ClientPacket::Quit { .. }) {
+        if !matches!(
+            packet,
+            ClientPacket::Pong { .. } | ClientPacket::Quit { .. }
+        ) {
             if conn
                 .limiter
                 .allow(now, self.config.msg_rate, self.config.msg_burst)
@@ -562,7 +573,9 @@ impl Server {
         if version != PROTOCOL_VERSION {
             return Err((
                 ErrorCode::UnsupportedVersion,
-                format!("version {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
+                format!(
+                    "version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
+                ),
             ));
         }
         self.check_nick(&nick)?;

@@ -1,0 +1,860 @@
+//! Unit tests of every server rule, driving the server and core clients in memory.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::client::{Client, ClientEvent};
+use crate::packet::{client_type, MAGIC};
+
+/// A server and named clients wired together in memory.
+struct World {
+    server: Server,
+    now: Instant,
+    clients: Vec<(ConnId, Client)>,
+    /// Connections the server asked to close, in order.
+    closed: Vec<ConnId>,
+}
+
+impl World {
+    fn new(config: Config) -> Self {
+        World {
+            server: Server::new(config),
+            now: Instant::now(),
+            clients: Vec::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    /// Connects a client asking for `nick`; returns its index.
+    fn connect(&mut self, nick: &str) -> usize {
+        let id = self.server.open(self.now);
+        self.clients.push((id, Client::new(nick)));
+        let i = self.clients.len() - 1;
+        self.pump();
+        i
+    }
+
+    /// Connects and expects a welcome; returns the index.
+    fn join_as(&mut self, nick: &str) -> usize {
+        let i = self.connect(nick);
+        let ev = self.events(i);
+        assert!(
+            matches!(ev.first(), Some(ClientEvent::Welcome { nick: n, .. }) if n == nick),
+            "{ev:?}"
+        );
+        i
+    }
+
+    fn id(&self, i: usize) -> ConnId {
+        self.clients[i].0
+    }
+
+    fn client(&mut self, i: usize) -> &mut Client {
+        &mut self.clients[i].1
+    }
+
+    /// Sends raw bytes from client `i`.
+    fn raw(&mut self, i: usize, bytes: &[u8]) {
+        let id = self.id(i);
+        self.server.handle_input(id, bytes, self.now);
+        self.pump();
+    }
+
+    /// Moves bytes both ways until nothing moves.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            for (id, client) in &mut self.clients {
+                if let Some(bytes) = client.poll_transmit() {
+                    self.server.handle_input(*id, &bytes, self.now);
+                    moved = true;
+                }
+            }
+            while let Some(t) = self.server.poll_transmit() {
+                self.server.handle_written(t.conn, t.data.len());
+                if let Some((_, c)) = self.clients.iter_mut().find(|(id, _)| *id == t.conn) {
+                    c.handle_input(&t.data, self.now)
+                        .expect("server sent a bad frame");
+                }
+                moved = true;
+            }
+            while let Some(id) = self.server.poll_close() {
+                self.closed.push(id);
+                self.server.handle_close(id, self.now);
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn events(&mut self, i: usize) -> Vec<ClientEvent> {
+        std::iter::from_fn(|| self.clients[i].1.poll_event()).collect()
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.server.handle_timeout(self.now);
+        self.pump();
+    }
+}
+
+fn quiet() -> Config {
+    Config {
+        msg_rate: 0,
+        ..Config::default()
+    }
+}
+
+fn error_code(ev: &[ClientEvent]) -> Option<ErrorCode> {
+    ev.iter().find_map(|e| match e {
+        ClientEvent::Error { code, .. } => Some(*code),
+        _ => None,
+    })
+}
+
+fn bye_code(ev: &[ClientEvent]) -> Option<ErrorCode> {
+    ev.iter().find_map(|e| match e {
+        ClientEvent::Bye { code, .. } => Some(*code),
+        _ => None,
+    })
+}
+
+fn frame(code: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = ((payload.len() + 1) as u32).to_be_bytes().to_vec();
+    v.push(code);
+    v.extend_from_slice(payload);
+    v
+}
+
+#[test]
+fn hello_gets_welcome_with_limits() {
+    let mut w = World::new(quiet());
+    let a = w.connect("alice");
+    let ev = w.events(a);
+    match &ev[..] {
+        [ClientEvent::Welcome { nick, limits }] => {
+            assert_eq!(nick, "alice");
+            assert_eq!(*limits, quiet().limits());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.server.nick_of(w.id(a)), Some("alice"));
+}
+
+#[test]
+fn request_before_hello_is_an_error_but_hello_may_follow() {
+    let mut w = World::new(quiet());
+    let id = w.server.open(w.now);
+    let mut c = Client::new("x");
+    c.poll_transmit(); // throw the hello away
+    w.clients.push((id, c));
+    let seq = w.client(0).join("room");
+    w.pump();
+    let ev = w.events(0);
+    assert!(matches!(
+        &ev[..],
+        [ClientEvent::Error { code: ErrorCode::HelloRequired, request_type: client_type::JOIN, request_seq, .. }]
+            // The server numbers the frames it received: the join was the first.
+            if *request_seq == 1 && seq == 2
+    ));
+    assert!(w.closed.is_empty());
+    w.client(0).hello("bob");
+    w.pump();
+    assert!(matches!(w.events(0)[..], [ClientEvent::Welcome { .. }]));
+}
+
+#[test]
+fn bad_magic_is_an_error_and_a_close() {
+    let mut w = World::new(quiet());
+    let id = w.server.open(w.now);
+    let mut c = Client::new("x");
+    c.poll_transmit();
+    w.clients.push((id, c));
+    let mut payload = b"XXXX".to_vec();
+    payload.extend_from_slice(&1u16.to_be_bytes());
+    w.raw(0, &frame(client_type::HELLO, &payload));
+    let ev = w.events(0);
+    assert_eq!(error_code(&ev), Some(ErrorCode::BadMagic));
+    assert_eq!(bye_code(&ev), Some(ErrorCode::BadMagic));
+    assert_eq!(w.closed, vec![id]);
+    assert_eq!(w.server.connection_count(), 0);
+}
+
+#[test]
+fn wrong_version_is_an_error_and_a_close() {
+    let mut w = World::new(quiet());
+    let id = w.server.open(w.now);
+    let mut c = Client::new("x");
+    c.poll_transmit();
+    c.send(&ClientPacket::Hello {
+        version: 99,
+        nick: "x".into(),
+    });
+    w.clients.push((id, c));
+    w.pump();
+    let ev = w.events(0);
+    assert_eq!(error_code(&ev), Some(ErrorCode::UnsupportedVersion));
+    assert_eq!(bye_code(&ev), Some(ErrorCode::UnsupportedVersion));
+    assert_eq!(w.closed, vec![id]);
+}
+
+#[test]
+fn second_hello_is_refused() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    w.client(a).hello("alice2");
+    w.pump();
+    assert_eq!(error_code(&w.events(a)), Some(ErrorCode::AlreadyRegistered));
+}
+
+#[test]
+fn taken_nick_case_insensitive_then_retry() {
+    let mut w = World::new(quiet());
+    w.join_as("Alice");
+    let b = w.connect("aLiCe");
+    let ev = w.events(b);
+    assert_eq!(error_code(&ev), Some(ErrorCode::NickTaken));
+    assert!(!w.client(b).is_registered());
+    w.client(b).hello("bob");
+    w.pump();
+    assert!(matches!(&w.events(b)[..], [ClientEvent::Welcome { nick, .. }] if nick == "bob"));
+}
+
+#[test]
+fn invalid_nicks_are_refused() {
+    let mut w = World::new(Config {
+        max_nick_len: 5,
+        ..quiet()
+    });
+    for bad in ["", "9lives", "toolong", "sp ace", "é"] {
+        let i = w.connect(bad);
+        assert_eq!(
+            error_code(&w.events(i)),
+            Some(ErrorCode::InvalidNick),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn join_announces_and_sends_member_list() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    w.client(a).join("Rust");
+    w.pump();
+    assert_eq!(
+        w.events(a),
+        vec![
+            ClientEvent::Joined {
+                room: "Rust".into(),
+                nick: "alice".into()
+            },
+            ClientEvent::Members {
+                room: "Rust".into(),
+                nicks: vec!["alice".into()]
+            },
+        ]
+    );
+    w.client(b).join("rust");
+    w.pump();
+    // The room keeps the name it was created with.
+    assert_eq!(
+        w.events(a),
+        vec![ClientEvent::Joined {
+            room: "Rust".into(),
+            nick: "bob".into()
+        }]
+    );
+    assert_eq!(
+        w.events(b),
+        vec![
+            ClientEvent::Joined {
+                room: "Rust".into(),
+                nick: "bob".into()
+            },
+            ClientEvent::Members {
+                room: "Rust".into(),
+                nicks: vec!["alice".into(), "bob".into()]
+            },
+        ]
+    );
+    assert_eq!(
+        w.client(a).room("rust").unwrap().members,
+        vec!["alice", "bob"]
+    );
+    w.client(b).join("RUST");
+    w.pump();
+    assert_eq!(error_code(&w.events(b)), Some(ErrorCode::AlreadyInRoom));
+}
+
+#[test]
+fn rooms_are_dropped_when_empty() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    w.client(a).join("r");
+    w.pump();
+    assert_eq!(w.server.room_count(), 1);
+    w.client(a).leave("r", "bye");
+    w.pump();
+    let ev = w.events(a);
+    assert!(ev.contains(&ClientEvent::Left {
+        room: "r".into(),
+        nick: "alice".into(),
+        reason: "bye".into()
+    }));
+    assert_eq!(w.server.room_count(), 0);
+    assert!(w.client(a).room("r").is_none());
+}
+
+#[test]
+fn leave_is_announced_and_not_in_room_is_an_error() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    w.client(a).join("r");
+    w.client(b).join("r");
+    w.pump();
+    w.events(a);
+    w.client(b).leave("r", "lunch");
+    w.pump();
+    assert_eq!(
+        w.events(a),
+        vec![ClientEvent::Left {
+            room: "r".into(),
+            nick: "bob".into(),
+            reason: "lunch".into()
+        }]
+    );
+    w.client(b).leave("r", "");
+    w.pump();
+    assert_eq!(error_code(&w.events(b)), Some(ErrorCode::NotInRoom));
+}
+
+#[test]
+fn too_many_rooms() {
+    let mut w = World::new(Config {
+        max_rooms_per_conn: 2,
+        ..quiet()
+    });
+    let a = w.join_as("alice");
+    for r in ["a", "b", "c"] {
+        w.client(a).join(r);
+    }
+    w.pump();
+    assert_eq!(error_code(&w.events(a)), Some(ErrorCode::TooManyRooms));
+    assert_eq!(w.server.rooms_of(w.id(a)), vec!["a", "b"]);
+}
+
+#[test]
+fn invalid_room_names_are_refused() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    for bad in ["", "#x", "a b", &"x".repeat(65)] {
+        w.client(a).join(bad);
+        w.pump();
+        assert_eq!(
+            error_code(&w.events(a)),
+            Some(ErrorCode::InvalidRoom),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn room_message_reaches_members_only_stamped_and_numbered() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    let c = w.join_as("carol");
+    w.client(a).join("r");
+    w.client(b).join("r");
+    w.pump();
+    w.events(a);
+    w.events(b);
+    w.client(a).say("r", "one");
+    w.client(a).say("r", "two");
+    w.pump();
+    let expect = vec![
+        ClientEvent::Message {
+            room: "r".into(),
+            from: "alice".into(),
+            seq: 1,
+            text: "one".into(),
+        },
+        ClientEvent::Message {
+            room: "r".into(),
+            from: "alice".into(),
+            seq: 2,
+            text: "two".into(),
+        },
+    ];
+    // The sender gets its own messages back: that is its confirmation and sequence number.
+    assert_eq!(w.events(a), expect);
+    assert_eq!(w.events(b), expect);
+    assert_eq!(w.events(c), vec![]);
+    w.client(c).say("r", "let me in");
+    w.pump();
+    assert_eq!(error_code(&w.events(c)), Some(ErrorCode::NotInRoom));
+    assert_eq!(w.events(a), vec![]);
+}
+
+#[test]
+fn bad_text_is_refused() {
+    let mut w = World::new(Config {
+        max_text_len: 10,
+        ..quiet()
+    });
+    let a = w.join_as("alice");
+    w.client(a).join("r");
+    w.pump();
+    w.events(a);
+    for bad in ["", "a\nb", "a\rb", "a\0b", "eleven char"] {
+        w.client(a).say("r", bad);
+        w.pump();
+        assert_eq!(
+            error_code(&w.events(a)),
+            Some(ErrorCode::InvalidText),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn fan_out_shares_one_encoding() {
+    let mut w = World::new(quiet());
+    let ids: Vec<usize> = (0..3).map(|i| w.join_as(&format!("u{i}"))).collect();
+    for &i in &ids {
+        w.client(i).join("r");
+    }
+    w.pump();
+    w.client(ids[0]).say("r", "hello");
+    // Pull the encoded frames straight from the queues before they are batched.
+    let id0 = w.id(ids[0]);
+    let bytes = w.clients[ids[0]].1.poll_transmit().unwrap();
+    w.server.handle_input(id0, &bytes, w.now);
+    let ptrs: Vec<*const u8> = ids
+        .iter()
+        .map(|&i| w.server.conns[&w.clients[i].0].out.back().unwrap().as_ptr())
+        .collect();
+    assert!(ptrs.windows(2).all(|p| p[0] == p[1]), "{ptrs:?}");
+}
+
+#[test]
+fn direct_messages_and_unknown_nick() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    w.client(a).whisper("BOB", "psst");
+    w.pump();
+    let dm = ClientEvent::Direct {
+        from: "alice".into(),
+        to: "bob".into(),
+        text: "psst".into(),
+    };
+    assert_eq!(w.events(b), vec![dm.clone()]);
+    assert_eq!(w.events(a), vec![dm]);
+    w.client(a).whisper("nobody", "hi");
+    w.pump();
+    assert_eq!(error_code(&w.events(a)), Some(ErrorCode::NoSuchNick));
+}
+
+#[test]
+fn nick_change_is_seen_once_by_shared_rooms() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    let c = w.join_as("carol");
+    for r in ["r1", "r2"] {
+        w.client(a).join(r);
+        w.client(b).join(r);
+    }
+    w.pump();
+    w.events(a);
+    w.events(b);
+    w.client(a).change_nick("alicia");
+    w.pump();
+    let ch = ClientEvent::NickChanged {
+        old: "alice".into(),
+        new: "alicia".into(),
+    };
+    assert_eq!(w.events(a), vec![ch.clone()]);
+    assert_eq!(w.events(b), vec![ch]);
+    assert_eq!(w.events(c), vec![]);
+    assert_eq!(
+        w.client(b).room("r1").unwrap().members,
+        vec!["alicia", "bob"]
+    );
+    assert_eq!(w.client(a).nick(), "alicia");
+    // The old nick is free, the new one is not.
+    w.client(c).change_nick("alice");
+    w.pump();
+    assert!(matches!(w.events(c)[..], [ClientEvent::NickChanged { .. }]));
+    w.client(b).change_nick("ALICIA");
+    w.pump();
+    assert_eq!(error_code(&w.events(b)), Some(ErrorCode::NickTaken));
+    // A case-only change of one's own nick is allowed.
+    w.client(a).change_nick("Alicia");
+    w.pump();
+    assert!(matches!(&w.events(a)[..], [ClientEvent::NickChanged { new, .. }] if new == "Alicia"));
+    assert_eq!(w.server.conn_of("alicia"), Some(w.id(a)));
+}
+
+#[test]
+fn room_and_member_lists() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    w.client(a).join("zeta");
+    w.client(a).join("Alpha");
+    w.client(b).join("alpha");
+    w.pump();
+    w.events(a);
+    w.events(b);
+    w.client(b).list_rooms();
+    w.client(b).list_members("zeta");
+    w.client(b).list_members("nope");
+    w.pump();
+    let ev = w.events(b);
+    assert_eq!(
+        ev[0],
+        ClientEvent::RoomList(vec![
+            RoomInfo {
+                name: "Alpha".into(),
+                members: 2
+            },
+            RoomInfo {
+                name: "zeta".into(),
+                members: 1
+            },
+        ])
+    );
+    assert_eq!(
+        ev[1],
+        ClientEvent::Members {
+            room: "zeta".into(),
+            nicks: vec!["alice".into()]
+        }
+    );
+    assert_eq!(error_code(&ev[2..]), Some(ErrorCode::NoSuchRoom));
+}
+
+#[test]
+fn long_member_lists_are_split_to_fit_frames() {
+    let mut w = World::new(Config {
+        max_frame_len: 64,
+        ..quiet()
+    });
+    let ids: Vec<usize> = (0..20).map(|i| w.join_as(&format!("user{i:02}"))).collect();
+    for &i in &ids {
+        w.client(i).join("r");
+    }
+    let last = *ids.last().unwrap();
+    w.pump();
+    let ev = w.events(last);
+    let members = ev
+        .iter()
+        .find_map(|e| match e {
+            ClientEvent::Members { nicks, .. } => Some(nicks.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(members.len(), 20);
+    assert_eq!(members[0], "user00");
+}
+
+#[test]
+fn ping_pong() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    w.client(a).ping(42);
+    w.pump();
+    assert_eq!(w.events(a), vec![ClientEvent::Pong { token: 42 }]);
+}
+
+#[test]
+fn quit_announces_and_frees_everything() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    w.client(a).join("r");
+    w.client(b).join("r");
+    w.client(a).join("solo");
+    w.pump();
+    w.events(b);
+    w.client(a).quit("gone fishing");
+    w.pump();
+    assert_eq!(bye_code(&w.events(a)), Some(ErrorCode::Quit));
+    assert_eq!(
+        w.events(b),
+        vec![ClientEvent::Left {
+            room: "r".into(),
+            nick: "alice".into(),
+            reason: "quit: gone fishing".into()
+        }]
+    );
+    assert_eq!(w.server.connection_count(), 1);
+    assert_eq!(w.server.room_count(), 1);
+    assert_eq!(w.server.nick_count(), 1);
+    assert_eq!(w.server.conn_of("alice"), None);
+}
+
+#[test]
+fn dropped_connection_is_announced_and_freed() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    w.client(a).join("r");
+    w.client(b).join("r");
+    w.pump();
+    w.events(b);
+    let id = w.id(a);
+    w.server.handle_close(id, w.now);
+    w.pump();
+    assert_eq!(
+        w.events(b),
+        vec![ClientEvent::Left {
+            room: "r".into(),
+            nick: "alice".into(),
+            reason: "connection lost".into()
+        }]
+    );
+    assert_eq!(w.server.connection_count(), 1);
+    assert_eq!(w.server.nick_count(), 1);
+    assert!(matches!(
+        w.server.poll_event(),
+        Some(Event::Registered { .. })
+    ));
+    // A second report of the same close changes nothing.
+    w.server.handle_close(id, w.now);
+    assert_eq!(w.server.connection_count(), 1);
+}
+
+#[test]
+fn malformed_frames_close_only_the_sender() {
+    let cases: Vec<(Vec<u8>, ErrorCode)> = vec![
+        (frame(0x7f, b""), ErrorCode::UnknownType),
+        (
+            frame(client_type::JOIN, &[0, 5, b'a']),
+            ErrorCode::Malformed,
+        ),
+        (frame(client_type::LIST_ROOMS, b"x"), ErrorCode::Malformed),
+        (
+            frame(client_type::JOIN, &[0, 2, 0xff, 0xfe]),
+            ErrorCode::InvalidUtf8,
+        ),
+        (vec![0, 0, 0, 0], ErrorCode::Malformed),
+        (vec![0xff, 0xff, 0xff, 0xff], ErrorCode::FrameTooLarge),
+    ];
+    for (bytes, code) in cases {
+        let mut w = World::new(quiet());
+        let a = w.join_as("alice");
+        let b = w.join_as("bob");
+        w.client(a).join("r");
+        w.client(b).join("r");
+        w.pump();
+        w.events(a);
+        w.events(b);
+        w.raw(a, &bytes);
+        let ev = w.events(a);
+        assert_eq!(error_code(&ev), Some(code), "{bytes:?}");
+        assert_eq!(bye_code(&ev), Some(code));
+        assert_eq!(w.closed, vec![w.id(a)]);
+        assert!(
+            matches!(&w.events(b)[..], [ClientEvent::Left { reason, .. }] if reason == "protocol error")
+        );
+        w.client(b).say("r", "still here");
+        w.pump();
+        assert_eq!(w.events(b).len(), 1);
+    }
+}
+
+#[test]
+fn hello_magic_is_first_on_the_wire() {
+    let mut c = Client::new("n");
+    let bytes = c.poll_transmit().unwrap();
+    assert_eq!(bytes[4], client_type::HELLO);
+    assert_eq!(bytes[5..9], MAGIC);
+}
+
+#[test]
+fn silent_connection_is_pinged_then_closed() {
+    let config = Config {
+        ping_interval: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(25),
+        ..quiet()
+    };
+    let mut w = World::new(config);
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    w.client(a).join("r");
+    w.client(b).join("r");
+    w.pump();
+    w.events(b);
+    let start = w.now;
+    assert_eq!(
+        w.server.poll_timeout(),
+        Some(start + Duration::from_secs(10))
+    );
+    // Bob's client answers pings; alice's pongs are thrown away to make her silent.
+    w.now += Duration::from_secs(10);
+    w.server.handle_timeout(w.now);
+    w.clients[a].1 = Client::new("ghost");
+    w.clients[a].1.poll_transmit();
+    let mut pinged = 0;
+    while let Some(t) = w.server.poll_transmit() {
+        let decoded = ServerPacket::decode(t.data[4], &t.data[5..]).unwrap();
+        assert!(matches!(decoded, ServerPacket::Ping { .. }));
+        if t.conn == w.id(b) {
+            w.clients[b].1.handle_input(&t.data, w.now).unwrap();
+        }
+        pinged += 1;
+    }
+    assert_eq!(pinged, 2);
+    w.pump();
+    w.advance(Duration::from_secs(10));
+    assert!(w.closed.is_empty());
+    w.advance(Duration::from_secs(5));
+    assert_eq!(w.closed, vec![w.id(a)]);
+    assert_eq!(
+        w.events(b),
+        vec![ClientEvent::Left {
+            room: "r".into(),
+            nick: "alice".into(),
+            reason: "ping timeout".into()
+        }]
+    );
+    // Bob answered his ping and is still here.
+    assert_eq!(w.server.nick_of(w.id(b)), Some("bob"));
+}
+
+#[test]
+fn no_hello_in_time_is_closed() {
+    let mut w = World::new(quiet());
+    let id = w.server.open(w.now);
+    w.clients.push((id, Client::new("x")));
+    w.clients[0].1.poll_transmit();
+    w.advance(Duration::from_secs(9));
+    assert!(w.closed.is_empty());
+    w.advance(Duration::from_secs(1));
+    assert_eq!(w.closed, vec![id]);
+    assert_eq!(bye_code(&w.events(0)), Some(ErrorCode::Timeout));
+}
+
+#[test]
+fn slow_consumer_is_closed_with_bye_and_memory_bounded() {
+    let config = Config {
+        max_outbound_bytes: 4096,
+        ..quiet()
+    };
+    let mut w = World::new(config);
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    w.client(a).join("r");
+    w.client(b).join("r");
+    w.pump();
+    w.events(a);
+    let bob = w.id(b);
+    let alice = w.id(a);
+    // Bob stops reading: his output is taken by the adapter but never reported written.
+    let mut closed_at = None;
+    for i in 0..200 {
+        w.client(a).say("r", &"x".repeat(100));
+        let bytes = w.clients[a].1.poll_transmit().unwrap();
+        w.server.handle_input(alice, &bytes, w.now);
+        assert!(w.server.outbound_bytes(bob) <= 4096 + 64);
+        while let Some(t) = w.server.poll_transmit() {
+            if t.conn == alice {
+                w.server.handle_written(alice, t.data.len());
+            }
+        }
+        if let Some(id) = w.server.poll_close() {
+            closed_at = Some((i, id));
+            break;
+        }
+    }
+    let (_, id) = closed_at.expect("bob was never closed");
+    assert_eq!(id, bob);
+    assert_eq!(w.server.room_members("r"), Some(vec!["alice".to_owned()]));
+    assert!(matches!(
+        w.server.poll_event(),
+        Some(Event::Registered { .. })
+    ));
+}
+
+#[test]
+fn flood_is_rate_limited_then_closed() {
+    let config = Config {
+        msg_rate: 10,
+        msg_burst: 5,
+        flood_strikes: 3,
+        ..Config::default()
+    };
+    let mut w = World::new(config);
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    w.client(a).join("r");
+    w.client(b).join("r");
+    w.pump();
+    w.advance(Duration::from_secs(1));
+    w.events(a);
+    w.events(b);
+    for _ in 0..5 {
+        w.client(a).say("r", "spam");
+    }
+    w.pump();
+    assert_eq!(error_code(&w.events(a)), None);
+    w.client(a).say("r", "one too many");
+    w.pump();
+    assert_eq!(error_code(&w.events(a)), Some(ErrorCode::RateLimited));
+    // Waiting refills the bucket.
+    w.advance(Duration::from_millis(100));
+    w.client(a).say("r", "ok again");
+    w.pump();
+    assert_eq!(error_code(&w.events(a)), None);
+    for _ in 0..3 {
+        w.client(a).say("r", "spam");
+    }
+    w.pump();
+    assert_eq!(bye_code(&w.events(a)), Some(ErrorCode::Flooding));
+    // Bob saw 6 messages, then alice leave: the flood never fanned out.
+    let seen = w.events(b);
+    let msgs = seen
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::Message { .. }))
+        .count();
+    assert_eq!(msgs, 6);
+    assert!(matches!(seen.last(), Some(ClientEvent::Left { reason, .. }) if reason == "flooding"));
+}
+
+#[test]
+fn shutdown_says_bye_to_everyone() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    w.server.shutdown(w.now);
+    w.pump();
+    assert_eq!(bye_code(&w.events(a)), Some(ErrorCode::Shutdown));
+    assert_eq!(bye_code(&w.events(b)), Some(ErrorCode::Shutdown));
+    assert_eq!(w.server.connection_count(), 0);
+    assert_eq!(w.server.nick_count(), 0);
+}
+
+#[test]
+fn input_after_close_is_ignored() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    let id = w.id(a);
+    w.client(a).quit("");
+    let bytes = w.clients[a].1.poll_transmit().unwrap();
+    w.server.handle_input(id, &bytes, w.now);
+    w.server.handle_input(id, &frame(0x7f, b""), w.now);
+    let events: Vec<Event> = std::iter::from_fn(|| w.server.poll_event()).collect();
+    let closes = events
+        .iter()
+        .filter(|e| matches!(e, Event::Closed { .. }))
+        .count();
+    assert_eq!(closes, 1);
+}
