@@ -5,8 +5,8 @@ use std::time::Instant;
 use bytes::BytesMut;
 use quickcheck::{quickcheck, Arbitrary, Gen, TestResult};
 use switchboard_core::{
-    ClientPacket, Config, DecodeError, ErrorCode, FrameDecoder, Limits, Packet, RoomInfo, Server,
-    ServerPacket,
+    ClientPacket, Config, DecodeError, ErrorCode, FrameDecoder, Limits, Member, Packet, RoomInfo,
+    RoomMode, Server, ServerPacket,
 };
 
 #[derive(Debug, Clone)]
@@ -19,16 +19,29 @@ fn s(g: &mut Gen) -> String {
     String::arbitrary(g)
 }
 
+fn mode(g: &mut Gen) -> RoomMode {
+    *g.choose(&[RoomMode::TopicLock, RoomMode::Operator, RoomMode::Voice])
+        .unwrap_or(&RoomMode::Voice)
+}
+
+fn members(g: &mut Gen) -> Vec<Member> {
+    Vec::<(String, u8)>::arbitrary(g)
+        .into_iter()
+        .map(|(nick, flags)| Member { nick, flags })
+        .collect()
+}
+
 fn code(g: &mut Gen) -> ErrorCode {
     ErrorCode::from_u16(u16::arbitrary(g))
 }
 
 impl Arbitrary for AnyClient {
     fn arbitrary(g: &mut Gen) -> Self {
-        let p = match u8::arbitrary(g) % 11 {
+        let p = match u8::arbitrary(g) % 16 {
             0 => ClientPacket::Hello {
                 version: u16::arbitrary(g),
                 nick: s(g),
+                password: s(g),
             },
             1 => ClientPacket::Join { room: s(g) },
             2 => ClientPacket::Leave {
@@ -52,7 +65,24 @@ impl Arbitrary for AnyClient {
             9 => ClientPacket::Pong {
                 token: u64::arbitrary(g),
             },
-            _ => ClientPacket::Quit { reason: s(g) },
+            10 => ClientPacket::Quit { reason: s(g) },
+            11 => ClientPacket::SetTopic {
+                room: s(g),
+                topic: s(g),
+            },
+            12 => ClientPacket::Kick {
+                room: s(g),
+                nick: s(g),
+                reason: s(g),
+            },
+            13 => ClientPacket::Away { message: s(g) },
+            14 => ClientPacket::Whois { nick: s(g) },
+            _ => ClientPacket::SetMode {
+                room: s(g),
+                mode: mode(g),
+                on: bool::arbitrary(g),
+                nick: s(g),
+            },
         };
         AnyClient(p)
     }
@@ -60,7 +90,7 @@ impl Arbitrary for AnyClient {
 
 impl Arbitrary for AnyServer {
     fn arbitrary(g: &mut Gen) -> Self {
-        let p = match u8::arbitrary(g) % 12 {
+        let p = match u8::arbitrary(g) % 17 {
             0 => ServerPacket::Welcome {
                 version: u16::arbitrary(g),
                 nick: s(g),
@@ -106,7 +136,7 @@ impl Arbitrary for AnyServer {
             },
             6 => ServerPacket::Members {
                 room: s(g),
-                nicks: Vec::arbitrary(g),
+                members: members(g),
                 last: bool::arbitrary(g),
             },
             7 => ServerPacket::NickChanged {
@@ -125,9 +155,37 @@ impl Arbitrary for AnyServer {
                 request_seq: u32::arbitrary(g),
                 message: s(g),
             },
-            _ => ServerPacket::Bye {
+            11 => ServerPacket::Bye {
                 code: code(g),
                 reason: s(g),
+            },
+            12 => ServerPacket::Topic {
+                room: s(g),
+                topic: s(g),
+                by: s(g),
+            },
+            13 => ServerPacket::Kicked {
+                room: s(g),
+                nick: s(g),
+                by: s(g),
+                reason: s(g),
+            },
+            14 => ServerPacket::Away {
+                nick: s(g),
+                message: s(g),
+            },
+            15 => ServerPacket::WhoisReply {
+                nick: s(g),
+                away: s(g),
+                idle_secs: u32::arbitrary(g),
+                rooms: members(g),
+            },
+            _ => ServerPacket::ModeChanged {
+                room: s(g),
+                by: s(g),
+                mode: mode(g),
+                on: bool::arbitrary(g),
+                nick: s(g),
             },
         };
         AnyServer(p)
@@ -218,10 +276,10 @@ quickcheck! {
         let mut server = Server::new(Config { max_frame_len: 256, ..Config::default() });
         let now = Instant::now();
         let bystander = server.open(now);
-        server.handle_input(bystander, &ClientPacket::Hello { version: 1, nick: "calm".into() }.to_frame(), now);
+        server.handle_input(bystander, &ClientPacket::Hello { version: 1, nick: "calm".into(), password: String::new() }.to_frame(), now);
         let id = server.open(now);
         if prefix_hello {
-            server.handle_input(id, &ClientPacket::Hello { version: 1, nick: "wild".into() }.to_frame(), now);
+            server.handle_input(id, &ClientPacket::Hello { version: 1, nick: "wild".into(), password: String::new() }.to_frame(), now);
         }
         let mut pos = 0;
         for c in chunks.iter().chain(std::iter::once(&usize::MAX)) {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::frame::FrameDecoder;
+use crate::server::irc::IrcSession;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +17,32 @@ pub(crate) enum Phase {
     Ready,
     /// The core has decided to close it; only its last output remains.
     Closing,
+}
+
+/// Which protocol a connection speaks, with that protocol's input state.
+#[derive(Debug)]
+pub(crate) enum Proto {
+    /// Nothing received yet: the first byte decides.
+    Unknown,
+    /// The native binary protocol.
+    Native(FrameDecoder),
+    /// IRC text.
+    Irc(Box<IrcSession>),
+}
+
+impl Proto {
+    pub fn is_irc(&self) -> bool {
+        matches!(self, Proto::Irc(_))
+    }
+
+    /// Bytes of partial input held.
+    pub fn buffered(&self) -> usize {
+        match self {
+            Proto::Unknown => 0,
+            Proto::Native(d) => d.buffered(),
+            Proto::Irc(s) => s.lines.buffered(),
+        }
+    }
 }
 
 /// A generic cell rate limiter: `rate` requests a second with bursts of `burst`.
@@ -46,9 +73,17 @@ impl RateLimiter {
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub phase: Phase,
-    /// Empty until the hello is accepted.
+    pub proto: Proto,
+    /// Empty until the hello (or IRC registration) is accepted.
     pub nick: String,
-    pub decoder: FrameDecoder,
+    /// The IRC user name (`~` and the USER parameter), or `native`.
+    pub user: String,
+    /// The IRC real name, or empty.
+    pub realname: String,
+    /// The away message; empty when present.
+    pub away: String,
+    /// When it last said something to a room or a nick.
+    pub last_said: Instant,
     /// Frames not yet handed to the adapter.
     pub out: VecDeque<Bytes>,
     /// Bytes in `out`.
@@ -72,11 +107,15 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(now: Instant, max_frame_len: u32) -> Self {
+    pub fn new(now: Instant) -> Self {
         Conn {
             phase: Phase::Hello,
+            proto: Proto::Unknown,
             nick: String::new(),
-            decoder: FrameDecoder::new(max_frame_len),
+            user: String::new(),
+            realname: String::new(),
+            away: String::new(),
+            last_said: now,
             out: VecDeque::new(),
             queued: 0,
             in_flight: 0,
@@ -143,7 +182,7 @@ mod tests {
     #[test]
     fn batches_respect_max_and_count_in_flight() {
         let t0 = Instant::now();
-        let mut c = Conn::new(t0, 100);
+        let mut c = Conn::new(t0);
         for i in 0..5u8 {
             c.out.push_back(Bytes::from(vec![i; 10]));
             c.queued += 10;
