@@ -142,7 +142,7 @@ impl Message {
     /// character boundary) if the line would pass 512 bytes.
     pub fn write(&self, buf: &mut BytesMut) {
         let params: Vec<&str> = self.params.iter().map(String::as_str).collect();
-        write_line(buf, self.source.as_deref(), &self.command, &params);
+        write_line(buf, self.source.as_deref(), &self.command, &params, false);
     }
 
     /// The message as one line.
@@ -155,8 +155,15 @@ impl Message {
 
 /// Appends `:source COMMAND params... :last` and CR LF, at most 512 bytes in all.
 ///
-/// Only the last parameter may hold spaces or start with a colon; it is cut to fit.
-pub fn write_line(buf: &mut BytesMut, source: Option<&str>, command: &str, params: &[&str]) {
+/// Only the last parameter may hold spaces or start with a colon; it is cut to fit. It gets
+/// its colon when it needs one, or always with `trailing` (for text, as clients expect).
+pub fn write_line(
+    buf: &mut BytesMut,
+    source: Option<&str>,
+    command: &str,
+    params: &[&str],
+    trailing: bool,
+) {
     let start = buf.len();
     if let Some(src) = source {
         buf.put_u8(b':');
@@ -170,7 +177,7 @@ pub fn write_line(buf: &mut BytesMut, source: Option<&str>, command: &str, param
             buf.put_slice(p.as_bytes());
         }
         buf.put_u8(b' ');
-        if last.is_empty() || last.contains(' ') || last.starts_with(':') {
+        if trailing || last.is_empty() || last.contains(' ') || last.starts_with(':') {
             buf.put_u8(b':');
         }
         let room = (MAX_LINE - 2).saturating_sub(buf.len() - start);

@@ -39,26 +39,28 @@ pub(crate) fn relay(packet: &ServerPacket, source: &str, notice: bool) -> Option
     let mut buf = BytesMut::new();
     let src = Some(source);
     match packet {
-        ServerPacket::Joined { room, .. } => write_line(&mut buf, src, "JOIN", &[&chan(room)]),
+        ServerPacket::Joined { room, .. } => {
+            write_line(&mut buf, src, "JOIN", &[&chan(room)], false)
+        }
         ServerPacket::Left { room, reason, .. } => {
             let chan = chan(room);
             if reason.is_empty() {
-                write_line(&mut buf, src, "PART", &[&chan]);
+                write_line(&mut buf, src, "PART", &[&chan], false);
             } else {
-                write_line(&mut buf, src, "PART", &[&chan, reason]);
+                write_line(&mut buf, src, "PART", &[&chan, reason], true);
             }
         }
         ServerPacket::Message { room, text, .. } => {
             write_text(&mut buf, source, notice, &chan(room), text);
         }
         ServerPacket::Direct { to, text, .. } => write_text(&mut buf, source, notice, to, text),
-        ServerPacket::NickChanged { new, .. } => write_line(&mut buf, src, "NICK", &[new]),
+        ServerPacket::NickChanged { new, .. } => write_line(&mut buf, src, "NICK", &[new], false),
         ServerPacket::Topic { room, topic, .. } => {
-            write_line(&mut buf, src, "TOPIC", &[&chan(room), topic]);
+            write_line(&mut buf, src, "TOPIC", &[&chan(room), topic], true);
         }
         ServerPacket::Kicked {
             room, nick, reason, ..
-        } => write_line(&mut buf, src, "KICK", &[&chan(room), nick, reason]),
+        } => write_line(&mut buf, src, "KICK", &[&chan(room), nick, reason], true),
         ServerPacket::ModeChanged {
             room,
             mode,
@@ -69,9 +71,9 @@ pub(crate) fn relay(packet: &ServerPacket, source: &str, notice: bool) -> Option
             let flag = format!("{}{}", if *on { '+' } else { '-' }, mode.letter() as char);
             let chan = chan(room);
             if mode.takes_nick() {
-                write_line(&mut buf, src, "MODE", &[&chan, &flag, nick]);
+                write_line(&mut buf, src, "MODE", &[&chan, &flag, nick], false);
             } else {
-                write_line(&mut buf, src, "MODE", &[&chan, &flag]);
+                write_line(&mut buf, src, "MODE", &[&chan, &flag], false);
             }
         }
         _ => return None,
@@ -85,7 +87,7 @@ fn write_text(buf: &mut BytesMut, source: &str, notice: bool, target: &str, text
     // ":" source " " command " " target " :" text CR LF
     let overhead = 1 + source.len() + 1 + command.len() + 1 + target.len() + 2 + 2;
     for part in split_text(text, MAX_LINE.saturating_sub(overhead)) {
-        write_line(buf, Some(source), command, &[target, part]);
+        write_line(buf, Some(source), command, &[target, part], true);
     }
 }
 
@@ -96,13 +98,21 @@ pub(crate) fn ping(token: u64) -> Bytes {
 
 /// The last line before the server closes an IRC connection.
 pub(crate) fn error_line(reason: &str) -> Bytes {
-    Message::new("ERROR", &[&format!("Closing Link: {reason}")]).to_bytes()
+    let mut buf = BytesMut::new();
+    write_line(
+        &mut buf,
+        None,
+        "ERROR",
+        &[&format!("Closing Link: {reason}")],
+        true,
+    );
+    buf.freeze()
 }
 
 /// What IRC peers see when someone leaves the server.
 pub(crate) fn quit_line(source: &str, reason: &str) -> Bytes {
     let mut buf = BytesMut::new();
-    write_line(&mut buf, Some(source), "QUIT", &[reason]);
+    write_line(&mut buf, Some(source), "QUIT", &[reason], true);
     buf.freeze()
 }
 
@@ -156,10 +166,10 @@ impl Server {
         }
     }
 
-    /// Queues one line to a connection.
+    /// Queues one line to a connection; its last parameter is text (`:`-prefixed).
     fn line(&mut self, id: ConnId, source: Option<&str>, command: &str, params: &[&str]) {
         let mut buf = BytesMut::new();
-        write_line(&mut buf, source, command, params);
+        write_line(&mut buf, source, command, params, true);
         self.conns.send(id, buf.freeze());
     }
 

@@ -640,3 +640,6 @@ fn chunks<T>(items: Vec<T>, budget: usize, size: impl Fn(&T) -> usize) -> Vec<(V
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_irc;
