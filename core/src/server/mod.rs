@@ -96,34 +96,60 @@ impl Conns {
     /// Queues bytes for one connection unless that would pass its outbound limit, in which
     /// case the connection is marked to be closed as a slow consumer.
     fn send(&mut self, id: ConnId, bytes: Bytes) {
-        let Some(conn) = self.map.get_mut(&id) else {
-            return;
-        };
-        if conn.phase == Phase::Closing {
-            return;
-        }
-        if conn.queued + conn.in_flight + bytes.len() > self.max_outbound {
-            if !self.overflowed.contains(&id) {
-                self.overflowed.push(id);
-            }
-            return;
-        }
-        conn.queued += bytes.len();
-        conn.out.push_back(bytes);
-        if !conn.pending {
-            conn.pending = true;
-            self.pending.push_back(id);
+        if let Some(conn) = self.map.get_mut(&id) {
+            push(
+                conn,
+                id,
+                bytes,
+                self.max_outbound,
+                &mut self.pending,
+                &mut self.overflowed,
+            );
         }
     }
 
     /// Queues a relayed notice in the connection's own protocol.
     fn deliver(&mut self, id: ConnId, fan: &mut Fanout<'_>) {
-        let Some(conn) = self.map.get(&id) else {
+        // One lookup per recipient: this is the fan-out hot path.
+        let Some(conn) = self.map.get_mut(&id) else {
             return;
         };
         if let Some(bytes) = fan.encoded(conn.proto.is_irc()) {
-            self.send(id, bytes);
+            push(
+                conn,
+                id,
+                bytes,
+                self.max_outbound,
+                &mut self.pending,
+                &mut self.overflowed,
+            );
         }
+    }
+}
+
+/// Queues bytes on a connection, or marks it overflowed if they would pass `max_outbound`.
+fn push(
+    conn: &mut Conn,
+    id: ConnId,
+    bytes: Bytes,
+    max_outbound: usize,
+    pending: &mut VecDeque<ConnId>,
+    overflowed: &mut Vec<ConnId>,
+) {
+    if conn.phase == Phase::Closing {
+        return;
+    }
+    if conn.queued + conn.in_flight + bytes.len() > max_outbound {
+        if !overflowed.contains(&id) {
+            overflowed.push(id);
+        }
+        return;
+    }
+    conn.queued += bytes.len();
+    conn.out.push_back(bytes);
+    if !conn.pending {
+        conn.pending = true;
+        pending.push_back(id);
     }
 }
 
