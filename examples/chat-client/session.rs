@@ -20,6 +20,8 @@ pub struct Session {
     current: Option<String>,
     /// Rooms to join once the server accepts the hello.
     autojoin: Vec<String>,
+    /// Joins not yet answered: request number, room, and the room current before.
+    joining: Vec<(u32, String, Option<String>)>,
     /// The server refused the last hello; the user must pick another nick.
     hello_refused: bool,
     quit_requested: bool,
@@ -37,6 +39,7 @@ impl Session {
             client: Client::new(nick),
             current: None,
             autojoin,
+            joining: Vec::new(),
             hello_refused: false,
             quit_requested: false,
             clean_end: false,
@@ -117,8 +120,18 @@ impl Session {
 
     /// Checks for a server that fell silent.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Line> {
+        let was_closed = self.client.is_closed();
         self.client.handle_timeout(now);
-        self.drain_events(now)
+        let mut lines = self.drain_events(now);
+        if !was_closed && self.client.is_closed() {
+            // The client gave up on its own: say so, rather than relay a bye never sent.
+            lines.retain(|l| l.kind != Kind::Error);
+            let secs = self.client.limits().map_or(0, |l| l.idle_timeout_ms / 1000);
+            lines.push(Line::error(format!(
+                "no word from the server for {secs} s; giving up on it"
+            )));
+        }
+        lines
     }
 
     fn command(&mut self, cmd: Command, now: Instant) -> Vec<Line> {
@@ -136,9 +149,7 @@ impl Session {
                 }
                 None => return vec![Line::error("not in a room: /join ROOM first")],
             },
-            Command::Join(room) => {
-                self.client.join(&room);
-            }
+            Command::Join(room) => self.join(room),
             Command::Leave { room, reason } => match room.or_else(|| self.current.clone()) {
                 Some(room) => {
                     self.client.leave(&room, &reason);
@@ -169,6 +180,29 @@ impl Session {
             Command::Help => return HELP.iter().map(|h| Line::new(Kind::Help, *h)).collect(),
         }
         Vec::new()
+    }
+
+    /// Joins a room and makes it current at once, so lines typed before the server answers
+    /// already go there (the server handles them after the join).
+    fn join(&mut self, room: String) {
+        let seq = self.client.join(&room);
+        let before = self.current.replace(room.clone());
+        self.joining.push((seq, room, before));
+    }
+
+    fn is_current(&self, room: &str) -> bool {
+        self.current
+            .as_deref()
+            .is_some_and(|c| render::same(c, room))
+    }
+
+    /// Makes `before` current again if this client is still in it, else any room it is in.
+    fn fall_back(&mut self, before: Option<String>) -> Option<Line> {
+        let still_in = before.and_then(|b| self.client.room(&b).map(|v| v.name.clone()));
+        self.current = still_in.or_else(|| self.client.rooms().last().map(|v| v.name.clone()));
+        self.current
+            .as_ref()
+            .map(|c| Line::notice(format!("still talking in {}", render::room(c))))
     }
 
     fn switch(&mut self, room: &str) -> Vec<Line> {
@@ -223,22 +257,22 @@ impl Session {
                     render::clean(&nick)
                 )));
                 for room in std::mem::take(&mut self.autojoin) {
-                    self.client.join(&room);
+                    self.join(room);
                 }
             }
             ClientEvent::Joined { room, nick } => {
                 if render::same(&nick, &me) {
-                    self.current = Some(room.clone());
+                    self.joining.retain(|(_, r, _)| !render::same(r, &room));
+                    // The server's spelling of the name wins.
+                    if self.is_current(&room) {
+                        self.current = Some(room.clone());
+                    }
                 }
                 out.push(render::joined(&room, &nick, &me));
             }
             ClientEvent::Left { room, nick, reason } => {
                 out.push(render::left(&room, &nick, &reason, &me));
-                let was_current = self
-                    .current
-                    .as_deref()
-                    .is_some_and(|c| render::same(c, &room));
-                if render::same(&nick, &me) && was_current {
+                if render::same(&nick, &me) && self.is_current(&room) {
                     self.current = self.client.rooms().last().map(|v| v.name.clone());
                     out.push(match &self.current {
                         Some(next) => {
@@ -269,10 +303,20 @@ impl Session {
             ClientEvent::Error {
                 code,
                 request_type,
+                request_seq,
                 message,
-                ..
             } => {
                 out.push(render::server_error(code, request_type, &message));
+                if let Some(pos) = self.joining.iter().position(|j| j.0 == request_seq) {
+                    let (_, room, before) = self.joining.remove(pos);
+                    if self.is_current(&room) {
+                        match self.client.room(&room) {
+                            // Already in it is as good as joined.
+                            Some(view) => self.current = Some(view.name.clone()),
+                            None => out.extend(self.fall_back(before)),
+                        }
+                    }
+                }
                 if request_type == client_type::HELLO && !self.client.is_registered() {
                     self.hello_refused = true;
                     out.push(Line::notice("pick another nick with /nick NAME"));
@@ -297,6 +341,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use switchboard::core::{Config, ConnId, Server};
 
     /// A core server and sessions wired together in memory.
@@ -488,6 +533,40 @@ mod tests {
     }
 
     #[test]
+    fn lines_typed_before_the_join_is_answered_go_to_the_new_room() {
+        let mut h = Harness::new();
+        let a = h.connect("alice");
+        h.type_line(a, "/join Rust");
+        h.screen(a);
+        let now = h.now;
+        let session = &mut h.users[a].1;
+        assert!(session.handle_line("/join go", now).is_empty());
+        assert_eq!(session.prompt(), "alice #go> ");
+        assert!(session.handle_line("first!", now).is_empty());
+        h.pump();
+        assert_eq!(
+            h.screen(a),
+            ["* you joined #go", "* #go: alice (1)", "#go <alice> first!"]
+        );
+        // A refused join goes back to the room that was current.
+        h.type_line(a, "/switch rust");
+        h.type_line(a, "/join no!pe");
+        let shown = h.screen(a);
+        assert!(shown[1].starts_with("!! join failed: invalid room `no!pe`"));
+        assert_eq!(shown[2], "* still talking in #Rust");
+        assert_eq!(h.session(a).prompt(), "alice #Rust> ");
+        // Joining a room already joined just makes it current.
+        h.type_line(a, "/join GO");
+        assert_eq!(
+            h.screen(a),
+            ["!! join failed: already in `GO` (AlreadyInRoom, code 32)"]
+        );
+        assert_eq!(h.session(a).prompt(), "alice #go> ");
+        h.type_line(a, "x");
+        assert_eq!(h.screen(a), ["#go <alice> x"]);
+    }
+
+    #[test]
     fn errors_from_the_server_are_shown() {
         let mut h = Harness::new();
         let a = h.connect("alice");
@@ -614,6 +693,26 @@ mod tests {
                 "* #rust: alice (1)"
             ]
         );
+    }
+
+    #[test]
+    fn a_silent_server_is_given_up_on() {
+        let mut h = Harness::new();
+        let alice = h.connect("alice");
+        h.screen(alice);
+        let session = &mut h.users[alice].1;
+        let at = session.poll_timeout().expect("a deadline once signed in");
+        assert!(session
+            .handle_timeout(at - Duration::from_millis(1))
+            .is_empty());
+        let lines = session.handle_timeout(at);
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["!! no word from the server for 90 s; giving up on it"]
+        );
+        assert!(session.is_closed());
+        assert!(!session.ended_cleanly());
     }
 
     #[test]
