@@ -74,13 +74,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let mut ui = match Ui::start(args.plain, tx) {
-        Ok(ui) => ui,
-        Err(e) => {
-            eprintln!("chat-client: cannot set up the terminal: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let mut ui = Ui::start(args.plain, tx);
     ui.print(&[Line::notice(format!("connected to {}", args.server))]);
     let session = Session::new(&args.nick, args.join);
     let ok = run(session, &mut stream, &rx, &mut ui);

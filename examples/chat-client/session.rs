@@ -223,6 +223,13 @@ impl Session {
 
     fn nick(&mut self, nick: &str) -> Vec<Line> {
         if self.client.is_registered() {
+            if nick == self.client.nick() {
+                // The server accepts this silently; say something.
+                return vec![Line::notice(format!(
+                    "you are already {}",
+                    render::clean(nick)
+                ))];
+            }
             self.client.change_nick(nick);
             return Vec::new();
         }
@@ -496,6 +503,8 @@ mod tests {
                 "* signed in as alice2; /help lists the commands"
             ]
         );
+        h.type_line(second, "/nick alice2");
+        assert_eq!(h.screen(second), ["* you are already alice2"]);
         h.type_line(second, "/nick carol");
         assert_eq!(h.screen(second), ["* you are now known as carol"]);
         assert_eq!(h.session(second).prompt(), "carol> ");

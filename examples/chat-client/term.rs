@@ -33,14 +33,14 @@ struct Raw {
 
 impl Ui {
     /// Sets up the terminal and starts the thread that reads the keyboard into `tx`.
-    pub fn start(plain: bool, tx: Sender<Input>) -> io::Result<Ui> {
+    pub fn start(plain: bool, tx: Sender<Input>) -> Ui {
         let tty = io::stdin().is_terminal() && io::stdout().is_terminal();
         let colour = tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        if plain || !tty {
+        // A terminal that refuses raw mode still works line by line.
+        if plain || !tty || terminal::enable_raw_mode().is_err() {
             thread::spawn(move || read_lines(&tx));
-            return Ok(Ui { raw: None, colour });
+            return Ui { raw: None, colour };
         }
-        terminal::enable_raw_mode()?;
         // A panic must not leave the terminal raw: restore it before the message prints.
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -52,10 +52,10 @@ impl Ui {
             editor: Editor::new(),
             prompt: String::new(),
         };
-        Ok(Ui {
+        Ui {
             raw: Some(raw),
             colour,
-        })
+        }
     }
 
     /// Prints lines above the input line.
