@@ -45,7 +45,7 @@ pub fn raise_nofile() -> (u64, u64) {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let lim = getrlimit(Resource::Nofile);
     let before = lim.current.unwrap_or(u64::MAX);
-    let mut raised = lim.clone();
+    let mut raised = lim;
     raised.current = lim.maximum;
     if setrlimit(Resource::Nofile, raised).is_ok() {
         (before, lim.maximum.unwrap_or(u64::MAX))
