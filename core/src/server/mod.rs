@@ -71,6 +71,8 @@ pub struct Server {
     events: VecDeque<Event>,
     /// Keepalive deadlines; an entry is live only while it equals its connection's `timer`.
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    /// Everyone is being closed: departures are not announced to peers about to go too.
+    shutting_down: bool,
 }
 
 /// Connections and their output queues.
@@ -209,6 +211,7 @@ impl Server {
             closing: VecDeque::new(),
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
+            shutting_down: false,
         }
     }
 
@@ -325,6 +328,7 @@ impl Server {
 
     /// Closes every connection with a bye; the adapter should stop accepting.
     pub fn shutdown(&mut self, _now: Instant) {
+        self.shutting_down = true;
         let mut ids: Vec<ConnId> = self.conns.map.keys().copied().collect();
         ids.sort();
         for id in ids {
@@ -619,6 +623,9 @@ impl Server {
             let Some(room) = self.registry.room(&key) else {
                 continue;
             };
+            if self.shutting_down {
+                continue;
+            }
             let left = ServerPacket::Left {
                 room: room.name.clone(),
                 nick: nick.clone(),

@@ -857,9 +857,21 @@ fn shutdown_says_bye_to_everyone() {
     let mut w = World::new(quiet());
     let a = w.join_as("alice");
     let b = w.join_as("bob");
+    w.client(a).join("r");
+    w.client(b).join("r");
+    w.pump();
+    w.events(a);
+    w.events(b);
     w.server.shutdown(w.now);
     w.pump();
-    assert_eq!(bye_code(&w.events(a)), Some(ErrorCode::Shutdown));
+    // Only the bye: no one is told of departures of peers who are all going anyway.
+    assert_eq!(
+        w.events(a),
+        vec![ClientEvent::Bye {
+            code: ErrorCode::Shutdown,
+            reason: "server shutting down".into()
+        }]
+    );
     assert_eq!(bye_code(&w.events(b)), Some(ErrorCode::Shutdown));
     assert_eq!(w.server.connection_count(), 0);
     assert_eq!(w.server.nick_count(), 0);
