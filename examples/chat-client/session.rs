@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use switchboard::core::packet::client_type;
-use switchboard::core::{Client, ClientEvent, ErrorCode, Member};
+use switchboard::core::{Client, ClientEvent, ErrorCode, RoomMode};
 
 use crate::command::{self, Command, HELP};
 use crate::render::{self, Kind, Line};
@@ -30,6 +30,32 @@ pub struct Session {
     /// Pings in flight: token and when sent.
     pings: Vec<(u64, Instant)>,
     next_ping: u64,
+    /// Mode requests whose outcome is not known yet.
+    mode_checks: Vec<ModeCheck>,
+    /// A room this client has just joined. The server follows the Joined with the member
+    /// list and then the topic the room has, if any: a topic for it that comes next,
+    /// before any other event and before the user does anything, is that one, not a change.
+    /// (A change someone makes within that moment reads as the join's topic, which says
+    /// the same thing.)
+    fresh_join: Option<String>,
+    /// The server confirmed an away message and no return since.
+    away: bool,
+}
+
+/// A mode request awaiting its outcome. The server answers a request that changes nothing
+/// with nothing at all, so a ping goes right after it: requests are handled in order, and
+/// a pong with no mode change or error before it means there was nothing to change.
+#[derive(Debug)]
+struct ModeCheck {
+    /// The mode request's number, which an error to it carries.
+    seq: u32,
+    /// The following ping's request number and token.
+    ping_seq: u32,
+    token: u64,
+    room: String,
+    mode: RoomMode,
+    on: bool,
+    nick: String,
 }
 
 impl Session {
@@ -45,6 +71,9 @@ impl Session {
             clean_end: false,
             pings: Vec::new(),
             next_ping: 1,
+            mode_checks: Vec::new(),
+            fresh_join: None,
+            away: false,
         }
     }
 
@@ -53,7 +82,10 @@ impl Session {
         if self.hello_refused {
             return "pick a nick with /nick NAME> ".to_owned();
         }
-        let nick = render::clean(self.client.nick());
+        let mut nick = render::clean(self.client.nick());
+        if self.away {
+            nick.push_str(" (away)");
+        }
         match &self.current {
             Some(room) => format!("{nick} {}> ", render::room(room)),
             None => format!("{nick}> "),
@@ -95,6 +127,8 @@ impl Session {
 
     /// Acts on one line the user typed.
     pub fn handle_line(&mut self, line: &str, now: Instant) -> Vec<Line> {
+        // Whatever the user does now may change the topic.
+        self.fresh_join = None;
         if self.quit_requested {
             return vec![Line::notice(
                 "leaving; waiting for the server to say goodbye",
@@ -147,7 +181,7 @@ impl Session {
                     // Shown when the server echoes it back, which confirms it was said.
                     self.client.say(room, &text);
                 }
-                None => return vec![Line::error("not in a room: /join ROOM first")],
+                None => return vec![not_in_a_room()],
             },
             Command::Join(room) => self.join(room),
             Command::Leave { room, reason } => match room.or_else(|| self.current.clone()) {
@@ -170,11 +204,26 @@ impl Session {
                 self.client.list_rooms();
             }
             Command::Nick(nick) => return self.nick(&nick),
+            Command::Topic(topic) => return self.topic(topic),
+            Command::Kick { nick, reason } => match &self.current {
+                Some(room) => {
+                    self.client.kick(room, &nick, &reason);
+                }
+                None => return vec![not_in_a_room()],
+            },
+            Command::Mode { mode, on, nick } => match self.current.clone() {
+                Some(room) => self.set_mode(room, mode, on, nick),
+                None => return vec![not_in_a_room()],
+            },
+            Command::Away(message) => {
+                self.client.away(&message);
+            }
+            Command::Whois(nick) => {
+                self.client.whois(&nick);
+            }
             Command::Ping => {
-                let token = self.next_ping;
-                self.next_ping += 1;
+                let (token, _) = self.ping();
                 self.pings.push((token, now));
-                self.client.ping(token);
             }
             Command::Quit(reason) => self.quit(&reason),
             Command::Help => return HELP.iter().map(|h| Line::new(Kind::Help, *h)).collect(),
@@ -188,6 +237,60 @@ impl Session {
         let seq = self.client.join(&room);
         let before = self.current.replace(room.clone());
         self.joining.push((seq, room, before));
+    }
+
+    /// Pings the server with a fresh token; returns the token and the request number.
+    fn ping(&mut self) -> (u64, u32) {
+        let token = self.next_ping;
+        self.next_ping += 1;
+        (token, self.client.ping(token))
+    }
+
+    /// Shows the current room's topic (`None`) or asks to set it.
+    fn topic(&mut self, topic: Option<String>) -> Vec<Line> {
+        let Some(room) = &self.current else {
+            return vec![not_in_a_room()];
+        };
+        match topic {
+            Some(topic) => {
+                self.client.set_topic(room, &topic);
+                Vec::new()
+            }
+            None => match self.client.room(room) {
+                Some(view) => vec![render::current_topic(&view.name, &view.topic)],
+                None => vec![Line::error(format!(
+                    "not in {} yet; try again in a moment",
+                    render::room(room)
+                ))],
+            },
+        }
+    }
+
+    /// Asks for a mode change and a ping to learn whether there was anything to change.
+    fn set_mode(&mut self, room: String, mode: RoomMode, on: bool, nick: String) {
+        let seq = self.client.set_mode(&room, mode, on, &nick);
+        let (token, ping_seq) = self.ping();
+        self.mode_checks.push(ModeCheck {
+            seq,
+            ping_seq,
+            token,
+            room,
+            mode,
+            on,
+            nick,
+        });
+    }
+
+    /// After this client left or was kicked out of `room`: another room becomes current.
+    fn gone_from(&mut self, room: &str, out: &mut Vec<Line>) {
+        if !self.is_current(room) {
+            return;
+        }
+        self.current = self.client.rooms().last().map(|v| v.name.clone());
+        out.push(match &self.current {
+            Some(next) => Line::notice(format!("now talking in {}", render::room(next))),
+            None => Line::notice("not in any room now: /join ROOM"),
+        });
     }
 
     fn is_current(&self, room: &str) -> bool {
@@ -257,6 +360,8 @@ impl Session {
 
     fn event(&mut self, event: ClientEvent, now: Instant, out: &mut Vec<Line>) {
         let me = self.client.nick().to_owned();
+        // Only the events right after a join of this client's own may keep this.
+        let fresh = self.fresh_join.take();
         match event {
             ClientEvent::Welcome { nick, .. } => {
                 out.push(Line::notice(format!(
@@ -269,6 +374,7 @@ impl Session {
             }
             ClientEvent::Joined { room, nick } => {
                 if render::same(&nick, &me) {
+                    self.fresh_join = Some(room.clone());
                     self.joining.retain(|(_, r, _)| !render::same(r, &room));
                     // The server's spelling of the name wins.
                     if self.is_current(&room) {
@@ -279,14 +385,8 @@ impl Session {
             }
             ClientEvent::Left { room, nick, reason } => {
                 out.push(render::left(&room, &nick, &reason, &me));
-                if render::same(&nick, &me) && self.is_current(&room) {
-                    self.current = self.client.rooms().last().map(|v| v.name.clone());
-                    out.push(match &self.current {
-                        Some(next) => {
-                            Line::notice(format!("now talking in {}", render::room(next)))
-                        }
-                        None => Line::notice("not in any room now: /join ROOM"),
-                    });
+                if render::same(&nick, &me) {
+                    self.gone_from(&room, out);
                 }
             }
             ClientEvent::Message {
@@ -297,88 +397,59 @@ impl Session {
             }
             ClientEvent::RoomList(rooms) => out.extend(render::room_list(&rooms)),
             ClientEvent::Members { room, members } => {
-                let nicks: Vec<String> = members
-                    .iter()
-                    .map(|m| {
-                        let prefix = if m.is_operator() {
-                            "@"
-                        } else if m.flags & Member::VOICE != 0 {
-                            "+"
-                        } else {
-                            ""
-                        };
-                        format!("{prefix}{}", m.nick)
-                    })
-                    .collect();
-                out.push(render::members(&room, &nicks))
+                if fresh.as_deref().is_some_and(|f| render::same(f, &room)) {
+                    // The topic, if any, comes next.
+                    self.fresh_join = fresh;
+                }
+                out.push(render::members(&room, &members))
             }
-            ClientEvent::Topic { room, topic, by } => out.push(Line::notice(if by.is_empty() {
-                format!(
-                    "topic of {}: {}",
-                    render::room(&room),
-                    render::clean(&topic)
-                )
-            } else {
-                format!(
-                    "{} set the topic of {}: {}",
-                    render::clean(&by),
-                    render::room(&room),
-                    render::clean(&topic)
-                )
-            })),
+            ClientEvent::Topic { room, topic, by } => {
+                let on_join = fresh.is_some_and(|f| render::same(&f, &room));
+                out.push(render::topic(&room, &topic, &by, &me, on_join))
+            }
             ClientEvent::Kicked {
                 room,
                 nick,
                 by,
                 reason,
-            } => out.push(Line::notice(format!(
-                "{} was kicked from {} by {} ({})",
-                render::clean(&nick),
-                render::room(&room),
-                render::clean(&by),
-                render::clean(&reason)
-            ))),
-            ClientEvent::Away { nick, message } => out.push(Line::notice(if message.is_empty() {
-                format!("{} is not away", render::clean(&nick))
-            } else {
-                format!(
-                    "{} is away: {}",
-                    render::clean(&nick),
-                    render::clean(&message)
-                )
-            })),
+            } => {
+                out.push(render::kicked(&room, &nick, &by, &reason, &me));
+                if render::same(&nick, &me) {
+                    self.gone_from(&room, out);
+                }
+            }
+            ClientEvent::Away { nick, message } => {
+                if render::same(&nick, &me) {
+                    self.away = !message.is_empty();
+                }
+                out.push(render::away(&nick, &message, &me))
+            }
             ClientEvent::Whois {
                 nick,
                 away,
                 idle_secs,
                 rooms,
-            } => {
-                let rooms: Vec<String> = rooms.iter().map(|r| render::room(&r.nick)).collect();
-                out.push(Line::notice(format!(
-                    "{}: in {}; idle {idle_secs} s{}",
-                    render::clean(&nick),
-                    rooms.join(", "),
-                    if away.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; away: {}", render::clean(&away))
-                    }
-                )))
-            }
+            } => out.extend(render::whois(&nick, &away, idle_secs, &rooms)),
             ClientEvent::ModeChanged {
                 room,
                 by,
                 mode,
                 on,
                 nick,
-            } => out.push(Line::notice(format!(
-                "{} set {}{} {} in {}",
-                render::clean(&by),
-                if on { '+' } else { '-' },
-                mode.letter() as char,
-                render::clean(&nick),
-                render::room(&room)
-            ))),
+            } => {
+                if render::same(&by, &me) {
+                    let asked = self.mode_checks.iter().position(|c| {
+                        render::same(&c.room, &room)
+                            && c.mode == mode
+                            && c.on == on
+                            && (!mode.takes_nick() || render::same(&c.nick, &nick))
+                    });
+                    if let Some(pos) = asked {
+                        self.mode_checks.remove(pos);
+                    }
+                }
+                out.push(render::mode_changed(&room, &by, mode, on, &nick, &me))
+            }
             ClientEvent::NickChanged { old, new } => {
                 out.push(render::nick_changed(&old, &new, &me))
             }
@@ -388,6 +459,17 @@ impl Session {
                     let ms = now.saturating_duration_since(sent).as_secs_f64() * 1000.0;
                     out.push(Line::notice(format!("pong from the server in {ms:.2} ms")));
                 }
+                if let Some(pos) = self.mode_checks.iter().position(|c| c.token == token) {
+                    // Neither a change nor an error came before: nothing to change.
+                    let c = self.mode_checks.remove(pos);
+                    // Names as the room spells them, where it still can.
+                    let view = self.client.room(&c.room);
+                    let room = view.map_or(c.room.as_str(), |v| v.name.as_str());
+                    let nick = view
+                        .and_then(|v| v.members.iter().find(|m| render::same(m, &c.nick)))
+                        .map_or(c.nick.as_str(), String::as_str);
+                    out.push(render::mode_unchanged(room, c.mode, c.on, nick, &me));
+                }
             }
             ClientEvent::Error {
                 code,
@@ -396,6 +478,9 @@ impl Session {
                 message,
             } => {
                 out.push(render::server_error(code, request_type, &message));
+                // An error settles a mode request, or makes its check moot.
+                self.mode_checks
+                    .retain(|c| c.seq != request_seq && c.ping_seq != request_seq);
                 if let Some(pos) = self.joining.iter().position(|j| j.0 == request_seq) {
                     let (_, room, before) = self.joining.remove(pos);
                     if self.is_current(&room) {
@@ -425,6 +510,11 @@ impl Session {
             }
         }
     }
+}
+
+/// The error for a room command typed outside any room.
+fn not_in_a_room() -> Line {
+    Line::error("not in a room: /join ROOM first")
 }
 
 #[cfg(test)]
@@ -529,7 +619,7 @@ mod tests {
         h.type_line(alice, "/join #rust");
         assert_eq!(
             h.screen(alice),
-            ["* you joined #rust", "* #rust: @alice (1)"]
+            ["* you joined #rust", "* #rust (1): @alice"]
         );
         h.type_line(bob, "/join rust");
         assert_eq!(h.screen(alice), ["* bob joined #rust"]);
@@ -639,7 +729,7 @@ mod tests {
             h.screen(a),
             [
                 "* you joined #go",
-                "* #go: @alice (1)",
+                "* #go (1): @alice",
                 "#go <alice> first!"
             ]
         );
@@ -715,9 +805,9 @@ mod tests {
         h.type_line(bob, "/join go");
         h.screen(alice);
         h.type_line(alice, "/who");
-        assert_eq!(h.screen(alice), ["* #rust: @alice, bob (2)"]);
+        assert_eq!(h.screen(alice), ["* #rust (2): @alice, bob"]);
         h.type_line(alice, "/who go");
-        assert_eq!(h.screen(alice), ["* #go: @bob (1)"]);
+        assert_eq!(h.screen(alice), ["* #go (1): @bob"]);
         h.type_line(alice, "/rooms");
         assert_eq!(
             h.screen(alice),
@@ -735,6 +825,287 @@ mod tests {
             shown[0].starts_with("* pong from the server in "),
             "{shown:?}"
         );
+    }
+
+    /// alice creates #rust (so is its operator) and bob joins it; screens are cleared.
+    fn alice_and_bob_in_rust() -> (Harness, usize, usize) {
+        let mut h = Harness::new();
+        let alice = h.connect("alice");
+        let bob = h.connect("bob");
+        h.type_line(alice, "/join rust");
+        h.type_line(bob, "/join rust");
+        h.screen(alice);
+        h.screen(bob);
+        (h, alice, bob)
+    }
+
+    #[test]
+    fn topics_on_join_on_change_and_on_request() {
+        let mut h = Harness::new();
+        let alice = h.connect("alice");
+        let bob = h.connect("bob");
+        h.type_line(alice, "/join rust");
+        h.type_line(alice, "/topic");
+        assert_eq!(
+            h.screen(alice).last().map(String::as_str),
+            Some("* #rust has no topic; /topic TEXT sets one")
+        );
+        h.type_line(alice, "/topic all  things Rust");
+        assert_eq!(
+            h.screen(alice),
+            ["* you set the topic of #rust: all  things Rust"]
+        );
+        h.type_line(bob, "/join rust");
+        assert_eq!(
+            h.screen(bob)[1..],
+            [
+                "* you joined #rust",
+                "* #rust (2): @alice, bob",
+                "* topic of #rust: all  things Rust (set by alice)"
+            ]
+        );
+        h.type_line(bob, "/topic");
+        assert_eq!(h.screen(bob), ["* topic of #rust: all  things Rust"]);
+        h.type_line(bob, "/topic 1.85 is out");
+        assert_eq!(
+            h.screen(alice),
+            [
+                "* bob joined #rust",
+                "* bob set the topic of #rust: 1.85 is out"
+            ]
+        );
+        assert_eq!(h.screen(bob), ["* you set the topic of #rust: 1.85 is out"]);
+        h.type_line(bob, "/topic -");
+        assert_eq!(h.screen(alice), ["* bob cleared the topic of #rust"]);
+        h.type_line(bob, "/topic");
+        assert_eq!(
+            h.screen(bob),
+            [
+                "* you cleared the topic of #rust",
+                "* #rust has no topic; /topic TEXT sets one"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_topic_lock_keeps_others_from_the_topic() {
+        let (mut h, alice, bob) = alice_and_bob_in_rust();
+        h.type_line(alice, "/lock");
+        assert_eq!(h.screen(alice), ["* you lock the topic of #rust"]);
+        assert_eq!(h.screen(bob), ["* alice locks the topic of #rust"]);
+        h.type_line(bob, "/topic mine now");
+        assert_eq!(
+            h.screen(bob),
+            ["!! topic change failed: only operators may set the topic of `rust` (NotOperator, code 35)"]
+        );
+        h.type_line(alice, "/lock");
+        assert_eq!(h.screen(alice), ["* the topic of #rust is already locked"]);
+        assert!(h.screen(bob).is_empty());
+        h.type_line(alice, "/unlock");
+        assert_eq!(h.screen(bob), ["* alice unlocks the topic of #rust"]);
+        h.type_line(alice, "/unlock");
+        assert_eq!(
+            h.screen(alice),
+            [
+                "* you unlock the topic of #rust",
+                "* the topic of #rust is not locked"
+            ]
+        );
+        h.type_line(bob, "/lock");
+        assert_eq!(
+            h.screen(bob),
+            ["!! mode change failed: not an operator of `rust` (NotOperator, code 35)"]
+        );
+        assert!(h.session(bob).mode_checks.is_empty());
+    }
+
+    #[test]
+    fn operators_and_voice_are_given_and_taken() {
+        let (mut h, alice, bob) = alice_and_bob_in_rust();
+        h.type_line(alice, "/op bob");
+        assert_eq!(
+            h.screen(alice),
+            ["* you give operator status to bob in #rust"]
+        );
+        assert_eq!(
+            h.screen(bob),
+            ["* alice gives operator status to you in #rust"]
+        );
+        h.type_line(alice, "/op BOB");
+        assert_eq!(h.screen(alice), ["* bob is already an operator of #rust"]);
+        h.type_line(bob, "/who");
+        assert_eq!(h.screen(bob), ["* #rust (2): @alice, @bob"]);
+        h.type_line(bob, "/deop alice");
+        assert_eq!(
+            h.screen(alice),
+            ["* bob takes operator status from you in #rust"]
+        );
+        h.type_line(bob, "/voice alice");
+        h.type_line(bob, "/devoice alice");
+        h.type_line(bob, "/devoice alice");
+        assert_eq!(
+            h.screen(bob),
+            [
+                "* you take operator status from alice in #rust",
+                "* you give voice to alice in #rust",
+                "* you take voice from alice in #rust",
+                "* alice has no voice in #rust"
+            ]
+        );
+        assert_eq!(
+            h.screen(alice),
+            [
+                "* bob gives voice to you in #rust",
+                "* bob takes voice from you in #rust"
+            ]
+        );
+        h.type_line(bob, "/voice alice");
+        h.type_line(alice, "/who");
+        assert_eq!(
+            h.screen(alice),
+            [
+                "* bob gives voice to you in #rust",
+                "* #rust (2): +alice, @bob"
+            ]
+        );
+        h.type_line(alice, "/op alice");
+        assert_eq!(
+            h.screen(alice),
+            ["!! mode change failed: not an operator of `rust` (NotOperator, code 35)"]
+        );
+        h.type_line(bob, "/op nobody");
+        assert_eq!(
+            h.screen(bob)[1..],
+            ["!! mode change failed: no one is called `nobody` (NoSuchNick, code 22)"]
+        );
+        assert!(h.session(alice).mode_checks.is_empty());
+        assert!(h.session(bob).mode_checks.is_empty());
+    }
+
+    #[test]
+    fn a_kick_out_of_the_current_room_is_like_leaving_it() {
+        let (mut h, alice, bob) = alice_and_bob_in_rust();
+        h.type_line(bob, "/join go");
+        h.type_line(bob, "/switch rust");
+        h.type_line(bob, "/kick alice");
+        h.screen(alice);
+        assert_eq!(
+            h.screen(bob).last().map(String::as_str),
+            Some("!! kick failed: not an operator of `rust` (NotOperator, code 35)")
+        );
+        h.type_line(alice, "/kick bob  too loud");
+        assert_eq!(
+            h.screen(alice),
+            ["* you kicked bob out of #rust (too loud)"]
+        );
+        assert_eq!(
+            h.screen(bob),
+            [
+                "* you were kicked out of #rust by alice (too loud)",
+                "* now talking in #go"
+            ]
+        );
+        assert_eq!(h.session(bob).prompt(), "bob #go> ");
+        h.type_line(bob, "still here");
+        assert_eq!(h.screen(bob), ["#go <bob> still here"]);
+        assert!(h.screen(alice).is_empty());
+        h.type_line(bob, "/kick bob");
+        assert_eq!(
+            h.screen(bob),
+            [
+                "* you kicked yourself out of #go",
+                "* not in any room now: /join ROOM"
+            ]
+        );
+        assert_eq!(h.session(bob).prompt(), "bob> ");
+        h.type_line(alice, "/kick bob");
+        assert_eq!(
+            h.screen(alice),
+            ["!! kick failed: `bob` is not in `rust` (TargetNotInRoom, code 36)"]
+        );
+    }
+
+    #[test]
+    fn a_kick_out_of_another_room_keeps_the_current_one() {
+        let (mut h, alice, bob) = alice_and_bob_in_rust();
+        h.type_line(alice, "/join go");
+        h.type_line(bob, "/join go");
+        h.screen(bob);
+        h.type_line(alice, "/switch rust");
+        h.type_line(alice, "/kick bob");
+        h.type_line(alice, "/switch go");
+        h.type_line(alice, "/kick bob");
+        let shown = h.screen(bob);
+        assert_eq!(
+            shown,
+            [
+                "* you were kicked out of #rust by alice",
+                "* you were kicked out of #go by alice",
+                "* not in any room now: /join ROOM"
+            ]
+        );
+    }
+
+    #[test]
+    fn away_shows_in_replies_prompt_member_lists_and_whois() {
+        let (mut h, alice, bob) = alice_and_bob_in_rust();
+        h.type_line(alice, "/away gone for lunch");
+        assert_eq!(
+            h.screen(alice),
+            ["* you are marked away: gone for lunch; /away alone marks you back"]
+        );
+        assert_eq!(h.session(alice).prompt(), "alice (away) #rust> ");
+        h.type_line(bob, "/msg alice you there?");
+        assert_eq!(
+            h.screen(bob),
+            ["-> alice: you there?", "* alice is away: gone for lunch"]
+        );
+        h.type_line(bob, "/who");
+        assert_eq!(h.screen(bob), ["* #rust (2): @alice (away), bob"]);
+        h.type_line(bob, "said at zero");
+        h.now += Duration::from_secs(185);
+        h.type_line(alice, "/whois Bob");
+        h.type_line(bob, "/whois alice");
+        assert_eq!(
+            h.screen(alice)[2..],
+            ["* whois bob:", "    rooms  #rust", "    idle   3 min 5 s"]
+        );
+        let shown = h.screen(bob);
+        assert_eq!(shown[1..3], ["* whois alice:", "    rooms  @#rust"]);
+        assert!(shown[3].starts_with("    idle   "), "{shown:?}");
+        assert_eq!(shown[4..], ["    away   gone for lunch"]);
+        h.type_line(alice, "/back");
+        assert_eq!(h.screen(alice), ["* you are no longer marked away"]);
+        assert_eq!(h.session(alice).prompt(), "alice #rust> ");
+        h.type_line(bob, "/msg alice welcome back");
+        assert_eq!(h.screen(bob), ["-> alice: welcome back"]);
+        h.type_line(bob, "/whois nobody");
+        assert_eq!(
+            h.screen(bob),
+            ["!! whois failed: no one is called `nobody` (NoSuchNick, code 22)"]
+        );
+    }
+
+    #[test]
+    fn room_commands_need_a_room() {
+        let mut h = Harness::new();
+        let a = h.connect("alice");
+        h.screen(a);
+        for line in [
+            "/topic",
+            "/topic x",
+            "/kick bob",
+            "/op bob",
+            "/lock",
+            "/unlock",
+        ] {
+            h.type_line(a, line);
+            assert_eq!(
+                h.screen(a),
+                ["!! not in a room: /join ROOM first"],
+                "{line}"
+            );
+        }
     }
 
     #[test]
@@ -785,7 +1156,7 @@ mod tests {
             [
                 "* signed in as alice; /help lists the commands",
                 "* you joined #rust",
-                "* #rust: @alice (1)"
+                "* #rust (1): @alice"
             ]
         );
     }
