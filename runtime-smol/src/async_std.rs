@@ -1,7 +1,7 @@
 //! The server on async-std.
 //!
 //! async-std is discontinued upstream (advisory RUSTSEC-2025-0052), which is why this module
-//! sits behind the `async-std` feature, off by default; prefer [`crate::smol`]. It is the
+//! sits behind the `async-std` feature, off by default; prefer the `smol` module. It is the
 //! same adapter: only spawning differs (`async_std::task::spawn_local`).
 
 use std::io;

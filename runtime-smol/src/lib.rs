@@ -1,7 +1,7 @@
 //! Async adapter for [`switchboard_core`]: moves bytes between `async-io` sockets and the core.
 //!
 //! The same adapter runs on two executors, each a module behind its cargo feature:
-//! [`smol`] (default) and [`async_std`] (off by default: async-std is discontinued upstream,
+//! `smol` (default) and `async_std` (off by default: async-std is discontinued upstream,
 //! advisory RUSTSEC-2025-0052; it is kept working for those who still run it). Both sit on
 //! `async-io`, so sockets and timers are shared code; they differ only in how tasks are spawned.
 //!
