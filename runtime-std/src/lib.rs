@@ -200,7 +200,9 @@ impl Shared {
         }
         while let Some(event) = st.server.poll_event() {
             match event {
-                Event::Registered { conn, nick } => (self.log)(&format!("{conn} registered as {nick}")),
+                Event::Registered { conn, nick } => {
+                    (self.log)(&format!("{conn} registered as {nick}"))
+                }
                 Event::Closed { conn, code, reason } => {
                     (self.log)(&format!("{conn} closed: {code}: {reason}"))
                 }
@@ -388,7 +390,11 @@ fn write_side(shared: &Shared, id: ConnId, mut stream: &TcpStream, wake: &Condva
             }
             st = shared.lock();
             if let Some(e) = failed {
-                if st.conns.get(&id).is_some_and(|entry| entry.close_at.is_none()) {
+                if st
+                    .conns
+                    .get(&id)
+                    .is_some_and(|entry| entry.close_at.is_none())
+                {
                     (shared.log)(&format!("{id} I/O error: {e}"));
                 }
                 shared.finish(&mut st, id);
@@ -447,7 +453,10 @@ fn timer_thread(shared: &Shared) {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0
             }
-            None => shared.timer.wait(st).unwrap_or_else(PoisonError::into_inner),
+            None => shared
+                .timer
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner),
         };
     }
 }
