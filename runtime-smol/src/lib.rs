@@ -31,9 +31,13 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Without an executor feature there is nothing to run the shared code.
+#![cfg_attr(not(any(feature = "smol", feature = "async-std")), allow(dead_code))]
 
 mod handle;
+#[cfg(any(feature = "smol", feature = "async-std"))]
 mod notify;
+#[cfg(any(feature = "smol", feature = "async-std"))]
 mod serve;
 
 #[cfg(feature = "async-std")]
