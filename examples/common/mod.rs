@@ -154,7 +154,7 @@ fn usage(program: &str) -> String {
         );
     }
     text += "\nThe bound address is printed as `listening on ADDR`. Ctrl-C or SIGTERM says bye\n\
-             to every client and exits once they are closed; a second signal exits at once.\n";
+             to every client and exits once that is written; a second signal exits at once.\n";
     text
 }
 

@@ -39,7 +39,7 @@ impl Server {
     }
 
     /// Serves until [`Handle::shutdown`], then says bye to every client and returns once
-    /// they are closed (each within `close_linger`).
+    /// every bye is written (each within `close_linger`).
     ///
     /// Its tasks are spawned on async-std's executor for the current thread, so this future
     /// must be driven by `async_std::task::block_on` (or use [`Server::run_blocking`]).

@@ -22,7 +22,7 @@ struct Inner {
 }
 
 impl Handle {
-    /// Stops accepting, says bye to every client and lets `run` return once they are closed.
+    /// Stops accepting, says bye to every client and lets `run` return once the byes are written.
     pub fn shutdown(&self) {
         self.inner.stop.store(true, Ordering::SeqCst);
         let waker = self

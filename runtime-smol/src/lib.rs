@@ -27,7 +27,7 @@
 //!   peer closes too. All of it is bounded by `close_linger`, so a peer that stopped reading
 //!   cannot hold its connection open.
 //! - [`Handle::shutdown`] stops accepting, says bye to every client through the core and
-//!   returns from `run` once every connection is closed (bounded by `close_linger`).
+//!   returns from `run` once every bye is written (bounded by `close_linger`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

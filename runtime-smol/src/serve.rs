@@ -76,6 +76,9 @@ struct State {
     timer: Rc<Notify>,
     /// Woken when the last connection is gone.
     idle: Rc<Notify>,
+    /// The server is shutting down: a close ends once the bye is written, without waiting
+    /// for the peer to close its side, so that shutdown takes no longer than the flush.
+    shutting_down: bool,
 }
 
 /// The adapter's side of one connection, shared by its task and the state.
@@ -93,6 +96,8 @@ struct Slot {
 enum End {
     /// Both sides finished a close the core asked for.
     Done,
+    /// The bye is written and the server is shutting down.
+    Flushed,
     /// The peer closed its side first.
     PeerGone,
     /// The close took longer than `close_linger`.
@@ -156,11 +161,13 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
         timer_at: None,
         timer: timer.clone(),
         idle: idle.clone(),
+        shutting_down: false,
     }));
     let main = async {
         accept_loop(listener, &state, &handle, &log, spawner).await;
         {
             let mut st = state.borrow_mut();
+            st.shutting_down = true;
             st.server.shutdown(Instant::now());
             st.drain();
         }
@@ -321,6 +328,10 @@ async fn write_side(
             if slot.close_at.get().is_some() {
                 // The peer may already be gone; the reader or the linger ends the task then.
                 let _ = stream.get_ref().shutdown(Shutdown::Write);
+                if state.borrow().shutting_down {
+                    // Ends the task without waiting for the reader.
+                    return Err(End::Flushed);
+                }
                 return Ok(());
             }
             slot.writer.wait().await;

@@ -35,7 +35,7 @@ impl Server {
     }
 
     /// Serves until [`Handle::shutdown`], then says bye to every client and returns once
-    /// they are closed (each within `close_linger`).
+    /// every bye is written (each within `close_linger`).
     ///
     /// All its tasks run inside this future on an executor of its own, so any executor
     /// may drive it, `smol::block_on` being the plain choice.

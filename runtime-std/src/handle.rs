@@ -36,7 +36,7 @@ impl Handle {
         }
     }
 
-    /// Stops accepting, says bye to every client and lets `run` return once they are closed.
+    /// Stops accepting, says bye to every client and lets `run` return once the byes are written.
     pub fn shutdown(&self) {
         if self.inner.stop.swap(true, Ordering::SeqCst) {
             return;

@@ -91,7 +91,7 @@ impl Server {
     }
 
     /// Accepts on the calling thread until [`Handle::shutdown`], then says bye to every
-    /// client and returns once they are closed (each within `close_linger`).
+    /// client and returns once every bye is written (each within `close_linger`).
     ///
     /// Fails only if the keepalive timer thread cannot be started.
     pub fn run(self) -> io::Result<()> {
@@ -108,6 +108,7 @@ impl Server {
                 conns: HashMap::new(),
                 closing: BinaryHeap::new(),
                 timer_at: None,
+                shutting_down: false,
                 stopping: false,
             }),
             timer: Condvar::new(),
@@ -125,8 +126,13 @@ impl Server {
         accept_loop(&listener, &shared);
         drop(listener);
         let mut st = shared.lock();
+        st.shutting_down = true;
         st.server.shutdown(Instant::now());
         shared.drain(&mut st);
+        // Connections closing already may be waiting for their peer; that is over now.
+        for entry in st.conns.values() {
+            entry.wake.notify_one();
+        }
         // Every connection ends within its close linger, enforced by the timer thread.
         while !st.conns.is_empty() {
             st = shared.idle.wait(st).unwrap_or_else(PoisonError::into_inner);
@@ -159,6 +165,10 @@ struct State {
     /// The deadline the timer thread sleeps until.
     timer_at: Option<Instant>,
     linger: Duration,
+    /// The server is shutting down: a close ends once the bye is written, without waiting
+    /// for the peer to close its side, so that shutdown takes no longer than the flush.
+    shutting_down: bool,
+    /// Ends the timer thread.
     stopping: bool,
 }
 
@@ -407,7 +417,7 @@ fn write_side(shared: &Shared, id: ConnId, mut stream: &TcpStream, wake: &Condva
                 let _ = stream.shutdown(Shutdown::Write);
                 shut_write = true;
             }
-            if reader_done {
+            if reader_done || st.shutting_down {
                 shared.finish(&mut st, id);
                 return;
             }
