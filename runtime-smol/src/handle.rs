@@ -8,7 +8,7 @@ use std::task::{Poll, Waker};
 use futures_lite::future::poll_fn;
 
 /// Controls a running server from any thread.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Handle {
     inner: Arc<Inner>,
 }
@@ -22,6 +22,12 @@ struct Inner {
 }
 
 impl Handle {
+    pub(crate) fn new() -> Handle {
+        Handle {
+            inner: Arc::default(),
+        }
+    }
+
     /// Stops accepting, says bye to every client and lets `run` return once the byes are written.
     pub fn shutdown(&self) {
         self.inner.stop.store(true, Ordering::SeqCst);

@@ -47,7 +47,7 @@ impl Bound {
             listener,
             config,
             log: crate::stderr_logger(),
-            handle: Handle::default(),
+            handle: Handle::new(),
         })
     }
 
