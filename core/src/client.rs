@@ -177,7 +177,7 @@ impl RoomView {
 
 impl RoomView {
     fn remove(&mut self, nick: &str) {
-        self.members.retain(|m| fold(m) != fold(nick));
+        self.members.retain(|m| !m.eq_ignore_ascii_case(nick));
         self.flags.remove(&fold(nick));
     }
 }
@@ -454,7 +454,8 @@ impl Client {
     }
 
     fn is_me(&self, nick: &str) -> bool {
-        fold(nick) == fold(&self.nick)
+        // ASCII case folding, the protocol's, without allocating: this runs per event.
+        nick.eq_ignore_ascii_case(&self.nick)
     }
 
     fn handle_packet(&mut self, packet: ServerPacket) {
@@ -477,7 +478,7 @@ impl Client {
                         },
                     );
                 } else if let Some(view) = self.rooms.get_mut(&key) {
-                    if !view.members.iter().any(|m| fold(m) == fold(&nick)) {
+                    if !view.members.iter().any(|m| m.eq_ignore_ascii_case(&nick)) {
                         view.members.push(nick.clone());
                     }
                 }
@@ -538,7 +539,7 @@ impl Client {
             ServerPacket::NickChanged { old, new } => {
                 for view in self.rooms.values_mut() {
                     for m in view.members.iter_mut() {
-                        if fold(m) == fold(&old) {
+                        if m.eq_ignore_ascii_case(&old) {
                             *m = new.clone();
                         }
                     }

@@ -145,20 +145,22 @@ impl Conn {
         }
         self.queued -= size;
         self.in_flight += size;
-        if more == 0 {
+        let batch = if more == 0 {
             // One frame alone is handed out as is: no copy.
-            return Some(first);
-        }
-        let mut buf = BytesMut::with_capacity(size);
-        buf.extend_from_slice(&first);
-        for next in self.out.drain(..more) {
-            buf.extend_from_slice(&next);
-        }
+            first
+        } else {
+            let mut buf = BytesMut::with_capacity(size);
+            buf.extend_from_slice(&first);
+            for next in self.out.drain(..more) {
+                buf.extend_from_slice(&next);
+            }
+            buf.freeze()
+        };
         // Drop the queue's memory once a burst has passed.
         if self.out.is_empty() && self.out.capacity() > 64 {
             self.out = VecDeque::new();
         }
-        Some(buf.freeze())
+        Some(batch)
     }
 }
 
@@ -194,5 +196,19 @@ mod tests {
         assert_eq!(b.len(), 30);
         assert_eq!(&b[..10], &[2; 10]);
         assert!(c.take_batch(1000).is_none());
+    }
+
+    #[test]
+    fn queue_memory_is_dropped_after_a_burst_whatever_the_last_batch() {
+        let mut c = Conn::new(Instant::now(), 100);
+        for i in 0..200u8 {
+            c.out.push_back(Bytes::from(vec![i; 10]));
+            c.queued += 10;
+        }
+        // Everything but one frame, then that frame alone: the copy-free path.
+        assert_eq!(c.take_batch(199 * 10).unwrap().len(), 1990);
+        assert!(c.out.capacity() > 64);
+        assert_eq!(c.take_batch(1000).unwrap().len(), 10);
+        assert_eq!(c.out.capacity(), 0);
     }
 }
