@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn queue_memory_is_dropped_after_a_burst_whatever_the_last_batch() {
-        let mut c = Conn::new(Instant::now(), 100);
+        let mut c = Conn::new(Instant::now());
         for i in 0..200u8 {
             c.out.push_back(Bytes::from(vec![i; 10]));
             c.queued += 10;
