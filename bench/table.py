@@ -44,6 +44,7 @@ figures = [
     ("connect all ms", "connect_ms", ""),
     ("held connections", "held", ""),
     ("registrations/s", "registrations_per_sec", ""),
+    ("joins/s (rooms of 100)", "joins_per_sec", ""),
     ("server RSS bytes/conn", "rss_bytes_per_conn", ""),
 ]
 width = 30

@@ -1,6 +1,6 @@
 //! The client state machine: hello, requests, membership tracking and events, no I/O.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -161,6 +161,8 @@ pub struct RoomView {
     pub topic: String,
     /// Member flags ([`Member::OPERATOR`], [`Member::VOICE`]) by folded nick.
     flags: BTreeMap<String, u8>,
+    /// Folded nicks of `members`, so a join in a large room is not a scan of it.
+    index: BTreeSet<String>,
 }
 
 impl RoomView {
@@ -176,9 +178,51 @@ impl RoomView {
 }
 
 impl RoomView {
+    fn new(name: String) -> Self {
+        RoomView {
+            name,
+            ..RoomView::default()
+        }
+    }
+
+    fn add(&mut self, nick: &str) {
+        if self.index.insert(fold(nick)) {
+            self.members.push(nick.to_owned());
+        }
+    }
+
     fn remove(&mut self, nick: &str) {
-        self.members.retain(|m| !m.eq_ignore_ascii_case(nick));
-        self.flags.remove(&fold(nick));
+        let key = fold(nick);
+        if self.index.remove(&key) {
+            self.members.retain(|m| !m.eq_ignore_ascii_case(nick));
+        }
+        self.flags.remove(&key);
+    }
+
+    fn set_members(&mut self, members: &[Member]) {
+        self.members = members.iter().map(|m| m.nick.clone()).collect();
+        self.index = members.iter().map(|m| fold(&m.nick)).collect();
+        self.flags = members
+            .iter()
+            .filter(|m| m.flags & (Member::OPERATOR | Member::VOICE) != 0)
+            .map(|m| (fold(&m.nick), m.flags & (Member::OPERATOR | Member::VOICE)))
+            .collect();
+    }
+
+    fn rename(&mut self, old: &str, new: &str) {
+        let key = fold(old);
+        if !self.index.remove(&key) {
+            return;
+        }
+        self.index.insert(fold(new));
+        for m in self.members.iter_mut() {
+            if m.eq_ignore_ascii_case(old) {
+                *m = new.to_owned();
+            }
+        }
+        if let Some(flags) = self.flags.remove(&key) {
+            self.flags.insert(fold(new), flags);
+        }
     }
 }
 
@@ -469,18 +513,11 @@ impl Client {
             ServerPacket::Joined { room, nick } => {
                 let key = fold(&room);
                 if self.is_me(&nick) {
-                    self.rooms.insert(
-                        key,
-                        RoomView {
-                            name: room.clone(),
-                            members: vec![nick.clone()],
-                            ..RoomView::default()
-                        },
-                    );
+                    let mut view = RoomView::new(room.clone());
+                    view.add(&nick);
+                    self.rooms.insert(key, view);
                 } else if let Some(view) = self.rooms.get_mut(&key) {
-                    if !view.members.iter().any(|m| m.eq_ignore_ascii_case(&nick)) {
-                        view.members.push(nick.clone());
-                    }
+                    view.add(&nick);
                 }
                 ClientEvent::Joined { room, nick }
             }
@@ -527,25 +564,13 @@ impl Client {
                 }
                 let members = self.partial_members.remove(&key).unwrap_or_default();
                 if let Some(view) = self.rooms.get_mut(&key) {
-                    view.members = members.iter().map(|m| m.nick.clone()).collect();
-                    view.flags = members
-                        .iter()
-                        .filter(|m| m.flags & (Member::OPERATOR | Member::VOICE) != 0)
-                        .map(|m| (fold(&m.nick), m.flags & (Member::OPERATOR | Member::VOICE)))
-                        .collect();
+                    view.set_members(&members);
                 }
                 ClientEvent::Members { room, members }
             }
             ServerPacket::NickChanged { old, new } => {
                 for view in self.rooms.values_mut() {
-                    for m in view.members.iter_mut() {
-                        if m.eq_ignore_ascii_case(&old) {
-                            *m = new.clone();
-                        }
-                    }
-                    if let Some(flags) = view.flags.remove(&fold(&old)) {
-                        view.flags.insert(fold(&new), flags);
-                    }
+                    view.rename(&old, &new);
                 }
                 if self.is_me(&old) {
                     self.nick = new.clone();

@@ -38,7 +38,7 @@ fn main() {
         }
     };
     let (before, after) = sys::raise_nofile();
-    let wanted = 2 * args.idle.unwrap_or(args.clients) as u64 + 64;
+    let wanted = args.idle.unwrap_or(args.clients) as u64 + 64;
     if before < after {
         progress(
             &args,
@@ -230,10 +230,58 @@ async fn setup(
     };
     peer.flush();
     expect(&peer, "hello", |s| matches!(s, Seen::Welcome)).await?;
-    peer.session.borrow_mut().join(&peer.room);
-    peer.flush();
-    expect(&peer, "join", |s| matches!(s, Seen::Joined)).await?;
     Ok(peer)
+}
+
+/// Joins every peer to its room, at most `CONNECT_CONCURRENCY` at a time; returns the
+/// time it took.
+async fn join_all(
+    ex: &'static LocalExecutor<'static>,
+    args: &'static Args,
+    peers: &[Peer],
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    let deadline = start + args.timeout;
+    let sem = Rc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let tasks: Vec<_> = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (sem, session, wake, control, room) = (
+                sem.clone(),
+                p.session.clone(),
+                p.wake_writer.clone(),
+                p.control.clone(),
+                p.room.clone(),
+            );
+            ex.spawn(async move {
+                let _permit = sem.acquire().await;
+                session.borrow_mut().join(&room);
+                let peer = Peer {
+                    session,
+                    wake_writer: wake,
+                    control,
+                    room,
+                };
+                peer.flush();
+                within(
+                    deadline,
+                    "joining",
+                    expect(&peer, "join", |s| matches!(s, Seen::Joined)),
+                )
+                .await
+                .map_err(|e| format!("client {i}: {e}"))
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await?;
+    }
+    progress(
+        args,
+        &format!("joined {} clients to their rooms", peers.len()),
+    );
+    Ok(start.elapsed())
 }
 
 async fn writer(stream: Rc<Async<TcpStream>>, session: Rc<RefCell<Session>>, wake: Receiver<()>) {
@@ -375,10 +423,11 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
         args,
         &format!("connecting {} clients to {}", args.clients, args.server),
     );
-    let (peers, connect_time) = connect_all(ex, args, &shared, args.clients, |i| {
+    let (peers, register_time) = connect_all(ex, args, &shared, args.clients, |i| {
         (format!("{tag}u{i}"), room_of(i))
     })
     .await?;
+    let connect_time = register_time + join_all(ex, args, &peers).await?;
 
     // Who receives each sender's messages: its room's members (less itself over IRC,
     // which does not echo a sender's own messages).
@@ -562,8 +611,10 @@ async fn idle(
         (format!("{tag}i{i}"), format!("{tag}idle{}", i / 100))
     })
     .await?;
+    let join_took = join_all(ex, args, &peers).await?;
     let rss_after = args.server_pid.and_then(sys::rss_bytes);
     let reg_rate = n as f64 / took.as_secs_f64().max(1e-9);
+    let join_rate = n as f64 / join_took.as_secs_f64().max(1e-9);
     progress(
         args,
         &format!(
@@ -593,8 +644,12 @@ async fn idle(
     println!("connections         {n}");
     println!("held (answered ping) {held}");
     println!(
-        "registration        {reg_rate:.0} /s ({:.2} s for all)",
+        "registration        {reg_rate:.0} /s ({:.2} s for all: connect, hello, welcome)",
         took.as_secs_f64()
+    );
+    println!(
+        "joins               {join_rate:.0} /s ({:.2} s for all, rooms of 100)",
+        join_took.as_secs_f64()
     );
     if let (Some(b), Some(a)) = (rss_before, rss_after) {
         println!(
@@ -607,7 +662,7 @@ async fn idle(
         println!("server RSS/conn     {p:.0} bytes");
     }
     println!(
-        "{{\"mode\":\"idle\",\"protocol\":\"{}\",\"connections\":{n},\"held\":{held},\"registrations_per_sec\":{reg_rate:.0},\"rss_bytes_per_conn\":{}}}",
+        "{{\"mode\":\"idle\",\"protocol\":\"{}\",\"connections\":{n},\"held\":{held},\"registrations_per_sec\":{reg_rate:.0},\"joins_per_sec\":{join_rate:.0},\"rss_bytes_per_conn\":{}}}",
         proto_name(args.protocol),
         per_conn.map_or("null".to_owned(), |p| format!("{p:.0}")),
     );

@@ -154,7 +154,11 @@ impl Session {
                             seen(Seen::Pong(token.unwrap_or(0)));
                         }
                         "ERROR" => seen(Seen::Closed(msg.params.join(" "))),
-                        c if c.starts_with('4') || c.starts_with('5') => {
+                        // 422 (no MOTD) is part of a normal registration.
+                        c if (c.starts_with('4') || c.starts_with('5'))
+                            && c.len() == 3
+                            && c != "422" =>
+                        {
                             seen(Seen::Error(format!("{c} {}", msg.params.join(" "))))
                         }
                         _ => {}

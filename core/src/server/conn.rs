@@ -76,7 +76,7 @@ pub(crate) struct Conn {
     pub proto: Proto,
     /// Empty until the hello (or IRC registration) is accepted.
     pub nick: String,
-    /// The IRC user name (`~` and the USER parameter), or `native`.
+    /// The IRC user name (`~` and the USER parameter); empty for native clients.
     pub user: String,
     /// The IRC real name, or empty.
     pub realname: String,
@@ -131,6 +131,15 @@ impl Conn {
         }
     }
 
+    /// The user name shown in IRC sources and WHO: native clients have none of their own.
+    pub fn user(&self) -> &str {
+        if self.user.is_empty() {
+            "native"
+        } else {
+            &self.user
+        }
+    }
+
     /// Takes up to `max` bytes of queued frames as one buffer (at least one frame).
     pub fn take_batch(&mut self, max: usize) -> Option<Bytes> {
         let first = self.out.pop_front()?;
@@ -156,8 +165,10 @@ impl Conn {
             }
             buf.freeze()
         };
-        // Drop the queue's memory once a burst has passed.
-        if self.out.is_empty() && self.out.capacity() > 64 {
+        // An idle connection holds no queue memory: it is dropped whenever the queue
+        // empties (a fresh one allocates again on the next frame, which is cheap next to
+        // the write that follows).
+        if self.out.is_empty() {
             self.out = VecDeque::new();
         }
         Some(batch)

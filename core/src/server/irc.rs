@@ -657,7 +657,11 @@ impl Server {
             if c.away.is_empty() { 'H' } else { 'G' },
             prefix(flags)
         );
-        let (user, nick, real) = (c.user.clone(), c.nick.clone(), format!("0 {}", c.realname));
+        let (user, nick, real) = (
+            c.user().to_owned(),
+            c.nick.clone(),
+            format!("0 {}", c.realname),
+        );
         self.numeric(
             id,
             "352",
@@ -698,7 +702,7 @@ impl Server {
         };
         let (n, user, real, away) = (
             c.nick.clone(),
-            c.user.clone(),
+            c.user().to_owned(),
             c.realname.clone(),
             c.away.clone(),
         );

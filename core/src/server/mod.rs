@@ -78,7 +78,8 @@ pub struct Server {
 /// Connections and their output queues.
 #[derive(Debug)]
 struct Conns {
-    map: HashMap<ConnId, Conn>,
+    /// Boxed: the map's spare capacity then costs a pointer per slot, not a whole `Conn`.
+    map: HashMap<ConnId, Box<Conn>>,
     /// Connections with output queued since they were last reported.
     pending: VecDeque<ConnId>,
     /// Connections that overflowed their output limit during the current operation.
@@ -88,11 +89,11 @@ struct Conns {
 
 impl Conns {
     fn get(&self, id: &ConnId) -> Option<&Conn> {
-        self.map.get(id)
+        self.map.get(id).map(|c| &**c)
     }
 
     fn get_mut(&mut self, id: &ConnId) -> Option<&mut Conn> {
-        self.map.get_mut(id)
+        self.map.get_mut(id).map(|c| &mut **c)
     }
 
     /// Queues bytes for one connection unless that would pass its outbound limit, in which
@@ -224,7 +225,7 @@ impl Server {
     pub fn open(&mut self, now: Instant) -> ConnId {
         let id = ConnId(self.next_id);
         self.next_id += 1;
-        self.conns.map.insert(id, Conn::new(now));
+        self.conns.map.insert(id, Box::new(Conn::new(now)));
         self.schedule(id);
         id
     }
@@ -485,7 +486,7 @@ impl Server {
     /// `nick!user@host` of a connection, the source IRC shows for what it does.
     fn source(&self, id: ConnId) -> String {
         match self.conns.get(&id) {
-            Some(c) => format!("{}!{}@{}", c.nick, c.user, self.config.server_name),
+            Some(c) => format!("{}!{}@{}", c.nick, c.user(), self.config.server_name),
             None => String::new(),
         }
     }

@@ -186,7 +186,7 @@ impl Server {
                 message: "wrong server password".into(),
             });
         }
-        self.register(id, nick, "native", "")?;
+        self.register(id, nick, "", "")?;
         let welcome = ServerPacket::Welcome {
             version: PROTOCOL_VERSION,
             nick: nick.to_owned(),
