@@ -24,6 +24,15 @@ fi
 # Both the servers and the load generator hold one descriptor per connection.
 ulimit -n "$(ulimit -Hn)"
 echo "open-file limit: $(ulimit -n)" >&2
+# The std runtime takes two threads per connection; at 19,000 connections that passes the
+# default memory-map (65,530) and pid (32,768) limits. Raise them where allowed (root);
+# otherwise the std server refuses connections past what the limits allow, and says so.
+if [ "$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)" -lt 262144 ]; then
+  sysctl -qw vm.max_map_count=262144 2>/dev/null || echo "cannot raise vm.max_map_count" >&2
+fi
+if [ "$(cat /proc/sys/kernel/pid_max 2>/dev/null || echo 0)" -lt 131072 ]; then
+  sysctl -qw kernel.pid_max=131072 2>/dev/null || echo "cannot raise kernel.pid_max" >&2
+fi
 
 cargo build --release --examples --all-features >&2
 bin=target/release/examples

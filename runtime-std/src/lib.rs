@@ -62,6 +62,30 @@ pub struct Server {
     config: Config,
     log: Logger,
     handle: Handle,
+    max_connections: Option<usize>,
+}
+
+/// Memory mappings one connection's two threads take: each thread's stack and guard page,
+/// and the signal stack and guard page std sets up for it.
+const MAPS_PER_CONNECTION: usize = 8;
+
+/// Connections the system can give threads to, leaving room for everything else.
+///
+/// A thread that cannot get its mappings aborts the whole process inside std (it cannot be
+/// caught), so the server refuses connections before the system's limits are reached:
+/// `vm.max_map_count` and `kernel.threads-max`.
+fn thread_budget() -> usize {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+    };
+    let maps = read("/proc/sys/vm/max_map_count").unwrap_or(65_530);
+    let threads = read("/proc/sys/kernel/threads-max").unwrap_or(usize::MAX);
+    (maps / MAPS_PER_CONNECTION)
+        .min(threads / 2)
+        .saturating_sub(256)
+        .max(1)
 }
 
 impl Server {
@@ -74,7 +98,15 @@ impl Server {
             config,
             log: stderr_logger(),
             handle,
+            max_connections: None,
         })
+    }
+
+    /// Refuses connections past `max` at once (by closing them). Without it the limit is
+    /// what the system's thread and memory-mapping limits allow, less some headroom.
+    pub fn with_max_connections(mut self, max: usize) -> Server {
+        self.max_connections = Some(max);
+        self
     }
 
     /// The address bound by [`Server::bind`] (the port chosen when asked for port 0).
@@ -114,7 +146,9 @@ impl Server {
             config,
             log,
             handle,
+            max_connections,
         } = self;
+        let max_connections = max_connections.unwrap_or_else(thread_budget);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 linger: config.close_linger,
@@ -127,6 +161,7 @@ impl Server {
             }),
             timer: Condvar::new(),
             idle: Condvar::new(),
+            max_connections,
             log,
             handle,
         });
@@ -191,6 +226,8 @@ struct Shared {
     timer: Condvar,
     /// Wakes `run` when the last connection is gone.
     idle: Condvar,
+    /// Connections past this many are refused.
+    max_connections: usize,
     log: Logger,
     handle: Handle,
 }
@@ -320,6 +357,13 @@ fn is_transient(e: &io::Error) -> bool {
 /// Opens a connection in the core and starts its reader and writer threads.
 fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let log = &shared.log;
+    if shared.lock().conns.len() >= shared.max_connections {
+        log(&format!(
+            "{peer} refused: {} connections, the most this server takes",
+            shared.max_connections
+        ));
+        return;
+    }
     if let Err(e) = stream.set_nodelay(true) {
         log(&format!("{peer}: cannot set TCP_NODELAY: {e}"));
     }
