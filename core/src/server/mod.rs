@@ -6,6 +6,8 @@
 //! [`Server::poll_event`] and [`Server::poll_timeout`].
 
 mod conn;
+#[cfg(feature = "planted-bugs")]
+mod planted;
 mod rooms;
 
 use std::cmp::Reverse;
@@ -18,6 +20,8 @@ use crate::name::{fold, validate_nick, validate_reason, validate_room, validate_
 use crate::packet::{ClientPacket, Packet, RoomInfo, ServerPacket, PROTOCOL_VERSION};
 use crate::{Config, ConnId, DecodeError, ErrorCode};
 use conn::{Conn, Phase};
+#[cfg(feature = "planted-bugs")]
+pub use planted::PlantedBug;
 use rooms::Registry;
 
 /// Output for one connection: whole frames, concatenated.
@@ -67,6 +71,9 @@ pub struct Server {
     events: VecDeque<Event>,
     /// Keepalive deadlines; an entry is live only while it equals its connection's `timer`.
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    /// The deliberate bug switched on by the simulation tests, if any.
+    #[cfg(feature = "planted-bugs")]
+    planted: Option<PlantedBug>,
 }
 
 impl Server {
@@ -83,7 +90,15 @@ impl Server {
             closing: VecDeque::new(),
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
+            #[cfg(feature = "planted-bugs")]
+            planted: None,
         }
+    }
+
+    /// Switches on a deliberately wrong behaviour (test builds with `planted-bugs` only).
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_bug(&mut self, bug: PlantedBug) {
+        self.planted = Some(bug);
     }
 
     /// The server's configuration.
@@ -674,6 +689,12 @@ impl Server {
             }
             .to_frame();
             // Everyone, the leaver included, sees the notice before the membership changes.
+            #[cfg(feature = "planted-bugs")]
+            if self.planted == Some(PlantedBug::SkipLeaveNotice) {
+                self.send(id, frame);
+                self.registry.leave(&key, id);
+                return Ok(());
+            }
             self.broadcast(&key, &frame);
         }
         self.registry.leave(&key, id);
@@ -727,7 +748,46 @@ impl Server {
         }
         .to_frame();
         self.broadcast(&key, &frame);
+        #[cfg(feature = "planted-bugs")]
+        self.planted_say(id, &key, &frame);
         Ok(())
+    }
+
+    /// The planted bugs that act on a room message just broadcast.
+    #[cfg(feature = "planted-bugs")]
+    fn planted_say(&mut self, sender: ConnId, key: &str, frame: &Bytes) {
+        let Some(room) = self.registry.room(key) else {
+            return;
+        };
+        match self.planted {
+            Some(PlantedBug::DeliverToNonMember) => {
+                // The lowest id, so the choice does not depend on hash order.
+                let victim = self
+                    .conns
+                    .iter()
+                    .filter(|(id, c)| c.phase == Phase::Ready && !room.members.contains(id))
+                    .map(|(id, _)| *id)
+                    .min();
+                if let Some(victim) = victim {
+                    self.send(victim, frame.clone());
+                }
+            }
+            Some(PlantedBug::ReorderMessages) => {
+                let is_message =
+                    |f: &Bytes| f.get(crate::packet::LENGTH_PREFIX) == Some(&crate::packet::server_type::MESSAGE);
+                for member in room.members.clone().into_iter().chain([sender]) {
+                    let Some(conn) = self.conns.get_mut(&member) else {
+                        continue;
+                    };
+                    let n = conn.out.len();
+                    if n >= 2 && is_message(&conn.out[n - 1]) && is_message(&conn.out[n - 2]) {
+                        conn.out.swap(n - 1, n - 2);
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     fn whisper(&mut self, id: ConnId, to: &str, text: String) -> Outcome {
