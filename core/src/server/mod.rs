@@ -122,7 +122,11 @@ impl Server {
             Some(conn) if conn.phase != Phase::Closing => {
                 if !input.is_empty() {
                     conn.last_rx = now;
-                    conn.ping_sent = false;
+                    // An answered ping moves the deadline from the idle timeout back to the
+                    // next ping, which can be earlier than the timer now armed.
+                    if std::mem::take(&mut conn.ping_sent) {
+                        self.schedule(id);
+                    }
                 }
             }
             _ => return,
