@@ -1009,7 +1009,7 @@ impl Sim {
             5 => (
                 ClientPacket::Say {
                     room,
-                    text: long(c_text.min(200)),
+                    text: long(c_text),
                 },
                 "say long",
             ),
@@ -1153,6 +1153,9 @@ impl Sim {
         }
         let now = self.instant();
         let client = self.client(slot);
+        if client.is_closed() {
+            return Ok(()); // Said bye already; the end of stream follows.
+        }
         client.handle_timeout(now);
         if client.is_closed() {
             match client.poll_event() {
