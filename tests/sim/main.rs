@@ -238,11 +238,12 @@ fn swarm() {
     let started = Instant::now();
     let (passes, failures) = run_many(&seeds, plant, false);
     print_passes(&passes);
-    let steps: u64 = passes.iter().map(|p| p.stats.steps).sum();
-    let delivered: u64 = passes.iter().map(|p| p.stats.delivered).sum();
+    let mut total = Stats::default();
+    for p in &passes {
+        total.add(&p.stats);
+    }
     println!(
-        "{} seeds from {from}: {} passed, {} failed; {steps} steps, {delivered} messages \
-         delivered, {:.1}s",
+        "{} seeds from {from}: {} passed, {} failed in {:.1}s\n  totals: {total:?}",
         seeds.len(),
         passes.len(),
         failures.len(),

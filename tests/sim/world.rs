@@ -140,6 +140,35 @@ pub struct Stats {
     pub bad_frames: u64,
     pub resets: u64,
     pub virtual_ms: u64,
+    /// Input calls that handled more than one frame at once.
+    pub multi_frame_calls: u64,
+    /// Deliveries cut to one frame because an output limit was near.
+    pub split_calls: u64,
+    pub client_timeouts: u64,
+    pub linger_expired: u64,
+    /// Server closes by code.
+    pub closes: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    /// Adds another run's counts.
+    pub fn add(&mut self, o: &Stats) {
+        self.steps += o.steps;
+        self.connects += o.connects;
+        self.said += o.said;
+        self.delivered += o.delivered;
+        self.slow_closes += o.slow_closes;
+        self.bad_frames += o.bad_frames;
+        self.resets += o.resets;
+        self.virtual_ms += o.virtual_ms;
+        self.multi_frame_calls += o.multi_frame_calls;
+        self.split_calls += o.split_calls;
+        self.client_timeouts += o.client_timeouts;
+        self.linger_expired += o.linger_expired;
+        for (k, v) in &o.closes {
+            *self.closes.entry(k.clone()).or_default() += v;
+        }
+    }
 }
 
 /// One seeded run.
@@ -305,6 +334,7 @@ impl Sim {
             Sched::Linger(id) => {
                 if self.links.get(&id).is_some_and(|l| l.server == ServerSide::Closing) {
                     // Linger ran out: drop what could not be written, close hard.
+                    self.stats.linger_expired += 1;
                     let l = self.links.get_mut(&id).expect("link");
                     l.wbuf.clear();
                     l.wbuf_len = 0;
@@ -381,7 +411,10 @@ impl Sim {
                 .iter()
                 .map(|e| match e {
                     Event::Registered { conn, nick } => format!("registered {conn} {nick}"),
-                    Event::Closed { conn, code, .. } => format!("closed {conn} {code}"),
+                    Event::Closed { conn, code, .. } => {
+                        *self.stats.closes.entry(code.to_string()).or_default() += 1;
+                        format!("closed {conn} {code}")
+                    }
                 })
                 .collect();
             self.log(Ev::ServerEvent(text.join(", ")));
@@ -603,6 +636,9 @@ impl Sim {
         if completing > 1 && self.overflow_possible(id, completing) {
             // One frame per call, so a slow-consumer close has a known place.
             n = (link.units[0].at - link.delivered) as usize;
+            self.stats.split_calls += 1;
+        } else if completing > 1 {
+            self.stats.multi_frame_calls += 1;
         }
         let link = self.links.get_mut(&id).expect("link");
         let bytes: Vec<u8> = link.c2s.drain(..n).collect();
@@ -1166,6 +1202,7 @@ impl Sim {
                 other => return Err(format!("client timeout gave {other:?}")),
             }
             self.log(Ev::ClientTimeout { slot, conn: id.0 });
+            self.stats.client_timeouts += 1;
             self.disconnect(slot, true);
         } else {
             self.arm_client_timer(slot);
