@@ -283,7 +283,11 @@ fn determinism() {
     let seeds: Vec<u64> = (1000..1012).collect();
     let (a, fa) = run_many(&seeds, None, false);
     let (b, fb) = run_many(&seeds, None, false);
-    assert!(fa.is_empty() && fb.is_empty(), "{}", fa.first().or(fb.first()).expect("failure"));
+    assert!(
+        fa.is_empty() && fb.is_empty(),
+        "{}",
+        fa.first().or(fb.first()).expect("failure")
+    );
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.seed, y.seed);
         assert_eq!(
@@ -294,7 +298,11 @@ fn determinism() {
         );
     }
     let distinct: std::collections::BTreeSet<u64> = a.iter().map(|p| p.hash).collect();
-    assert_eq!(distinct.len(), a.len(), "different seeds gave the same trace");
+    assert_eq!(
+        distinct.len(),
+        a.len(),
+        "different seeds gave the same trace"
+    );
 }
 
 /// A failure replays to the same trace hash at the same step.

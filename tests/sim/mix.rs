@@ -114,7 +114,11 @@ impl Mix {
         }
         let mut faults = [0; FAULTS.len()];
         for f in faults.iter_mut() {
-            *f = if rng.chance(500) { 0 } else { rng.range(1, 5) as u32 };
+            *f = if rng.chance(500) {
+                0
+            } else {
+                rng.range(1, 5) as u32
+            };
         }
         let ping_ms = rng.range(500, 15_000);
         let small_out = rng.chance(400);
@@ -124,11 +128,31 @@ impl Mix {
             } else {
                 rng.range(128, 4096) as u32
             },
-            max_nick_len: if rng.chance(900) { 32 } else { rng.range(8, 12) as u16 },
-            max_room_len: if rng.chance(900) { 64 } else { rng.range(2, 6) as u16 },
-            max_text_len: if rng.chance(800) { 4096 } else { rng.range(4, 300) as u16 },
-            max_reason_len: if rng.chance(800) { 256 } else { rng.range(0, 12) as u16 },
-            max_rooms_per_conn: if rng.chance(800) { 64 } else { rng.range(1, 3) as u16 },
+            max_nick_len: if rng.chance(900) {
+                32
+            } else {
+                rng.range(8, 12) as u16
+            },
+            max_room_len: if rng.chance(900) {
+                64
+            } else {
+                rng.range(2, 6) as u16
+            },
+            max_text_len: if rng.chance(800) {
+                4096
+            } else {
+                rng.range(4, 300) as u16
+            },
+            max_reason_len: if rng.chance(800) {
+                256
+            } else {
+                rng.range(0, 12) as u16
+            },
+            max_rooms_per_conn: if rng.chance(800) {
+                64
+            } else {
+                rng.range(1, 3) as u16
+            },
             max_outbound_bytes: if small_out {
                 rng.range(200, 8192) as usize
             } else {
@@ -142,7 +166,11 @@ impl Mix {
             ping_interval: Duration::from_millis(ping_ms),
             idle_timeout: Duration::from_millis(ping_ms * rng.range(2, 4)),
             hello_timeout: Duration::from_millis(rng.range(300, 10_000)),
-            msg_rate: if rng.chance(600) { 0 } else { rng.range(2, 100) as u32 },
+            msg_rate: if rng.chance(600) {
+                0
+            } else {
+                rng.range(2, 100) as u32
+            },
             msg_burst: rng.range(1, 30) as u32,
             flood_strikes: rng.range(1, 30) as u32,
             close_linger: Duration::from_millis(rng.range(20, 3000)),
@@ -154,7 +182,11 @@ impl Mix {
             fault_ms: rng.range(1_000, 40_000),
             fault_steps: 2_500,
             act_gap_ms: rng.range(5, 800),
-            latency_us: if rng.chance(200) { 0 } else { rng.range(1, 60_000) },
+            latency_us: if rng.chance(200) {
+                0
+            } else {
+                rng.range(1, 60_000)
+            },
             sock_buf: if small_out || rng.chance(300) {
                 rng.range_usize(16, 2048)
             } else {
@@ -162,7 +194,11 @@ impl Mix {
             },
             tiny_chunks: rng.range(0, 600) as u32,
             taken_nick: rng.range(0, 300) as u32,
-            pad: if rng.chance(300) { rng.range_usize(0, 2000) } else { rng.range_usize(0, 40) },
+            pad: if rng.chance(300) {
+                rng.range_usize(0, 2000)
+            } else {
+                rng.range_usize(0, 40)
+            },
             reconnect: rng.chance(700),
             acts,
             faults,

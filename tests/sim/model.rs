@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use switchboard_core::packet::{client_type, ClientPacket, Packet};
+use switchboard_core::packet::{ClientPacket, Packet};
 use switchboard_core::server::Event;
 use switchboard_core::{Config, ConnId, ErrorCode};
 
@@ -212,7 +212,9 @@ impl Model {
                     if silent >= self.cfg.idle_timeout {
                         self.due_closes.insert(id);
                     } else if silent >= self.cfg.ping_interval && !c.ping_sent {
-                        self.conns.get_mut(&id).map(|c| c.ping_sent = true);
+                        if let Some(c) = self.conns.get_mut(&id) {
+                            c.ping_sent = true;
+                        }
                         self.push(id, Out::Ping);
                     }
                 }
@@ -260,7 +262,11 @@ impl Model {
                                 self.frames_now
                             ));
                         }
-                        if self.conns.get(conn).is_none_or(|c| c.phase == Phase::Closing) {
+                        if self
+                            .conns
+                            .get(conn)
+                            .is_none_or(|c| c.phase == Phase::Closing)
+                        {
                             return Err(format!("slow-consumer close of closed {conn}"));
                         }
                         self.expect.insert(*conn, Vec::new());
@@ -285,7 +291,9 @@ impl Model {
             return Err(format!("model expected server event {want:?}, none came"));
         }
         if let Some(id) = self.due_closes.iter().next() {
-            return Err(format!("{id} is past its keepalive deadline but was not closed"));
+            return Err(format!(
+                "{id} is past its keepalive deadline but was not closed"
+            ));
         }
         let ids: BTreeSet<ConnId> = self.expect.keys().chain(seen.keys()).copied().collect();
         for id in ids {
@@ -345,7 +353,10 @@ impl Model {
         let mut left: Vec<Option<&(Out, usize)>> = got.iter().map(Some).collect();
         let total: usize = before + got.iter().map(|(_, n)| n).sum::<usize>();
         for w in want {
-            match left.iter_mut().find(|s| s.is_some_and(|(o, _)| w.matches(o))) {
+            match left
+                .iter_mut()
+                .find(|s| s.is_some_and(|(o, _)| w.matches(o)))
+            {
                 Some(slot) => *slot = None,
                 None => self.may_drop(w, lossy, total)?,
             }
@@ -366,13 +377,21 @@ impl Model {
     }
 
     fn push(&mut self, id: ConnId, item: Out) {
-        if self.conns.get(&id).is_some_and(|c| c.phase != Phase::Closing) {
+        if self
+            .conns
+            .get(&id)
+            .is_some_and(|c| c.phase != Phase::Closing)
+        {
             self.expect.entry(id).or_default().push(item);
         }
     }
 
     fn broadcast(&mut self, key: &str, item: &Out) {
-        let members = self.rooms.get(key).map(|r| r.members.clone()).unwrap_or_default();
+        let members = self
+            .rooms
+            .get(key)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
         for m in members {
             self.push(m, item.clone());
         }
@@ -582,7 +601,11 @@ impl Model {
             return Err(ErrorCode::TooManyRooms);
         }
         let nick = c.nick.clone();
-        self.conns.get_mut(&x).expect("conn").rooms.push(key.clone());
+        self.conns
+            .get_mut(&x)
+            .expect("conn")
+            .rooms
+            .push(key.clone());
         if !self.rooms.contains_key(&key) {
             self.incarnations += 1;
             self.rooms.insert(
@@ -608,7 +631,11 @@ impl Model {
 
     fn members(&mut self, x: ConnId, key: &str) {
         let r = &self.rooms[key];
-        let nicks = r.members.iter().map(|m| self.conns[m].nick.clone()).collect();
+        let nicks = r
+            .members
+            .iter()
+            .map(|m| self.conns[m].nick.clone())
+            .collect();
         let item = Out::Members {
             room: r.name.clone(),
             nicks,
@@ -769,6 +796,3 @@ pub fn frame_name(f: &Frame) -> String {
         Frame::Bad { what, .. } => format!("BAD:{what}"),
     }
 }
-
-#[allow(dead_code)]
-const _: u8 = client_type::HELLO;

@@ -43,15 +43,32 @@ pub enum Ev {
     /// A phase began.
     Phase(&'static str),
     /// A client slot opened a connection.
-    Connect { slot: usize, conn: u64, nick: String },
+    Connect {
+        slot: usize,
+        conn: u64,
+        nick: String,
+    },
     /// A client did something.
-    Act { slot: usize, conn: u64, what: String },
+    Act {
+        slot: usize,
+        conn: u64,
+        what: String,
+    },
     /// Bytes reached the server: how many, and how many frames they completed.
-    ToServer { conn: u64, bytes: usize, frames: usize },
+    ToServer {
+        conn: u64,
+        bytes: usize,
+        frames: usize,
+    },
     /// Bytes reached a client.
     ToClient { conn: u64, bytes: usize },
     /// The server handed out output: frames, bytes and their FNV-1a.
-    Output { conn: u64, frames: usize, bytes: usize, digest: u64 },
+    Output {
+        conn: u64,
+        frames: usize,
+        bytes: usize,
+        digest: u64,
+    },
     /// The server's events of one call.
     ServerEvent(String),
     /// The server asked to close a connection.
@@ -104,7 +121,12 @@ pub struct RecentLines<'a>(&'a Trace);
 impl fmt::Display for RecentLines<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (step, t, ev) in &self.0.recent {
-            writeln!(f, "  {step:>7} {:>4}.{:06}s  {ev:?}", t / 1_000_000_000, (t / 1000) % 1_000_000)?;
+            writeln!(
+                f,
+                "  {step:>7} {:>4}.{:06}s  {ev:?}",
+                t / 1_000_000_000,
+                (t / 1000) % 1_000_000
+            )?;
         }
         Ok(())
     }

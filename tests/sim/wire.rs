@@ -26,7 +26,11 @@ pub enum Out {
         text: String,
     },
     /// A direct message.
-    Direct { from: String, to: String, text: String },
+    Direct {
+        from: String,
+        to: String,
+        text: String,
+    },
     /// A whole room list.
     RoomList(Vec<(String, u32)>),
     /// A whole member list.
@@ -148,9 +152,14 @@ impl Out {
                     text: t,
                 },
             ) => room == r && from == f && seq == s && text == t,
-            (Out::Direct { from, to, text }, ClientEvent::Direct { from: f, to: t, text: x }) => {
-                from == f && to == t && text == x
-            }
+            (
+                Out::Direct { from, to, text },
+                ClientEvent::Direct {
+                    from: f,
+                    to: t,
+                    text: x,
+                },
+            ) => from == f && to == t && text == x,
             (Out::RoomList(list), ClientEvent::RoomList(rooms)) => {
                 list.len() == rooms.len()
                     && list
@@ -261,7 +270,11 @@ impl Tap {
                     continue;
                 }
                 _ if in_list => return Err(format!("{packet:?} inside a list")),
-                ServerPacket::Welcome { version, nick, limits } => {
+                ServerPacket::Welcome {
+                    version,
+                    nick,
+                    limits,
+                } => {
                     if version != 1 || limits != self.limits {
                         return Err(format!("welcome with version {version}, limits {limits:?}"));
                     }
@@ -414,12 +427,25 @@ pub fn malformed(kind: u64, max_frame_len: u32, filler: u8) -> Piece {
             // A room string that claims more bytes than follow.
             let b = frame(client_type::JOIN, &[0, 10, b'a']);
             let n = b.len();
-            (b, n, bad(Malformed, client_type::JOIN, true, "truncated join"))
+            (
+                b,
+                n,
+                bad(Malformed, client_type::JOIN, true, "truncated join"),
+            )
         }
         2 => {
             let b = frame(client_type::PING, &[filler; 9]);
             let n = b.len();
-            (b, n, bad(Malformed, client_type::PING, true, "ping with a trailing byte"))
+            (
+                b,
+                n,
+                bad(
+                    Malformed,
+                    client_type::PING,
+                    true,
+                    "ping with a trailing byte",
+                ),
+            )
         }
         3 => {
             let mut p = BytesMut::new();
@@ -429,15 +455,25 @@ pub fn malformed(kind: u64, max_frame_len: u32, filler: u8) -> Piece {
             p.put_slice(&[0xff, 0xfe]);
             let b = frame(client_type::SAY, &p);
             let n = b.len();
-            (b, n, bad(InvalidUtf8, client_type::SAY, true, "say with bad utf-8"))
+            (
+                b,
+                n,
+                bad(InvalidUtf8, client_type::SAY, true, "say with bad utf-8"),
+            )
         }
         4 => {
             let b = frame(client_type::HELLO, b"SWBX\0\x01\0\x01a");
             let n = b.len();
-            (b, n, bad(BadMagic, client_type::HELLO, true, "hello with bad magic"))
+            (
+                b,
+                n,
+                bad(BadMagic, client_type::HELLO, true, "hello with bad magic"),
+            )
         }
         5 => {
-            let mut b = (max_frame_len.saturating_add(1 + u32::from(filler))).to_be_bytes().to_vec();
+            let mut b = (max_frame_len.saturating_add(1 + u32::from(filler)))
+                .to_be_bytes()
+                .to_vec();
             b.extend_from_slice(&[client_type::SAY, filler, filler]);
             (b, 4, bad(FrameTooLarge, 0, false, "oversized length"))
         }
@@ -445,12 +481,25 @@ pub fn malformed(kind: u64, max_frame_len: u32, filler: u8) -> Piece {
         7 => {
             let b = frame(client_type::LIST_ROOMS, &[filler]);
             let n = b.len();
-            (b, n, bad(Malformed, client_type::LIST_ROOMS, true, "list rooms with payload"))
+            (
+                b,
+                n,
+                bad(
+                    Malformed,
+                    client_type::LIST_ROOMS,
+                    true,
+                    "list rooms with payload",
+                ),
+            )
         }
         _ => {
             let b = frame(client_type::JOIN, &[0, 2, b'a', 0xc3]);
             let n = b.len();
-            (b, n, bad(InvalidUtf8, client_type::JOIN, true, "join with cut utf-8"))
+            (
+                b,
+                n,
+                bad(InvalidUtf8, client_type::JOIN, true, "join with cut utf-8"),
+            )
         }
     };
     Piece {
@@ -476,8 +525,7 @@ pub fn nick_ok(nick: &str, max: usize) -> bool {
     !b.is_empty()
         && b.len() <= max
         && (b[0].is_ascii_alphabetic() || NICK_SPECIAL.contains(&b[0]))
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || NICK_SPECIAL.contains(c))
 }
 

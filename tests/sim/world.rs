@@ -321,8 +321,8 @@ impl Sim {
                     self.connect(slot)?;
                 }
             }
-            Sched::ToServer(id) => self.to_server(id)?,
-            Sched::ToClient(id) => self.to_client(id)?,
+            Sched::ToServer(id) => self.deliver_to_server(id)?,
+            Sched::ToClient(id) => self.deliver_to_client(id)?,
             Sched::ServerTimer => {
                 if self.server_timer == Some(self.now) {
                     self.server_timer = None;
@@ -332,7 +332,11 @@ impl Sim {
             }
             Sched::ClientTimer(slot) => self.client_timer(slot)?,
             Sched::Linger(id) => {
-                if self.links.get(&id).is_some_and(|l| l.server == ServerSide::Closing) {
+                if self
+                    .links
+                    .get(&id)
+                    .is_some_and(|l| l.server == ServerSide::Closing)
+                {
                     // Linger ran out: drop what could not be written, close hard.
                     self.stats.linger_expired += 1;
                     let l = self.links.get_mut(&id).expect("link");
@@ -343,7 +347,11 @@ impl Sim {
                 }
             }
             Sched::PeerGone(id) => {
-                if self.links.get(&id).is_some_and(|l| l.server != ServerSide::Gone) {
+                if self
+                    .links
+                    .get(&id)
+                    .is_some_and(|l| l.server != ServerSide::Gone)
+                {
                     self.server_gone(id, "peer gone")?;
                 }
             }
@@ -424,8 +432,7 @@ impl Sim {
             let Some(link) = self.links.get_mut(&t.conn) else {
                 return Err(format!("server output for unknown connection {}", t.conn));
             };
-            if t.data.len() > self.cfg.max_transmit_bytes
-                && t.data.len() > first_frame_len(&t.data)
+            if t.data.len() > self.cfg.max_transmit_bytes && t.data.len() > first_frame_len(&t.data)
             {
                 return Err(format!(
                     "transmit of {} bytes for {} exceeds max_transmit_bytes with more than one frame",
@@ -606,7 +613,7 @@ impl Sim {
         }
     }
 
-    fn to_server(&mut self, id: ConnId) -> Result<(), String> {
+    fn deliver_to_server(&mut self, id: ConnId) -> Result<(), String> {
         let Some(link) = self.links.get_mut(&id) else {
             return Ok(());
         };
@@ -696,7 +703,7 @@ impl Sim {
         worst + bound > c.max_outbound_bytes
     }
 
-    fn to_client(&mut self, id: ConnId) -> Result<(), String> {
+    fn deliver_to_client(&mut self, id: ConnId) -> Result<(), String> {
         let Some(link) = self.links.get_mut(&id) else {
             return Ok(());
         };
@@ -726,11 +733,16 @@ impl Sim {
         let link = self.links.get_mut(&id).expect("link");
         let bytes: Vec<u8> = link.s2c.drain(..n).collect();
         let more = !link.s2c.is_empty() || link.s2c_eof;
-        self.log(Ev::ToClient { conn: id.0, bytes: n });
+        self.log(Ev::ToClient {
+            conn: id.0,
+            bytes: n,
+        });
         let now = self.instant();
         let client = self.slots[slot].client.as_mut().expect("attached client");
         if let Err(e) = client.handle_input(&bytes, now) {
-            return Err(format!("client of {id} could not decode server output: {e}"));
+            return Err(format!(
+                "client of {id} could not decode server output: {e}"
+            ));
         }
         self.client_events(slot, id)?;
         self.flush_client(slot);
@@ -846,7 +858,9 @@ impl Sim {
         let c = &self.cfg;
         // Keep the frame within the server's limit so the padding is not a violation.
         let fits = (c.max_frame_len as usize).saturating_sub(1 + 2 + room_len.max(32) + 2 + 8);
-        let max = (c.max_text_len as usize).min(fits).saturating_sub(text.len() + 1);
+        let max = (c.max_text_len as usize)
+            .min(fits)
+            .saturating_sub(text.len() + 1);
         let pad = self.work.range_usize(0, self.mix.pad.min(max));
         if pad > 0 {
             text.push(' ');
@@ -1006,7 +1020,10 @@ impl Sim {
     fn invalid(&mut self, slot: usize) -> String {
         let room = self.my_room(slot, 800);
         let long = |n: usize| "y".repeat(n + 1);
-        let (c_reason, c_text) = (self.cfg.max_reason_len as usize, self.cfg.max_text_len as usize);
+        let (c_reason, c_text) = (
+            self.cfg.max_reason_len as usize,
+            self.cfg.max_text_len as usize,
+        );
         let nick = self.client(slot).nick().to_owned();
         let (p, what) = match self.work.below(10) {
             0 => (
@@ -1151,10 +1168,7 @@ impl Sim {
             link.attached = false;
             link.s2c.clear();
         }
-        self.log(Ev::Gone {
-            conn: id.0,
-            why,
-        });
+        self.log(Ev::Gone { conn: id.0, why });
         self.reap(id);
         if self.stage == Stage::Fault && self.mix.reconnect {
             let d = self.work.range(ms(1), ms(2000));
@@ -1212,13 +1226,16 @@ impl Sim {
 
     /// Turns a client's events into checks and reactions.
     fn client_events(&mut self, slot: usize, id: ConnId) -> Result<(), String> {
-        loop {
-            let Some(ev) = self.slots[slot].client.as_mut().and_then(|c| c.poll_event()) else {
-                break;
-            };
+        while let Some(ev) = self.slots[slot]
+            .client
+            .as_mut()
+            .and_then(|c| c.poll_event())
+        {
             let link = self.links.get_mut(&id).expect("link");
             let Some(want) = link.deliver.pop_front() else {
-                return Err(format!("client of {id} got {ev:?}, which the server never sent"));
+                return Err(format!(
+                    "client of {id} got {ev:?}, which the server never sent"
+                ));
             };
             if !want.matches_event(&ev) {
                 return Err(format!(
@@ -1236,18 +1253,17 @@ impl Sim {
                     code, request_type, ..
                 } if request_type == client_type::HELLO
                     && code != ErrorCode::UnsupportedVersion
-                    && code != ErrorCode::AlreadyRegistered =>
+                    && code != ErrorCode::AlreadyRegistered
+                    && !self.client(slot).is_registered() =>
                 {
-                    if !self.client(slot).is_registered() {
-                        self.slots[slot].hellos += 1;
-                        let nick = self.pick_nick(slot);
-                        self.client(slot).hello(&nick);
-                        self.log(Ev::Act {
-                            slot,
-                            conn: id.0,
-                            what: format!("hello again as {nick}"),
-                        });
-                    }
+                    self.slots[slot].hellos += 1;
+                    let nick = self.pick_nick(slot);
+                    self.client(slot).hello(&nick);
+                    self.log(Ev::Act {
+                        slot,
+                        conn: id.0,
+                        what: format!("hello again as {nick}"),
+                    });
                 }
                 _ => {}
             }
@@ -1379,7 +1395,8 @@ impl Sim {
                 m.nicks.len()
             ));
         }
-        let rooms: Vec<(String, u32)> = s.rooms().into_iter().map(|r| (r.name, r.members)).collect();
+        let rooms: Vec<(String, u32)> =
+            s.rooms().into_iter().map(|r| (r.name, r.members)).collect();
         let want: Vec<(String, u32)> = m
             .rooms
             .values()
@@ -1401,11 +1418,17 @@ impl Sim {
         for (id, c) in &m.conns {
             let nick = (c.phase == Phase::Ready).then_some(c.nick.as_str());
             if s.nick_of(*id) != nick {
-                return Err(format!("nick of {id}: server {:?}, model {nick:?}", s.nick_of(*id)));
+                return Err(format!(
+                    "nick of {id}: server {:?}, model {nick:?}",
+                    s.nick_of(*id)
+                ));
             }
             let want: Vec<String> = c.rooms.iter().map(|k| m.rooms[k].name.clone()).collect();
             if s.rooms_of(*id) != want {
-                return Err(format!("rooms of {id}: server {:?}, model {want:?}", s.rooms_of(*id)));
+                return Err(format!(
+                    "rooms of {id}: server {:?}, model {want:?}",
+                    s.rooms_of(*id)
+                ));
             }
             let out = s.outbound_bytes(*id);
             if out > self.cfg.max_outbound_bytes + BYE_MAX {
@@ -1421,7 +1444,10 @@ impl Sim {
         }
         for (key, id) in &m.nicks {
             if s.conn_of(key) != Some(*id) {
-                return Err(format!("nick {key}: server {:?}, model {id}", s.conn_of(key)));
+                return Err(format!(
+                    "nick {key}: server {:?}, model {id}",
+                    s.conn_of(key)
+                ));
             }
         }
         Ok(())
@@ -1442,7 +1468,9 @@ impl Sim {
             return Err(format!("{id} got a fabricated message {text:?}"));
         };
         let Some(rec) = self.model.msgs.get(&mid) else {
-            return Err(format!("{id} got message m{mid}, which the server never accepted"));
+            return Err(format!(
+                "{id} got message m{mid}, which the server never accepted"
+            ));
         };
         if fold(room) != rec.room_key || from != rec.from || seq != rec.seq {
             return Err(format!(
@@ -1451,7 +1479,9 @@ impl Sim {
             ));
         }
         if !rec.recipients.contains(&id) {
-            return Err(format!("{id} got m{mid} but was not in {room} when it was accepted"));
+            return Err(format!(
+                "{id} got m{mid} but was not in {room} when it was accepted"
+            ));
         }
         let s = &mut self.slots[slot];
         if !s.received.insert(mid) {
@@ -1512,7 +1542,10 @@ impl Sim {
             return Err(format!("output left for {} after the drain", t.conn));
         }
         for (id, link) in &self.links {
-            let (out, inb) = (self.server.outbound_bytes(*id), self.server.inbound_bytes(*id));
+            let (out, inb) = (
+                self.server.outbound_bytes(*id),
+                self.server.inbound_bytes(*id),
+            );
             if out != 0 || inb != 0 || !link.deliver.is_empty() {
                 return Err(format!(
                     "{id} still holds {out} bytes out, {inb} in, {} undelivered items after the drain",
@@ -1539,7 +1572,11 @@ impl Sim {
                 }
             }
         }
-        let live: usize = self.links.values().filter(|l| l.server != ServerSide::Gone).count();
+        let live: usize = self
+            .links
+            .values()
+            .filter(|l| l.server != ServerSide::Gone)
+            .count();
         if live != self.server.connection_count() {
             return Err(format!(
                 "{} connections open in the server, {live} in the network",
