@@ -428,7 +428,24 @@ impl Sim {
             self.log(Ev::ServerEvent(text.join(", ")));
         }
         let mut seen: BTreeMap<ConnId, Vec<(Out, usize)>> = BTreeMap::new();
-        while let Some(t) = self.server.poll_transmit() {
+        // Both ways of draining: poll_transmit, or poll_pending then take_transmit.
+        let by_pending = self.net.chance(500);
+        let mut current = None;
+        while let Some(t) = if by_pending {
+            loop {
+                if let Some(id) = current {
+                    if let Some(t) = self.server.take_transmit(id) {
+                        break Some(t);
+                    }
+                }
+                current = self.server.poll_pending();
+                if current.is_none() {
+                    break None;
+                }
+            }
+        } else {
+            self.server.poll_transmit()
+        } {
             let Some(link) = self.links.get_mut(&t.conn) else {
                 return Err(format!("server output for unknown connection {}", t.conn));
             };
@@ -619,8 +636,13 @@ impl Sim {
         };
         link.c2s_sched = false;
         if link.server == ServerSide::Gone {
-            link.c2s.clear();
+            let late: Vec<u8> = link.c2s.drain(..).collect();
             link.units.clear();
+            if !late.is_empty() && self.net.chance(250) {
+                // A sloppy adapter hands over bytes read after it reported the close;
+                // the server must ignore them.
+                self.call(Call::Input(id, late, Vec::new()))?;
+            }
             return Ok(());
         }
         if link.c2s_stall > self.now {
