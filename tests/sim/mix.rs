@@ -87,6 +87,8 @@ pub struct Mix {
     pub pad: usize,
     /// Clients come back after they disconnect.
     pub reconnect: bool,
+    /// The adapter takes output only when the socket has room (else at once).
+    pub lazy: bool,
     pub acts: [u32; ACTS.len()],
     pub faults: [u32; FAULTS.len()],
     pub fault_gap_ms: u64,
@@ -200,6 +202,7 @@ impl Mix {
                 rng.range_usize(0, 40)
             },
             reconnect: rng.chance(700),
+            lazy: rng.chance(500),
             acts,
             faults,
             fault_gap_ms: rng.range(50, 3000),
@@ -224,7 +227,7 @@ impl Mix {
         let c = &self.config;
         format!(
             "clients={} rooms={} nicks={} fault_ms={} act_gap_ms={} latency_us={} sock_buf={} \
-             tiny_chunks={} taken_nick={} pad={} reconnect={}\n  acts=[{}] faults=[{}] every {}ms\n  \
+             tiny_chunks={} taken_nick={} pad={} reconnect={} lazy={}\n  acts=[{}] faults=[{}] every {}ms\n  \
              config: frame={} nick={} room={} text={} reason={} rooms/conn={} outbound={} \
              transmit={} ping={:?} idle={:?} hello={:?} rate={}/{} strikes={} linger={:?}",
             self.clients,
@@ -238,6 +241,7 @@ impl Mix {
             self.taken_nick,
             self.pad,
             self.reconnect,
+            self.lazy,
             acts.join(" "),
             faults.join(" "),
             self.fault_gap_ms,

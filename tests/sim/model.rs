@@ -96,8 +96,16 @@ pub struct Model {
     frames_now: usize,
 }
 
-/// The result of [`Model::finish`]: which connections the server closed as slow consumers.
-pub type Finish = Result<Vec<ConnId>, String>;
+/// What one server call had to queue, settled once its events are known.
+#[derive(Debug)]
+pub struct Predicted {
+    /// Connections the server closed as slow consumers during the call.
+    pub slow: Vec<ConnId>,
+    /// Connections closed otherwise during the call: their limit may have refused items.
+    pub lossy: BTreeSet<ConnId>,
+    /// The frames each connection must have been queued, in order.
+    pub expect: BTreeMap<ConnId, Vec<Out>>,
+}
 
 impl Model {
     /// A model of a server with `cfg`.
@@ -231,14 +239,9 @@ impl Model {
         }
     }
 
-    /// After the server call: checks the events and the output of every connection.
-    pub fn finish(
-        &mut self,
-        order: Order,
-        events: &[Event],
-        seen: &BTreeMap<ConnId, Vec<(Out, usize)>>,
-        outbound_before: &BTreeMap<ConnId, usize>,
-    ) -> Finish {
+    /// After the server call: checks the server's events and settles what it had to
+    /// queue, which the caller compares with what it queued.
+    pub fn finish(&mut self, events: &[Event]) -> Result<Predicted, String> {
         let mut predicted = std::mem::take(&mut self.events).into_iter().peekable();
         let mut slow = Vec::new();
         for ev in events {
@@ -295,14 +298,32 @@ impl Model {
                 "{id} is past its keepalive deadline but was not closed"
             ));
         }
-        let ids: BTreeSet<ConnId> = self.expect.keys().chain(seen.keys()).copied().collect();
+        let lossy = self
+            .closed_now
+            .iter()
+            .filter(|(_, c)| **c != ErrorCode::SlowConsumer)
+            .map(|(id, _)| *id)
+            .collect();
+        Ok(Predicted {
+            slow,
+            lossy,
+            expect: std::mem::take(&mut self.expect),
+        })
+    }
+
+    /// Compares what one call queued with the prediction, connection by connection.
+    pub fn compare(
+        &self,
+        order: Order,
+        p: &Predicted,
+        seen: &BTreeMap<ConnId, Vec<(Out, usize)>>,
+        outbound_before: &BTreeMap<ConnId, usize>,
+    ) -> Result<(), String> {
+        let ids: BTreeSet<ConnId> = p.expect.keys().chain(seen.keys()).copied().collect();
         for id in ids {
-            let want = self.expect.get(&id).map_or(&[][..], |v| &v[..]);
+            let want = p.expect.get(&id).map_or(&[][..], |v| &v[..]);
             let got = seen.get(&id).map_or(&[][..], |v| &v[..]);
-            let lossy = self
-                .closed_now
-                .get(&id)
-                .is_some_and(|c| *c != ErrorCode::SlowConsumer);
+            let lossy = p.lossy.contains(&id);
             let before = outbound_before.get(&id).copied().unwrap_or(0);
             let ok = match order {
                 Order::Exact => self.compare_exact(want, got, lossy, before),
@@ -316,7 +337,7 @@ impl Model {
                 ));
             }
         }
-        Ok(slow)
+        Ok(())
     }
 
     /// In order; a connection closed in this call may miss items its limit refused.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use switchboard_core::packet::{client_type, ClientPacket};
 use switchboard_core::server::Event;
-use switchboard_core::{Client, ClientEvent, Config, ConnId, ErrorCode, Server};
+use switchboard_core::{Client, ClientEvent, Config, ConnId, ErrorCode, Server, Transmit};
 
 use crate::mix::{Act, Fault, Mix, ACTS, FAULTS};
 use crate::model::{frame_name, message_id, Model, Order, Phase};
@@ -108,6 +108,49 @@ struct Link {
     tap: Tap,
     /// What the server sent that the client has not yet turned into events.
     deliver: VecDeque<Out>,
+    /// Lazy adapter: the server reported output for this connection.
+    ready: bool,
+    /// Lazy adapter: what the server queued and the adapter has not taken yet.
+    expect: VecDeque<Group>,
+}
+
+/// What one server call queued for one connection, checked as the lazy adapter takes it.
+#[derive(Debug)]
+struct Group {
+    items: VecDeque<Out>,
+    order: Order,
+    /// The connection was closed in that call: its limit may have refused items.
+    lossy: bool,
+}
+
+/// Matches one taken item against the oldest expected group.
+fn take_expected(expect: &mut VecDeque<Group>, item: &Out) -> Result<(), String> {
+    loop {
+        let Some(g) = expect.front_mut() else {
+            return Err(format!("unexpected {item:?}"));
+        };
+        match (g.items.iter().position(|w| w.matches(item)), g.order) {
+            (Some(0), _) => {
+                g.items.pop_front();
+            }
+            (Some(p), Order::Any) => {
+                g.items.remove(p);
+            }
+            (Some(p), Order::Exact) if g.lossy => {
+                g.items.drain(..=p);
+            }
+            (None, _) if g.lossy => {
+                // The rest of that call's output was refused by the limit.
+                expect.pop_front();
+                continue;
+            }
+            _ => return Err(format!("missing {:?} before {item:?}", g.items.front())),
+        }
+        if g.items.is_empty() {
+            expect.pop_front();
+        }
+        return Ok(());
+    }
 }
 
 /// One simulated user, who may connect many times.
@@ -428,48 +471,41 @@ impl Sim {
             self.log(Ev::ServerEvent(text.join(", ")));
         }
         let mut seen: BTreeMap<ConnId, Vec<(Out, usize)>> = BTreeMap::new();
-        // Both ways of draining: poll_transmit, or poll_pending then take_transmit.
-        let by_pending = self.net.chance(500);
-        let mut current = None;
-        while let Some(t) = if by_pending {
-            loop {
-                if let Some(id) = current {
-                    if let Some(t) = self.server.take_transmit(id) {
-                        break Some(t);
-                    }
-                }
-                current = self.server.poll_pending();
-                if current.is_none() {
-                    break None;
+        if self.mix.lazy {
+            // The writer of each connection with output wakes; it takes when it can write.
+            while let Some(id) = self.server.poll_pending() {
+                if let Some(link) = self.links.get_mut(&id) {
+                    link.ready = true;
                 }
             }
         } else {
-            self.server.poll_transmit()
-        } {
-            let Some(link) = self.links.get_mut(&t.conn) else {
-                return Err(format!("server output for unknown connection {}", t.conn));
-            };
-            if t.data.len() > self.cfg.max_transmit_bytes && t.data.len() > first_frame_len(&t.data)
-            {
-                return Err(format!(
-                    "transmit of {} bytes for {} exceeds max_transmit_bytes with more than one frame",
-                    t.data.len(),
-                    t.conn
-                ));
+            // Both ways of draining: poll_transmit, or poll_pending then take_transmit.
+            let by_pending = self.net.chance(500);
+            let mut current = None;
+            loop {
+                let t = if by_pending {
+                    let mut t = None;
+                    while t.is_none() {
+                        if let Some(id) = current {
+                            t = self.server.take_transmit(id);
+                        }
+                        if t.is_none() {
+                            current = self.server.poll_pending();
+                            if current.is_none() {
+                                break;
+                            }
+                        }
+                    }
+                    t
+                } else {
+                    self.server.poll_transmit()
+                };
+                let Some(t) = t else {
+                    break;
+                };
+                let items = self.took(t)?;
+                seen.entry(items.0).or_default().extend(items.1);
             }
-            let items = seen.entry(t.conn).or_default();
-            let before_items = items.len();
-            link.tap.feed(&t.data, items)?;
-            let frames = items.len() - before_items;
-            link.wbuf_len += t.data.len();
-            let (bytes, digest) = (t.data.len(), fnv(&t.data));
-            link.wbuf.push_back(t.data);
-            self.log(Ev::Output {
-                conn: t.conn.0,
-                frames,
-                bytes,
-                digest,
-            });
         }
         while let Some(id) = self.server.poll_close() {
             self.log(Ev::CloseAsked { conn: id.0 });
@@ -482,19 +518,119 @@ impl Sim {
                 self.at(t, Sched::Linger(id));
             }
         }
-        let slow = self.model.finish(order, &events, &seen, &before)?;
-        self.stats.slow_closes += slow.len() as u64;
-        for (id, items) in seen {
-            let link = self.links.get_mut(&id).expect("link");
-            for (item, _) in items {
-                if item != Out::Ping {
-                    link.deliver.push_back(item);
+        let predicted = self.model.finish(&events)?;
+        self.stats.slow_closes += predicted.slow.len() as u64;
+        if self.mix.lazy {
+            // Checked as the adapter takes it; a slow consumer's untaken output is gone.
+            for (id, items) in predicted.expect {
+                let Some(link) = self.links.get_mut(&id) else {
+                    continue;
+                };
+                if predicted.slow.contains(&id) {
+                    link.expect.clear();
                 }
+                if !items.is_empty() {
+                    link.expect.push_back(Group {
+                        items: items.into(),
+                        order,
+                        lossy: predicted.lossy.contains(&id),
+                    });
+                }
+            }
+        } else {
+            self.model.compare(order, &predicted, &seen, &before)?;
+            for (id, items) in seen {
+                let link = self.links.get_mut(&id).expect("link");
+                link.deliver.extend(
+                    items
+                        .into_iter()
+                        .map(|(o, _)| o)
+                        .filter(|o| *o != Out::Ping),
+                );
             }
         }
         self.check_state()?;
         self.schedule_server_timer()?;
         Ok(opened)
+    }
+
+    /// The adapter took a transmit: decode it for the checks and buffer it for writing.
+    fn took(&mut self, t: Transmit) -> Result<(ConnId, Vec<(Out, usize)>), String> {
+        let Some(link) = self.links.get_mut(&t.conn) else {
+            return Err(format!("server output for unknown connection {}", t.conn));
+        };
+        if t.data.len() > self.cfg.max_transmit_bytes && t.data.len() > first_frame_len(&t.data) {
+            return Err(format!(
+                "transmit of {} bytes for {} exceeds max_transmit_bytes with more than one frame",
+                t.data.len(),
+                t.conn
+            ));
+        }
+        let mut items = Vec::new();
+        link.tap.feed(&t.data, &mut items)?;
+        link.wbuf_len += t.data.len();
+        let (bytes, digest) = (t.data.len(), fnv(&t.data));
+        link.wbuf.push_back(t.data);
+        self.log(Ev::Output {
+            conn: t.conn.0,
+            frames: items.len(),
+            bytes,
+            digest,
+        });
+        Ok((t.conn, items))
+    }
+
+    /// Lazy adapter: takes output for `id` while its socket has room, checking each item
+    /// against what earlier calls queued for it.
+    fn take_lazily(&mut self, id: ConnId) -> Result<(), String> {
+        loop {
+            let link = &self.links[&id];
+            if !link.ready || !link.wbuf.is_empty() || link.s2c.len() >= self.mix.sock_buf {
+                return Ok(());
+            }
+            let Some(t) = self.server.take_transmit(id) else {
+                self.links.get_mut(&id).expect("link").ready = false;
+                return Ok(());
+            };
+            let (_, items) = self.took(t)?;
+            let link = self.links.get_mut(&id).expect("link");
+            for (item, _) in items {
+                if let Err(e) = take_expected(&mut link.expect, &item) {
+                    return Err(format!(
+                        "output to {id} differs from the model: {e}\n    expected: {:?}",
+                        link.expect
+                    ));
+                }
+                if item != Out::Ping {
+                    link.deliver.push_back(item);
+                }
+            }
+            self.write_out(id);
+        }
+    }
+
+    /// Moves the adapter's write buffer into the socket as far as it has room.
+    fn write_out(&mut self, id: ConnId) {
+        let link = self.links.get_mut(&id).expect("link");
+        let room = self.mix.sock_buf.saturating_sub(link.s2c.len());
+        let mut moved = 0;
+        while moved < room {
+            let Some(front) = link.wbuf.front_mut() else {
+                break;
+            };
+            let n = front.len().min(room - moved);
+            link.s2c.extend(&front[..n]);
+            let _ = front.split_to(n);
+            if front.is_empty() {
+                link.wbuf.pop_front();
+            }
+            moved += n;
+        }
+        if moved > 0 {
+            link.wbuf_len -= moved;
+            self.server.handle_written(id, moved);
+            self.kick_client(id);
+        }
     }
 
     /// The server end of `id` is done: the adapter closes the socket and reports it.
@@ -529,31 +665,19 @@ impl Sim {
             let ids: Vec<ConnId> = self.links.keys().copied().collect();
             let mut flushed = None;
             for id in ids {
-                let link = self.links.get_mut(&id).expect("link");
-                if link.server == ServerSide::Gone {
+                if self.links[&id].server == ServerSide::Gone {
                     continue;
                 }
-                let room = self.mix.sock_buf.saturating_sub(link.s2c.len());
-                let mut moved = 0;
-                while moved < room {
-                    let Some(front) = link.wbuf.front_mut() else {
-                        break;
-                    };
-                    let n = front.len().min(room - moved);
-                    link.s2c.extend(&front[..n]);
-                    let _ = front.split_to(n);
-                    if front.is_empty() {
-                        link.wbuf.pop_front();
-                    }
-                    moved += n;
-                }
-                if moved > 0 {
-                    link.wbuf_len -= moved;
-                    self.server.handle_written(id, moved);
-                    self.kick_client(id);
+                self.write_out(id);
+                if self.mix.lazy {
+                    self.take_lazily(id)?;
                 }
                 let link = &self.links[&id];
-                if link.server == ServerSide::Closing && link.wbuf.is_empty() && flushed.is_none() {
+                if link.server == ServerSide::Closing
+                    && link.wbuf.is_empty()
+                    && self.server.outbound_bytes(id) == 0
+                    && flushed.is_none()
+                {
                     flushed = Some(id);
                 }
             }
@@ -807,6 +931,8 @@ impl Sim {
                 attached: true,
                 tap: Tap::new(&self.cfg),
                 deliver: VecDeque::new(),
+                ready: false,
+                expect: VecDeque::new(),
             },
         );
         let s = &mut self.slots[slot];
@@ -1568,7 +1694,7 @@ impl Sim {
                 self.server.outbound_bytes(*id),
                 self.server.inbound_bytes(*id),
             );
-            if out != 0 || inb != 0 || !link.deliver.is_empty() {
+            if out != 0 || inb != 0 || !link.deliver.is_empty() || !link.expect.is_empty() {
                 return Err(format!(
                     "{id} still holds {out} bytes out, {inb} in, {} undelivered items after the drain",
                     link.deliver.len()
