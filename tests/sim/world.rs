@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use switchboard_core::packet::{client_type, ClientPacket};
+use switchboard_core::packet::{client_type, ClientPacket, Packet};
 use switchboard_core::server::Event;
 use switchboard_core::{Client, ClientEvent, Config, ConnId, ErrorCode, Server, Transmit};
 
@@ -945,6 +945,12 @@ impl Sim {
         s.held.clear();
         s.silent_until = 0;
         s.deaf_until = 0;
+        if self.stage == Stage::Fault && self.work.chance(30) {
+            // A client from the future: its hello asks for a version the server lacks.
+            let hello = ClientPacket::Hello { version: 2, nick };
+            let piece = Piece::from_client(hello.to_frame(), self.cfg.max_frame_len);
+            self.write(slot, piece);
+        }
         self.flush_client(slot);
         Ok(())
     }
@@ -1416,7 +1422,8 @@ impl Sim {
                 _ => {}
             }
         }
-        let caught_up = self.links[&id].deliver.is_empty();
+        // Caught up: nothing the server queued is still queued, in flight or unread.
+        let caught_up = self.links[&id].deliver.is_empty() && self.server.outbound_bytes(id) == 0;
         if caught_up && self.model.phase(id) == Some(Phase::Ready) {
             self.check_view(slot, id)?;
         }
