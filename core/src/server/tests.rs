@@ -210,6 +210,22 @@ fn second_hello_is_refused() {
 }
 
 #[test]
+fn refused_second_hello_leaves_the_client_nick_alone() {
+    // Found by the simulator (seed 3 once Client::hello was used after registration): the
+    // client took the refused nick as its own, then failed to recognise its own joins.
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    w.client(a).hello("mallory");
+    w.pump();
+    assert_eq!(error_code(&w.events(a)), Some(ErrorCode::AlreadyRegistered));
+    assert_eq!(w.client(a).nick(), "alice");
+    w.client(a).join("r");
+    w.pump();
+    let members = w.client(a).room("r").map(|v| v.members.clone());
+    assert_eq!(members, Some(vec!["alice".to_owned()]));
+}
+
+#[test]
 fn taken_nick_case_insensitive_then_retry() {
     let mut w = World::new(quiet());
     w.join_as("Alice");
