@@ -1220,7 +1220,12 @@ impl Sim {
                 },
                 "say long",
             ),
-            6 => (ClientPacket::Hello { version: 1, nick }, "hello again"),
+            6 => {
+                // Through the client API: a refused second hello must not change its nick.
+                let nick = self.pick_nick(slot);
+                self.client(slot).hello(&nick);
+                return format!("invalid: hello again as {nick}");
+            }
             7 => (ClientPacket::Hello { version: 2, nick }, "hello v2"),
             8 => (
                 ClientPacket::ListMembers {
