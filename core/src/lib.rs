@@ -20,9 +20,9 @@ pub use config::Config;
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{Frame, FrameDecoder};
 pub use packet::{ClientPacket, Limits, Packet, RoomInfo, ServerPacket};
-pub use server::{Event, Server, Transmit};
 #[cfg(feature = "planted-bugs")]
 pub use server::PlantedBug;
+pub use server::{Event, Server, Transmit};
 
 /// Identifies one connection to a [`Server`]; never reused by that server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -777,8 +777,10 @@ impl Server {
                 }
             }
             Some(PlantedBug::ReorderMessages) => {
-                let is_message =
-                    |f: &Bytes| f.get(crate::packet::LENGTH_PREFIX) == Some(&crate::packet::server_type::MESSAGE);
+                let is_message = |f: &Bytes| {
+                    f.get(crate::packet::LENGTH_PREFIX)
+                        == Some(&crate::packet::server_type::MESSAGE)
+                };
                 for member in room.members.clone().into_iter().chain([sender]) {
                     let Some(conn) = self.conns.get_mut(&member) else {
                         continue;
