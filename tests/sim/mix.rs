@@ -182,7 +182,7 @@ impl Mix {
             rooms: rng.range_usize(1, 6),
             nicks: clients + rng.range_usize(0, 3),
             fault_ms: rng.range(1_000, 60_000),
-            fault_steps: 5_000,
+            fault_steps: 6_000,
             act_gap_ms: rng.range(5, 800),
             latency_us: if rng.chance(200) {
                 0
