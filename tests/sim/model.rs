@@ -390,7 +390,7 @@ impl Model {
 
     /// An expected item may be missing only where the outbound limit refused it.
     fn may_drop(&self, w: &Out, lossy: bool, bytes: usize) -> Result<(), String> {
-        if lossy && bytes + w.min_wire_len() > self.cfg.max_outbound_bytes {
+        if lossy && bytes + w.min_wire_len() + w.slack() > self.cfg.max_outbound_bytes {
             Ok(())
         } else {
             Err(format!("missing {w:?}"))

@@ -67,6 +67,16 @@ impl Out {
         }
     }
 
+    /// How many bytes more than [`Out::min_wire_len`] this item may take: the text of an
+    /// error, or a reason the model leaves open.
+    pub fn slack(&self) -> usize {
+        match self {
+            Out::Error { .. } => 1024,
+            Out::Left { reason: None, .. } => 64,
+            _ => 0,
+        }
+    }
+
     /// The fewest bytes this item can take on the wire (an error's message may be empty).
     pub fn min_wire_len(&self) -> usize {
         let packet = match self.clone() {

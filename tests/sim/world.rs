@@ -2,9 +2,10 @@
 //! them and the adapter logic a runtime would run, all on one virtual clock.
 //!
 //! Everything is driven from a queue of timed events; the clock jumps to the next one.
-//! After every server call the simulator drains all of the server's output at once (like
-//! an adapter that takes output eagerly into its write buffer) and hands it, with the
-//! server's events, to the [`Model`], which predicted it.
+//! Every server call goes through [`Sim::call`], which asks the [`Model`] to predict it and
+//! hands it the server's events afterwards. An eager adapter then takes all output at once
+//! and compares it; a lazy one takes output when the client's socket has room and compares
+//! it then.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
