@@ -4,3 +4,16 @@
 //! cargo feature: `smol` (default), `async-std` and `std`. Features are additive.
 
 pub use switchboard_core as core;
+
+/// The server on smol (feature `smol`, on by default).
+#[cfg(feature = "smol")]
+pub use switchboard_smol::smol;
+
+/// The server on async-std (feature `async-std`). async-std is discontinued upstream
+/// (RUSTSEC-2025-0052); prefer `smol`.
+#[cfg(feature = "async-std")]
+pub use switchboard_smol::async_std;
+
+/// The server on plain `std::net` threads (feature `std`).
+#[cfg(feature = "std")]
+pub use switchboard_std as std;

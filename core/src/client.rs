@@ -1,13 +1,15 @@
 //! The client state machine: hello, requests, membership tracking and events, no I/O.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::frame::FrameDecoder;
 use crate::name::fold;
-use crate::packet::{ClientPacket, Limits, Packet, RoomInfo, ServerPacket, PROTOCOL_VERSION};
+use crate::packet::{
+    ClientPacket, Limits, Member, Packet, RoomInfo, RoomMode, ServerPacket, PROTOCOL_VERSION,
+};
 use crate::{DecodeError, ErrorCode};
 
 /// What the server told the client, with list parts already put together.
@@ -62,8 +64,8 @@ pub enum ClientEvent {
     Members {
         /// The room.
         room: String,
-        /// Its members.
-        nicks: Vec<String>,
+        /// Its members, with their flags.
+        members: Vec<Member>,
     },
     /// Someone (perhaps this client) changed nickname.
     NickChanged {
@@ -95,15 +97,133 @@ pub enum ClientEvent {
         /// Why, for humans.
         reason: String,
     },
+    /// A room's topic, on join or when it changes.
+    Topic {
+        /// The room.
+        room: String,
+        /// The topic (empty: none).
+        topic: String,
+        /// Who set it.
+        by: String,
+    },
+    /// Someone (perhaps this client) was removed from a room.
+    Kicked {
+        /// The room.
+        room: String,
+        /// Who was removed.
+        nick: String,
+        /// The operator who did it.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+    /// Someone's away status (this client's own after setting it, or a whisper's recipient).
+    Away {
+        /// Whose.
+        nick: String,
+        /// The away message (empty: not away).
+        message: String,
+    },
+    /// The answer to a whois.
+    Whois {
+        /// The nickname.
+        nick: String,
+        /// Its away message (empty: not away).
+        away: String,
+        /// Seconds since it last said something.
+        idle_secs: u32,
+        /// Its rooms, with its flags in each.
+        rooms: Vec<Member>,
+    },
+    /// A room mode was set or cleared.
+    ModeChanged {
+        /// The room.
+        room: String,
+        /// The operator who did it.
+        by: String,
+        /// The mode.
+        mode: RoomMode,
+        /// Set or cleared.
+        on: bool,
+        /// The member it applies to (empty for the topic lock).
+        nick: String,
+    },
 }
 
 /// A room this client sits in, as the client sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RoomView {
     /// The room's name.
     pub name: String,
     /// Its members, as far as the server has told.
     pub members: Vec<String>,
+    /// Its topic (empty: none).
+    pub topic: String,
+    /// Member flags ([`Member::OPERATOR`], [`Member::VOICE`]) by folded nick.
+    flags: BTreeMap<String, u8>,
+    /// Folded nicks of `members`, so a join in a large room is not a scan of it.
+    index: BTreeSet<String>,
+}
+
+impl RoomView {
+    /// The room flags of a member (away status is not tracked here).
+    pub fn flags(&self, nick: &str) -> u8 {
+        self.flags.get(&fold(nick)).copied().unwrap_or(0)
+    }
+
+    /// Whether a member is an operator of the room.
+    pub fn is_operator(&self, nick: &str) -> bool {
+        self.flags(nick) & Member::OPERATOR != 0
+    }
+}
+
+impl RoomView {
+    fn new(name: String) -> Self {
+        RoomView {
+            name,
+            ..RoomView::default()
+        }
+    }
+
+    fn add(&mut self, nick: &str) {
+        if self.index.insert(fold(nick)) {
+            self.members.push(nick.to_owned());
+        }
+    }
+
+    fn remove(&mut self, nick: &str) {
+        let key = fold(nick);
+        if self.index.remove(&key) {
+            self.members.retain(|m| !m.eq_ignore_ascii_case(nick));
+        }
+        self.flags.remove(&key);
+    }
+
+    fn set_members(&mut self, members: &[Member]) {
+        self.members = members.iter().map(|m| m.nick.clone()).collect();
+        self.index = members.iter().map(|m| fold(&m.nick)).collect();
+        self.flags = members
+            .iter()
+            .filter(|m| m.flags & (Member::OPERATOR | Member::VOICE) != 0)
+            .map(|m| (fold(&m.nick), m.flags & (Member::OPERATOR | Member::VOICE)))
+            .collect();
+    }
+
+    fn rename(&mut self, old: &str, new: &str) {
+        let key = fold(old);
+        if !self.index.remove(&key) {
+            return;
+        }
+        self.index.insert(fold(new));
+        for m in self.members.iter_mut() {
+            if m.eq_ignore_ascii_case(old) {
+                *m = new.to_owned();
+            }
+        }
+        if let Some(flags) = self.flags.remove(&key) {
+            self.flags.insert(fold(new), flags);
+        }
+    }
 }
 
 /// A chat client session.
@@ -117,10 +237,11 @@ pub struct Client {
     closed: bool,
     limits: Option<Limits>,
     rooms: BTreeMap<String, RoomView>,
-    partial_members: BTreeMap<String, Vec<String>>,
+    partial_members: BTreeMap<String, Vec<Member>>,
     partial_rooms: Vec<RoomInfo>,
     requests: u32,
     last_rx: Option<Instant>,
+    password: String,
 }
 
 impl Client {
@@ -129,13 +250,27 @@ impl Client {
         Self::with_max_frame_len(nick, crate::Config::default().max_frame_len)
     }
 
+    /// As [`Client::new`], giving the server's password in the hello.
+    pub fn with_password(nick: &str, password: &str) -> Self {
+        let mut client = Self::without_hello(crate::Config::default().max_frame_len);
+        client.password = password.to_owned();
+        client.hello(nick);
+        client
+    }
+
     /// As [`Client::new`], accepting server frames of up to `max_frame_len` bytes.
     pub fn with_max_frame_len(nick: &str, max_frame_len: u32) -> Self {
-        let mut client = Client {
+        let mut client = Self::without_hello(max_frame_len);
+        client.hello(nick);
+        client
+    }
+
+    fn without_hello(max_frame_len: u32) -> Self {
+        Client {
             decoder: FrameDecoder::new(max_frame_len),
             out: BytesMut::new(),
             events: VecDeque::new(),
-            nick: nick.to_owned(),
+            nick: String::new(),
             registered: false,
             closed: false,
             limits: None,
@@ -144,9 +279,8 @@ impl Client {
             partial_rooms: Vec::new(),
             requests: 0,
             last_rx: None,
-        };
-        client.hello(nick);
-        client
+            password: String::new(),
+        }
     }
 
     /// The nickname held (or asked for, before the welcome).
@@ -197,6 +331,7 @@ impl Client {
         self.send(&ClientPacket::Hello {
             version: PROTOCOL_VERSION,
             nick: nick.to_owned(),
+            password: self.password.clone(),
         })
     }
 
@@ -259,6 +394,47 @@ impl Client {
     pub fn quit(&mut self, reason: &str) -> u32 {
         self.send(&ClientPacket::Quit {
             reason: reason.to_owned(),
+        })
+    }
+
+    /// Sets (or, with empty text, clears) a room's topic.
+    pub fn set_topic(&mut self, room: &str, topic: &str) -> u32 {
+        self.send(&ClientPacket::SetTopic {
+            room: room.to_owned(),
+            topic: topic.to_owned(),
+        })
+    }
+
+    /// Removes a member from a room (operators only).
+    pub fn kick(&mut self, room: &str, nick: &str, reason: &str) -> u32 {
+        self.send(&ClientPacket::Kick {
+            room: room.to_owned(),
+            nick: nick.to_owned(),
+            reason: reason.to_owned(),
+        })
+    }
+
+    /// Sets an away message; empty means back.
+    pub fn away(&mut self, message: &str) -> u32 {
+        self.send(&ClientPacket::Away {
+            message: message.to_owned(),
+        })
+    }
+
+    /// Asks about a nickname.
+    pub fn whois(&mut self, nick: &str) -> u32 {
+        self.send(&ClientPacket::Whois {
+            nick: nick.to_owned(),
+        })
+    }
+
+    /// Sets or clears a room mode (operators only); `nick` is empty for the topic lock.
+    pub fn set_mode(&mut self, room: &str, mode: RoomMode, on: bool, nick: &str) -> u32 {
+        self.send(&ClientPacket::SetMode {
+            room: room.to_owned(),
+            mode,
+            on,
+            nick: nick.to_owned(),
         })
     }
 
@@ -327,7 +503,8 @@ impl Client {
     }
 
     fn is_me(&self, nick: &str) -> bool {
-        fold(nick) == fold(&self.nick)
+        // ASCII case folding, the protocol's, without allocating: this runs per event.
+        nick.eq_ignore_ascii_case(&self.nick)
     }
 
     fn handle_packet(&mut self, packet: ServerPacket) {
@@ -341,17 +518,11 @@ impl Client {
             ServerPacket::Joined { room, nick } => {
                 let key = fold(&room);
                 if self.is_me(&nick) {
-                    self.rooms.insert(
-                        key,
-                        RoomView {
-                            name: room.clone(),
-                            members: vec![nick.clone()],
-                        },
-                    );
+                    let mut view = RoomView::new(room.clone());
+                    view.add(&nick);
+                    self.rooms.insert(key, view);
                 } else if let Some(view) = self.rooms.get_mut(&key) {
-                    if !view.members.iter().any(|m| fold(m) == fold(&nick)) {
-                        view.members.push(nick.clone());
-                    }
+                    view.add(&nick);
                 }
                 ClientEvent::Joined { room, nick }
             }
@@ -360,7 +531,7 @@ impl Client {
                 if self.is_me(&nick) {
                     self.rooms.remove(&key);
                 } else if let Some(view) = self.rooms.get_mut(&key) {
-                    view.members.retain(|m| fold(m) != fold(&nick));
+                    view.remove(&nick);
                 }
                 ClientEvent::Left { room, nick, reason }
             }
@@ -383,28 +554,28 @@ impl Client {
                 }
                 ClientEvent::RoomList(std::mem::take(&mut self.partial_rooms))
             }
-            ServerPacket::Members { room, nicks, last } => {
+            ServerPacket::Members {
+                room,
+                members,
+                last,
+            } => {
                 let key = fold(&room);
                 self.partial_members
                     .entry(key.clone())
                     .or_default()
-                    .extend(nicks);
+                    .extend(members);
                 if !last {
                     return;
                 }
-                let nicks = self.partial_members.remove(&key).unwrap_or_default();
+                let members = self.partial_members.remove(&key).unwrap_or_default();
                 if let Some(view) = self.rooms.get_mut(&key) {
-                    view.members = nicks.clone();
+                    view.set_members(&members);
                 }
-                ClientEvent::Members { room, nicks }
+                ClientEvent::Members { room, members }
             }
             ServerPacket::NickChanged { old, new } => {
                 for view in self.rooms.values_mut() {
-                    for m in view.members.iter_mut() {
-                        if fold(m) == fold(&old) {
-                            *m = new.clone();
-                        }
-                    }
+                    view.rename(&old, &new);
                 }
                 if self.is_me(&old) {
                     self.nick = new.clone();
@@ -430,6 +601,73 @@ impl Client {
             ServerPacket::Bye { code, reason } => {
                 self.closed = true;
                 ClientEvent::Bye { code, reason }
+            }
+            ServerPacket::Topic { room, topic, by } => {
+                if let Some(view) = self.rooms.get_mut(&fold(&room)) {
+                    view.topic = topic.clone();
+                }
+                ClientEvent::Topic { room, topic, by }
+            }
+            ServerPacket::Kicked {
+                room,
+                nick,
+                by,
+                reason,
+            } => {
+                let key = fold(&room);
+                if self.is_me(&nick) {
+                    self.rooms.remove(&key);
+                } else if let Some(view) = self.rooms.get_mut(&key) {
+                    view.remove(&nick);
+                }
+                ClientEvent::Kicked {
+                    room,
+                    nick,
+                    by,
+                    reason,
+                }
+            }
+            ServerPacket::Away { nick, message } => ClientEvent::Away { nick, message },
+            ServerPacket::WhoisReply {
+                nick,
+                away,
+                idle_secs,
+                rooms,
+            } => ClientEvent::Whois {
+                nick,
+                away,
+                idle_secs,
+                rooms,
+            },
+            ServerPacket::ModeChanged {
+                room,
+                by,
+                mode,
+                on,
+                nick,
+            } => {
+                if let Some(view) = self.rooms.get_mut(&fold(&room)) {
+                    let bit = match mode {
+                        RoomMode::Operator => Member::OPERATOR,
+                        RoomMode::Voice => Member::VOICE,
+                        RoomMode::TopicLock => 0,
+                    };
+                    if bit != 0 {
+                        let flags = view.flags.entry(fold(&nick)).or_default();
+                        if on {
+                            *flags |= bit;
+                        } else {
+                            *flags &= !bit;
+                        }
+                    }
+                }
+                ClientEvent::ModeChanged {
+                    room,
+                    by,
+                    mode,
+                    on,
+                    nick,
+                }
             }
         };
         self.events.push_back(event);

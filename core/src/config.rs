@@ -38,6 +38,14 @@ pub struct Config {
     pub flood_strikes: u32,
     /// How long an adapter may spend flushing a closing connection's last output. Default 2 s.
     pub close_linger: Duration,
+    /// Longest room topic, in bytes. Default 390 (fits an IRC line).
+    pub max_topic_len: u16,
+    /// The server's name: the source of IRC server replies. Default `switchboard.local`.
+    pub server_name: String,
+    /// A password every client must give (native hello or IRC `PASS`). Default none.
+    pub password: Option<String>,
+    /// Message of the day shown to IRC clients at registration. Default none (`422`).
+    pub motd: Option<String>,
 }
 
 impl Default for Config {
@@ -58,6 +66,10 @@ impl Default for Config {
             msg_burst: 20,
             flood_strikes: 30,
             close_linger: Duration::from_secs(2),
+            max_topic_len: 390,
+            server_name: "switchboard.local".to_owned(),
+            password: None,
+            motd: None,
         }
     }
 }

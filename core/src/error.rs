@@ -93,6 +93,8 @@ pub enum ErrorCode {
     HelloRequired,
     /// A second hello arrived after a successful one.
     AlreadyRegistered,
+    /// The hello did not carry the server's password.
+    BadPassword,
     /// The nickname is empty, too long or has a character that is not allowed.
     InvalidNick,
     /// Another connection holds this nickname (compared case-insensitively).
@@ -109,6 +111,10 @@ pub enum ErrorCode {
     TooManyRooms,
     /// No room of that name exists.
     NoSuchRoom,
+    /// The request needs operator status in the room.
+    NotOperator,
+    /// The member named is not in that room.
+    TargetNotInRoom,
     /// The text is empty, too long or holds NUL, CR or LF.
     InvalidText,
     /// The request was dropped: the connection exceeded its message rate.
@@ -141,6 +147,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedVersion => 6,
             ErrorCode::HelloRequired => 7,
             ErrorCode::AlreadyRegistered => 8,
+            ErrorCode::BadPassword => 9,
             ErrorCode::InvalidNick => 20,
             ErrorCode::NickTaken => 21,
             ErrorCode::NoSuchNick => 22,
@@ -149,6 +156,8 @@ impl ErrorCode {
             ErrorCode::AlreadyInRoom => 32,
             ErrorCode::TooManyRooms => 33,
             ErrorCode::NoSuchRoom => 34,
+            ErrorCode::NotOperator => 35,
+            ErrorCode::TargetNotInRoom => 36,
             ErrorCode::InvalidText => 40,
             ErrorCode::RateLimited => 41,
             ErrorCode::Quit => 50,
@@ -172,6 +181,7 @@ impl ErrorCode {
             6 => ErrorCode::UnsupportedVersion,
             7 => ErrorCode::HelloRequired,
             8 => ErrorCode::AlreadyRegistered,
+            9 => ErrorCode::BadPassword,
             20 => ErrorCode::InvalidNick,
             21 => ErrorCode::NickTaken,
             22 => ErrorCode::NoSuchNick,
@@ -180,6 +190,8 @@ impl ErrorCode {
             32 => ErrorCode::AlreadyInRoom,
             33 => ErrorCode::TooManyRooms,
             34 => ErrorCode::NoSuchRoom,
+            35 => ErrorCode::NotOperator,
+            36 => ErrorCode::TargetNotInRoom,
             40 => ErrorCode::InvalidText,
             41 => ErrorCode::RateLimited,
             50 => ErrorCode::Quit,

@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod frame;
+pub mod irc;
 pub mod name;
 pub mod packet;
 pub mod server;
@@ -19,7 +20,7 @@ pub use client::{Client, ClientEvent};
 pub use config::Config;
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{Frame, FrameDecoder};
-pub use packet::{ClientPacket, Limits, Packet, RoomInfo, ServerPacket};
+pub use packet::{ClientPacket, Limits, Member, Packet, RoomInfo, RoomMode, ServerPacket};
 #[cfg(feature = "planted-bugs")]
 pub use server::PlantedBug;
 pub use server::{Event, Server, Transmit};

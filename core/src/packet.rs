@@ -79,6 +79,66 @@ pub struct RoomInfo {
     pub members: u32,
 }
 
+/// One member in a member list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The member's nickname.
+    pub nick: String,
+    /// Bit set of [`Member::OPERATOR`], [`Member::VOICE`] and [`Member::AWAY`].
+    pub flags: u8,
+}
+
+impl Member {
+    /// The member is an operator of the room.
+    pub const OPERATOR: u8 = 1;
+    /// The member has voice in the room.
+    pub const VOICE: u8 = 2;
+    /// The member is marked away.
+    pub const AWAY: u8 = 4;
+
+    /// Whether the member is an operator of the room.
+    pub fn is_operator(&self) -> bool {
+        self.flags & Member::OPERATOR != 0
+    }
+}
+
+/// A room mode that operators set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomMode {
+    /// `t`: only operators may set the topic.
+    TopicLock,
+    /// `o`: the named member is an operator.
+    Operator,
+    /// `v`: the named member has voice.
+    Voice,
+}
+
+impl RoomMode {
+    /// The mode's letter on the wire (and in IRC).
+    pub fn letter(self) -> u8 {
+        match self {
+            RoomMode::TopicLock => b't',
+            RoomMode::Operator => b'o',
+            RoomMode::Voice => b'v',
+        }
+    }
+
+    /// The mode for a letter.
+    pub fn from_letter(letter: u8) -> Option<RoomMode> {
+        match letter {
+            b't' => Some(RoomMode::TopicLock),
+            b'o' => Some(RoomMode::Operator),
+            b'v' => Some(RoomMode::Voice),
+            _ => None,
+        }
+    }
+
+    /// Whether the mode applies to a member (and so takes a nick).
+    pub fn takes_nick(self) -> bool {
+        !matches!(self, RoomMode::TopicLock)
+    }
+}
+
 /// A packet a client sends to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientPacket {
@@ -88,6 +148,8 @@ pub enum ClientPacket {
         version: u16,
         /// The nickname wanted.
         nick: String,
+        /// The server password (empty when the server has none).
+        password: String,
     },
     /// Joins a room, creating it if it does not exist.
     Join {
@@ -141,6 +203,43 @@ pub enum ClientPacket {
     Quit {
         /// Why, shown to the client's rooms.
         reason: String,
+    },
+    /// Sets a room's topic (empty clears it).
+    SetTopic {
+        /// The room.
+        room: String,
+        /// The new topic.
+        topic: String,
+    },
+    /// Removes a member from a room (operators only).
+    Kick {
+        /// The room.
+        room: String,
+        /// Who to remove.
+        nick: String,
+        /// Why.
+        reason: String,
+    },
+    /// Sets an away message (empty: back again).
+    Away {
+        /// The away message.
+        message: String,
+    },
+    /// Asks about a nickname.
+    Whois {
+        /// The nickname.
+        nick: String,
+    },
+    /// Sets or clears a room mode (operators only).
+    SetMode {
+        /// The room.
+        room: String,
+        /// The mode.
+        mode: RoomMode,
+        /// Set (true) or clear (false).
+        on: bool,
+        /// The member it applies to (empty for `TopicLock`).
+        nick: String,
     },
 }
 
@@ -203,8 +302,8 @@ pub enum ServerPacket {
     Members {
         /// The room.
         room: String,
-        /// Nicknames in this part.
-        nicks: Vec<String>,
+        /// Members in this part.
+        members: Vec<Member>,
         /// Whether this is the final part.
         last: bool,
     },
@@ -243,6 +342,58 @@ pub enum ServerPacket {
         /// Why, for humans.
         reason: String,
     },
+    /// A room's topic: on join, and to every member when it changes.
+    Topic {
+        /// The room.
+        room: String,
+        /// The topic (empty: none).
+        topic: String,
+        /// Who set it (empty when unknown or on join).
+        by: String,
+    },
+    /// A member was removed from a room by an operator.
+    Kicked {
+        /// The room.
+        room: String,
+        /// Who was removed.
+        nick: String,
+        /// The operator who did it.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+    /// Someone's away status: the answer to one's own Away request, or the recipient's
+    /// status when a direct message reached someone away.
+    Away {
+        /// Whose status.
+        nick: String,
+        /// The away message (empty: not away).
+        message: String,
+    },
+    /// The answer to a whois.
+    WhoisReply {
+        /// The nickname.
+        nick: String,
+        /// Its away message (empty: not away).
+        away: String,
+        /// Seconds since it last sent a message.
+        idle_secs: u32,
+        /// Its rooms, each as a member entry naming the room.
+        rooms: Vec<Member>,
+    },
+    /// A room mode was set or cleared.
+    ModeChanged {
+        /// The room.
+        room: String,
+        /// The operator who did it (empty: the server, as for a room's creator).
+        by: String,
+        /// The mode.
+        mode: RoomMode,
+        /// Set or cleared.
+        on: bool,
+        /// The member it applies to (empty for `TopicLock`).
+        nick: String,
+    },
 }
 
 /// Type codes of client packets.
@@ -269,6 +420,16 @@ pub mod client_type {
     pub const PONG: u8 = 0x0A;
     /// Quit.
     pub const QUIT: u8 = 0x0B;
+    /// Set topic.
+    pub const SET_TOPIC: u8 = 0x0C;
+    /// Kick.
+    pub const KICK: u8 = 0x0D;
+    /// Away.
+    pub const AWAY: u8 = 0x0E;
+    /// Whois.
+    pub const WHOIS: u8 = 0x0F;
+    /// Set mode.
+    pub const SET_MODE: u8 = 0x10;
 }
 
 /// Type codes of server packets.
@@ -297,6 +458,16 @@ pub mod server_type {
     pub const ERROR: u8 = 0x8B;
     /// Bye.
     pub const BYE: u8 = 0x8C;
+    /// Topic.
+    pub const TOPIC: u8 = 0x8D;
+    /// Kicked.
+    pub const KICKED: u8 = 0x8E;
+    /// Away.
+    pub const AWAY: u8 = 0x8F;
+    /// Whois reply.
+    pub const WHOIS_REPLY: u8 = 0x90;
+    /// Mode changed.
+    pub const MODE_CHANGED: u8 = 0x91;
 }
 
 /// Appends a string: `u16` byte length, then UTF-8.
@@ -310,6 +481,15 @@ pub(crate) fn put_str(buf: &mut BytesMut, s: &str) {
     }
     buf.put_u16(end as u16);
     buf.put_slice(&s.as_bytes()[..end]);
+}
+
+/// Appends a member list: `u16` count, then each nick and its flag byte.
+fn put_members(buf: &mut BytesMut, members: &[Member]) {
+    buf.put_u16(members.len().min(u16::MAX as usize) as u16);
+    for m in members.iter().take(u16::MAX as usize) {
+        put_str(buf, &m.nick);
+        buf.put_u8(m.flags);
+    }
 }
 
 /// Bytes a string takes on the wire.
@@ -380,6 +560,27 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn mode(&mut self, field: &'static str) -> Result<RoomMode, DecodeError> {
+        let letter = self.u8(field)?;
+        RoomMode::from_letter(letter).ok_or(DecodeError::InvalidValue {
+            type_code: self.type_code,
+            field,
+        })
+    }
+
+    fn members(&mut self) -> Result<Vec<Member>, DecodeError> {
+        let count = self.u16("count")?;
+        // No reservation from the declared count: a lying count must not allocate.
+        let mut members = Vec::new();
+        for _ in 0..count {
+            members.push(Member {
+                nick: self.str("nick")?,
+                flags: self.u8("flags")?,
+            });
+        }
+        Ok(members)
+    }
+
     fn finish(&self) -> Result<(), DecodeError> {
         if self.buf.is_empty() {
             Ok(())
@@ -407,15 +608,25 @@ impl Packet for ClientPacket {
             ClientPacket::Ping { .. } => PING,
             ClientPacket::Pong { .. } => PONG,
             ClientPacket::Quit { .. } => QUIT,
+            ClientPacket::SetTopic { .. } => SET_TOPIC,
+            ClientPacket::Kick { .. } => KICK,
+            ClientPacket::Away { .. } => AWAY,
+            ClientPacket::Whois { .. } => WHOIS,
+            ClientPacket::SetMode { .. } => SET_MODE,
         }
     }
 
     fn encode_payload(&self, buf: &mut BytesMut) {
         match self {
-            ClientPacket::Hello { version, nick } => {
+            ClientPacket::Hello {
+                version,
+                nick,
+                password,
+            } => {
                 buf.put_slice(&MAGIC);
                 buf.put_u16(*version);
                 put_str(buf, nick);
+                put_str(buf, password);
             }
             ClientPacket::Join { room } | ClientPacket::ListMembers { room } => put_str(buf, room),
             ClientPacket::Leave { room, reason } => {
@@ -434,6 +645,28 @@ impl Packet for ClientPacket {
             ClientPacket::ListRooms => {}
             ClientPacket::Ping { token } | ClientPacket::Pong { token } => buf.put_u64(*token),
             ClientPacket::Quit { reason } => put_str(buf, reason),
+            ClientPacket::SetTopic { room, topic } => {
+                put_str(buf, room);
+                put_str(buf, topic);
+            }
+            ClientPacket::Kick { room, nick, reason } => {
+                put_str(buf, room);
+                put_str(buf, nick);
+                put_str(buf, reason);
+            }
+            ClientPacket::Away { message } => put_str(buf, message),
+            ClientPacket::Whois { nick } => put_str(buf, nick),
+            ClientPacket::SetMode {
+                room,
+                mode,
+                on,
+                nick,
+            } => {
+                put_str(buf, room);
+                buf.put_u8(mode.letter());
+                buf.put_u8(u8::from(*on));
+                put_str(buf, nick);
+            }
         }
     }
 
@@ -453,6 +686,7 @@ impl Packet for ClientPacket {
                 ClientPacket::Hello {
                     version: r.u16("version")?,
                     nick: r.str("nick")?,
+                    password: r.str("password")?,
                 }
             }
             JOIN => ClientPacket::Join {
@@ -486,6 +720,27 @@ impl Packet for ClientPacket {
             QUIT => ClientPacket::Quit {
                 reason: r.str("reason")?,
             },
+            SET_TOPIC => ClientPacket::SetTopic {
+                room: r.str("room")?,
+                topic: r.str("topic")?,
+            },
+            KICK => ClientPacket::Kick {
+                room: r.str("room")?,
+                nick: r.str("nick")?,
+                reason: r.str("reason")?,
+            },
+            AWAY => ClientPacket::Away {
+                message: r.str("message")?,
+            },
+            WHOIS => ClientPacket::Whois {
+                nick: r.str("nick")?,
+            },
+            SET_MODE => ClientPacket::SetMode {
+                room: r.str("room")?,
+                mode: r.mode("mode")?,
+                on: r.flag("on")?,
+                nick: r.str("nick")?,
+            },
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;
@@ -509,6 +764,11 @@ impl Packet for ServerPacket {
             ServerPacket::Pong { .. } => PONG,
             ServerPacket::Error { .. } => ERROR,
             ServerPacket::Bye { .. } => BYE,
+            ServerPacket::Topic { .. } => TOPIC,
+            ServerPacket::Kicked { .. } => KICKED,
+            ServerPacket::Away { .. } => AWAY,
+            ServerPacket::WhoisReply { .. } => WHOIS_REPLY,
+            ServerPacket::ModeChanged { .. } => MODE_CHANGED,
         }
     }
 
@@ -565,13 +825,14 @@ impl Packet for ServerPacket {
                     buf.put_u32(info.members);
                 }
             }
-            ServerPacket::Members { room, nicks, last } => {
+            ServerPacket::Members {
+                room,
+                members,
+                last,
+            } => {
                 put_str(buf, room);
                 buf.put_u8(u8::from(*last));
-                buf.put_u16(nicks.len().min(u16::MAX as usize) as u16);
-                for nick in nicks.iter().take(u16::MAX as usize) {
-                    put_str(buf, nick);
-                }
+                put_members(buf, members);
             }
             ServerPacket::NickChanged { old, new } => {
                 put_str(buf, old);
@@ -592,6 +853,50 @@ impl Packet for ServerPacket {
             ServerPacket::Bye { code, reason } => {
                 buf.put_u16(code.to_u16());
                 put_str(buf, reason);
+            }
+            ServerPacket::Topic { room, topic, by } => {
+                put_str(buf, room);
+                put_str(buf, topic);
+                put_str(buf, by);
+            }
+            ServerPacket::Kicked {
+                room,
+                nick,
+                by,
+                reason,
+            } => {
+                put_str(buf, room);
+                put_str(buf, nick);
+                put_str(buf, by);
+                put_str(buf, reason);
+            }
+            ServerPacket::Away { nick, message } => {
+                put_str(buf, nick);
+                put_str(buf, message);
+            }
+            ServerPacket::WhoisReply {
+                nick,
+                away,
+                idle_secs,
+                rooms,
+            } => {
+                put_str(buf, nick);
+                put_str(buf, away);
+                buf.put_u32(*idle_secs);
+                put_members(buf, rooms);
+            }
+            ServerPacket::ModeChanged {
+                room,
+                by,
+                mode,
+                on,
+                nick,
+            } => {
+                put_str(buf, room);
+                put_str(buf, by);
+                buf.put_u8(mode.letter());
+                buf.put_u8(u8::from(*on));
+                put_str(buf, nick);
             }
         }
     }
@@ -652,16 +957,11 @@ impl Packet for ServerPacket {
                 }
                 ServerPacket::RoomList { rooms, last }
             }
-            MEMBERS => {
-                let room = r.str("room")?;
-                let last = r.flag("last")?;
-                let count = r.u16("count")?;
-                let mut nicks = Vec::new();
-                for _ in 0..count {
-                    nicks.push(r.str("nick")?);
-                }
-                ServerPacket::Members { room, nicks, last }
-            }
+            MEMBERS => ServerPacket::Members {
+                room: r.str("room")?,
+                last: r.flag("last")?,
+                members: r.members()?,
+            },
             NICK_CHANGED => ServerPacket::NickChanged {
                 old: r.str("old")?,
                 new: r.str("new")?,
@@ -681,6 +981,34 @@ impl Packet for ServerPacket {
             BYE => ServerPacket::Bye {
                 code: ErrorCode::from_u16(r.u16("code")?),
                 reason: r.str("reason")?,
+            },
+            TOPIC => ServerPacket::Topic {
+                room: r.str("room")?,
+                topic: r.str("topic")?,
+                by: r.str("by")?,
+            },
+            KICKED => ServerPacket::Kicked {
+                room: r.str("room")?,
+                nick: r.str("nick")?,
+                by: r.str("by")?,
+                reason: r.str("reason")?,
+            },
+            AWAY => ServerPacket::Away {
+                nick: r.str("nick")?,
+                message: r.str("message")?,
+            },
+            WHOIS_REPLY => ServerPacket::WhoisReply {
+                nick: r.str("nick")?,
+                away: r.str("away")?,
+                idle_secs: r.u32("idle_secs")?,
+                rooms: r.members()?,
+            },
+            MODE_CHANGED => ServerPacket::ModeChanged {
+                room: r.str("room")?,
+                by: r.str("by")?,
+                mode: r.mode("mode")?,
+                on: r.flag("on")?,
+                nick: r.str("nick")?,
             },
             other => return Err(DecodeError::UnknownType(other)),
         };

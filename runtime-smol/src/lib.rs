@@ -1,1 +1,58 @@
+//! Async adapter for [`switchboard_core`]: moves bytes between `async-io` sockets and the core.
+//!
+//! The same adapter runs on two executors, each a module behind its cargo feature:
+//! `smol` (default) and `async_std` (off by default: async-std is discontinued upstream,
+//! advisory RUSTSEC-2025-0052; it is kept working for those who still run it). Both sit on
+//! `async-io`, so sockets and timers are shared code; they differ only in how tasks are spawned.
+//!
+//! # Design
+//!
+//! The whole server runs on one thread. The core is one single-threaded state machine, so
+//! threads would only add locking around it; one thread with non-blocking sockets is the
+//! shape of the fastest C chat servers too. The core sits in an `Rc<RefCell<_>>` that no task
+//! holds borrowed across an `.await`.
+//!
+//! - The accept loop opens each connection in the core, spawns one task for it and goes
+//!   straight back to accepting; it never waits on a client.
+//! - A connection's task runs a reader and a writer side by side. The reader reads into one
+//!   read buffer shared by every connection (so an idle connection holds no buffer) and hands
+//!   the bytes to the core, which decodes every whole frame before the reader yields. The
+//!   writer sleeps on a per-connection wake signal and, when woken, writes what the core has
+//!   queued, in batches of whole frames (one write per batch, never one per frame).
+//! - After every input, timeout or close, the adapter drains the core: it wakes the writers of
+//!   connections with new output, starts a close for connections the core wants gone, logs
+//!   events and re-arms the keepalive timer when the core's next deadline moved earlier.
+//! - A close the core asks for is a lingering close: the writer flushes what is left (ending
+//!   with the bye), shuts down its half of the socket and the reader discards input until the
+//!   peer closes too. All of it is bounded by `close_linger`, so a peer that stopped reading
+//!   cannot hold its connection open.
+//! - [`Handle::shutdown`] stops accepting, says bye to every client through the core and
+//!   returns from `run` once every bye is written (bounded by `close_linger`).
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+// Without an executor feature there is nothing to run the shared code.
+#![cfg_attr(not(any(feature = "smol", feature = "async-std")), allow(dead_code))]
+
+mod handle;
+#[cfg(any(feature = "smol", feature = "async-std"))]
+mod notify;
+#[cfg(any(feature = "smol", feature = "async-std"))]
+mod serve;
+
+#[cfg(feature = "async-std")]
+pub mod async_std;
+#[cfg(feature = "smol")]
+pub mod smol;
+
+use std::sync::Arc;
+
+pub use handle::Handle;
+
+/// Receives the server's log lines: connects, disconnects and errors, one line each.
+pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The default logger: each line to standard error.
+pub fn stderr_logger() -> Logger {
+    Arc::new(|line: &str| eprintln!("{line}"))
+}

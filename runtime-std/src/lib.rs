@@ -1,1 +1,472 @@
+//! Blocking adapter for [`switchboard_core`]: moves bytes between `std::net` sockets and the
+//! core with plain threads.
+//!
+//! # Design
+//!
+//! - The thread that calls [`Server::run`] only accepts: it opens each connection in the core,
+//!   starts that connection's threads and goes back to accepting.
+//! - Each connection has a reader thread, which reads and hands the bytes to the core, and a
+//!   writer thread, which sleeps on the connection's condition variable until the core queues
+//!   output for it and then writes the core's batches of whole frames. Their stacks are small
+//!   (64 KiB) and their buffers on the heap. A slow client blocks only its own threads.
+//! - The core sits behind one mutex. It is held to feed or drain the core, never across a
+//!   socket read or write.
+//! - A timer thread runs keepalive off the core's `poll_timeout` and ends closes that outlast
+//!   `close_linger`: shutting the socket down unblocks a writer stuck on a peer that stopped
+//!   reading.
+//! - A close the core asks for is a lingering close: the writer flushes what is left (ending
+//!   with the bye), shuts down its half of the socket and the reader discards input until the
+//!   peer closes too, all within `close_linger`.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod handle;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use switchboard_core::{Config, ConnId, Event};
+
+pub use handle::Handle;
+
+/// Receives the server's log lines: connects, disconnects and errors, one line each.
+pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The default logger: each line to standard error.
+pub fn stderr_logger() -> Logger {
+    Arc::new(|line: &str| eprintln!("{line}"))
+}
+
+/// Stack size of connection and timer threads: they hold no buffers on the stack.
+const THREAD_STACK: usize = 64 * 1024;
+
+/// Each reader's buffer.
+const READ_BUF: usize = 8 * 1024;
+
+/// Pause after an accept error that means resources ran out (too many open files, no
+/// memory): accepting again at once would only fail again, in a busy loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A chat server bound to a socket, ready to run on threads.
+pub struct Server {
+    listener: TcpListener,
+    config: Config,
+    log: Logger,
+    handle: Handle,
+}
+
+impl Server {
+    /// Binds the listening socket; serving starts with [`Server::run`].
+    pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Server> {
+        let listener = TcpListener::bind(addr)?;
+        let handle = Handle::new(listener.local_addr()?);
+        Ok(Server {
+            listener,
+            config,
+            log: stderr_logger(),
+            handle,
+        })
+    }
+
+    /// The address actually bound (the port chosen when asked for port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle that shuts the server down from any thread.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Sends log lines to `log` instead of standard error.
+    pub fn with_logger(mut self, log: impl Fn(&str) + Send + Sync + 'static) -> Server {
+        self.log = Arc::new(log);
+        self
+    }
+
+    /// Accepts on the calling thread until [`Handle::shutdown`], then says bye to every
+    /// client and returns once every bye is written (each within `close_linger`).
+    ///
+    /// Fails only if the keepalive timer thread cannot be started.
+    pub fn run(self) -> io::Result<()> {
+        let Server {
+            listener,
+            config,
+            log,
+            handle,
+        } = self;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                linger: config.close_linger,
+                server: switchboard_core::Server::new(config),
+                conns: HashMap::new(),
+                closing: BinaryHeap::new(),
+                timer_at: None,
+                shutting_down: false,
+                stopping: false,
+            }),
+            timer: Condvar::new(),
+            idle: Condvar::new(),
+            log,
+            handle,
+        });
+        let timer = {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name("switchboard-timer".into())
+                .stack_size(THREAD_STACK)
+                .spawn(move || timer_thread(&shared))?
+        };
+        accept_loop(&listener, &shared);
+        drop(listener);
+        let mut st = shared.lock();
+        st.shutting_down = true;
+        st.server.shutdown(Instant::now());
+        shared.drain(&mut st);
+        // Connections closing already may be waiting for their peer; that is over now.
+        for entry in st.conns.values() {
+            entry.wake.notify_one();
+        }
+        // Every connection ends within its close linger, enforced by the timer thread.
+        while !st.conns.is_empty() {
+            st = shared.idle.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+        st.stopping = true;
+        drop(st);
+        shared.timer.notify_one();
+        let _ = timer.join();
+        Ok(())
+    }
+}
+
+/// What every thread of one server shares.
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the timer thread when a deadline moved earlier.
+    timer: Condvar,
+    /// Wakes `run` when the last connection is gone.
+    idle: Condvar,
+    log: Logger,
+    handle: Handle,
+}
+
+/// The core and the adapter's bookkeeping, behind the one mutex.
+struct State {
+    server: switchboard_core::Server,
+    conns: HashMap<ConnId, Entry>,
+    /// Close deadlines; an entry is live only while it equals its connection's `close_at`.
+    closing: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    /// The deadline the timer thread sleeps until.
+    timer_at: Option<Instant>,
+    linger: Duration,
+    /// The server is shutting down: a close ends once the bye is written, without waiting
+    /// for the peer to close its side, so that shutdown takes no longer than the flush.
+    shutting_down: bool,
+    /// Ends the timer thread.
+    stopping: bool,
+}
+
+/// The adapter's side of one connection.
+struct Entry {
+    stream: Arc<TcpStream>,
+    /// Wakes the writer: output is queued, the connection is closing or it is gone.
+    wake: Arc<Condvar>,
+    /// When the core decided to close it, the moment the close must be over.
+    close_at: Option<Instant>,
+    /// The reader saw the peer close during a close.
+    reader_done: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not take every other connection down with it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Acts on everything the core has to say after an input, timeout or close.
+    fn drain(&self, st: &mut State) {
+        while let Some(id) = st.server.poll_pending() {
+            if let Some(entry) = st.conns.get(&id) {
+                entry.wake.notify_one();
+            }
+        }
+        let mut rearm = false;
+        while let Some(id) = st.server.poll_close() {
+            if let Some(entry) = st.conns.get_mut(&id) {
+                if entry.close_at.is_none() {
+                    let at = Instant::now() + st.linger;
+                    entry.close_at = Some(at);
+                    st.closing.push(Reverse((at, id)));
+                    rearm |= st.timer_at.is_none_or(|t| at < t);
+                }
+                entry.wake.notify_one();
+            }
+        }
+        while let Some(event) = st.server.poll_event() {
+            match event {
+                Event::Registered { conn, nick } => {
+                    (self.log)(&format!("{conn} registered as {nick}"))
+                }
+                Event::Closed { conn, code, reason } => {
+                    (self.log)(&format!("{conn} closed: {code}: {reason}"))
+                }
+            }
+        }
+        if let Some(next) = st.server.poll_timeout() {
+            rearm |= st.timer_at.is_none_or(|t| next < t);
+        }
+        if rearm {
+            self.timer.notify_one();
+        }
+    }
+
+    /// Tears a connection down: shuts its socket (unblocking its threads), tells the core and
+    /// drops the entry. Whoever gets here first does it; the others find the entry gone.
+    fn finish(&self, st: &mut State, id: ConnId) {
+        let Some(entry) = st.conns.remove(&id) else {
+            return;
+        };
+        let _ = entry.stream.shutdown(Shutdown::Both);
+        entry.wake.notify_one();
+        self.handle.closed();
+        // Announces the departure unless the core closed it itself; frees everything.
+        st.server.handle_close(id, Instant::now());
+        self.drain(st);
+        if st.conns.is_empty() {
+            self.idle.notify_all();
+        }
+    }
+}
+
+/// Accepts connections until shutdown.
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    let log = &shared.log;
+    while !shared.handle.is_shutdown() {
+        match listener.accept() {
+            // It may be the handle's own wake-up connection; the loop condition decides.
+            Ok(_) if shared.handle.is_shutdown() => break,
+            Ok((stream, peer)) => start_connection(shared, stream, peer),
+            Err(e) if is_transient(&e) => log(&format!("accept failed: {e}")),
+            Err(e) => {
+                log(&format!(
+                    "accept failed: {e}; pausing {} ms",
+                    ACCEPT_BACKOFF.as_millis()
+                ));
+                thread::sleep(ACCEPT_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Whether an accept error concerns only the one connection (so accepting again at once is
+/// right), rather than exhausted resources such as EMFILE or ENOMEM.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
+    )
+}
+
+/// Opens a connection in the core and starts its reader and writer threads.
+fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let log = &shared.log;
+    if let Err(e) = stream.set_nodelay(true) {
+        log(&format!("{peer}: cannot set TCP_NODELAY: {e}"));
+    }
+    let stream = Arc::new(stream);
+    let wake = Arc::new(Condvar::new());
+    let id = {
+        let mut st = shared.lock();
+        let id = st.server.open(Instant::now());
+        st.conns.insert(
+            id,
+            Entry {
+                stream: stream.clone(),
+                wake: wake.clone(),
+                close_at: None,
+                reader_done: false,
+            },
+        );
+        shared.handle.opened();
+        // open() may have made the core's next deadline earlier.
+        shared.drain(&mut st);
+        id
+    };
+    log(&format!("{id} connected from {peer}"));
+    let reader = {
+        let (shared, stream) = (shared.clone(), stream.clone());
+        spawn(format!("switchboard-read-{}", id.0), move || {
+            read_side(&shared, id, &stream)
+        })
+    };
+    let writer = reader.and_then(|_| {
+        let shared = shared.clone();
+        spawn(format!("switchboard-write-{}", id.0), move || {
+            write_side(&shared, id, &stream, &wake)
+        })
+    });
+    if let Err(e) = writer {
+        log(&format!("{id} cannot start a thread: {e}"));
+        let mut st = shared.lock();
+        shared.finish(&mut st, id);
+    }
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    thread::Builder::new()
+        .name(name)
+        .stack_size(THREAD_STACK)
+        .spawn(f)
+        .map(drop)
+}
+
+/// Reads into the core until the peer closes. Input during a close is still read (the core
+/// ignores it) so that closing the socket does not reset the connection and lose the bye.
+fn read_side(shared: &Shared, id: ConnId, mut stream: &TcpStream) {
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        let read = stream.read(&mut buf);
+        let mut st = shared.lock();
+        let Some(entry) = st.conns.get_mut(&id) else {
+            // Torn down elsewhere.
+            return;
+        };
+        match read {
+            Ok(0) if entry.close_at.is_some() => {
+                entry.reader_done = true;
+                entry.wake.notify_one();
+                return;
+            }
+            Ok(0) => {
+                shared.finish(&mut st, id);
+                return;
+            }
+            Ok(n) => {
+                // Decodes every whole frame of these bytes before returning.
+                st.server.handle_input(id, &buf[..n], Instant::now());
+                shared.drain(&mut st);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                if entry.close_at.is_none() {
+                    (shared.log)(&format!("{id} I/O error: {e}"));
+                }
+                shared.finish(&mut st, id);
+                return;
+            }
+        }
+    }
+}
+
+/// Writes what the core queues for the connection; once it is closing and all is written
+/// (the bye last), shuts down the sending half and waits for the reader to see the peer close.
+fn write_side(shared: &Shared, id: ConnId, mut stream: &TcpStream, wake: &Condvar) {
+    let mut st = shared.lock();
+    let mut shut_write = false;
+    loop {
+        let Some(entry) = st.conns.get(&id) else {
+            return;
+        };
+        let (closing, reader_done) = (entry.close_at.is_some(), entry.reader_done);
+        if let Some(transmit) = st.server.take_transmit(id) {
+            drop(st);
+            // Whole frames, batched by the core: one write for all of it when the socket
+            // takes it. The lock is not held while writing.
+            let mut data = &transmit.data[..];
+            let mut failed = None;
+            while !data.is_empty() {
+                match stream.write(data) {
+                    Ok(0) => failed = Some(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        data = &data[n..];
+                        shared.lock().server.handle_written(id, n);
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => failed = Some(e),
+                }
+                break;
+            }
+            st = shared.lock();
+            if let Some(e) = failed {
+                if st
+                    .conns
+                    .get(&id)
+                    .is_some_and(|entry| entry.close_at.is_none())
+                {
+                    (shared.log)(&format!("{id} I/O error: {e}"));
+                }
+                shared.finish(&mut st, id);
+                return;
+            }
+            continue;
+        }
+        if closing {
+            if !shut_write {
+                let _ = stream.shutdown(Shutdown::Write);
+                shut_write = true;
+            }
+            if reader_done || st.shutting_down {
+                shared.finish(&mut st, id);
+                return;
+            }
+        }
+        st = wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+/// Runs keepalive and ends closes that outlast `close_linger`.
+fn timer_thread(shared: &Shared) {
+    let mut st = shared.lock();
+    loop {
+        if st.stopping {
+            return;
+        }
+        let now = Instant::now();
+        if st.server.poll_timeout().is_some_and(|at| at <= now) {
+            st.server.handle_timeout(now);
+            shared.drain(&mut st);
+        }
+        while let Some(&Reverse((at, id))) = st.closing.peek() {
+            if at > now {
+                break;
+            }
+            st.closing.pop();
+            if st.conns.get(&id).is_some_and(|e| e.close_at == Some(at)) {
+                (shared.log)(&format!("{id} close linger expired"));
+                shared.finish(&mut st, id);
+            }
+        }
+        let linger = st.closing.peek().map(|Reverse((at, _))| *at);
+        let next = match (st.server.poll_timeout(), linger) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        st.timer_at = next;
+        st = match next {
+            Some(at) => {
+                let wait = at.saturating_duration_since(Instant::now());
+                shared
+                    .timer
+                    .wait_timeout(st, wait)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+            None => shared
+                .timer
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner),
+        };
+    }
+}

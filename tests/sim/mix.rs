@@ -29,10 +29,20 @@ pub enum Act {
     Malformed,
     /// Send a well-formed request the server must refuse.
     Invalid,
+    /// Set a room's topic.
+    Topic,
+    /// Kick someone from a room.
+    Kick,
+    /// Set or clear a room mode.
+    Mode,
+    /// Set or clear an away message.
+    Away,
+    /// Ask who someone is.
+    Whois,
 }
 
 /// Every [`Act`], in weight order.
-pub const ACTS: [Act; 14] = [
+pub const ACTS: [Act; 19] = [
     Act::Join,
     Act::Leave,
     Act::Say,
@@ -47,6 +57,11 @@ pub const ACTS: [Act; 14] = [
     Act::Disconnect,
     Act::Malformed,
     Act::Invalid,
+    Act::Topic,
+    Act::Kick,
+    Act::Mode,
+    Act::Away,
+    Act::Whois,
 ];
 
 /// Network faults, each with a weight in [`Mix::faults`].
@@ -176,6 +191,13 @@ impl Mix {
             msg_burst: rng.range(1, 30) as u32,
             flood_strikes: rng.range(1, 30) as u32,
             close_linger: Duration::from_millis(rng.range(20, 3000)),
+            max_topic_len: if rng.chance(800) {
+                390
+            } else {
+                rng.range(0, 12) as u16
+            },
+            password: rng.chance(150).then(|| "sesame".to_owned()),
+            ..Config::default()
         };
         Mix {
             clients,
@@ -229,7 +251,8 @@ impl Mix {
             "clients={} rooms={} nicks={} fault_ms={} act_gap_ms={} latency_us={} sock_buf={} \
              tiny_chunks={} taken_nick={} pad={} reconnect={} lazy={}\n  acts=[{}] faults=[{}] every {}ms\n  \
              config: frame={} nick={} room={} text={} reason={} rooms/conn={} outbound={} \
-             transmit={} ping={:?} idle={:?} hello={:?} rate={}/{} strikes={} linger={:?}",
+             transmit={} ping={:?} idle={:?} hello={:?} rate={}/{} strikes={} linger={:?} \
+             topic={} password={:?}",
             self.clients,
             self.rooms,
             self.nicks,
@@ -260,6 +283,8 @@ impl Mix {
             c.msg_burst,
             c.flood_strikes,
             c.close_linger,
+            c.max_topic_len,
+            c.password,
         )
     }
 }

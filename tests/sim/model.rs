@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use switchboard_core::packet::{ClientPacket, Packet};
 use switchboard_core::server::Event;
-use switchboard_core::{Config, ConnId, ErrorCode};
+use switchboard_core::{Config, ConnId, ErrorCode, Member, RoomMode};
 
 use crate::wire::{fold, nick_ok, reason_ok, room_ok, text_ok, Frame, Out};
 
@@ -36,6 +36,8 @@ pub struct MConn {
     pub opened: Instant,
     pub last_rx: Instant,
     pub ping_sent: bool,
+    pub away: String,
+    pub last_said: Instant,
 }
 
 /// One room incarnation.
@@ -46,6 +48,25 @@ pub struct MRoom {
     pub members: Vec<ConnId>,
     /// Which incarnation of this name (rooms restart their seq when re-created).
     pub inc: u64,
+    pub operators: Vec<ConnId>,
+    pub voiced: Vec<ConnId>,
+    pub topic: String,
+    pub topic_by: String,
+    pub topic_lock: bool,
+}
+
+impl MRoom {
+    /// Operator and voice flags of a member.
+    pub fn flags(&self, id: ConnId) -> u8 {
+        let mut f = 0;
+        if self.operators.contains(&id) {
+            f |= Member::OPERATOR;
+        }
+        if self.voiced.contains(&id) {
+            f |= Member::VOICE;
+        }
+        f
+    }
 }
 
 /// A room message the server accepted.
@@ -94,6 +115,10 @@ pub struct Model {
     closed_now: BTreeMap<ConnId, ErrorCode>,
     /// How many frames of input the current call handles.
     frames_now: usize,
+    /// Departures are no longer announced.
+    shutting_down: bool,
+    /// The time of the current call.
+    now: Option<Instant>,
 }
 
 /// What one server call had to queue, settled once its events are known.
@@ -122,6 +147,8 @@ impl Model {
             due_closes: BTreeSet::new(),
             closed_now: BTreeMap::new(),
             frames_now: 0,
+            shutting_down: false,
+            now: None,
         }
     }
 
@@ -162,6 +189,8 @@ impl Model {
                 opened: now,
                 last_rx: now,
                 ping_sent: false,
+                away: String::new(),
+                last_said: now,
             },
         );
     }
@@ -169,6 +198,7 @@ impl Model {
     /// Before `Server::handle_input` of `bytes` bytes that complete `frames`.
     pub fn input(&mut self, x: ConnId, bytes: usize, frames: &[Frame], now: Instant) {
         self.begin();
+        self.now = Some(now);
         self.frames_now = frames.len();
         let Some(c) = self.conns.get_mut(&x) else {
             return;
@@ -233,6 +263,7 @@ impl Model {
     /// Before `Server::shutdown`.
     pub fn shutdown(&mut self) {
         self.begin();
+        self.shutting_down = true;
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
             self.close(id, ErrorCode::Shutdown, Some("server shutting down"));
@@ -458,6 +489,9 @@ impl Model {
         c.phase = Phase::Hello;
         for key in rooms {
             self.remove_member(&key, x);
+            if self.shutting_down {
+                continue;
+            }
             if let Some(r) = self.rooms.get(&key) {
                 let item = Out::Left {
                     room: r.name.clone(),
@@ -475,6 +509,8 @@ impl Model {
     fn remove_member(&mut self, key: &str, x: ConnId) {
         if let Some(r) = self.rooms.get_mut(key) {
             r.members.retain(|m| *m != x);
+            r.operators.retain(|m| *m != x);
+            r.voiced.retain(|m| *m != x);
             if r.members.is_empty() {
                 self.rooms.remove(key);
             }
@@ -542,9 +578,16 @@ impl Model {
         let phase = self.conns[&x].phase;
         use ClientPacket as P;
         let result = match (phase, p) {
-            (Phase::Hello, P::Hello { version, nick }) => self.hello(x, *version, nick),
-            (Phase::Hello, P::Quit { reason }) => self.quit(x, reason),
-            (Phase::Hello, P::Pong { .. }) => Ok(()),
+            (_, P::Quit { reason }) => self.quit(x, reason),
+            (_, P::Pong { .. }) => Ok(()),
+            (
+                Phase::Hello,
+                P::Hello {
+                    version,
+                    nick,
+                    password,
+                },
+            ) => self.hello(x, *version, nick, password),
             (Phase::Hello, _) => Err(ErrorCode::HelloRequired),
             (_, P::Hello { .. }) => Err(ErrorCode::AlreadyRegistered),
             (_, P::Join { room }) => self.join(x, room),
@@ -574,20 +617,53 @@ impl Model {
                 self.push(x, Out::Pong { token: *token });
                 Ok(())
             }
-            (_, P::Pong { .. }) => Ok(()),
-            (_, P::Quit { reason }) => self.quit(x, reason),
+            (_, P::SetTopic { room, topic }) => self.set_topic(x, room, topic),
+            (_, P::Kick { room, nick, reason }) => self.kick(x, room, nick, reason),
+            (_, P::Away { message }) => {
+                if reason_ok(message, self.cfg.max_reason_len as usize) {
+                    let c = self.conns.get_mut(&x).expect("conn");
+                    c.away = message.clone();
+                    let item = Out::Away {
+                        nick: c.nick.clone(),
+                        message: message.clone(),
+                    };
+                    self.push(x, item);
+                    Ok(())
+                } else {
+                    Err(ErrorCode::InvalidText)
+                }
+            }
+            (_, P::Whois { nick }) => self.whois(x, nick),
+            (
+                _,
+                P::SetMode {
+                    room,
+                    mode,
+                    on,
+                    nick,
+                },
+            ) => self.set_mode(x, room, *mode, *on, nick),
         };
         if let Err(code) = result {
             self.error(x, code, rt, seq);
-            if code == ErrorCode::UnsupportedVersion {
+            if matches!(code, ErrorCode::UnsupportedVersion | ErrorCode::BadPassword) {
                 self.close(x, code, Some(""));
             }
         }
     }
 
-    fn hello(&mut self, x: ConnId, version: u16, nick: &str) -> Result<(), ErrorCode> {
+    fn hello(
+        &mut self,
+        x: ConnId,
+        version: u16,
+        nick: &str,
+        password: &str,
+    ) -> Result<(), ErrorCode> {
         if version != switchboard_core::packet::PROTOCOL_VERSION {
             return Err(ErrorCode::UnsupportedVersion);
+        }
+        if self.cfg.password.as_deref().is_some_and(|p| p != password) {
+            return Err(ErrorCode::BadPassword);
         }
         if !nick_ok(nick, self.cfg.max_nick_len as usize) {
             return Err(ErrorCode::InvalidNick);
@@ -636,6 +712,11 @@ impl Model {
                     seq: 0,
                     members: Vec::new(),
                     inc: self.incarnations,
+                    operators: vec![x],
+                    voiced: Vec::new(),
+                    topic: String::new(),
+                    topic_by: String::new(),
+                    topic_lock: false,
                 },
             );
         }
@@ -647,6 +728,15 @@ impl Model {
         };
         self.broadcast(&key, &item);
         self.members(x, &key);
+        let r = &self.rooms[&key];
+        if !r.topic.is_empty() {
+            let item = Out::Topic {
+                room: r.name.clone(),
+                topic: r.topic.clone(),
+                by: r.topic_by.clone(),
+            };
+            self.push(x, item);
+        }
         Ok(())
     }
 
@@ -655,7 +745,11 @@ impl Model {
         let nicks = r
             .members
             .iter()
-            .map(|m| self.conns[m].nick.clone())
+            .map(|m| {
+                let c = &self.conns[m];
+                let away = if c.away.is_empty() { 0 } else { Member::AWAY };
+                (c.nick.clone(), r.flags(*m) | away)
+            })
             .collect();
         let item = Out::Members {
             room: r.name.clone(),
@@ -697,6 +791,7 @@ impl Model {
             return Err(ErrorCode::NotInRoom);
         }
         let from = c.nick.clone();
+        self.said(x);
         let r = self.rooms.get_mut(&key).expect("member of a missing room");
         r.seq += 1;
         let item = Out::Message {
@@ -729,14 +824,24 @@ impl Model {
         let Some(&target) = self.nicks.get(&fold(to)) else {
             return Err(ErrorCode::NoSuchNick);
         };
+        self.said(x);
+        let t = &self.conns[&target];
         let item = Out::Direct {
             from: self.conns[&x].nick.clone(),
-            to: self.conns[&target].nick.clone(),
+            to: t.nick.clone(),
             text: text.to_owned(),
         };
+        // Whispering to someone away (or to oneself) is answered with their away message.
+        let away = (target == x || !t.away.is_empty()).then(|| Out::Away {
+            nick: t.nick.clone(),
+            message: t.away.clone(),
+        });
         self.push(target, item.clone());
         if target != x {
             self.push(x, item);
+        }
+        if let Some(away) = away {
+            self.push(x, away);
         }
         Ok(())
     }
@@ -773,15 +878,171 @@ impl Model {
     }
 
     fn quit(&mut self, x: ConnId, reason: &str) -> Result<(), ErrorCode> {
-        if !reason_ok(reason, self.cfg.max_reason_len as usize) {
-            return Err(ErrorCode::InvalidText);
+        // Quit reasons are cut and cleaned rather than refused.
+        let mut end = reason.len().min(self.cfg.max_reason_len as usize);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
         }
+        let reason: String = reason[..end]
+            .chars()
+            .filter(|c| !matches!(c, '\0' | '\r' | '\n'))
+            .collect();
         let left = if reason.is_empty() {
             "quit".to_owned()
         } else {
             format!("quit: {reason}")
         };
         self.close(x, ErrorCode::Quit, Some(&left));
+        Ok(())
+    }
+
+    /// Saying something resets a connection's whois idle time.
+    fn said(&mut self, x: ConnId) {
+        if let (Some(now), Some(c)) = (self.now, self.conns.get_mut(&x)) {
+            c.last_said = now;
+        }
+    }
+
+    fn set_topic(&mut self, x: ConnId, room: &str, topic: &str) -> Result<(), ErrorCode> {
+        if !reason_ok(topic, self.cfg.max_topic_len as usize) {
+            return Err(ErrorCode::InvalidText);
+        }
+        let key = self.member_key(x, room)?;
+        let by = self.conns[&x].nick.clone();
+        let r = self.rooms.get_mut(&key).expect("room");
+        if r.topic_lock && !r.operators.contains(&x) {
+            return Err(ErrorCode::NotOperator);
+        }
+        r.topic = topic.to_owned();
+        r.topic_by = by.clone();
+        let item = Out::Topic {
+            room: r.name.clone(),
+            topic: topic.to_owned(),
+            by,
+        };
+        self.broadcast(&key, &item);
+        Ok(())
+    }
+
+    fn member_key(&self, x: ConnId, room: &str) -> Result<String, ErrorCode> {
+        let key = fold(room);
+        if self.conns[&x].rooms.contains(&key) {
+            Ok(key)
+        } else {
+            Err(ErrorCode::NotInRoom)
+        }
+    }
+
+    fn operator_key(&self, x: ConnId, room: &str) -> Result<String, ErrorCode> {
+        let key = fold(room);
+        if !self.rooms.contains_key(&key) {
+            return Err(ErrorCode::NoSuchRoom);
+        }
+        self.member_key(x, room)?;
+        if self.rooms[&key].operators.contains(&x) {
+            Ok(key)
+        } else {
+            Err(ErrorCode::NotOperator)
+        }
+    }
+
+    fn target_in(&self, key: &str, nick: &str) -> Result<ConnId, ErrorCode> {
+        let Some(&target) = self.nicks.get(&fold(nick)) else {
+            return Err(ErrorCode::NoSuchNick);
+        };
+        if self.rooms[key].members.contains(&target) {
+            Ok(target)
+        } else {
+            Err(ErrorCode::TargetNotInRoom)
+        }
+    }
+
+    fn kick(&mut self, x: ConnId, room: &str, nick: &str, reason: &str) -> Result<(), ErrorCode> {
+        if !reason_ok(reason, self.cfg.max_reason_len as usize) {
+            return Err(ErrorCode::InvalidText);
+        }
+        let key = self.operator_key(x, room)?;
+        let target = self.target_in(&key, nick)?;
+        let item = Out::Kicked {
+            room: self.rooms[&key].name.clone(),
+            nick: self.conns[&target].nick.clone(),
+            by: self.conns[&x].nick.clone(),
+            reason: reason.to_owned(),
+        };
+        self.broadcast(&key, &item);
+        self.remove_member(&key, target);
+        if let Some(c) = self.conns.get_mut(&target) {
+            c.rooms.retain(|k| *k != key);
+        }
+        Ok(())
+    }
+
+    fn set_mode(
+        &mut self,
+        x: ConnId,
+        room: &str,
+        mode: RoomMode,
+        on: bool,
+        nick: &str,
+    ) -> Result<(), ErrorCode> {
+        let key = self.operator_key(x, room)?;
+        let target = if mode.takes_nick() {
+            Some(self.target_in(&key, nick)?)
+        } else {
+            None
+        };
+        let target_nick = target
+            .map(|t| self.conns[&t].nick.clone())
+            .unwrap_or_default();
+        let by = self.conns[&x].nick.clone();
+        let r = self.rooms.get_mut(&key).expect("room");
+        let toggle = |set: &mut Vec<ConnId>, t: ConnId| {
+            let has = set.contains(&t);
+            if on && !has {
+                set.push(t);
+            } else if !on && has {
+                set.retain(|m| *m != t);
+            }
+            has != on
+        };
+        let changed = match (mode, target) {
+            (RoomMode::TopicLock, _) => std::mem::replace(&mut r.topic_lock, on) != on,
+            (RoomMode::Operator, Some(t)) => toggle(&mut r.operators, t),
+            (RoomMode::Voice, Some(t)) => toggle(&mut r.voiced, t),
+            _ => false,
+        };
+        if changed {
+            let item = Out::ModeChanged {
+                room: r.name.clone(),
+                by,
+                mode,
+                on,
+                nick: target_nick,
+            };
+            self.broadcast(&key, &item);
+        }
+        Ok(())
+    }
+
+    fn whois(&mut self, x: ConnId, nick: &str) -> Result<(), ErrorCode> {
+        let Some(&target) = self.nicks.get(&fold(nick)) else {
+            return Err(ErrorCode::NoSuchNick);
+        };
+        let c = &self.conns[&target];
+        let rooms = c
+            .rooms
+            .iter()
+            .map(|k| {
+                let r = &self.rooms[k];
+                (r.name.clone(), r.flags(target))
+            })
+            .collect();
+        let item = Out::Whois {
+            nick: c.nick.clone(),
+            away: c.away.clone(),
+            rooms,
+        };
+        self.push(x, item);
         Ok(())
     }
 
@@ -800,7 +1061,7 @@ pub fn message_id(text: &str) -> Option<u64> {
 pub fn frame_name(f: &Frame) -> String {
     match f {
         Frame::Packet(p) => match p {
-            ClientPacket::Hello { nick, version } => format!("hello({nick},v{version})"),
+            ClientPacket::Hello { nick, version, .. } => format!("hello({nick},v{version})"),
             ClientPacket::Join { room } => format!("join({room})"),
             ClientPacket::Leave { room, .. } => format!("leave({room})"),
             ClientPacket::Say { room, text } => {
@@ -813,6 +1074,20 @@ pub fn frame_name(f: &Frame) -> String {
             ClientPacket::Ping { .. } => "ping".into(),
             ClientPacket::Pong { .. } => "pong".into(),
             ClientPacket::Quit { .. } => "quit".into(),
+            ClientPacket::SetTopic { room, .. } => format!("topic({room})"),
+            ClientPacket::Kick { room, nick, .. } => format!("kick({room},{nick})"),
+            ClientPacket::Away { .. } => "away".into(),
+            ClientPacket::Whois { nick } => format!("whois({nick})"),
+            ClientPacket::SetMode {
+                room,
+                mode,
+                on,
+                nick,
+            } => format!(
+                "mode({room},{}{},{nick})",
+                if *on { '+' } else { '-' },
+                mode.letter() as char
+            ),
         },
         Frame::Bad { what, .. } => format!("BAD:{what}"),
     }

@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use switchboard_core::packet::{client_type, ClientPacket, Packet, ServerPacket};
-use switchboard_core::{ClientEvent, Config, ErrorCode, FrameDecoder};
+use switchboard_core::{ClientEvent, Config, ErrorCode, FrameDecoder, Member, RoomMode};
 
 /// One server packet as the model compares it, list parts already joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +33,40 @@ pub enum Out {
     },
     /// A whole room list.
     RoomList(Vec<(String, u32)>),
-    /// A whole member list.
-    Members { room: String, nicks: Vec<String> },
+    /// A whole member list: nicks with their flags.
+    Members {
+        room: String,
+        nicks: Vec<(String, u8)>,
+    },
+    /// A room's topic.
+    Topic {
+        room: String,
+        topic: String,
+        by: String,
+    },
+    /// Someone was kicked from a room.
+    Kicked {
+        room: String,
+        nick: String,
+        by: String,
+        reason: String,
+    },
+    /// Someone's away message.
+    Away { nick: String, message: String },
+    /// A whois answer (idle seconds left out: they depend on when the model looks).
+    Whois {
+        nick: String,
+        away: String,
+        rooms: Vec<(String, u8)>,
+    },
+    /// A room mode changed.
+    ModeChanged {
+        room: String,
+        by: String,
+        mode: RoomMode,
+        on: bool,
+        nick: String,
+    },
     /// A nick change.
     NickChanged { old: String, new: String },
     /// A server ping (its token is the server's business).
@@ -109,8 +141,40 @@ impl Out {
             },
             Out::Members { room, .. } => ServerPacket::Members {
                 room,
-                nicks: Vec::new(),
+                members: Vec::new(),
                 last: true,
+            },
+            Out::Topic { room, topic, by } => ServerPacket::Topic { room, topic, by },
+            Out::Kicked {
+                room,
+                nick,
+                by,
+                reason,
+            } => ServerPacket::Kicked {
+                room,
+                nick,
+                by,
+                reason,
+            },
+            Out::Away { nick, message } => ServerPacket::Away { nick, message },
+            Out::Whois { nick, away, .. } => ServerPacket::WhoisReply {
+                nick,
+                away,
+                idle_secs: 0,
+                rooms: Vec::new(),
+            },
+            Out::ModeChanged {
+                room,
+                by,
+                mode,
+                on,
+                nick,
+            } => ServerPacket::ModeChanged {
+                room,
+                by,
+                mode,
+                on,
+                nick,
             },
             Out::NickChanged { old, new } => ServerPacket::NickChanged { old, new },
             Out::Ping => ServerPacket::Ping { token: 0 },
@@ -177,9 +241,63 @@ impl Out {
                         .zip(rooms)
                         .all(|((n, c), r)| *n == r.name && *c == r.members)
             }
-            (Out::Members { room, nicks }, ClientEvent::Members { room: r, nicks: n }) => {
-                room == r && nicks == n
+            (Out::Members { room, nicks }, ClientEvent::Members { room: r, members }) => {
+                room == r && *nicks == members_of(members)
             }
+            (
+                Out::Topic { room, topic, by },
+                ClientEvent::Topic {
+                    room: r,
+                    topic: t,
+                    by: b,
+                },
+            ) => room == r && topic == t && by == b,
+            (
+                Out::Kicked {
+                    room,
+                    nick,
+                    by,
+                    reason,
+                },
+                ClientEvent::Kicked {
+                    room: r,
+                    nick: n,
+                    by: b,
+                    reason: why,
+                },
+            ) => room == r && nick == n && by == b && reason == why,
+            (
+                Out::Away { nick, message },
+                ClientEvent::Away {
+                    nick: n,
+                    message: m,
+                },
+            ) => nick == n && message == m,
+            (
+                Out::Whois { nick, away, rooms },
+                ClientEvent::Whois {
+                    nick: n,
+                    away: a,
+                    rooms: r,
+                    ..
+                },
+            ) => nick == n && away == a && *rooms == members_of(r),
+            (
+                Out::ModeChanged {
+                    room,
+                    by,
+                    mode,
+                    on,
+                    nick,
+                },
+                ClientEvent::ModeChanged {
+                    room: r,
+                    by: b,
+                    mode: m,
+                    on: o,
+                    nick: n,
+                },
+            ) => room == r && by == b && mode == m && on == o && nick == n,
             (Out::NickChanged { old, new }, ClientEvent::NickChanged { old: o, new: n }) => {
                 old == o && new == n
             }
@@ -208,7 +326,7 @@ impl Out {
 pub struct Tap {
     decoder: FrameDecoder,
     rooms: Option<(Vec<(String, u32)>, usize)>,
-    members: Option<(String, Vec<String>, usize)>,
+    members: Option<(String, Vec<Entry>, usize)>,
     limits: switchboard_core::Limits,
     /// A bye was seen: nothing may follow it.
     pub saw_bye: bool,
@@ -260,7 +378,11 @@ impl Tap {
                     out.push((Out::RoomList(list), bytes));
                     continue;
                 }
-                ServerPacket::Members { room, nicks, last } => {
+                ServerPacket::Members {
+                    room,
+                    members: nicks,
+                    last,
+                } => {
                     if self.rooms.is_some() {
                         return Err("member list part inside a room list".into());
                     }
@@ -270,7 +392,7 @@ impl Tap {
                     if acc.0 != room {
                         return Err(format!("member list of `{}` continued as `{room}`", acc.0));
                     }
-                    acc.1.extend(nicks);
+                    acc.1.extend(nicks.into_iter().map(|m| (m.nick, m.flags)));
                     acc.2 += size;
                     if !last {
                         continue;
@@ -325,6 +447,39 @@ impl Tap {
                     self.saw_bye = true;
                     Out::Bye { code }
                 }
+                ServerPacket::Topic { room, topic, by } => Out::Topic { room, topic, by },
+                ServerPacket::Kicked {
+                    room,
+                    nick,
+                    by,
+                    reason,
+                } => Out::Kicked {
+                    room,
+                    nick,
+                    by,
+                    reason,
+                },
+                ServerPacket::Away { nick, message } => Out::Away { nick, message },
+                ServerPacket::WhoisReply {
+                    nick, away, rooms, ..
+                } => Out::Whois {
+                    nick,
+                    away,
+                    rooms: members_of(&rooms),
+                },
+                ServerPacket::ModeChanged {
+                    room,
+                    by,
+                    mode,
+                    on,
+                    nick,
+                } => Out::ModeChanged {
+                    room,
+                    by,
+                    mode,
+                    on,
+                    nick,
+                },
             };
             out.push((item, size));
         }
@@ -407,6 +562,14 @@ impl Piece {
     }
 }
 
+/// A member list entry: a nick (or, in a whois, a room) and its flags.
+pub type Entry = (String, u8);
+
+/// Member entries as (name, flags) pairs.
+pub fn members_of(members: &[Member]) -> Vec<(String, u8)> {
+    members.iter().map(|m| (m.nick.clone(), m.flags)).collect()
+}
+
 fn frame(code: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = ((payload.len() + 1) as u32).to_be_bytes().to_vec();
     v.push(code);
@@ -415,7 +578,7 @@ fn frame(code: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// How many kinds [`malformed`] can make.
-pub const MALFORMED_KINDS: u64 = 9;
+pub const MALFORMED_KINDS: u64 = 10;
 
 /// A malformed frame of kind `kind` (mod [`MALFORMED_KINDS`]), and what the server must say.
 pub fn malformed(kind: u64, max_frame_len: u32, filler: u8) -> Piece {
@@ -428,7 +591,7 @@ pub fn malformed(kind: u64, max_frame_len: u32, filler: u8) -> Piece {
     };
     let (bytes, at, f) = match kind % MALFORMED_KINDS {
         0 => {
-            let code = [0x00, 0x0C, 0x42, 0x81, 0xff][filler as usize % 5];
+            let code = [0x00, 0x11, 0x42, 0x81, 0xff][filler as usize % 5];
             let b = frame(code, &[filler; 3]);
             let n = b.len();
             (b, n, bad(UnknownType, code, true, "unknown type"))
@@ -500,6 +663,16 @@ pub fn malformed(kind: u64, max_frame_len: u32, filler: u8) -> Piece {
                     true,
                     "list rooms with payload",
                 ),
+            )
+        }
+        8 => {
+            // A room mode letter that does not exist.
+            let b = frame(client_type::SET_MODE, &[0, 1, b'r', b'x', 1, 0, 0]);
+            let n = b.len();
+            (
+                b,
+                n,
+                bad(Malformed, client_type::SET_MODE, true, "set mode x"),
             )
         }
         _ => {

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use switchboard_core::packet::{client_type, ClientPacket, Packet};
 use switchboard_core::server::Event;
-use switchboard_core::{Client, ClientEvent, Config, ConnId, ErrorCode, Server, Transmit};
+use switchboard_core::{
+    Client, ClientEvent, Config, ConnId, ErrorCode, RoomMode, Server, Transmit,
+};
 
 use crate::mix::{Act, Fault, Mix, ACTS, FAULTS};
 use crate::model::{frame_name, message_id, Model, Order, Phase};
@@ -938,7 +940,12 @@ impl Sim {
         );
         let s = &mut self.slots[slot];
         s.conn = Some(id);
-        s.client = Some(Client::new(&nick));
+        s.client = Some(match &self.cfg.password {
+            // Now and then a client does not know the password.
+            Some(pw) if !self.work.chance(50) => Client::with_password(&nick, pw),
+            Some(_) => Client::with_password(&nick, "guess"),
+            None => Client::new(&nick),
+        });
         s.done = false;
         s.hellos = 1;
         s.received.clear();
@@ -948,7 +955,11 @@ impl Sim {
         s.deaf_until = 0;
         if self.stage == Stage::Fault && self.work.chance(30) {
             // A client from the future: its hello asks for a version the server lacks.
-            let hello = ClientPacket::Hello { version: 2, nick };
+            let hello = ClientPacket::Hello {
+                version: 2,
+                nick,
+                password: String::new(),
+            };
             let piece = Piece::from_client(hello.to_frame(), self.cfg.max_frame_len);
             self.write(slot, piece);
         }
@@ -1158,8 +1169,74 @@ impl Sim {
                 what
             }
             Act::Invalid => self.invalid(slot),
+            Act::Topic => {
+                let room = self.my_room(slot, 900);
+                let topic = if self.work.chance(200) {
+                    String::new()
+                } else {
+                    format!("t{}", self.work.below(1000))
+                };
+                self.client(slot).set_topic(&room, &topic);
+                format!("topic {room} {topic:?}")
+            }
+            Act::Kick => {
+                let room = self.my_room(slot, 900);
+                let nick = self.some_nick(slot);
+                self.client(slot).kick(&room, &nick, "out");
+                format!("kick {room} {nick}")
+            }
+            Act::Mode => {
+                let room = self.my_room(slot, 900);
+                let mode =
+                    [RoomMode::TopicLock, RoomMode::Operator, RoomMode::Voice][self.work.index(3)];
+                let on = self.work.chance(600);
+                let nick = if mode.takes_nick() {
+                    self.some_nick(slot)
+                } else {
+                    String::new()
+                };
+                self.client(slot).set_mode(&room, mode, on, &nick);
+                format!(
+                    "mode {room} {}{} {nick}",
+                    if on { '+' } else { '-' },
+                    mode.letter() as char
+                )
+            }
+            Act::Away => {
+                let message = if self.work.chance(400) {
+                    String::new()
+                } else {
+                    "brb".to_owned()
+                };
+                self.client(slot).away(&message);
+                format!("away {message:?}")
+            }
+            Act::Whois => {
+                let nick = self.some_nick(slot);
+                self.client(slot).whois(&nick);
+                format!("whois {nick}")
+            }
         };
         Ok(what)
+    }
+
+    /// A nick someone holds (often someone in a room with this client), or a pool nick.
+    fn some_nick(&mut self, slot: usize) -> String {
+        let peers: Vec<String> = self.slots[slot]
+            .client
+            .as_ref()
+            .map(|c| c.rooms().flat_map(|v| v.members.clone()).collect())
+            .unwrap_or_default();
+        let nick = if !peers.is_empty() && self.work.chance(700) {
+            peers[self.work.index(peers.len())].clone()
+        } else if !self.model.nicks.is_empty() && self.work.chance(700) {
+            let i = self.work.index(self.model.nicks.len());
+            let holder = *self.model.nicks.values().nth(i).expect("nick");
+            self.model.conns[&holder].nick.clone()
+        } else {
+            format!("n{}", self.work.below(self.mix.nicks as u64))
+        };
+        self.recase(&nick)
     }
 
     fn pause_len(&mut self) -> u64 {
@@ -1227,7 +1304,14 @@ impl Sim {
                 self.client(slot).hello(&nick);
                 return format!("invalid: hello again as {nick}");
             }
-            7 => (ClientPacket::Hello { version: 2, nick }, "hello v2"),
+            7 => (
+                ClientPacket::Hello {
+                    version: 2,
+                    nick,
+                    password: String::new(),
+                },
+                "hello v2",
+            ),
             8 => (
                 ClientPacket::ListMembers {
                     room: "nowhere".into(),
@@ -1567,6 +1651,14 @@ impl Sim {
             return Err(format!("server rooms {rooms:?}, model {want:?}"));
         }
         for r in m.rooms.values() {
+            if s.room_topic(&r.name) != Some(r.topic.as_str()) {
+                return Err(format!(
+                    "topic of {}: server {:?}, model {:?}",
+                    r.name,
+                    s.room_topic(&r.name),
+                    r.topic
+                ));
+            }
             let want: Vec<String> = r.members.iter().map(|c| m.conns[c].nick.clone()).collect();
             if s.room_members(&r.name) != Some(want.clone()) {
                 return Err(format!(
@@ -1683,6 +1775,26 @@ impl Sim {
             ));
         }
         for v in client.rooms() {
+            let topic = s.room_topic(&v.name).unwrap_or_default();
+            if v.topic != topic {
+                return Err(format!(
+                    "client of {id} sees the topic of {} as {:?}, server has {topic:?}",
+                    v.name, v.topic
+                ));
+            }
+            if let Some(r) = self.model.rooms.get(&fold(&v.name)) {
+                for m in &r.members {
+                    let nick = &self.model.conns[m].nick;
+                    if v.is_operator(nick) != r.operators.contains(m) {
+                        return Err(format!(
+                            "client of {id} sees {nick} in {} as operator: {}, server: {}",
+                            v.name,
+                            v.is_operator(nick),
+                            r.operators.contains(m)
+                        ));
+                    }
+                }
+            }
             let mine: BTreeSet<&String> = v.members.iter().collect();
             let members = s.room_members(&v.name).unwrap_or_default();
             let theirs: BTreeSet<&String> = members.iter().collect();

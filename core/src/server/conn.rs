@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::frame::FrameDecoder;
+use crate::server::irc::IrcSession;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +17,32 @@ pub(crate) enum Phase {
     Ready,
     /// The core has decided to close it; only its last output remains.
     Closing,
+}
+
+/// Which protocol a connection speaks, with that protocol's input state.
+#[derive(Debug)]
+pub(crate) enum Proto {
+    /// Nothing received yet: the first byte decides.
+    Unknown,
+    /// The native binary protocol.
+    Native(FrameDecoder),
+    /// IRC text.
+    Irc(Box<IrcSession>),
+}
+
+impl Proto {
+    pub fn is_irc(&self) -> bool {
+        matches!(self, Proto::Irc(_))
+    }
+
+    /// Bytes of partial input held.
+    pub fn buffered(&self) -> usize {
+        match self {
+            Proto::Unknown => 0,
+            Proto::Native(d) => d.buffered(),
+            Proto::Irc(s) => s.lines.buffered(),
+        }
+    }
 }
 
 /// A generic cell rate limiter: `rate` requests a second with bursts of `burst`.
@@ -46,9 +73,17 @@ impl RateLimiter {
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub phase: Phase,
-    /// Empty until the hello is accepted.
+    pub proto: Proto,
+    /// Empty until the hello (or IRC registration) is accepted.
     pub nick: String,
-    pub decoder: FrameDecoder,
+    /// The IRC user name (`~` and the USER parameter); empty for native clients.
+    pub user: String,
+    /// The IRC real name, or empty.
+    pub realname: String,
+    /// The away message; empty when present.
+    pub away: String,
+    /// When it last said something to a room or a nick.
+    pub last_said: Instant,
     /// Frames not yet handed to the adapter.
     pub out: VecDeque<Bytes>,
     /// Bytes in `out`.
@@ -72,11 +107,15 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(now: Instant, max_frame_len: u32) -> Self {
+    pub fn new(now: Instant) -> Self {
         Conn {
             phase: Phase::Hello,
+            proto: Proto::Unknown,
             nick: String::new(),
-            decoder: FrameDecoder::new(max_frame_len),
+            user: String::new(),
+            realname: String::new(),
+            away: String::new(),
+            last_said: now,
             out: VecDeque::new(),
             queued: 0,
             in_flight: 0,
@@ -89,6 +128,15 @@ impl Conn {
             ping_sent: false,
             requests: 0,
             timer: None,
+        }
+    }
+
+    /// The user name shown in IRC sources and WHO: native clients have none of their own.
+    pub fn user(&self) -> &str {
+        if self.user.is_empty() {
+            "native"
+        } else {
+            &self.user
         }
     }
 
@@ -106,20 +154,24 @@ impl Conn {
         }
         self.queued -= size;
         self.in_flight += size;
-        if more == 0 {
+        let batch = if more == 0 {
             // One frame alone is handed out as is: no copy.
-            return Some(first);
-        }
-        let mut buf = BytesMut::with_capacity(size);
-        buf.extend_from_slice(&first);
-        for next in self.out.drain(..more) {
-            buf.extend_from_slice(&next);
-        }
-        // Drop the queue's memory once a burst has passed.
-        if self.out.is_empty() && self.out.capacity() > 64 {
+            first
+        } else {
+            let mut buf = BytesMut::with_capacity(size);
+            buf.extend_from_slice(&first);
+            for next in self.out.drain(..more) {
+                buf.extend_from_slice(&next);
+            }
+            buf.freeze()
+        };
+        // An idle connection holds no queue memory: it is dropped whenever the queue
+        // empties (a fresh one allocates again on the next frame, which is cheap next to
+        // the write that follows).
+        if self.out.is_empty() {
             self.out = VecDeque::new();
         }
-        Some(buf.freeze())
+        Some(batch)
     }
 }
 
@@ -143,7 +195,7 @@ mod tests {
     #[test]
     fn batches_respect_max_and_count_in_flight() {
         let t0 = Instant::now();
-        let mut c = Conn::new(t0, 100);
+        let mut c = Conn::new(t0);
         for i in 0..5u8 {
             c.out.push_back(Bytes::from(vec![i; 10]));
             c.queued += 10;
@@ -155,5 +207,19 @@ mod tests {
         assert_eq!(b.len(), 30);
         assert_eq!(&b[..10], &[2; 10]);
         assert!(c.take_batch(1000).is_none());
+    }
+
+    #[test]
+    fn queue_memory_is_dropped_after_a_burst_whatever_the_last_batch() {
+        let mut c = Conn::new(Instant::now());
+        for i in 0..200u8 {
+            c.out.push_back(Bytes::from(vec![i; 10]));
+            c.queued += 10;
+        }
+        // Everything but one frame, then that frame alone: the copy-free path.
+        assert_eq!(c.take_batch(199 * 10).unwrap().len(), 1990);
+        assert!(c.out.capacity() > 64);
+        assert_eq!(c.take_batch(1000).unwrap().len(), 10);
+        assert_eq!(c.out.capacity(), 0);
     }
 }

@@ -1,11 +1,18 @@
 //! The server state machine: connections in, frames and events out.
 //!
-//! Feed it with [`Server::handle_input`], [`Server::handle_close`] and
-//! [`Server::handle_timeout`]; drain it with [`Server::poll_transmit`] (or
-//! [`Server::poll_pending`] and [`Server::take_transmit`]), [`Server::poll_close`],
-//! [`Server::poll_event`] and [`Server::poll_timeout`].
+//! Feed it with [`Server::handle_input`], [`Server::handle_close`],
+//! [`Server::handle_written`] and [`Server::handle_timeout`]; drain it with
+//! [`Server::poll_transmit`] (or [`Server::poll_pending`] and [`Server::take_transmit`]),
+//! [`Server::poll_close`], [`Server::poll_event`] and [`Server::poll_timeout`].
+//!
+//! Layout: `chat.rs` holds the protocol-independent operations (join, say, kick, ...);
+//! `native.rs` and `irc.rs` turn each protocol's requests into those operations and render
+//! replies; this file owns connections, output queues, fan-out encoding and timers.
 
+mod chat;
 mod conn;
+pub(crate) mod irc;
+mod native;
 #[cfg(feature = "planted-bugs")]
 mod planted;
 mod rooms;
@@ -16,15 +23,16 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::name::{fold, validate_nick, validate_reason, validate_room, validate_text};
-use crate::packet::{ClientPacket, Packet, RoomInfo, ServerPacket, PROTOCOL_VERSION};
-use crate::{Config, ConnId, DecodeError, ErrorCode};
-use conn::{Conn, Phase};
+use crate::frame::FrameDecoder;
+use crate::name::fold;
+use crate::packet::{Member, Packet, RoomInfo, ServerPacket};
+use crate::{Config, ConnId, ErrorCode};
+use conn::{Conn, Phase, Proto};
 #[cfg(feature = "planted-bugs")]
 pub use planted::PlantedBug;
 use rooms::Registry;
 
-/// Output for one connection: whole frames, concatenated.
+/// Output for one connection: whole frames (or lines), concatenated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// The connection to write to.
@@ -36,7 +44,7 @@ pub struct Transmit {
 /// Something that happened, for logging and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A connection completed its hello.
+    /// A connection completed its hello (or IRC registration).
     Registered {
         /// The connection.
         conn: ConnId,
@@ -60,36 +68,158 @@ pub struct Server {
     config: Config,
     next_id: u64,
     next_ping: u64,
-    conns: HashMap<ConnId, Conn>,
+    conns: Conns,
     registry: Registry,
-    /// Connections with output queued since they were last reported.
-    pending: VecDeque<ConnId>,
-    /// Connections that overflowed their output limit during the current operation.
-    overflowed: Vec<ConnId>,
     /// Connections the core has decided to close, not yet polled.
     closing: VecDeque<ConnId>,
     events: VecDeque<Event>,
     /// Keepalive deadlines; an entry is live only while it equals its connection's `timer`.
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    /// Everyone is being closed: departures are not announced to peers about to go too.
+    shutting_down: bool,
     /// The deliberate bug switched on by the simulation tests, if any.
     #[cfg(feature = "planted-bugs")]
     planted: Option<PlantedBug>,
 }
 
+/// Connections and their output queues.
+#[derive(Debug)]
+struct Conns {
+    /// Boxed: the map's spare capacity then costs a pointer per slot, not a whole `Conn`.
+    map: HashMap<ConnId, Box<Conn>>,
+    /// Connections with output queued since they were last reported.
+    pending: VecDeque<ConnId>,
+    /// Connections that overflowed their output limit during the current operation.
+    overflowed: Vec<ConnId>,
+    max_outbound: usize,
+}
+
+impl Conns {
+    fn get(&self, id: &ConnId) -> Option<&Conn> {
+        self.map.get(id).map(|c| &**c)
+    }
+
+    fn get_mut(&mut self, id: &ConnId) -> Option<&mut Conn> {
+        self.map.get_mut(id).map(|c| &mut **c)
+    }
+
+    /// Queues bytes for one connection unless that would pass its outbound limit, in which
+    /// case the connection is marked to be closed as a slow consumer.
+    fn send(&mut self, id: ConnId, bytes: Bytes) {
+        if let Some(conn) = self.map.get_mut(&id) {
+            push(
+                conn,
+                id,
+                bytes,
+                self.max_outbound,
+                &mut self.pending,
+                &mut self.overflowed,
+            );
+        }
+    }
+
+    /// Queues a relayed notice in the connection's own protocol.
+    fn deliver(&mut self, id: ConnId, fan: &mut Fanout<'_>) {
+        // One lookup per recipient: this is the fan-out hot path.
+        let Some(conn) = self.map.get_mut(&id) else {
+            return;
+        };
+        if let Some(bytes) = fan.encoded(conn.proto.is_irc()) {
+            push(
+                conn,
+                id,
+                bytes,
+                self.max_outbound,
+                &mut self.pending,
+                &mut self.overflowed,
+            );
+        }
+    }
+}
+
+/// Queues bytes on a connection, or marks it overflowed if they would pass `max_outbound`.
+fn push(
+    conn: &mut Conn,
+    id: ConnId,
+    bytes: Bytes,
+    max_outbound: usize,
+    pending: &mut VecDeque<ConnId>,
+    overflowed: &mut Vec<ConnId>,
+) {
+    if conn.phase == Phase::Closing {
+        return;
+    }
+    if conn.queued + conn.in_flight + bytes.len() > max_outbound {
+        if !overflowed.contains(&id) {
+            overflowed.push(id);
+        }
+        return;
+    }
+    conn.queued += bytes.len();
+    conn.out.push_back(bytes);
+    if !conn.pending {
+        conn.pending = true;
+        pending.push_back(id);
+    }
+}
+
+/// A notice relayed to many connections, encoded at most once per protocol.
+pub(crate) struct Fanout<'a> {
+    packet: &'a ServerPacket,
+    /// `nick!user@host` of whoever caused it, for IRC.
+    source: &'a str,
+    /// For IRC: relay a message as NOTICE rather than PRIVMSG.
+    notice: bool,
+    native: Option<Bytes>,
+    irc: Option<Option<Bytes>>,
+}
+
+impl<'a> Fanout<'a> {
+    fn new(packet: &'a ServerPacket, source: &'a str) -> Self {
+        Fanout {
+            packet,
+            source,
+            notice: false,
+            native: None,
+            irc: None,
+        }
+    }
+
+    fn encoded(&mut self, irc: bool) -> Option<Bytes> {
+        if irc {
+            let (packet, source, notice) = (self.packet, self.source, self.notice);
+            self.irc
+                .get_or_insert_with(|| irc::relay(packet, source, notice))
+                .clone()
+        } else {
+            Some(
+                self.native
+                    .get_or_insert_with(|| self.packet.to_frame())
+                    .clone(),
+            )
+        }
+    }
+}
+
 impl Server {
     /// A server with the given limits.
     pub fn new(config: Config) -> Self {
+        let max_outbound = config.max_outbound_bytes;
         Server {
             config,
             next_id: 1,
             next_ping: 1,
-            conns: HashMap::new(),
+            conns: Conns {
+                map: HashMap::new(),
+                pending: VecDeque::new(),
+                overflowed: Vec::new(),
+                max_outbound,
+            },
             registry: Registry::default(),
-            pending: VecDeque::new(),
-            overflowed: Vec::new(),
             closing: VecDeque::new(),
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
+            shutting_down: false,
             #[cfg(feature = "planted-bugs")]
             planted: None,
         }
@@ -106,54 +236,43 @@ impl Server {
         &self.config
     }
 
-    /// Registers a new connection; it must send a hello within `hello_timeout`.
+    /// Registers a new connection; it must say hello within `hello_timeout`.
     pub fn open(&mut self, now: Instant) -> ConnId {
         let id = ConnId(self.next_id);
         self.next_id += 1;
-        self.conns
-            .insert(id, Conn::new(now, self.config.max_frame_len));
+        self.conns.map.insert(id, Box::new(Conn::new(now)));
         self.schedule(id);
         id
     }
 
-    /// Feeds bytes received from a connection.
-    pub fn handle_input(&mut self, id: ConnId, mut input: &[u8], now: Instant) {
-        match self.conns.get_mut(&id) {
-            Some(conn) if conn.phase != Phase::Closing => {
-                if !input.is_empty() {
-                    conn.last_rx = now;
-                    // An answered ping moves the deadline from the idle timeout back to the
-                    // next ping, which can be earlier than the timer now armed.
-                    if std::mem::take(&mut conn.ping_sent) {
-                        self.schedule(id);
-                    }
-                }
-            }
-            _ => return,
+    /// Feeds bytes received from a connection. Its protocol is decided by the first byte:
+    /// `0x00` (the high byte of a native frame length) is native, anything else IRC.
+    pub fn handle_input(&mut self, id: ConnId, input: &[u8], now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.phase == Phase::Closing || input.is_empty() {
+            return;
         }
-        // Every whole frame of this input is handled before returning.
-        loop {
-            let Some(conn) = self.conns.get_mut(&id) else {
-                return;
+        conn.last_rx = now;
+        // An answered ping moves the deadline from the idle timeout back to the next ping,
+        // which can be earlier than the timer now armed.
+        let rearm = std::mem::take(&mut conn.ping_sent);
+        if matches!(conn.proto, Proto::Unknown) {
+            conn.proto = if input[0] == 0 {
+                Proto::Native(FrameDecoder::new(self.config.max_frame_len))
+            } else {
+                Proto::Irc(Box::default())
             };
-            if conn.phase == Phase::Closing {
-                return;
-            }
-            let seq = conn.requests.wrapping_add(1);
-            let decoded = match conn.decoder.decode(&mut input) {
-                Ok(None) => break,
-                Ok(Some(frame)) => {
-                    conn.requests = seq;
-                    ClientPacket::decode(frame.type_code, frame.payload)
-                        .map_err(|e| (frame.type_code, e))
-                }
-                Err(e) => Err((0, e)),
-            };
-            match decoded {
-                Ok(packet) => self.handle_packet(id, seq, packet, now),
-                Err((request_type, e)) => self.violation(id, request_type, seq, e),
-            }
-            self.close_overflowed();
+        }
+        let irc = conn.proto.is_irc();
+        if rearm {
+            self.schedule(id);
+        }
+        if irc {
+            self.irc_input(id, input, now);
+        } else {
+            self.native_input(id, input, now);
         }
     }
 
@@ -171,7 +290,7 @@ impl Server {
                 reason: "connection lost".into(),
             });
         }
-        self.conns.remove(&id);
+        self.conns.map.remove(&id);
         self.close_overflowed();
     }
 
@@ -212,9 +331,15 @@ impl Server {
                     }
                     if silent >= self.config.ping_interval && !conn.ping_sent {
                         conn.ping_sent = true;
+                        let irc = conn.proto.is_irc();
                         let token = self.next_ping;
                         self.next_ping += 1;
-                        self.send_packet(id, &ServerPacket::Ping { token });
+                        let ping = if irc {
+                            irc::ping(token)
+                        } else {
+                            ServerPacket::Ping { token }.to_frame()
+                        };
+                        self.conns.send(id, ping);
                     }
                 }
             }
@@ -225,7 +350,8 @@ impl Server {
 
     /// Closes every connection with a bye; the adapter should stop accepting.
     pub fn shutdown(&mut self, _now: Instant) {
-        let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        self.shutting_down = true;
+        let mut ids: Vec<ConnId> = self.conns.map.keys().copied().collect();
         ids.sort();
         for id in ids {
             self.close(
@@ -242,7 +368,7 @@ impl Server {
     ///
     /// It may have no output left if [`Server::take_transmit`] already took it.
     pub fn poll_pending(&mut self) -> Option<ConnId> {
-        while let Some(id) = self.pending.pop_front() {
+        while let Some(id) = self.conns.pending.pop_front() {
             if let Some(conn) = self.conns.get_mut(&id) {
                 conn.pending = false;
                 return Some(id);
@@ -261,7 +387,7 @@ impl Server {
         let data = conn.take_batch(max)?;
         if !conn.out.is_empty() && !conn.pending {
             conn.pending = true;
-            self.pending.push_back(id);
+            self.conns.pending.push_back(id);
         }
         Some(Transmit { conn: id, data })
     }
@@ -282,7 +408,7 @@ impl Server {
     /// a bye), within `close_linger`, closes the socket and calls [`Server::handle_close`].
     pub fn poll_close(&mut self) -> Option<ConnId> {
         while let Some(id) = self.closing.pop_front() {
-            if self.conns.contains_key(&id) {
+            if self.conns.map.contains_key(&id) {
                 return Some(id);
             }
         }
@@ -308,7 +434,7 @@ impl Server {
 
     /// Open connections, including those closing.
     pub fn connection_count(&self) -> usize {
-        self.conns.len()
+        self.conns.map.len()
     }
 
     /// Rooms with at least one member.
@@ -330,6 +456,11 @@ impl Server {
     pub fn room_members(&self, room: &str) -> Option<Vec<String>> {
         let room = self.registry.room(&fold(room))?;
         Some(room.members.iter().map(|m| self.nick(*m)).collect())
+    }
+
+    /// A room's topic.
+    pub fn room_topic(&self, room: &str) -> Option<&str> {
+        self.registry.room(&fold(room)).map(|r| r.topic.as_str())
     }
 
     /// The nickname a connection holds.
@@ -361,9 +492,9 @@ impl Server {
         self.conns.get(&id).map_or(0, |c| c.queued + c.in_flight)
     }
 
-    /// Bytes of a partial input frame a connection holds.
+    /// Bytes of a partial input frame or line a connection holds.
     pub fn inbound_bytes(&self, id: ConnId) -> usize {
-        self.conns.get(&id).map_or(0, |c| c.decoder.buffered())
+        self.conns.get(&id).map_or(0, |c| c.proto.buffered())
     }
 
     fn nick(&self, id: ConnId) -> String {
@@ -371,6 +502,31 @@ impl Server {
             .get(&id)
             .map(|c| c.nick.clone())
             .unwrap_or_default()
+    }
+
+    /// `nick!user@host` of a connection, the source IRC shows for what it does.
+    fn source(&self, id: ConnId) -> String {
+        match self.conns.get(&id) {
+            Some(c) => format!("{}!{}@{}", c.nick, c.user(), self.config.server_name),
+            None => String::new(),
+        }
+    }
+
+    /// A room's members with their flags, in join order.
+    fn members(&self, key: &str) -> Vec<Member> {
+        let Some(room) = self.registry.room(key) else {
+            return Vec::new();
+        };
+        room.members
+            .iter()
+            .map(|&m| {
+                let away = self.conns.get(&m).is_some_and(|c| !c.away.is_empty());
+                Member {
+                    nick: self.nick(m),
+                    flags: room.flags(m) | if away { Member::AWAY } else { 0 },
+                }
+            })
+            .collect()
     }
 
     /// Puts the connection's keepalive deadline in the heap if it is earlier than its entry.
@@ -390,61 +546,31 @@ impl Server {
         }
     }
 
-    /// Queues a frame for one connection, enforcing its outbound limit.
-    fn send(&mut self, id: ConnId, frame: Bytes) {
-        enqueue(
-            &mut self.conns,
-            &mut self.pending,
-            &mut self.overflowed,
-            self.config.max_outbound_bytes,
-            id,
-            frame,
-        );
-    }
-
+    /// Queues a native packet for one connection.
     fn send_packet(&mut self, id: ConnId, packet: &ServerPacket) {
-        self.send(id, packet.to_frame());
+        self.conns.send(id, packet.to_frame());
     }
 
-    /// Queues one encoded frame to every member of a room.
-    fn broadcast(&mut self, room_key: &str, frame: &Bytes) {
-        let Some(room) = self.registry.room(room_key) else {
+    /// Relays a notice to every member of a room, each in its own protocol.
+    ///
+    /// `skip_irc` is left out if it speaks IRC: IRC clients do not get their own messages
+    /// echoed, native clients do (it is their confirmation).
+    fn relay_room(&mut self, key: &str, fan: &mut Fanout<'_>, skip_irc: Option<ConnId>) {
+        let Some(room) = self.registry.room(key) else {
             return;
         };
         for &member in &room.members {
-            enqueue(
-                &mut self.conns,
-                &mut self.pending,
-                &mut self.overflowed,
-                self.config.max_outbound_bytes,
-                member,
-                frame.clone(),
-            );
+            if Some(member) == skip_irc && self.conns.get(&member).is_some_and(|c| c.proto.is_irc())
+            {
+                continue;
+            }
+            self.conns.deliver(member, fan);
         }
-    }
-
-    fn error(&mut self, id: ConnId, code: ErrorCode, request_type: u8, seq: u32, msg: String) {
-        self.send_packet(
-            id,
-            &ServerPacket::Error {
-                code,
-                request_type,
-                request_seq: seq,
-                message: msg,
-            },
-        );
-    }
-
-    /// A peer broke the framing or packet rules: tell it why and close it.
-    fn violation(&mut self, id: ConnId, request_type: u8, seq: u32, e: DecodeError) {
-        let msg = e.to_string();
-        self.error(id, e.code(), request_type, seq, msg.clone());
-        self.close(id, e.code(), &msg, "protocol error");
     }
 
     /// Closes connections that exceeded their outbound limit; closing may overflow others.
     fn close_overflowed(&mut self) {
-        while let Some(id) = self.overflowed.pop() {
+        while let Some(id) = self.conns.overflowed.pop() {
             self.close(
                 id,
                 ErrorCode::SlowConsumer,
@@ -474,17 +600,21 @@ impl Server {
         };
         conn.phase = Phase::Closing;
         conn.timer = None;
+        let bye = if conn.proto.is_irc() {
+            irc::error_line(reason)
+        } else {
+            ServerPacket::Bye {
+                code,
+                reason: reason.to_owned(),
+            }
+            .to_frame()
+        };
         // The bye bypasses the limit: it is one small frame and the last.
-        let bye = ServerPacket::Bye {
-            code,
-            reason: reason.to_owned(),
-        }
-        .to_frame();
         conn.queued += bye.len();
         conn.out.push_back(bye);
         if !conn.pending {
             conn.pending = true;
-            self.pending.push_back(id);
+            self.conns.pending.push_back(id);
         }
         self.closing.push_back(id);
         self.events.push_back(Event::Closed {
@@ -495,7 +625,11 @@ impl Server {
     }
 
     /// Removes a connection from every room (telling the others) and frees its nick.
+    ///
+    /// Native members get a Left per room; IRC members get one QUIT however many rooms
+    /// they share, as IRC clients expect.
     fn depart(&mut self, id: ConnId, reason: &str) {
+        let source = self.source(id);
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -505,432 +639,38 @@ impl Server {
         let rooms = std::mem::take(&mut conn.rooms);
         let nick = std::mem::take(&mut conn.nick);
         conn.phase = Phase::Hello;
+        let mut irc_peers = Vec::new();
         for key in rooms {
             self.registry.leave(&key, id);
-            if let Some(room) = self.registry.room(&key) {
-                let frame = ServerPacket::Left {
-                    room: room.name.clone(),
-                    nick: nick.clone(),
-                    reason: reason.to_owned(),
+            let Some(room) = self.registry.room(&key) else {
+                continue;
+            };
+            if self.shutting_down {
+                continue;
+            }
+            let left = ServerPacket::Left {
+                room: room.name.clone(),
+                nick: nick.clone(),
+                reason: reason.to_owned(),
+            };
+            let mut fan = Fanout::new(&left, &source);
+            for &member in &room.members {
+                match self.conns.get(&member) {
+                    Some(c) if c.proto.is_irc() => irc_peers.push(member),
+                    Some(_) => self.conns.deliver(member, &mut fan),
+                    None => {}
                 }
-                .to_frame();
-                self.broadcast(&key, &frame);
+            }
+        }
+        irc_peers.sort();
+        irc_peers.dedup();
+        if !irc_peers.is_empty() {
+            let quit = irc::quit_line(&source, reason);
+            for peer in irc_peers {
+                self.conns.send(peer, quit.clone());
             }
         }
         self.registry.release_nick(&nick, id);
-    }
-
-    fn handle_packet(&mut self, id: ConnId, seq: u32, packet: ClientPacket, now: Instant) {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        let request_type = packet.type_code();
-        // Flood control counts every request but pongs and quits, which only end things.
-        if !matches!(
-            packet,
-            ClientPacket::Pong { .. } | ClientPacket::Quit { .. }
-        ) {
-            if conn
-                .limiter
-                .allow(now, self.config.msg_rate, self.config.msg_burst)
-            {
-                conn.strikes = 0;
-            } else {
-                conn.strikes += 1;
-                if conn.strikes >= self.config.flood_strikes {
-                    self.close(id, ErrorCode::Flooding, "flooding", "flooding");
-                } else {
-                    self.error(
-                        id,
-                        ErrorCode::RateLimited,
-                        request_type,
-                        seq,
-                        "rate limit exceeded; request dropped".into(),
-                    );
-                }
-                return;
-            }
-        }
-        let phase = conn.phase;
-        let result = match (phase, packet) {
-            (Phase::Hello, ClientPacket::Hello { version, nick }) => {
-                self.hello(id, version, nick, now)
-            }
-            (Phase::Hello, ClientPacket::Quit { reason }) => self.quit(id, &reason),
-            (Phase::Hello, ClientPacket::Pong { .. }) => Ok(()),
-            (Phase::Hello, _) => Err((ErrorCode::HelloRequired, "say hello first".to_owned())),
-            (_, ClientPacket::Hello { .. }) => Err((
-                ErrorCode::AlreadyRegistered,
-                "hello was already accepted".to_owned(),
-            )),
-            (_, ClientPacket::Join { room }) => self.join(id, &room),
-            (_, ClientPacket::Leave { room, reason }) => self.leave(id, &room, &reason),
-            (_, ClientPacket::Say { room, text }) => self.say(id, &room, text),
-            (_, ClientPacket::Whisper { to, text }) => self.whisper(id, &to, text),
-            (_, ClientPacket::Nick { nick }) => self.change_nick(id, nick),
-            (_, ClientPacket::ListRooms) => {
-                self.list_rooms(id);
-                Ok(())
-            }
-            (_, ClientPacket::ListMembers { room }) => self.list_members(id, &room),
-            (_, ClientPacket::Ping { token }) => {
-                self.send_packet(id, &ServerPacket::Pong { token });
-                Ok(())
-            }
-            (_, ClientPacket::Pong { .. }) => Ok(()),
-            (_, ClientPacket::Quit { reason }) => self.quit(id, &reason),
-        };
-        if let Err((code, msg)) = result {
-            self.error(id, code, request_type, seq, msg);
-            if code == ErrorCode::UnsupportedVersion {
-                self.close(id, code, "unsupported protocol version", "");
-            }
-        }
-    }
-
-    fn hello(&mut self, id: ConnId, version: u16, nick: String, now: Instant) -> Outcome {
-        if version != PROTOCOL_VERSION {
-            return Err((
-                ErrorCode::UnsupportedVersion,
-                format!(
-                    "version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
-                ),
-            ));
-        }
-        self.check_nick(&nick)?;
-        self.registry
-            .claim_nick(&nick, id)
-            .map_err(|code| (code, format!("nick `{nick}` is taken")))?;
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return Ok(());
-        };
-        conn.phase = Phase::Ready;
-        conn.nick = nick.clone();
-        conn.last_rx = now;
-        self.send_packet(
-            id,
-            &ServerPacket::Welcome {
-                version: PROTOCOL_VERSION,
-                nick: nick.clone(),
-                limits: self.config.limits(),
-            },
-        );
-        self.events.push_back(Event::Registered { conn: id, nick });
-        self.schedule(id);
-        Ok(())
-    }
-
-    fn check_nick(&self, nick: &str) -> Outcome {
-        validate_nick(nick, self.config.max_nick_len as usize).map_err(|code| {
-            (
-                code,
-                format!(
-                    "invalid nick `{nick}`: 1 to {} bytes, a letter or one of []\\`^{{}}|_ first, \
-                     then letters, digits, - or those",
-                    self.config.max_nick_len
-                ),
-            )
-        })
-    }
-
-    fn check_room(&self, room: &str) -> Outcome {
-        validate_room(room, self.config.max_room_len as usize).map_err(|code| {
-            (
-                code,
-                format!(
-                    "invalid room `{room}`: 1 to {} bytes of letters, digits, -, _ or .",
-                    self.config.max_room_len
-                ),
-            )
-        })
-    }
-
-    fn join(&mut self, id: ConnId, room: &str) -> Outcome {
-        self.check_room(room)?;
-        let key = fold(room);
-        let max_rooms = self.config.max_rooms_per_conn as usize;
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return Ok(());
-        };
-        if conn.rooms.contains(&key) {
-            return Err((ErrorCode::AlreadyInRoom, format!("already in `{room}`")));
-        }
-        if conn.rooms.len() >= max_rooms {
-            return Err((
-                ErrorCode::TooManyRooms,
-                format!("already in {max_rooms} rooms, the most allowed"),
-            ));
-        }
-        conn.rooms.push(key.clone());
-        let nick = conn.nick.clone();
-        let name = self.registry.join(&key, room, id).name.clone();
-        let frame = ServerPacket::Joined {
-            room: name.clone(),
-            nick,
-        }
-        .to_frame();
-        self.broadcast(&key, &frame);
-        self.send_members(id, &key);
-        Ok(())
-    }
-
-    fn leave(&mut self, id: ConnId, room: &str, reason: &str) -> Outcome {
-        self.check_reason(reason)?;
-        let key = fold(room);
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return Ok(());
-        };
-        let Some(pos) = conn.rooms.iter().position(|k| *k == key) else {
-            return Err((ErrorCode::NotInRoom, format!("not in `{room}`")));
-        };
-        conn.rooms.remove(pos);
-        let nick = conn.nick.clone();
-        if let Some(r) = self.registry.room(&key) {
-            let frame = ServerPacket::Left {
-                room: r.name.clone(),
-                nick,
-                reason: reason.to_owned(),
-            }
-            .to_frame();
-            // Everyone, the leaver included, sees the notice before the membership changes.
-            #[cfg(feature = "planted-bugs")]
-            if self.planted == Some(PlantedBug::SkipLeaveNotice) {
-                self.send(id, frame);
-                self.registry.leave(&key, id);
-                return Ok(());
-            }
-            self.broadcast(&key, &frame);
-        }
-        self.registry.leave(&key, id);
-        Ok(())
-    }
-
-    fn check_reason(&self, reason: &str) -> Outcome {
-        validate_reason(reason, self.config.max_reason_len as usize).map_err(|code| {
-            (
-                code,
-                format!(
-                    "reason longer than {} bytes or holding NUL, CR or LF",
-                    self.config.max_reason_len
-                ),
-            )
-        })
-    }
-
-    fn check_text(&self, text: &str) -> Outcome {
-        validate_text(text, self.config.max_text_len as usize).map_err(|code| {
-            (
-                code,
-                format!(
-                    "text must be 1 to {} bytes without NUL, CR or LF",
-                    self.config.max_text_len
-                ),
-            )
-        })
-    }
-
-    fn say(&mut self, id: ConnId, room: &str, text: String) -> Outcome {
-        self.check_text(&text)?;
-        let key = fold(room);
-        let Some(conn) = self.conns.get(&id) else {
-            return Ok(());
-        };
-        if !conn.rooms.contains(&key) {
-            return Err((ErrorCode::NotInRoom, format!("not in `{room}`")));
-        }
-        let from = conn.nick.clone();
-        let Some(r) = self.registry.room_mut(&key) else {
-            return Ok(());
-        };
-        r.seq += 1;
-        // Encoded once; every member's queue shares these bytes.
-        let frame = ServerPacket::Message {
-            room: r.name.clone(),
-            from,
-            seq: r.seq,
-            text,
-        }
-        .to_frame();
-        self.broadcast(&key, &frame);
-        #[cfg(feature = "planted-bugs")]
-        self.planted_say(id, &key, &frame);
-        Ok(())
-    }
-
-    /// The planted bugs that act on a room message just broadcast.
-    #[cfg(feature = "planted-bugs")]
-    fn planted_say(&mut self, sender: ConnId, key: &str, frame: &Bytes) {
-        let Some(room) = self.registry.room(key) else {
-            return;
-        };
-        match self.planted {
-            Some(PlantedBug::DeliverToNonMember) => {
-                // The lowest id, so the choice does not depend on hash order.
-                let victim = self
-                    .conns
-                    .iter()
-                    .filter(|(id, c)| c.phase == Phase::Ready && !room.members.contains(id))
-                    .map(|(id, _)| *id)
-                    .min();
-                if let Some(victim) = victim {
-                    self.send(victim, frame.clone());
-                }
-            }
-            Some(PlantedBug::ReorderMessages) => {
-                let is_message = |f: &Bytes| {
-                    f.get(crate::packet::LENGTH_PREFIX)
-                        == Some(&crate::packet::server_type::MESSAGE)
-                };
-                for member in room.members.clone().into_iter().chain([sender]) {
-                    let Some(conn) = self.conns.get_mut(&member) else {
-                        continue;
-                    };
-                    let n = conn.out.len();
-                    if n >= 2 && is_message(&conn.out[n - 1]) && is_message(&conn.out[n - 2]) {
-                        conn.out.swap(n - 1, n - 2);
-                        return;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn whisper(&mut self, id: ConnId, to: &str, text: String) -> Outcome {
-        self.check_text(&text)?;
-        let Some(target) = self.registry.find_nick(to) else {
-            return Err((ErrorCode::NoSuchNick, format!("no one is called `{to}`")));
-        };
-        let frame = ServerPacket::Direct {
-            from: self.nick(id),
-            to: self.nick(target),
-            text,
-        }
-        .to_frame();
-        self.send(target, frame.clone());
-        if target != id {
-            self.send(id, frame);
-        }
-        Ok(())
-    }
-
-    fn change_nick(&mut self, id: ConnId, nick: String) -> Outcome {
-        self.check_nick(&nick)?;
-        let old = self.nick(id);
-        if old == nick {
-            return Ok(());
-        }
-        self.registry
-            .claim_nick(&nick, id)
-            .map_err(|code| (code, format!("nick `{nick}` is taken")))?;
-        if fold(&old) != fold(&nick) {
-            self.registry.release_nick(&old, id);
-        }
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return Ok(());
-        };
-        conn.nick = nick.clone();
-        // Tell each connection that shares a room once, and the changer itself.
-        let mut recipients = vec![id];
-        for key in &conn.rooms {
-            if let Some(room) = self.registry.room(key) {
-                recipients.extend_from_slice(&room.members);
-            }
-        }
-        recipients.sort();
-        recipients.dedup();
-        let frame = ServerPacket::NickChanged { old, new: nick }.to_frame();
-        for r in recipients {
-            self.send(r, frame.clone());
-        }
-        Ok(())
-    }
-
-    fn list_rooms(&mut self, id: ConnId) {
-        let rooms = self.registry.list();
-        let budget = self.list_budget(0);
-        for (part, last) in chunks(rooms, budget, |r| crate::packet::str_wire_len(&r.name) + 4) {
-            self.send_packet(id, &ServerPacket::RoomList { rooms: part, last });
-        }
-    }
-
-    fn list_members(&mut self, id: ConnId, room: &str) -> Outcome {
-        let key = fold(room);
-        if self.registry.room(&key).is_none() {
-            return Err((ErrorCode::NoSuchRoom, format!("no room `{room}`")));
-        }
-        self.send_members(id, &key);
-        Ok(())
-    }
-
-    /// Sends a room's member list to one connection, split to fit the frame limit.
-    fn send_members(&mut self, id: ConnId, key: &str) {
-        let Some(room) = self.registry.room(key) else {
-            return;
-        };
-        let name = room.name.clone();
-        let nicks: Vec<String> = room.members.iter().map(|m| self.nick(*m)).collect();
-        let budget = self.list_budget(crate::packet::str_wire_len(&name));
-        for (part, last) in chunks(nicks, budget, |n| crate::packet::str_wire_len(n)) {
-            self.send_packet(
-                id,
-                &ServerPacket::Members {
-                    room: name.clone(),
-                    nicks: part,
-                    last,
-                },
-            );
-        }
-    }
-
-    /// Bytes left for list entries in one frame body after the type code, flag, count and
-    /// `fixed` bytes of other fields.
-    fn list_budget(&self, fixed: usize) -> usize {
-        (self.config.max_frame_len as usize).saturating_sub(1 + 1 + 2 + fixed)
-    }
-
-    fn quit(&mut self, id: ConnId, reason: &str) -> Outcome {
-        self.check_reason(reason)?;
-        let left = if reason.is_empty() {
-            "quit".to_owned()
-        } else {
-            format!("quit: {reason}")
-        };
-        self.close(id, ErrorCode::Quit, "goodbye", &left);
-        Ok(())
-    }
-}
-
-/// A request's failure: the code and a human message.
-type Outcome = Result<(), (ErrorCode, String)>;
-
-/// Queues `frame` for `id` unless that would pass the outbound limit, in which case the
-/// connection is marked to be closed as a slow consumer.
-fn enqueue(
-    conns: &mut HashMap<ConnId, Conn>,
-    pending: &mut VecDeque<ConnId>,
-    overflowed: &mut Vec<ConnId>,
-    max_outbound: usize,
-    id: ConnId,
-    frame: Bytes,
-) {
-    let Some(conn) = conns.get_mut(&id) else {
-        return;
-    };
-    if conn.phase == Phase::Closing {
-        return;
-    }
-    if conn.queued + conn.in_flight + frame.len() > max_outbound {
-        if !overflowed.contains(&id) {
-            overflowed.push(id);
-        }
-        return;
-    }
-    conn.queued += frame.len();
-    conn.out.push_back(frame);
-    if !conn.pending {
-        conn.pending = true;
-        pending.push_back(id);
     }
 }
 
@@ -955,3 +695,6 @@ fn chunks<T>(items: Vec<T>, budget: usize, size: impl Fn(&T) -> usize) -> Vec<(V
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_irc;

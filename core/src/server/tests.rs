@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::client::{Client, ClientEvent};
-use crate::packet::{client_type, MAGIC};
+use crate::packet::{client_type, ClientPacket, Member, MAGIC};
 
 /// A server and named clients wired together in memory.
 struct World {
@@ -100,6 +100,22 @@ impl World {
     }
 }
 
+/// Member entries with the given nicks, the first one the room's operator.
+fn members(nicks: &[&str]) -> Vec<Member> {
+    nicks
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Member {
+            nick: (*n).to_owned(),
+            flags: if i == 0 { Member::OPERATOR } else { 0 },
+        })
+        .collect()
+}
+
+fn nicks(members: &[Member]) -> Vec<String> {
+    members.iter().map(|m| m.nick.clone()).collect()
+}
+
 fn quiet() -> Config {
     Config {
         msg_rate: 0,
@@ -191,6 +207,7 @@ fn wrong_version_is_an_error_and_a_close() {
     c.send(&ClientPacket::Hello {
         version: 99,
         nick: "x".into(),
+        password: String::new(),
     });
     w.clients.push((id, c));
     w.pump();
@@ -270,7 +287,7 @@ fn join_announces_and_sends_member_list() {
             },
             ClientEvent::Members {
                 room: "Rust".into(),
-                nicks: vec!["alice".into()]
+                members: members(&["alice"])
             },
         ]
     );
@@ -293,7 +310,7 @@ fn join_announces_and_sends_member_list() {
             },
             ClientEvent::Members {
                 room: "Rust".into(),
-                nicks: vec!["alice".into(), "bob".into()]
+                members: members(&["alice", "bob"])
             },
         ]
     );
@@ -453,7 +470,13 @@ fn fan_out_shares_one_encoding() {
     w.server.handle_input(id0, &bytes, w.now);
     let ptrs: Vec<*const u8> = ids
         .iter()
-        .map(|&i| w.server.conns[&w.clients[i].0].out.back().unwrap().as_ptr())
+        .map(|&i| {
+            w.server.conns.map[&w.clients[i].0]
+                .out
+                .back()
+                .unwrap()
+                .as_ptr()
+        })
         .collect();
     assert!(ptrs.windows(2).all(|p| p[0] == p[1]), "{ptrs:?}");
 }
@@ -551,7 +574,7 @@ fn room_and_member_lists() {
         ev[1],
         ClientEvent::Members {
             room: "zeta".into(),
-            nicks: vec!["alice".into()]
+            members: members(&["alice"])
         }
     );
     assert_eq!(error_code(&ev[2..]), Some(ErrorCode::NoSuchRoom));
@@ -573,7 +596,7 @@ fn long_member_lists_are_split_to_fit_frames() {
     let members = ev
         .iter()
         .find_map(|e| match e {
-            ClientEvent::Members { nicks, .. } => Some(nicks.clone()),
+            ClientEvent::Members { members, .. } => Some(nicks(members)),
             _ => None,
         })
         .unwrap();
@@ -885,9 +908,21 @@ fn shutdown_says_bye_to_everyone() {
     let mut w = World::new(quiet());
     let a = w.join_as("alice");
     let b = w.join_as("bob");
+    w.client(a).join("r");
+    w.client(b).join("r");
+    w.pump();
+    w.events(a);
+    w.events(b);
     w.server.shutdown(w.now);
     w.pump();
-    assert_eq!(bye_code(&w.events(a)), Some(ErrorCode::Shutdown));
+    // Only the bye: no one is told of departures of peers who are all going anyway.
+    assert_eq!(
+        w.events(a),
+        vec![ClientEvent::Bye {
+            code: ErrorCode::Shutdown,
+            reason: "server shutting down".into()
+        }]
+    );
     assert_eq!(bye_code(&w.events(b)), Some(ErrorCode::Shutdown));
     assert_eq!(w.server.connection_count(), 0);
     assert_eq!(w.server.nick_count(), 0);

@@ -1,0 +1,75 @@
+"""Prints bench/run.sh results side by side: the median of each figure per runtime."""
+import json
+import statistics
+import sys
+
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+runtimes = []
+for r in rows:
+    if r["runtime"] not in runtimes:
+        runtimes.append(r["runtime"])
+
+
+def median(label, key, rt):
+    vals = [r["result"].get(key) for r in rows if r["label"] == label and r["runtime"] == rt]
+    vals = [v for v in vals if isinstance(v, (int, float))]
+    return statistics.median(vals) if vals else None
+
+
+def total(label, key, rt):
+    vals = [r["result"].get(key) for r in rows if r["label"] == label and r["runtime"] == rt]
+    return sum(v for v in vals if isinstance(v, (int, float)))
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "-"
+    if abs(v) >= 100:
+        return f"{v:,.0f}{unit}"
+    return f"{v:.2f}{unit}"
+
+
+lines = []
+labels = []
+for r in rows:
+    if r["label"] not in labels:
+        labels.append(r["label"])
+
+figures = [
+    ("deliveries/s", "deliveries_per_sec", ""),
+    ("server CPU ns/delivery", "server_cpu_ns_per_delivery", ""),
+    ("p50 latency us", "p50_us", ""),
+    ("p99 latency us", "p99_us", ""),
+    ("p99.9 latency us", "p999_us", ""),
+    ("connect all ms", "connect_ms", ""),
+    ("held connections", "held", ""),
+    ("registrations/s", "registrations_per_sec", ""),
+    ("joins/s (rooms of 100)", "joins_per_sec", ""),
+    ("server RSS bytes/conn", "rss_bytes_per_conn", ""),
+]
+width = 30
+head = f"{'run':<18}{'figure':<{width}}" + "".join(f"{rt:>14}" for rt in runtimes)
+if len(runtimes) > 1:
+    head += "".join(f"{rt + '/' + runtimes[0]:>18}" for rt in runtimes[1:])
+print(head)
+print("-" * len(head))
+for label in labels:
+    for name, key, unit in figures:
+        vals = [median(label, key, rt) for rt in runtimes]
+        if all(v is None for v in vals):
+            continue
+        line = f"{label:<18}{name:<{width}}" + "".join(f"{fmt(v, unit):>14}" for v in vals)
+        if len(runtimes) > 1:
+            for v in vals[1:]:
+                ratio = v / vals[0] if v is not None and vals[0] else None
+                line += f"{(fmt(ratio) + 'x') if ratio is not None else '-':>18}"
+        print(line)
+    bad = {rt: (total(label, "lost", rt), total(label, "duplicated", rt)) for rt in runtimes}
+    errors = [r for r in rows if r["label"] == label and "error" in r["result"]]
+    if any(l or d for l, d in bad.values()) or errors:
+        print(f"{label:<18}{'LOST / DUPLICATED / FAILED':<{width}}" + "".join(
+            f"{bad[rt][0]}/{bad[rt][1]}/{sum(1 for e in errors if e['runtime'] == rt):>5}" for rt in runtimes))
+print()
+print("medians of", max((sum(1 for r in rows if r["label"] == l and r["runtime"] == runtimes[0]) for l in labels), default=0), "runs;",
+      "lost and duplicated messages: ",
+      sum(r["result"].get("lost", 0) or 0 for r in rows), "/", sum(r["result"].get("duplicated", 0) or 0 for r in rows))

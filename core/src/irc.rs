@@ -1,0 +1,319 @@
+//! The IRC text codec: line splitting with the 512-byte limit, parsing and serialising.
+//!
+//! Only the wire form lives here; what commands mean is in `server/irc.rs`. The supported
+//! subset is described in docs/IRC.md.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Most bytes in one line, counting the CR LF.
+pub const MAX_LINE: usize = 512;
+
+/// Most parameters kept from one line.
+const MAX_PARAMS: usize = 15;
+
+/// What a [`LineDecoder`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A whole line without its ending (CR LF or LF).
+    Text(Vec<u8>),
+    /// A line passed 512 bytes; it is dropped up to its end.
+    TooLong,
+}
+
+/// Splits an IRC byte stream into lines, holding at most one partial line of at most
+/// 512 bytes.
+#[derive(Debug, Default)]
+pub struct LineDecoder {
+    buf: Vec<u8>,
+    /// Dropping the rest of a line that was too long.
+    skipping: bool,
+}
+
+impl LineDecoder {
+    /// A decoder with nothing buffered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes of a partial line held between calls.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Takes bytes from the front of `input` and returns the next line, if any.
+    ///
+    /// Call it again until it returns `None`, which means `input` is used up.
+    pub fn decode(&mut self, input: &mut &[u8]) -> Option<Line> {
+        while !input.is_empty() {
+            let (chunk, ended) = match input.iter().position(|b| *b == b'\n') {
+                Some(i) => (&input[..i], true),
+                None => (&input[..], false),
+            };
+            *input = &input[chunk.len() + usize::from(ended)..];
+            if self.skipping {
+                self.skipping = !ended;
+                continue;
+            }
+            // Up to 511 bytes may wait for their LF: 510 of text and a CR.
+            if self.buf.len() + chunk.len() > MAX_LINE - 1 {
+                self.buf = Vec::new();
+                self.skipping = !ended;
+                return Some(Line::TooLong);
+            }
+            self.buf.extend_from_slice(chunk);
+            if ended {
+                let mut line = std::mem::take(&mut self.buf);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                } else if line.len() > MAX_LINE - 2 {
+                    return Some(Line::TooLong);
+                }
+                return Some(Line::Text(line));
+            }
+        }
+        None
+    }
+}
+
+/// One parsed IRC message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The source, without its colon, if the line had one.
+    pub source: Option<String>,
+    /// The command, upper-cased (or a three-digit numeric).
+    pub command: String,
+    /// The parameters, the trailing one without its colon.
+    pub params: Vec<String>,
+}
+
+impl Message {
+    /// Parses one line (without its ending). Invalid UTF-8 is replaced lossily; message
+    /// tags are skipped. `None` for a line with no command.
+    pub fn parse(line: &[u8]) -> Option<Message> {
+        let text = String::from_utf8_lossy(line);
+        let mut rest = text.trim_start_matches(' ');
+        if rest.starts_with('@') {
+            rest = rest
+                .split_once(' ')
+                .map_or("", |(_, r)| r)
+                .trim_start_matches(' ');
+        }
+        let mut source = None;
+        if let Some(s) = rest.strip_prefix(':') {
+            let (src, r) = s.split_once(' ').unwrap_or((s, ""));
+            source = Some(src.to_owned());
+            rest = r.trim_start_matches(' ');
+        }
+        let (command, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        if command.is_empty() {
+            return None;
+        }
+        let mut params = Vec::new();
+        loop {
+            rest = rest.trim_start_matches(' ');
+            if rest.is_empty() {
+                break;
+            }
+            if params.len() == MAX_PARAMS - 1 || rest.starts_with(':') {
+                params.push(rest.strip_prefix(':').unwrap_or(rest).to_owned());
+                break;
+            }
+            let (p, r) = rest.split_once(' ').unwrap_or((rest, ""));
+            params.push(p.to_owned());
+            rest = r;
+        }
+        Some(Message {
+            source,
+            command: command.to_ascii_uppercase(),
+            params,
+        })
+    }
+
+    /// A message with no source.
+    pub fn new(command: &str, params: &[&str]) -> Message {
+        Message {
+            source: None,
+            command: command.to_owned(),
+            params: params.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    /// Appends the message as one line ending in CR LF, cutting the last parameter (at a
+    /// character boundary) if the line would pass 512 bytes.
+    pub fn write(&self, buf: &mut BytesMut) {
+        let params: Vec<&str> = self.params.iter().map(String::as_str).collect();
+        write_line(buf, self.source.as_deref(), &self.command, &params, false);
+    }
+
+    /// The message as one line.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut buf = BytesMut::new();
+        self.write(&mut buf);
+        buf.freeze()
+    }
+}
+
+/// Appends `:source COMMAND params... :last` and CR LF, at most 512 bytes in all.
+///
+/// Only the last parameter may hold spaces or start with a colon; it is cut to fit. It gets
+/// its colon when it needs one, or always with `trailing` (for text, as clients expect).
+pub fn write_line(
+    buf: &mut BytesMut,
+    source: Option<&str>,
+    command: &str,
+    params: &[&str],
+    trailing: bool,
+) {
+    let start = buf.len();
+    if let Some(src) = source {
+        buf.put_u8(b':');
+        buf.put_slice(src.as_bytes());
+        buf.put_u8(b' ');
+    }
+    buf.put_slice(command.as_bytes());
+    if let Some((last, middle)) = params.split_last() {
+        for p in middle {
+            buf.put_u8(b' ');
+            buf.put_slice(p.as_bytes());
+        }
+        buf.put_u8(b' ');
+        if trailing || last.is_empty() || last.contains(' ') || last.starts_with(':') {
+            buf.put_u8(b':');
+        }
+        let room = (MAX_LINE - 2).saturating_sub(buf.len() - start);
+        buf.put_slice(cut(last, room).as_bytes());
+    }
+    // A line longer than the limit before its last parameter (never produced by the server's
+    // own limits) is cut as a whole rather than sent oversized.
+    if buf.len() - start > MAX_LINE - 2 {
+        buf.truncate(start + MAX_LINE - 2);
+    }
+    buf.put_slice(b"\r\n");
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Splits text into pieces that each fit in `max` bytes, at character boundaries.
+pub fn split_text(text: &str, max: usize) -> Vec<&str> {
+    let max = max.max(4);
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let part = cut(rest, max);
+        parts.push(part);
+        rest = &rest[part.len()..];
+    }
+    parts.push(rest);
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(dec: &mut LineDecoder, mut input: &[u8]) -> Vec<Line> {
+        std::iter::from_fn(|| dec.decode(&mut input)).collect()
+    }
+
+    #[test]
+    fn crlf_and_bare_lf() {
+        let mut dec = LineDecoder::new();
+        assert_eq!(
+            lines(&mut dec, b"NICK a\r\nUSER b 0 * :c\nPIN"),
+            vec![
+                Line::Text(b"NICK a".to_vec()),
+                Line::Text(b"USER b 0 * :c".to_vec())
+            ]
+        );
+        assert_eq!(dec.buffered(), 3);
+        assert_eq!(
+            lines(&mut dec, b"G x\r\n"),
+            vec![Line::Text(b"PING x".to_vec())]
+        );
+    }
+
+    #[test]
+    fn one_byte_at_a_time() {
+        let mut dec = LineDecoder::new();
+        let mut got = Vec::new();
+        for b in b"PRIVMSG #a :hi there\r\n" {
+            got.extend(lines(&mut dec, std::slice::from_ref(b)));
+        }
+        assert_eq!(got, vec![Line::Text(b"PRIVMSG #a :hi there".to_vec())]);
+    }
+
+    #[test]
+    fn long_line_is_refused_before_buffering_and_skipped() {
+        let mut dec = LineDecoder::new();
+        let long = vec![b'x'; 2000];
+        assert_eq!(lines(&mut dec, &long), vec![Line::TooLong]);
+        assert_eq!(dec.buffered(), 0);
+        assert_eq!(
+            lines(&mut dec, b"yyy\r\nPING a\r\n"),
+            vec![Line::Text(b"PING a".to_vec())]
+        );
+        // 510 bytes of text and CR LF is the longest line accepted.
+        let mut max = vec![b'a'; 510];
+        max.extend_from_slice(b"\r\n");
+        assert!(matches!(&lines(&mut dec, &max)[..], [Line::Text(t)] if t.len() == 510));
+        let mut over = vec![b'a'; 511];
+        over.extend_from_slice(b"\r\n");
+        assert_eq!(lines(&mut dec, &over), vec![Line::TooLong]);
+        assert_eq!(
+            lines(&mut dec, b"PING b\n"),
+            vec![Line::Text(b"PING b".to_vec())]
+        );
+    }
+
+    #[test]
+    fn parse_forms() {
+        let m = Message::parse(b"@time=x :nick!u@h privmsg #chan :hello  world").unwrap();
+        assert_eq!(m.source.as_deref(), Some("nick!u@h"));
+        assert_eq!(m.command, "PRIVMSG");
+        assert_eq!(m.params, vec!["#chan", "hello  world"]);
+        let m = Message::parse(b"JOIN   #a,#b  key").unwrap();
+        assert_eq!(m.params, vec!["#a,#b", "key"]);
+        let m = Message::parse(b"USER u 0 * :").unwrap();
+        assert_eq!(m.params, vec!["u", "0", "*", ""]);
+        assert_eq!(Message::parse(b""), None);
+        assert_eq!(Message::parse(b"   "), None);
+        let m = Message::parse(b"PRIVMSG #a :caf\xff").unwrap();
+        assert_eq!(m.params[1], "caf\u{fffd}");
+    }
+
+    #[test]
+    fn write_forms() {
+        let m = Message {
+            source: Some("srv".into()),
+            command: "001".into(),
+            params: vec!["ann".into(), "Welcome here".into()],
+        };
+        assert_eq!(&m.to_bytes()[..], b":srv 001 ann :Welcome here\r\n");
+        assert_eq!(
+            &Message::new("PING", &["tok"]).to_bytes()[..],
+            b"PING tok\r\n"
+        );
+        assert_eq!(&Message::new("X", &[""]).to_bytes()[..], b"X :\r\n");
+        let long = "é".repeat(400);
+        let line = Message::new("PRIVMSG", &["#a", &long]).to_bytes();
+        assert!(line.len() <= MAX_LINE);
+        assert!(std::str::from_utf8(&line).is_ok());
+    }
+
+    #[test]
+    fn split_text_respects_boundaries() {
+        let parts = split_text("aé€😀b", 3);
+        assert!(parts.iter().all(|p| p.len() <= 4));
+        assert_eq!(parts.concat(), "aé€😀b");
+    }
+}

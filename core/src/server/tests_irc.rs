@@ -1,0 +1,678 @@
+//! Tests of the IRC front, alone and mixed with native clients in the same rooms.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::client::{Client, ClientEvent};
+use crate::packet::RoomMode;
+
+/// A server with native clients and raw IRC connections.
+struct Mixed {
+    server: Server,
+    now: Instant,
+    native: Vec<(ConnId, Client)>,
+    /// IRC connections and the lines they received, not yet read.
+    irc: Vec<(ConnId, Vec<String>)>,
+    closed: Vec<ConnId>,
+}
+
+impl Mixed {
+    fn new(config: Config) -> Self {
+        Mixed {
+            server: Server::new(config),
+            now: Instant::now(),
+            native: Vec::new(),
+            irc: Vec::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    fn native(&mut self, nick: &str) -> usize {
+        let id = self.server.open(self.now);
+        self.native.push((id, Client::new(nick)));
+        self.pump();
+        let i = self.native.len() - 1;
+        assert!(self.native[i].1.is_registered(), "{nick} not registered");
+        self.events(i);
+        i
+    }
+
+    /// Opens an IRC connection and registers `nick`; returns its index with the lines read.
+    fn irc(&mut self, nick: &str) -> usize {
+        let i = self.irc_raw();
+        self.send(
+            i,
+            &format!("NICK {nick}\r\nUSER {nick} 0 * :Real {nick}\r\n"),
+        );
+        let lines = self.lines(i);
+        assert!(lines.iter().any(|l| l.contains(" 001 ")), "{lines:?}");
+        i
+    }
+
+    fn irc_raw(&mut self) -> usize {
+        let id = self.server.open(self.now);
+        self.irc.push((id, Vec::new()));
+        self.irc.len() - 1
+    }
+
+    fn send(&mut self, i: usize, text: &str) {
+        let id = self.irc[i].0;
+        self.server.handle_input(id, text.as_bytes(), self.now);
+        self.pump();
+    }
+
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            for (id, client) in &mut self.native {
+                if let Some(bytes) = client.poll_transmit() {
+                    self.server.handle_input(*id, &bytes, self.now);
+                    moved = true;
+                }
+            }
+            while let Some(t) = self.server.poll_transmit() {
+                self.server.handle_written(t.conn, t.data.len());
+                if let Some((_, c)) = self.native.iter_mut().find(|(id, _)| *id == t.conn) {
+                    c.handle_input(&t.data, self.now).expect("bad frame");
+                } else if let Some((_, lines)) = self.irc.iter_mut().find(|(id, _)| *id == t.conn) {
+                    let text = std::str::from_utf8(&t.data).expect("server sent invalid UTF-8");
+                    for line in text.split_terminator("\r\n") {
+                        assert!(line.len() + 2 <= crate::irc::MAX_LINE, "{line}");
+                        lines.push(line.to_owned());
+                    }
+                }
+                moved = true;
+            }
+            while let Some(id) = self.server.poll_close() {
+                self.closed.push(id);
+                self.server.handle_close(id, self.now);
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn lines(&mut self, i: usize) -> Vec<String> {
+        std::mem::take(&mut self.irc[i].1)
+    }
+
+    fn events(&mut self, i: usize) -> Vec<ClientEvent> {
+        std::iter::from_fn(|| self.native[i].1.poll_event()).collect()
+    }
+
+    fn client(&mut self, i: usize) -> &mut Client {
+        &mut self.native[i].1
+    }
+}
+
+fn config() -> Config {
+    Config {
+        msg_rate: 0,
+        server_name: "irc.test".into(),
+        ..Config::default()
+    }
+}
+
+fn has(lines: &[String], needle: &str) -> bool {
+    lines.iter().any(|l| l.contains(needle))
+}
+
+#[test]
+fn registration_burst() {
+    let mut w = Mixed::new(config());
+    let i = w.irc_raw();
+    w.send(i, "CAP LS 302\r\nNICK ann\r\nUSER ann 0 * :Ann Example\r\n");
+    let lines = w.lines(i);
+    assert_eq!(lines, vec![":irc.test CAP * LS :"]);
+    w.send(i, "CAP END\r\n");
+    let lines = w.lines(i);
+    let codes: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(codes, ["001", "002", "003", "004", "005", "422"]);
+    assert_eq!(
+        lines[0],
+        ":irc.test 001 ann :Welcome to the Switchboard network, ann!~ann@irc.test"
+    );
+    assert_eq!(
+        lines[3],
+        ":irc.test 004 ann irc.test switchboard-0.1.0 i otv :ov"
+    );
+    for token in [
+        "CASEMAPPING=ascii",
+        "CHANTYPES=#",
+        "NICKLEN=32",
+        "CHANNELLEN=65",
+        "TOPICLEN=390",
+        "PREFIX=(ov)@+",
+    ] {
+        assert!(
+            lines[4].contains(token),
+            "{token} missing from {}",
+            lines[4]
+        );
+    }
+}
+
+#[test]
+fn registration_errors() {
+    let mut w = Mixed::new(config());
+    let i = w.irc_raw();
+    w.send(
+        i,
+        "JOIN #a\r\nNICK\r\nNICK *\r\nNICK 9x\r\nUSER u 0 *\r\nUSER u 0 * :\r\n",
+    );
+    let lines = w.lines(i);
+    let codes: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(codes, ["451", "431", "432", "432", "461", "461"]);
+    w.send(i, "BOGUS\r\n");
+    assert_eq!(w.lines(i), vec![":irc.test 451 * :You have not registered"]);
+}
+
+#[test]
+fn password_is_required_when_set() {
+    let mut w = Mixed::new(Config {
+        password: Some("sesame".into()),
+        ..config()
+    });
+    let i = w.irc_raw();
+    w.send(i, "PASS wrong\r\nNICK ann\r\nUSER ann 0 * :A\r\n");
+    let lines = w.lines(i);
+    assert!(has(&lines, " 464 "));
+    assert!(lines.last().unwrap().starts_with("ERROR :Closing Link"));
+    assert_eq!(w.closed.len(), 1);
+    let j = w.irc_raw();
+    w.send(j, "PASS sesame\r\nNICK ann\r\nUSER ann 0 * :A\r\n");
+    assert!(has(&w.lines(j), " 001 "));
+    // Native hellos need it too.
+    let id = w.server.open(w.now);
+    w.native.push((id, Client::new("bob")));
+    w.pump();
+    assert!(!w.native[0].1.is_registered());
+    let id = w.server.open(w.now);
+    w.native.push((id, Client::with_password("bob", "sesame")));
+    w.pump();
+    assert!(w.native[1].1.is_registered());
+}
+
+#[test]
+fn nick_collisions_across_protocols() {
+    let mut w = Mixed::new(config());
+    w.native("Alice");
+    let i = w.irc_raw();
+    w.send(i, "NICK alice\r\n");
+    assert_eq!(
+        w.lines(i),
+        vec![":irc.test 433 * alice :Nickname is already in use"]
+    );
+    w.send(i, "NICK ann\r\nUSER a 0 * :A\r\n");
+    assert!(has(&w.lines(i), " 001 ann "));
+    let id = w.server.open(w.now);
+    w.native.push((id, Client::new("ANN")));
+    w.pump();
+    let ev = w.events(1);
+    assert!(matches!(
+        ev[0],
+        ClientEvent::Error {
+            code: ErrorCode::NickTaken,
+            ..
+        }
+    ));
+    // A case-only change is allowed and announced.
+    w.send(i, "NICK Ann\r\n");
+    assert_eq!(w.lines(i), vec![":ann!~a@irc.test NICK Ann"]);
+    w.send(i, "NICK alice\r\n");
+    assert!(has(&w.lines(i), " 433 Ann alice "));
+}
+
+#[test]
+fn join_part_and_messages_both_ways() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("ircbob");
+    w.client(a).join("rust");
+    w.pump();
+    w.events(a);
+    w.send(i, "JOIN #rust,bad,#also\r\n");
+    let lines = w.lines(i);
+    assert_eq!(lines[0], ":ircbob!~ircbob@irc.test JOIN #rust");
+    assert_eq!(lines[1], ":irc.test 353 ircbob = #rust :@alice ircbob");
+    assert_eq!(lines[2], ":irc.test 366 ircbob #rust :End of /NAMES list");
+    assert_eq!(lines[3], ":irc.test 403 ircbob bad :No such channel");
+    assert_eq!(lines[4], ":ircbob!~ircbob@irc.test JOIN #also");
+    assert!(lines[5].contains("353 ircbob = #also :@ircbob"));
+    assert_eq!(
+        w.events(a),
+        vec![ClientEvent::Joined {
+            room: "rust".into(),
+            nick: "ircbob".into()
+        }]
+    );
+    // Native to IRC.
+    w.client(a).say("rust", "hello irc");
+    w.pump();
+    assert_eq!(
+        w.lines(i),
+        vec![":alice!native@irc.test PRIVMSG #rust :hello irc"]
+    );
+    // IRC to native; no echo to the IRC sender.
+    w.send(i, "PRIVMSG #rust :hello native\r\n");
+    assert_eq!(w.lines(i), Vec::<String>::new());
+    let ev = w.events(a);
+    assert!(
+        matches!(&ev[1], ClientEvent::Message { from, text, seq: 2, .. } if from == "ircbob" && text == "hello native")
+    );
+    // Part is seen by the native client.
+    w.send(i, "PART #rust :later\r\n");
+    assert_eq!(
+        w.lines(i),
+        vec![":ircbob!~ircbob@irc.test PART #rust :later"]
+    );
+    assert_eq!(
+        w.events(a),
+        vec![ClientEvent::Left {
+            room: "rust".into(),
+            nick: "ircbob".into(),
+            reason: "later".into()
+        }]
+    );
+    w.send(i, "PART #rust\r\nPART #nowhere\r\nPRIVMSG #rust :x\r\n");
+    let lines = w.lines(i);
+    assert!(lines[0].contains(" 442 ircbob #rust "), "{lines:?}");
+    assert!(lines[1].contains(" 403 ircbob #nowhere "), "{lines:?}");
+    assert!(lines[2].contains(" 404 ircbob #rust "), "{lines:?}");
+}
+
+#[test]
+fn messages_encode_once_per_protocol() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let b = w.native("bob");
+    let i = w.irc("carol");
+    let j = w.irc("dave");
+    w.client(a).join("r");
+    w.client(b).join("r");
+    w.pump();
+    w.send(i, "JOIN #r\r\n");
+    w.send(j, "JOIN #r\r\n");
+    w.lines(i);
+    w.lines(j);
+    w.events(a);
+    w.client(a).say("r", "shared");
+    let bytes = w.native[a].1.poll_transmit().unwrap();
+    w.server.handle_input(w.native[a].0, &bytes, w.now);
+    let last = |w: &Mixed, id: ConnId| w.server.conns.map[&id].out.back().unwrap().as_ptr();
+    assert_eq!(last(&w, w.native[a].0), last(&w, w.native[b].0));
+    assert_eq!(last(&w, w.irc[i].0), last(&w, w.irc[j].0));
+    assert_ne!(last(&w, w.native[a].0), last(&w, w.irc[i].0));
+}
+
+#[test]
+fn direct_messages_across_protocols_and_errors() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    w.client(a).whisper("bob", "psst");
+    w.pump();
+    assert_eq!(w.lines(i), vec![":alice!native@irc.test PRIVMSG bob :psst"]);
+    w.send(i, "PRIVMSG alice :hi back\r\nNOTICE alice :fyi\r\n");
+    let ev = w.events(a);
+    assert_eq!(
+        ev[0],
+        ClientEvent::Direct {
+            from: "alice".into(),
+            to: "bob".into(),
+            text: "psst".into()
+        }
+    );
+    assert_eq!(
+        ev[1],
+        ClientEvent::Direct {
+            from: "bob".into(),
+            to: "alice".into(),
+            text: "hi back".into()
+        }
+    );
+    assert_eq!(
+        ev[2],
+        ClientEvent::Direct {
+            from: "bob".into(),
+            to: "alice".into(),
+            text: "fyi".into()
+        }
+    );
+    w.send(i, "PRIVMSG nobody :x\r\nPRIVMSG\r\nPRIVMSG alice\r\nPRIVMSG alice :\r\nNOTICE nobody :x\r\nNOTICE\r\nFROB\r\n");
+    let lines = w.lines(i);
+    let codes: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(codes, ["401", "411", "412", "412", "421"]);
+}
+
+#[test]
+fn invalid_utf8_is_replaced_not_passed_through() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    w.client(a).join("r");
+    w.pump();
+    w.send(i, "JOIN #r\r\n");
+    w.events(a);
+    let id = w.irc[i].0;
+    w.server.handle_input(id, b"PRIVMSG #r :caf\xe9\r\n", w.now);
+    w.pump();
+    let ev = w.events(a);
+    assert!(matches!(&ev[0], ClientEvent::Message { text, .. } if text == "caf\u{fffd}"));
+}
+
+#[test]
+fn long_lines_get_417_and_are_dropped() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("bob");
+    let long = format!("PRIVMSG bob :{}\r\nPING x\r\n", "y".repeat(600));
+    for b in long.as_bytes() {
+        let id = w.irc[i].0;
+        w.server.handle_input(id, std::slice::from_ref(b), w.now);
+        assert!(w.server.inbound_bytes(id) <= 511);
+    }
+    w.pump();
+    let lines = w.lines(i);
+    assert_eq!(lines[0], ":irc.test 417 bob :Input line was too long");
+    assert_eq!(lines[1], ":irc.test PONG irc.test :x");
+    assert_eq!(lines.len(), 2);
+}
+
+#[test]
+fn long_native_messages_are_split_for_irc() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    w.client(a).join("r");
+    w.pump();
+    w.send(i, "JOIN #r\r\n");
+    w.lines(i);
+    let text = "é".repeat(1500);
+    w.client(a).say("r", &text);
+    w.pump();
+    let lines = w.lines(i);
+    assert!(lines.len() > 1);
+    let joined: String = lines
+        .iter()
+        .map(|l| l.split_once(" :").unwrap().1)
+        .collect();
+    assert_eq!(joined, text);
+}
+
+#[test]
+fn names_list_who_whois() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    w.client(a).join("r");
+    w.client(a).set_topic("r", "all about r");
+    w.client(a).away("lunch");
+    w.pump();
+    w.send(i, "JOIN #r\r\n");
+    let lines = w.lines(i);
+    assert!(
+        lines.contains(&":irc.test 332 bob #r :all about r".to_owned()),
+        "{lines:?}"
+    );
+    w.send(
+        i,
+        "NAMES #r\r\nLIST\r\nWHO #r\r\nWHOIS alice\r\nWHOIS nobody\r\n",
+    );
+    let lines = w.lines(i);
+    let expect = [
+        ":irc.test 353 bob = #r :@alice bob",
+        ":irc.test 366 bob #r :End of /NAMES list",
+        ":irc.test 321 bob Channel :Users  Name",
+        ":irc.test 322 bob #r 2 :all about r",
+        ":irc.test 323 bob :End of /LIST",
+        ":irc.test 352 bob #r native irc.test irc.test alice G@ :0 ",
+        ":irc.test 352 bob #r ~bob irc.test irc.test bob H :0 Real bob",
+        ":irc.test 315 bob #r :End of WHO list",
+        ":irc.test 311 bob alice native irc.test * :",
+        ":irc.test 319 bob alice :@#r",
+        ":irc.test 312 bob alice irc.test :switchboard-0.1.0",
+        ":irc.test 301 bob alice :lunch",
+        ":irc.test 317 bob alice 0 :seconds idle",
+        ":irc.test 318 bob alice :End of /WHOIS list",
+        ":irc.test 401 bob nobody :No such nick/channel",
+        ":irc.test 318 bob nobody :End of /WHOIS list",
+    ];
+    assert_eq!(lines, expect);
+}
+
+#[test]
+fn topics_and_moderation() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    w.client(a).join("r");
+    w.pump();
+    w.send(i, "JOIN #r\r\nTOPIC #r\r\n");
+    assert!(has(&w.lines(i), " 331 bob #r :No topic is set"));
+    w.events(a);
+    // Any member may set the topic while it is not locked.
+    w.send(i, "TOPIC #r :bob's topic\r\n");
+    assert_eq!(w.lines(i), vec![":bob!~bob@irc.test TOPIC #r :bob's topic"]);
+    assert_eq!(
+        w.events(a),
+        vec![ClientEvent::Topic {
+            room: "r".into(),
+            topic: "bob's topic".into(),
+            by: "bob".into()
+        }]
+    );
+    assert_eq!(w.native[a].1.room("r").unwrap().topic, "bob's topic");
+    // The operator (the creator) locks it; then only operators may.
+    w.client(a).set_mode("r", RoomMode::TopicLock, true, "");
+    w.pump();
+    assert_eq!(w.lines(i), vec![":alice!native@irc.test MODE #r +t"]);
+    w.send(i, "TOPIC #r :mine now\r\nMODE #r\r\nMODE #r +t\r\n");
+    let lines = w.lines(i);
+    assert!(lines[0].contains(" 482 bob #r "), "{lines:?}");
+    assert_eq!(lines[1], ":irc.test 324 bob #r :+t");
+    assert!(lines[2].contains(" 482 bob #r "), "{lines:?}");
+    // Giving bob operator status lets him.
+    w.client(a).set_mode("r", RoomMode::Operator, true, "bob");
+    w.pump();
+    assert_eq!(w.lines(i), vec![":alice!native@irc.test MODE #r +o bob"]);
+    w.send(i, "TOPIC #r :mine now\r\n");
+    assert_eq!(w.lines(i), vec![":bob!~bob@irc.test TOPIC #r :mine now"]);
+    assert!(w.native[a].1.room("r").unwrap().is_operator("bob"));
+}
+
+#[test]
+fn kick_across_protocols() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let b = w.native("bob");
+    let i = w.irc("carol");
+    w.send(i, "JOIN #r\r\n");
+    w.client(a).join("r");
+    w.client(b).join("r");
+    w.pump();
+    w.lines(i);
+    w.events(a);
+    w.events(b);
+    // Alice is no operator: carol created the room.
+    w.client(a).kick("r", "bob", "no");
+    w.pump();
+    assert!(matches!(
+        w.events(a)[0],
+        ClientEvent::Error {
+            code: ErrorCode::NotOperator,
+            ..
+        }
+    ));
+    w.send(i, "KICK #r alice :behave\r\nKICK #r nobody\r\nKICK #r\r\n");
+    let lines = w.lines(i);
+    assert_eq!(lines[0], ":carol!~carol@irc.test KICK #r alice :behave");
+    assert!(lines[1].contains(" 401 carol nobody "), "{lines:?}");
+    assert!(lines[2].contains(" 461 carol KICK "), "{lines:?}");
+    let kicked = ClientEvent::Kicked {
+        room: "r".into(),
+        nick: "alice".into(),
+        by: "carol".into(),
+        reason: "behave".into(),
+    };
+    assert_eq!(w.events(a), vec![kicked.clone()]);
+    assert_eq!(w.events(b), vec![kicked]);
+    assert!(w.native[a].1.room("r").is_none());
+    assert_eq!(
+        w.server.room_members("r"),
+        Some(vec!["carol".into(), "bob".into()])
+    );
+    // A native operator kicks the IRC user.
+    w.client(b).join("s");
+    w.pump();
+    w.send(i, "JOIN #s\r\n");
+    w.lines(i);
+    w.client(b).kick("s", "carol", "bye");
+    w.pump();
+    assert_eq!(w.lines(i), vec![":bob!native@irc.test KICK #s carol :bye"]);
+    w.send(i, "KICK #s bob\r\n");
+    assert!(has(&w.lines(i), " 442 carol #s "));
+}
+
+#[test]
+fn away_is_seen_by_messages_and_cleared() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    w.send(i, "AWAY :gone fishing\r\n");
+    assert_eq!(
+        w.lines(i),
+        vec![":irc.test 306 bob :You have been marked as being away"]
+    );
+    w.client(a).whisper("bob", "there?");
+    w.pump();
+    assert_eq!(
+        w.lines(i),
+        vec![":alice!native@irc.test PRIVMSG bob :there?"]
+    );
+    let ev = w.events(a);
+    assert!(ev.contains(&ClientEvent::Away {
+        nick: "bob".into(),
+        message: "gone fishing".into()
+    }));
+    w.client(a).away("brb");
+    w.pump();
+    assert!(w.events(a).contains(&ClientEvent::Away {
+        nick: "alice".into(),
+        message: "brb".into()
+    }));
+    w.send(i, "PRIVMSG alice :hi\r\nAWAY\r\n");
+    let lines = w.lines(i);
+    assert_eq!(lines[0], ":irc.test 301 bob alice :brb");
+    assert_eq!(
+        lines[1],
+        ":irc.test 305 bob :You are no longer marked as being away"
+    );
+    w.client(a).whois("bob");
+    w.pump();
+    assert!(matches!(&w.events(a)[..], [_, ClientEvent::Whois { away, .. }] if away.is_empty()));
+}
+
+#[test]
+fn irc_quit_and_drop_are_seen_by_everyone() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    let j = w.irc("carol");
+    w.client(a).join("r1");
+    w.client(a).join("r2");
+    w.pump();
+    for k in [i, j] {
+        w.send(k, "JOIN #r1,#r2\r\n");
+    }
+    w.lines(i);
+    w.lines(j);
+    w.events(a);
+    w.send(i, "QUIT :bye all\r\n");
+    assert_eq!(w.lines(i), vec!["ERROR :Closing Link: goodbye"]);
+    assert_eq!(w.closed, vec![w.irc[i].0]);
+    // The IRC peer sees one QUIT; the native peer a Left per room.
+    assert_eq!(w.lines(j), vec![":bob!~bob@irc.test QUIT :quit: bye all"]);
+    assert_eq!(w.events(a).len(), 2);
+    // Carol's socket drops without QUIT.
+    let id = w.irc[j].0;
+    w.server.handle_close(id, w.now);
+    w.pump();
+    let ev = w.events(a);
+    assert_eq!(
+        ev,
+        vec![
+            ClientEvent::Left {
+                room: "r1".into(),
+                nick: "carol".into(),
+                reason: "connection lost".into()
+            },
+            ClientEvent::Left {
+                room: "r2".into(),
+                nick: "carol".into(),
+                reason: "connection lost".into()
+            },
+        ]
+    );
+    assert_eq!(w.server.nick_count(), 1);
+}
+
+#[test]
+fn keepalive_and_flood_apply_to_irc() {
+    let mut w = Mixed::new(Config {
+        ping_interval: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(20),
+        msg_rate: 1,
+        msg_burst: 2,
+        flood_strikes: 3,
+        ..config()
+    });
+    let i = w.irc_raw();
+    w.send(i, "NICK a\r\n");
+    w.send(i, "USER a 0 * :A\r\n");
+    assert!(has(&w.lines(i), " 001 "));
+    w.now += Duration::from_secs(10);
+    w.server.handle_timeout(w.now);
+    w.pump();
+    assert_eq!(w.lines(i), vec!["PING 1"]);
+    assert_eq!(w.server.outbound_bytes(w.irc[i].0), 0);
+    w.now += Duration::from_secs(10);
+    w.server.handle_timeout(w.now);
+    w.pump();
+    assert_eq!(w.lines(i), vec!["ERROR :Closing Link: idle timeout"]);
+    let j = w.irc_raw();
+    w.send(j, "NICK b\r\n");
+    w.now += Duration::from_secs(5);
+    w.send(j, "USER b 0 * :B\r\n");
+    w.lines(j);
+    w.send(j, "PING 1\r\nPING 2\r\nPING 3\r\nPING 4\r\nPING 5\r\n");
+    let lines = w.lines(j);
+    assert!(has(&lines, "NOTICE b :rate limit exceeded"), "{lines:?}");
+    assert_eq!(lines.last().unwrap(), "ERROR :Closing Link: flooding");
+}
+
+#[test]
+fn ping_is_a_barrier_for_irc() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    w.client(a).join("r");
+    w.pump();
+    w.events(a);
+    // Everything JOIN causes is queued before the PING is answered.
+    w.send(i, "JOIN #r\r\nPING barrier\r\n");
+    let lines = w.lines(i);
+    assert_eq!(lines.last().unwrap(), ":irc.test PONG irc.test :barrier");
+    assert!(has(&lines, "JOIN #r"));
+    assert!(matches!(w.events(a)[..], [ClientEvent::Joined { .. }]));
+}

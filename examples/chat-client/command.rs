@@ -1,0 +1,397 @@
+//! What the user types, parsed into commands.
+
+use switchboard::core::RoomMode;
+
+/// One line of user input, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Text for the current room.
+    Say(String),
+    /// Join a room (and make it current).
+    Join(String),
+    /// Leave a room (the current one when `None`).
+    Leave {
+        /// The room, or the current one.
+        room: Option<String>,
+        /// Why, shown to the others (may be empty).
+        reason: String,
+    },
+    /// A direct message.
+    Msg {
+        /// The recipient.
+        to: String,
+        /// The text.
+        text: String,
+    },
+    /// List the server's rooms.
+    Rooms,
+    /// List a room's members (the current room's when `None`).
+    Who(Option<String>),
+    /// Change nickname (or pick one after a refused hello).
+    Nick(String),
+    /// Make a room this client is in the current one.
+    Switch(String),
+    /// Show the current room's topic (`None`), or set it (`Some`; empty clears it).
+    Topic(Option<String>),
+    /// Remove someone from the current room.
+    Kick {
+        /// Who.
+        nick: String,
+        /// Why, shown to everyone in the room (may be empty).
+        reason: String,
+    },
+    /// Set or clear a mode of the current room.
+    Mode {
+        /// Which mode.
+        mode: RoomMode,
+        /// Set or clear it.
+        on: bool,
+        /// The member it applies to (empty for the topic lock).
+        nick: String,
+    },
+    /// Mark this client away with a message, or back when it is empty.
+    Away(String),
+    /// Ask about someone.
+    Whois(String),
+    /// Measure the round trip to the server.
+    Ping,
+    /// End the session.
+    Quit(String),
+    /// Show the commands.
+    Help,
+}
+
+/// The help text, one entry a line.
+pub const HELP: &[&str] = &[
+    "Commands (a line not starting with / goes to the current room):",
+    "  /join ROOM               join a room and make it current (alias /j)",
+    "  /leave [ROOM [REASON]]   leave a room, the current one by default (alias /part)",
+    "  /switch ROOM             make another joined room current (alias /r)",
+    "  /msg NICK TEXT           send a direct message (aliases /m, /w)",
+    "  /who [ROOM]              list a room's members, the current one by default",
+    "  /rooms                   list every room on the server",
+    "  /topic [TEXT]            show or set the room's topic; /topic - clears it",
+    "  /away [MESSAGE]          mark yourself away; alone (or /back): back again",
+    "  /whois NICK              someone's rooms, idle time and away message",
+    "  /nick NAME               change your nickname",
+    "  /ping                    measure the round trip to the server",
+    "  /quit [REASON]           leave the server (also Ctrl-D)",
+    "  /help                    this list",
+    "  //TEXT                   say TEXT starting with a single /",
+    "Operators of the current room (its creator and whoever gets /op) can also:",
+    "  /kick NICK [REASON]      remove someone from the room",
+    "  /op NICK, /deop NICK     give or take operator status",
+    "  /voice, /devoice NICK    give or take voice",
+    "  /lock, /unlock           let only operators set the topic, or anyone again",
+];
+
+/// Parses one line of input; `Ok(None)` for a blank line, `Err` with a usage hint for a
+/// malformed command.
+pub fn parse(line: &str) -> Result<Option<Command>, String> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let Some(rest) = line.strip_prefix('/') else {
+        return Ok(Some(Command::Say(line.to_owned())));
+    };
+    if rest.starts_with('/') {
+        return Ok(Some(Command::Say(rest.to_owned())));
+    }
+    let (name, args) = match rest.split_once(char::is_whitespace) {
+        Some((name, args)) => (name, args.trim()),
+        None => (rest, ""),
+    };
+    let command = match name.to_ascii_lowercase().as_str() {
+        "join" | "j" => Command::Join(one_room(args, "/join ROOM")?),
+        "leave" | "part" => {
+            let (room, reason) = split_word(args);
+            Command::Leave {
+                room: (!room.is_empty()).then(|| room_name(room)),
+                reason: reason.to_owned(),
+            }
+        }
+        "switch" | "r" => Command::Switch(one_room(args, "/switch ROOM")?),
+        "msg" | "m" | "w" | "whisper" | "tell" => {
+            let (to, text) = split_word(args);
+            if to.is_empty() || text.is_empty() {
+                return Err(usage("/msg NICK TEXT"));
+            }
+            Command::Msg {
+                to: to.to_owned(),
+                text: text.to_owned(),
+            }
+        }
+        "who" | "names" => match args {
+            "" => Command::Who(None),
+            _ => Command::Who(Some(one_room(args, "/who [ROOM]")?)),
+        },
+        "rooms" | "list" => no_args(args, "/rooms", Command::Rooms)?,
+        "nick" => Command::Nick(one_word(args, "/nick NAME")?.to_owned()),
+        "topic" => Command::Topic(match args {
+            "" => None,
+            CLEAR_TOPIC => Some(String::new()),
+            text => Some(text.to_owned()),
+        }),
+        "kick" => {
+            let (nick, reason) = split_word(args);
+            if nick.is_empty() {
+                return Err(usage("/kick NICK [REASON]"));
+            }
+            Command::Kick {
+                nick: nick.to_owned(),
+                reason: reason.to_owned(),
+            }
+        }
+        "op" => member_mode(args, "/op NICK", RoomMode::Operator, true)?,
+        "deop" => member_mode(args, "/deop NICK", RoomMode::Operator, false)?,
+        "voice" => member_mode(args, "/voice NICK", RoomMode::Voice, true)?,
+        "devoice" => member_mode(args, "/devoice NICK", RoomMode::Voice, false)?,
+        "lock" => no_args(args, "/lock", topic_lock(true))?,
+        "unlock" => no_args(args, "/unlock", topic_lock(false))?,
+        "away" => Command::Away(args.to_owned()),
+        "back" => no_args(args, "/back", Command::Away(String::new()))?,
+        "whois" | "wi" => Command::Whois(one_word(args, "/whois NICK")?.to_owned()),
+        "ping" => no_args(args, "/ping", Command::Ping)?,
+        "quit" | "exit" | "q" => Command::Quit(args.to_owned()),
+        "help" | "h" | "?" => Command::Help,
+        _ => return Err(format!("unknown command /{name}; /help lists the commands")),
+    };
+    Ok(Some(command))
+}
+
+/// What `/topic` takes to mean "no topic" (an empty argument shows the topic instead).
+pub const CLEAR_TOPIC: &str = "-";
+
+fn member_mode(args: &str, form: &str, mode: RoomMode, on: bool) -> Result<Command, String> {
+    Ok(Command::Mode {
+        mode,
+        on,
+        nick: one_word(args, form)?.to_owned(),
+    })
+}
+
+fn topic_lock(on: bool) -> Command {
+    Command::Mode {
+        mode: RoomMode::TopicLock,
+        on,
+        nick: String::new(),
+    }
+}
+
+/// A room name as typed, without the `#` people tend to put in front.
+fn room_name(word: &str) -> String {
+    word.strip_prefix('#').unwrap_or(word).to_owned()
+}
+
+fn usage(form: &str) -> String {
+    format!("usage: {form}")
+}
+
+/// The first word and the (trimmed) rest.
+fn split_word(args: &str) -> (&str, &str) {
+    match args.split_once(char::is_whitespace) {
+        Some((word, rest)) => (word, rest.trim()),
+        None => (args, ""),
+    }
+}
+
+fn one_word<'a>(args: &'a str, form: &str) -> Result<&'a str, String> {
+    match split_word(args) {
+        (word, "") if !word.is_empty() => Ok(word),
+        _ => Err(usage(form)),
+    }
+}
+
+fn one_room(args: &str, form: &str) -> Result<String, String> {
+    let room = room_name(one_word(args, form)?);
+    if room.is_empty() {
+        return Err(usage(form));
+    }
+    Ok(room)
+}
+
+fn no_args(args: &str, form: &str, command: Command) -> Result<Command, String> {
+    if args.is_empty() {
+        Ok(command)
+    } else {
+        Err(usage(form))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Command {
+        match parse(line) {
+            Ok(Some(c)) => c,
+            other => panic!("{line:?} parsed to {other:?}"),
+        }
+    }
+
+    fn err(line: &str) -> String {
+        match parse(line) {
+            Err(e) => e,
+            other => panic!("{line:?} should fail, parsed to {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_lines_are_said() {
+        assert_eq!(ok("hello there"), Command::Say("hello there".into()));
+        assert_eq!(ok("  indented\n"), Command::Say("  indented".into()));
+        assert_eq!(ok("//slash"), Command::Say("/slash".into()));
+        assert_eq!(parse(""), Ok(None));
+        assert_eq!(parse("   \r\n"), Ok(None));
+    }
+
+    #[test]
+    fn rooms_commands() {
+        assert_eq!(ok("/join rust"), Command::Join("rust".into()));
+        assert_eq!(ok("/J  #rust "), Command::Join("rust".into()));
+        assert_eq!(ok("/switch #go"), Command::Switch("go".into()));
+        assert_eq!(ok("/r go"), Command::Switch("go".into()));
+        assert_eq!(ok("/who"), Command::Who(None));
+        assert_eq!(ok("/who #rust"), Command::Who(Some("rust".into())));
+        assert_eq!(ok("/rooms"), Command::Rooms);
+        assert_eq!(err("/join"), "usage: /join ROOM");
+        assert_eq!(err("/join a b"), "usage: /join ROOM");
+        assert_eq!(err("/join #"), "usage: /join ROOM");
+        assert_eq!(err("/rooms x"), "usage: /rooms");
+        assert_eq!(err("/who a b"), "usage: /who [ROOM]");
+    }
+
+    #[test]
+    fn leave_defaults_to_current_room() {
+        assert_eq!(
+            ok("/leave"),
+            Command::Leave {
+                room: None,
+                reason: String::new()
+            }
+        );
+        assert_eq!(
+            ok("/part #rust see you  later"),
+            Command::Leave {
+                room: Some("rust".into()),
+                reason: "see you  later".into()
+            }
+        );
+    }
+
+    #[test]
+    fn direct_messages_keep_their_spacing() {
+        assert_eq!(
+            ok("/msg bob  psst  there"),
+            Command::Msg {
+                to: "bob".into(),
+                text: "psst  there".into()
+            }
+        );
+        assert_eq!(
+            ok("/w bob hi"),
+            Command::Msg {
+                to: "bob".into(),
+                text: "hi".into()
+            }
+        );
+        assert_eq!(err("/msg bob"), "usage: /msg NICK TEXT");
+        assert_eq!(err("/msg"), "usage: /msg NICK TEXT");
+    }
+
+    #[test]
+    fn topic_shows_sets_and_clears() {
+        assert_eq!(ok("/topic"), Command::Topic(None));
+        assert_eq!(ok("/topic  "), Command::Topic(None));
+        assert_eq!(
+            ok("/TOPIC Rust 1.85  is out "),
+            Command::Topic(Some("Rust 1.85  is out".into()))
+        );
+        assert_eq!(ok("/topic -"), Command::Topic(Some(String::new())));
+        assert_eq!(
+            ok("/topic - not a clear"),
+            Command::Topic(Some("- not a clear".into()))
+        );
+    }
+
+    #[test]
+    fn operator_commands() {
+        assert_eq!(
+            ok("/kick bob"),
+            Command::Kick {
+                nick: "bob".into(),
+                reason: String::new()
+            }
+        );
+        assert_eq!(
+            ok("/kick bob  too  loud"),
+            Command::Kick {
+                nick: "bob".into(),
+                reason: "too  loud".into()
+            }
+        );
+        assert_eq!(err("/kick"), "usage: /kick NICK [REASON]");
+        let mode = |mode, on, nick: &str| Command::Mode {
+            mode,
+            on,
+            nick: nick.into(),
+        };
+        assert_eq!(ok("/op bob"), mode(RoomMode::Operator, true, "bob"));
+        assert_eq!(ok("/deop bob"), mode(RoomMode::Operator, false, "bob"));
+        assert_eq!(ok("/voice bob"), mode(RoomMode::Voice, true, "bob"));
+        assert_eq!(ok("/Devoice bob "), mode(RoomMode::Voice, false, "bob"));
+        assert_eq!(ok("/lock"), mode(RoomMode::TopicLock, true, ""));
+        assert_eq!(ok("/unlock"), mode(RoomMode::TopicLock, false, ""));
+        assert_eq!(err("/op"), "usage: /op NICK");
+        assert_eq!(err("/deop a b"), "usage: /deop NICK");
+        assert_eq!(err("/voice"), "usage: /voice NICK");
+        assert_eq!(err("/devoice"), "usage: /devoice NICK");
+        assert_eq!(err("/lock now"), "usage: /lock");
+        assert_eq!(err("/unlock #rust"), "usage: /unlock");
+    }
+
+    #[test]
+    fn away_and_whois() {
+        assert_eq!(ok("/away"), Command::Away(String::new()));
+        assert_eq!(ok("/back"), Command::Away(String::new()));
+        assert_eq!(
+            ok("/away gone  for lunch"),
+            Command::Away("gone  for lunch".into())
+        );
+        assert_eq!(err("/back again"), "usage: /back");
+        assert_eq!(ok("/whois bob"), Command::Whois("bob".into()));
+        assert_eq!(err("/whois"), "usage: /whois NICK");
+        assert_eq!(err("/whois bob carol"), "usage: /whois NICK");
+    }
+
+    #[test]
+    fn every_command_is_in_the_help() {
+        for name in [
+            "join", "leave", "switch", "msg", "who", "rooms", "topic", "kick", "op", "deop",
+            "voice", "devoice", "lock", "unlock", "away", "whois", "nick", "ping", "quit", "help",
+        ] {
+            let shown = format!("/{name}");
+            assert!(
+                HELP.iter()
+                    .any(|h| h.split([' ', ',']).any(|word| word == shown)),
+                "{shown} is not in the help"
+            );
+        }
+    }
+
+    #[test]
+    fn session_commands() {
+        assert_eq!(ok("/nick alice2"), Command::Nick("alice2".into()));
+        assert_eq!(err("/nick"), "usage: /nick NAME");
+        assert_eq!(err("/nick a b"), "usage: /nick NAME");
+        assert_eq!(ok("/quit"), Command::Quit(String::new()));
+        assert_eq!(ok("/QUIT bye all"), Command::Quit("bye all".into()));
+        assert_eq!(ok("/help"), Command::Help);
+        assert_eq!(ok("/ping"), Command::Ping);
+        assert_eq!(
+            err("/frobnicate now"),
+            "unknown command /frobnicate; /help lists the commands"
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! What the three server examples share: command-line flags, the startup line and signals.
+
+use std::process;
+use std::str::FromStr;
+use std::time::Duration;
+
+use switchboard::core::Config;
+
+/// The address served when `--listen` is not given.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+/// The parsed command line.
+pub struct Options {
+    /// Address to listen on.
+    pub listen: String,
+    /// The core's limits and timers.
+    pub config: Config,
+    /// Whether to drop the per-connection log lines.
+    pub quiet: bool,
+}
+
+/// One flag that sets a field of [`Config`].
+struct Flag {
+    name: &'static str,
+    help: &'static str,
+    set: fn(&mut Config, &str) -> Result<(), String>,
+    get: fn(&Config) -> String,
+}
+
+fn number<T: FromStr>(value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a valid number here"))
+}
+
+/// A flag for a numeric field.
+macro_rules! num {
+    ($name:literal, $field:ident, $help:literal) => {
+        Flag {
+            name: $name,
+            help: $help,
+            set: |c, v| {
+                c.$field = number(v)?;
+                Ok(())
+            },
+            get: |c| c.$field.to_string(),
+        }
+    };
+}
+
+/// A flag for a duration field, in milliseconds.
+macro_rules! millis {
+    ($name:literal, $field:ident, $help:literal) => {
+        Flag {
+            name: $name,
+            help: $help,
+            set: |c, v| {
+                c.$field = Duration::from_millis(number(v)?);
+                Ok(())
+            },
+            get: |c| c.$field.as_millis().to_string(),
+        }
+    };
+}
+
+/// Every field of `Config`, in its order.
+const FLAGS: &[Flag] = &[
+    num!(
+        "max-frame-len",
+        max_frame_len,
+        "largest frame body accepted, bytes"
+    ),
+    num!("max-nick-len", max_nick_len, "longest nickname, bytes"),
+    num!("max-room-len", max_room_len, "longest room name, bytes"),
+    num!("max-text-len", max_text_len, "longest message text, bytes"),
+    num!(
+        "max-reason-len",
+        max_reason_len,
+        "longest leave or quit reason, bytes"
+    ),
+    num!(
+        "max-rooms-per-conn",
+        max_rooms_per_conn,
+        "most rooms one connection may sit in"
+    ),
+    num!(
+        "max-outbound-bytes",
+        max_outbound_bytes,
+        "unsent output at which a connection is closed as a slow consumer"
+    ),
+    num!(
+        "max-transmit-bytes",
+        max_transmit_bytes,
+        "largest batch written at once"
+    ),
+    millis!(
+        "ping-interval-ms",
+        ping_interval,
+        "silence before the server pings"
+    ),
+    millis!(
+        "idle-timeout-ms",
+        idle_timeout,
+        "silence before the server closes"
+    ),
+    millis!(
+        "hello-timeout-ms",
+        hello_timeout,
+        "time a new connection has to say hello"
+    ),
+    num!(
+        "msg-rate",
+        msg_rate,
+        "sustained requests per second per connection, 0: no limit"
+    ),
+    num!(
+        "msg-burst",
+        msg_burst,
+        "requests allowed at once above the rate"
+    ),
+    num!(
+        "flood-strikes",
+        flood_strikes,
+        "rate-limited requests in a row before closing"
+    ),
+    millis!(
+        "close-linger-ms",
+        close_linger,
+        "time to flush a closing connection"
+    ),
+];
+
+fn usage(program: &str) -> String {
+    let defaults = Config::default();
+    let mut text = format!(
+        "The Switchboard chat server.\n\n\
+         Usage: {program} [--listen ADDR] [--quiet] [--FLAG VALUE]...\n\n\
+         \x20 --listen ADDR{:pad$}address to listen on (default {DEFAULT_LISTEN}; port 0: any)\n\
+         \x20 --quiet{:pad2$}no log line per connection\n\
+         \x20 --help{:pad3$}this text\n",
+        "",
+        "",
+        "",
+        pad = 30 - "--listen ADDR".len(),
+        pad2 = 30 - "--quiet".len(),
+        pad3 = 30 - "--help".len(),
+    );
+    for flag in FLAGS {
+        let left = format!("--{} N", flag.name);
+        text += &format!(
+            "  {left:30}{} (default {})\n",
+            flag.help,
+            (flag.get)(&defaults)
+        );
+    }
+    text += "\nThe bound address is printed as `listening on ADDR`. Ctrl-C or SIGTERM says bye\n\
+             to every client and exits once that is written; a second signal exits at once.\n";
+    text
+}
+
+/// Parses the command line; prints help or an error and exits when asked or wrong.
+pub fn parse_args(program: &str) -> Options {
+    match parse(program, std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{program}: {message}\n\n{}", usage(program));
+            process::exit(2);
+        }
+    }
+}
+
+fn parse(program: &str, args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        listen: DEFAULT_LISTEN.to_owned(),
+        config: Config::default(),
+        quiet: false,
+    };
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let Some(name) = arg.strip_prefix("--") else {
+            return Err(format!("unexpected argument `{arg}`"));
+        };
+        // Both `--flag value` and `--flag=value`.
+        let (name, inline) = match name.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_owned())),
+            None => (name, None),
+        };
+        match name {
+            "help" => {
+                print!("{}", usage(program));
+                process::exit(0);
+            }
+            "quiet" => options.quiet = true,
+            _ => {
+                let flag = FLAGS.iter().find(|f| f.name == name);
+                if name != "listen" && flag.is_none() {
+                    return Err(format!("unknown flag `--{name}`"));
+                }
+                let value = match inline {
+                    Some(value) => value,
+                    None => args
+                        .next()
+                        .ok_or_else(|| format!("`--{name}` needs a value"))?,
+                };
+                match flag {
+                    Some(flag) => (flag.set)(&mut options.config, &value)
+                        .map_err(|e| format!("--{name}: {e}"))?,
+                    None => options.listen = value,
+                }
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// Prints the bound address on standard output, for people and for scripts to parse.
+pub fn announce(addr: std::io::Result<std::net::SocketAddr>) {
+    match addr {
+        Ok(addr) => println!("listening on {addr}"),
+        Err(e) => eprintln!("cannot read the bound address: {e}"),
+    }
+}
+
+/// Exits with a message when the listening socket could not be bound.
+pub fn bind_failed(listen: &str, e: std::io::Error) -> ! {
+    eprintln!("cannot listen on {listen}: {e}");
+    process::exit(1);
+}
+
+/// Calls `shutdown` on the first Ctrl-C or SIGTERM; exits at once on the second.
+#[cfg(unix)]
+pub fn on_signal(shutdown: impl Fn() + Send + 'static) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("cannot catch signals, Ctrl-C will not say bye: {e}");
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut signals = signals.forever();
+            if signals.next().is_some() {
+                eprintln!("shutting down (signal again to exit at once)");
+                shutdown();
+            }
+            if signals.next().is_some() {
+                process::exit(130);
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("cannot catch signals, Ctrl-C will not say bye: {e}");
+    }
+}
+
+/// Without Unix signals, Ctrl-C ends the process the default way.
+#[cfg(not(unix))]
+pub fn on_signal(_shutdown: impl Fn() + Send + 'static) {}

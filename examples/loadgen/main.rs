@@ -1,0 +1,691 @@
+//! Load generator: drives a running Switchboard server over loopback with many clients,
+//! native or IRC, and reports throughput, latency, connection figures and correctness.
+//!
+//! Single-threaded on purpose: one core drives the load, the other is left to the server.
+//! Run with `--help` for the flags.
+
+mod args;
+mod session;
+mod stats;
+mod sys;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::TcpStream;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+use smol::channel::{self, Receiver, Sender};
+use smol::lock::Semaphore;
+use smol::LocalExecutor;
+
+use args::Args;
+use session::{Protocol, Seen, Session};
+use stats::Histogram;
+
+/// Connections being set up at once; more overflow the server's listen backlog.
+const CONNECT_CONCURRENCY: usize = 128;
+
+fn main() {
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(msg) => {
+            let help = msg == args::USAGE;
+            eprintln!("{msg}");
+            std::process::exit(if help { 0 } else { 2 });
+        }
+    };
+    let (before, after) = sys::raise_nofile();
+    let wanted = args.idle.unwrap_or(args.clients) as u64 + 64;
+    if before < after {
+        progress(
+            &args,
+            &format!("open-file limit raised from {before} to {after}"),
+        );
+    }
+    if after < wanted {
+        eprintln!("loadgen: warning: open-file limit {after} is lower than the {wanted} this run may need");
+    }
+    // Both live for the whole process; leaking them lets spawned tasks borrow them.
+    let ex: &'static LocalExecutor<'static> = Box::leak(Box::new(LocalExecutor::new()));
+    let args: &'static Args = Box::leak(Box::new(args));
+    let ok = smol::block_on(ex.run(run(ex, args)));
+    std::process::exit(if ok { 0 } else { 1 });
+}
+
+fn progress(args: &Args, msg: &str) {
+    if !args.quiet {
+        eprintln!("loadgen: {msg}");
+    }
+}
+
+/// Everything the readers update while messages flow.
+struct Shared {
+    base: Instant,
+    hist: Histogram,
+    delivered: u64,
+    expected: u64,
+    duplicated: u64,
+    errors: u64,
+    /// Per receiver, per sender: the next sequence number expected.
+    next_seq: Vec<Vec<u32>>,
+    /// Per sender: recipients still to receive each in-flight message, oldest first.
+    in_flight: Vec<VecDeque<u32>>,
+    /// Per sender: sequence number of the oldest in-flight message.
+    in_flight_base: Vec<u32>,
+    sender_wake: Vec<Sender<()>>,
+    done: Option<Sender<()>>,
+    last_delivery: Instant,
+}
+
+impl Shared {
+    fn new() -> Self {
+        let base = Instant::now();
+        Shared {
+            base,
+            hist: Histogram::new(),
+            delivered: 0,
+            expected: 0,
+            duplicated: 0,
+            errors: 0,
+            next_seq: Vec::new(),
+            in_flight: Vec::new(),
+            in_flight_base: Vec::new(),
+            sender_wake: Vec::new(),
+            done: None,
+            last_delivery: base,
+        }
+    }
+
+    fn now_ns(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.base).as_nanos() as u64
+    }
+
+    /// A room message reached `receiver`. Its text is `sender:seq:sent_ns:padding`.
+    fn on_message(&mut self, receiver: usize, text: &str, now: Instant) {
+        let mut parts = text.splitn(4, ':');
+        let parsed = (|| {
+            let j: usize = parts.next()?.parse().ok()?;
+            let seq: u32 = parts.next()?.parse().ok()?;
+            let sent: u64 = parts.next()?.parse().ok()?;
+            Some((j, seq, sent))
+        })();
+        let Some((j, seq, sent)) = parsed.filter(|(j, ..)| *j < self.in_flight.len()) else {
+            self.errors += 1;
+            return;
+        };
+        let Some(next) = self.next_seq.get_mut(receiver).and_then(|v| v.get_mut(j)) else {
+            return;
+        };
+        if seq < *next {
+            self.duplicated += 1;
+            return;
+        }
+        *next = seq + 1;
+        self.hist.record(self.now_ns(now).saturating_sub(sent));
+        self.delivered += 1;
+        self.last_delivery = now;
+        let offset = seq.wrapping_sub(self.in_flight_base[j]) as usize;
+        if let Some(left) = self.in_flight[j].get_mut(offset) {
+            *left = left.saturating_sub(1);
+        }
+        let mut freed = false;
+        while self.in_flight[j].front() == Some(&0) {
+            self.in_flight[j].pop_front();
+            self.in_flight_base[j] += 1;
+            freed = true;
+        }
+        if freed {
+            let _ = self.sender_wake[j].try_send(());
+        }
+        if self.delivered == self.expected {
+            if let Some(done) = &self.done {
+                let _ = done.try_send(());
+            }
+        }
+    }
+}
+
+/// One connected, registered client.
+struct Peer {
+    session: Rc<RefCell<Session>>,
+    wake_writer: Sender<()>,
+    control: Receiver<Seen>,
+    room: String,
+}
+
+impl Peer {
+    fn flush(&self) {
+        let _ = self.wake_writer.try_send(());
+    }
+}
+
+/// Waits for `fut` until `deadline`, failing with `what`.
+async fn within<T>(
+    deadline: Instant,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    future::or(fut, async {
+        Timer::at(deadline).await;
+        Err(format!("timed out: {what}"))
+    })
+    .await
+}
+
+/// Waits for a control event that `want` accepts; errors and closes fail.
+async fn expect(peer: &Peer, what: &str, want: impl Fn(&Seen) -> bool) -> Result<(), String> {
+    loop {
+        match peer.control.recv().await {
+            Ok(seen) if want(&seen) => return Ok(()),
+            Ok(Seen::Error(e)) => return Err(format!("{what}: server error {e}")),
+            Ok(Seen::Closed(e)) => return Err(format!("{what}: closed: {e}")),
+            Ok(_) => {}
+            Err(_) => return Err(format!("{what}: connection ended")),
+        }
+    }
+}
+
+/// Connects client `i`, registers it and joins `room`.
+async fn setup(
+    ex: &'static LocalExecutor<'static>,
+    args: &'static Args,
+    shared: &Rc<RefCell<Shared>>,
+    i: usize,
+    nick: String,
+    room: String,
+) -> Result<Peer, String> {
+    let std = sys::connect_from(sys::source_for(i, args.server), args.server)
+        .map_err(|e| format!("connect {}: {e}", args.server))?;
+    let stream = Async::new(std).map_err(|e| format!("register socket: {e}"))?;
+    stream
+        .writable()
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    if let Some(e) = stream.get_ref().take_error().ok().flatten() {
+        return Err(format!("connect {}: {e}", args.server));
+    }
+    let stream = Rc::new(stream);
+    let session = Rc::new(RefCell::new(Session::new(args.protocol, &nick)));
+    let (wake_writer, wake_rx) = channel::bounded(1);
+    let (control_tx, control) = channel::unbounded();
+    ex.spawn(writer(stream.clone(), session.clone(), wake_rx))
+        .detach();
+    ex.spawn(reader(
+        i,
+        stream,
+        session.clone(),
+        wake_writer.clone(),
+        control_tx,
+        shared.clone(),
+    ))
+    .detach();
+    let peer = Peer {
+        session,
+        wake_writer,
+        control,
+        room,
+    };
+    peer.flush();
+    expect(&peer, "hello", |s| matches!(s, Seen::Welcome)).await?;
+    Ok(peer)
+}
+
+/// Joins every peer to its room, at most `CONNECT_CONCURRENCY` at a time; returns the
+/// time it took.
+async fn join_all(
+    ex: &'static LocalExecutor<'static>,
+    args: &'static Args,
+    peers: &[Peer],
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    let deadline = start + args.timeout;
+    let sem = Rc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let tasks: Vec<_> = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (sem, session, wake, control, room) = (
+                sem.clone(),
+                p.session.clone(),
+                p.wake_writer.clone(),
+                p.control.clone(),
+                p.room.clone(),
+            );
+            ex.spawn(async move {
+                let _permit = sem.acquire().await;
+                session.borrow_mut().join(&room);
+                let peer = Peer {
+                    session,
+                    wake_writer: wake,
+                    control,
+                    room,
+                };
+                peer.flush();
+                within(
+                    deadline,
+                    "joining",
+                    expect(&peer, "join", |s| matches!(s, Seen::Joined)),
+                )
+                .await
+                .map_err(|e| format!("client {i}: {e}"))
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await?;
+    }
+    progress(
+        args,
+        &format!("joined {} clients to their rooms", peers.len()),
+    );
+    Ok(start.elapsed())
+}
+
+async fn writer(stream: Rc<Async<TcpStream>>, session: Rc<RefCell<Session>>, wake: Receiver<()>) {
+    while wake.recv().await.is_ok() {
+        loop {
+            let Some(bytes) = session.borrow_mut().take_output() else {
+                break;
+            };
+            if (&*stream).write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn reader(
+    index: usize,
+    stream: Rc<Async<TcpStream>>,
+    session: Rc<RefCell<Session>>,
+    wake_writer: Sender<()>,
+    control: Sender<Seen>,
+    shared: Rc<RefCell<Shared>>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match (&*stream).read(&mut buf).await {
+            Ok(0) => {
+                let _ = control.try_send(Seen::Closed("server closed the connection".into()));
+                return;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                let _ = control.try_send(Seen::Closed(e.to_string()));
+                return;
+            }
+        };
+        let now = Instant::now();
+        let mut s = session.borrow_mut();
+        let mut sh = shared.borrow_mut();
+        s.handle_input(&buf[..n], now, &mut |seen| match seen {
+            Seen::Message(text) => sh.on_message(index, &text, now),
+            Seen::Error(e) => {
+                sh.errors += 1;
+                let _ = control.try_send(Seen::Error(e));
+            }
+            other => {
+                let _ = control.try_send(other);
+            }
+        });
+        // Pongs to server pings are queued by the session itself.
+        let _ = wake_writer.try_send(());
+    }
+}
+
+/// Connects `count` clients (nick and room chosen by `name`), at most
+/// `CONNECT_CONCURRENCY` at a time. Returns them and the time it took.
+async fn connect_all(
+    ex: &'static LocalExecutor<'static>,
+    args: &'static Args,
+    shared: &Rc<RefCell<Shared>>,
+    count: usize,
+    name: impl Fn(usize) -> (String, String),
+) -> Result<(Vec<Peer>, Duration), String> {
+    let start = Instant::now();
+    let deadline = start + args.timeout;
+    let sem = Rc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let done = Rc::new(RefCell::new(0usize));
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let (nick, room) = name(i);
+            let (sem, done, shared) = (sem.clone(), done.clone(), shared.clone());
+            ex.spawn(async move {
+                let _permit = sem.acquire().await;
+                let peer = within(
+                    deadline,
+                    "connecting",
+                    setup(ex, args, &shared, i, nick, room),
+                )
+                .await
+                .map_err(|e| format!("client {i}: {e}"))?;
+                let mut d = done.borrow_mut();
+                *d += 1;
+                if *d % 1000 == 0 || *d == count {
+                    progress(args, &format!("registered {}/{count}", *d));
+                }
+                Ok::<Peer, String>(peer)
+            })
+        })
+        .collect();
+    let mut peers = Vec::with_capacity(count);
+    let mut first_error = None;
+    for t in tasks {
+        match t.await {
+            Ok(p) => peers.push(p),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(format!("{e} ({} of {count} connected)", peers.len())),
+        None => Ok((peers, start.elapsed())),
+    }
+}
+
+/// A unique prefix so back-to-back runs never meet each other's nicks.
+fn run_tag() -> String {
+    format!("g{}", std::process::id() % 100_000)
+}
+
+async fn run(ex: &'static LocalExecutor<'static>, args: &'static Args) -> bool {
+    let result = match args.idle {
+        Some(n) => idle(ex, args, n).await,
+        None => fanout(ex, args).await,
+    };
+    match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            eprintln!("loadgen: FAILED: {e}");
+            println!(
+                "{{\"mode\":\"{}\",\"error\":{}}}",
+                if args.idle.is_some() {
+                    "idle"
+                } else {
+                    "fanout"
+                },
+                json_str(&e)
+            );
+            false
+        }
+    }
+}
+
+async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Result<bool, String> {
+    let shared = Rc::new(RefCell::new(Shared::new()));
+    let tag = run_tag();
+    let room_of = |i: usize| format!("{tag}r{}", i % args.rooms);
+    progress(
+        args,
+        &format!("connecting {} clients to {}", args.clients, args.server),
+    );
+    let (peers, register_time) = connect_all(ex, args, &shared, args.clients, |i| {
+        (format!("{tag}u{i}"), room_of(i))
+    })
+    .await?;
+    let connect_time = register_time + join_all(ex, args, &peers).await?;
+
+    // Who receives each sender's messages: its room's members (less itself over IRC,
+    // which does not echo a sender's own messages).
+    let echo = args.protocol == Protocol::Native;
+    let recipients: Vec<u32> = (0..args.senders)
+        .map(|j| {
+            let members = (0..args.clients)
+                .filter(|i| i % args.rooms == j % args.rooms)
+                .count();
+            (members - usize::from(!echo)) as u32
+        })
+        .collect();
+    let mut wakes = Vec::new();
+    {
+        let mut sh = shared.borrow_mut();
+        sh.expected = recipients
+            .iter()
+            .map(|r| *r as u64 * args.messages as u64)
+            .sum();
+        sh.next_seq = vec![vec![0; args.senders]; args.clients];
+        sh.in_flight = vec![VecDeque::new(); args.senders];
+        sh.in_flight_base = vec![0; args.senders];
+        for _ in 0..args.senders {
+            let (tx, rx) = channel::bounded(1);
+            sh.sender_wake.push(tx);
+            wakes.push(rx);
+        }
+    }
+    let (done_tx, done_rx) = channel::bounded(1);
+    shared.borrow_mut().done = Some(done_tx);
+    let expected = shared.borrow().expected;
+    progress(
+        args,
+        &format!(
+            "sending: {} senders x {} messages, {expected} deliveries expected",
+            args.senders, args.messages
+        ),
+    );
+
+    let cpu_before = args.server_pid.and_then(sys::cpu_ns);
+    let start = Instant::now();
+    for (j, wake) in wakes.into_iter().enumerate() {
+        let peer = &peers[j];
+        let (session, wake_writer, room) = (
+            peer.session.clone(),
+            peer.wake_writer.clone(),
+            peer.room.clone(),
+        );
+        let (shared, args2, recipients) = (shared.clone(), args, recipients[j]);
+        ex.spawn(async move {
+            let interval = args2
+                .rate
+                .map(|r| Duration::from_secs_f64(args2.senders as f64 / r));
+            let mut next =
+                start + interval.map_or(Duration::ZERO, |iv| iv * j as u32 / args2.senders as u32);
+            let pad = "x".repeat(args2.size);
+            for seq in 0..args2.messages {
+                match interval {
+                    Some(iv) => {
+                        Timer::at(next).await;
+                        next += iv;
+                    }
+                    None => {
+                        while shared.borrow().in_flight[j].len() >= args2.window as usize {
+                            if wake.recv().await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let text = {
+                    let mut sh = shared.borrow_mut();
+                    if recipients > 0 {
+                        sh.in_flight[j].push_back(recipients);
+                    }
+                    let head = format!("{j}:{seq}:{}:", sh.now_ns(Instant::now()));
+                    let fill = args2.size.saturating_sub(head.len());
+                    head + &pad[..fill]
+                };
+                session.borrow_mut().say(&room, &text);
+                let _ = wake_writer.try_send(());
+            }
+        })
+        .detach();
+    }
+    let finished = expected == 0
+        || within(start + args.timeout, "deliveries", async {
+            done_rx.recv().await.map_err(|e| e.to_string())
+        })
+        .await
+        .is_ok();
+    let cpu_after = args.server_pid.and_then(sys::cpu_ns);
+    let sh = shared.borrow();
+    let wall = sh
+        .last_delivery
+        .saturating_duration_since(start)
+        .max(Duration::from_micros(1));
+    let lost = sh.expected.saturating_sub(sh.delivered);
+    let rate = sh.delivered as f64 / wall.as_secs_f64();
+    let cpu_per = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) if sh.delivered > 0 => Some((a - b) as f64 / sh.delivered as f64),
+        _ => None,
+    };
+    let q = |q: f64| sh.hist.quantile(q) as f64 / 1000.0;
+    println!("protocol            {:?}", args.protocol);
+    println!("clients / rooms     {} / {}", args.clients, args.rooms);
+    println!(
+        "senders x messages  {} x {} ({} bytes)",
+        args.senders, args.messages, args.size
+    );
+    match args.rate {
+        Some(r) => println!("offered load        {r} msgs/s"),
+        None => println!("window              {}", args.window),
+    }
+    println!(
+        "connect (all)       {:.1} ms",
+        connect_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "deliveries          {} in {:.3} s",
+        sh.delivered,
+        wall.as_secs_f64()
+    );
+    println!("deliveries/s        {rate:.0}");
+    println!(
+        "latency p50/p99/p999 {:.1} / {:.1} / {:.1} us ({} samples)",
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        sh.hist.count()
+    );
+    if let Some(c) = cpu_per {
+        println!("server CPU/delivery {c:.0} ns");
+    }
+    println!("errors              {}", sh.errors);
+    println!("lost / duplicated   {lost} / {}", sh.duplicated);
+    println!(
+        "{{\"mode\":\"fanout\",\"protocol\":\"{}\",\"clients\":{},\"rooms\":{},\"senders\":{},\"messages\":{},\"size\":{},\"window\":{},\"rate\":{},\"connect_ms\":{:.1},\"deliveries\":{},\"seconds\":{:.4},\"deliveries_per_sec\":{:.0},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"server_cpu_ns_per_delivery\":{},\"errors\":{},\"lost\":{},\"duplicated\":{}}}",
+        proto_name(args.protocol),
+        args.clients,
+        args.rooms,
+        args.senders,
+        args.messages,
+        args.size,
+        args.window,
+        args.rate.map_or("null".to_owned(), |r| r.to_string()),
+        connect_time.as_secs_f64() * 1e3,
+        sh.delivered,
+        wall.as_secs_f64(),
+        rate,
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        cpu_per.map_or("null".to_owned(), |c| format!("{c:.0}")),
+        sh.errors,
+        lost,
+        sh.duplicated,
+    );
+    if !finished {
+        eprintln!(
+            "loadgen: FAILED: {lost} deliveries missing after {:?}",
+            args.timeout
+        );
+    }
+    Ok(finished && lost == 0 && sh.duplicated == 0)
+}
+
+async fn idle(
+    ex: &'static LocalExecutor<'static>,
+    args: &'static Args,
+    n: usize,
+) -> Result<bool, String> {
+    let shared = Rc::new(RefCell::new(Shared::new()));
+    let tag = run_tag();
+    let rss_before = args.server_pid.and_then(sys::rss_bytes);
+    progress(
+        args,
+        &format!("opening {n} idle connections to {}", args.server),
+    );
+    let (peers, took) = connect_all(ex, args, &shared, n, |i| {
+        (format!("{tag}i{i}"), format!("{tag}idle{}", i / 100))
+    })
+    .await?;
+    let join_took = join_all(ex, args, &peers).await?;
+    let rss_after = args.server_pid.and_then(sys::rss_bytes);
+    let reg_rate = n as f64 / took.as_secs_f64().max(1e-9);
+    let join_rate = n as f64 / join_took.as_secs_f64().max(1e-9);
+    progress(
+        args,
+        &format!(
+            "{n} registered in {:.2} s; holding {:?}",
+            took.as_secs_f64(),
+            args.hold
+        ),
+    );
+    Timer::after(args.hold).await;
+    let deadline = Instant::now() + args.timeout;
+    for (i, p) in peers.iter().enumerate() {
+        p.session.borrow_mut().ping(i as u64 + 1);
+        p.flush();
+    }
+    let mut held = 0;
+    for (i, p) in peers.iter().enumerate() {
+        let token = i as u64 + 1;
+        let pong = expect(p, "ping", |s| matches!(s, Seen::Pong(t) if *t == token));
+        let ok = within(deadline, "pong", pong).await;
+        held += usize::from(ok.is_ok());
+    }
+    let per_conn = match (rss_before, rss_after) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / n as f64),
+        _ => None,
+    };
+    println!("protocol            {:?}", args.protocol);
+    println!("connections         {n}");
+    println!("held (answered ping) {held}");
+    println!(
+        "registration        {reg_rate:.0} /s ({:.2} s for all: connect, hello, welcome)",
+        took.as_secs_f64()
+    );
+    println!(
+        "joins               {join_rate:.0} /s ({:.2} s for all, rooms of 100)",
+        join_took.as_secs_f64()
+    );
+    if let (Some(b), Some(a)) = (rss_before, rss_after) {
+        println!(
+            "server RSS          {:.1} MiB -> {:.1} MiB",
+            b as f64 / 1048576.0,
+            a as f64 / 1048576.0
+        );
+    }
+    if let Some(p) = per_conn {
+        println!("server RSS/conn     {p:.0} bytes");
+    }
+    println!(
+        "{{\"mode\":\"idle\",\"protocol\":\"{}\",\"connections\":{n},\"held\":{held},\"registrations_per_sec\":{reg_rate:.0},\"joins_per_sec\":{join_rate:.0},\"rss_bytes_per_conn\":{}}}",
+        proto_name(args.protocol),
+        per_conn.map_or("null".to_owned(), |p| format!("{p:.0}")),
+    );
+    Ok(held == n)
+}
+
+fn proto_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Native => "native",
+        Protocol::Irc => "irc",
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -1,0 +1,64 @@
+//! The server on async-std.
+//!
+//! async-std is discontinued upstream (advisory RUSTSEC-2025-0052), which is why this module
+//! sits behind the `async-std` feature, off by default; prefer the `smol` module. It is the
+//! same adapter: only spawning differs (`async_std::task::spawn_local`).
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use switchboard_core::Config;
+
+use crate::serve::{self, Bound, Spawn};
+pub use crate::{Handle, Logger};
+
+/// A chat server bound to a socket, ready to run on async-std.
+pub struct Server(Bound);
+
+impl Server {
+    /// Binds the listening socket; serving starts with [`Server::run`].
+    pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Server> {
+        Bound::bind(addr, config).map(Server)
+    }
+
+    /// The address actually bound (the port chosen when asked for port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    /// A handle that shuts the server down from any thread.
+    pub fn handle(&self) -> Handle {
+        self.0.handle()
+    }
+
+    /// Sends log lines to `log` instead of standard error.
+    pub fn with_logger(mut self, log: impl Fn(&str) + Send + Sync + 'static) -> Server {
+        self.0.set_logger(Arc::new(log));
+        self
+    }
+
+    /// Serves until [`Handle::shutdown`], then says bye to every client and returns once
+    /// every bye is written (each within `close_linger`).
+    ///
+    /// Its tasks are spawned on async-std's executor for the current thread, so this future
+    /// must be driven by `async_std::task::block_on` (or use [`Server::run_blocking`]).
+    pub async fn run(self) {
+        serve::serve(self.0, &AsyncStd).await;
+    }
+
+    /// Runs the server on the current thread until it is shut down.
+    pub fn run_blocking(self) {
+        ::async_std::task::block_on(self.run());
+    }
+}
+
+/// Spawns onto async-std's executor for the current thread.
+struct AsyncStd;
+
+impl Spawn for AsyncStd {
+    fn spawn<F: std::future::Future<Output = ()> + 'static>(&self, task: F) {
+        // Dropping the handle detaches the task.
+        drop(::async_std::task::spawn_local(task));
+    }
+}

@@ -1,0 +1,61 @@
+//! The server on smol: its tasks run on a `LocalExecutor` of its own, on the calling thread.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use switchboard_core::Config;
+
+use crate::serve::{self, Bound, Spawn};
+pub use crate::{Handle, Logger};
+
+/// A chat server bound to a socket, ready to run on smol.
+pub struct Server(Bound);
+
+impl Server {
+    /// Binds the listening socket; serving starts with [`Server::run`].
+    pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Server> {
+        Bound::bind(addr, config).map(Server)
+    }
+
+    /// The address actually bound (the port chosen when asked for port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    /// A handle that shuts the server down from any thread.
+    pub fn handle(&self) -> Handle {
+        self.0.handle()
+    }
+
+    /// Sends log lines to `log` instead of standard error.
+    pub fn with_logger(mut self, log: impl Fn(&str) + Send + Sync + 'static) -> Server {
+        self.0.set_logger(Arc::new(log));
+        self
+    }
+
+    /// Serves until [`Handle::shutdown`], then says bye to every client and returns once
+    /// every bye is written (each within `close_linger`).
+    ///
+    /// All its tasks run inside this future on an executor of its own, so any executor
+    /// may drive it, `smol::block_on` being the plain choice.
+    pub async fn run(self) {
+        let executor = ::smol::LocalExecutor::new();
+        let spawner = Local(&executor);
+        executor.run(serve::serve(self.0, &spawner)).await;
+    }
+
+    /// Runs the server on the current thread until it is shut down.
+    pub fn run_blocking(self) {
+        ::smol::block_on(self.run());
+    }
+}
+
+/// Spawns onto the server's own executor.
+struct Local<'a>(&'a ::smol::LocalExecutor<'static>);
+
+impl Spawn for Local<'_> {
+    fn spawn<F: std::future::Future<Output = ()> + 'static>(&self, task: F) {
+        self.0.spawn(task).detach();
+    }
+}

@@ -1,0 +1,66 @@
+//! The handle that shuts a server down and counts its connections.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Controls a running server from any thread.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    stop: AtomicBool,
+    /// Where to connect to wake the accept loop out of its blocking `accept`.
+    wake_addr: SocketAddr,
+    connections: AtomicUsize,
+}
+
+impl Handle {
+    pub(crate) fn new(local: SocketAddr) -> Handle {
+        // A wildcard address is not something to connect to; its loopback is.
+        let ip = match local.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Handle {
+            inner: Arc::new(Inner {
+                stop: AtomicBool::new(false),
+                wake_addr: SocketAddr::new(ip, local.port()),
+                connections: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Stops accepting, says bye to every client and lets `run` return once the byes are written.
+    pub fn shutdown(&self) {
+        if self.inner.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // std cannot interrupt a blocking accept; a connection of our own ends it. If this
+        // fails (say, out of file descriptors), the accept loop sees the flag on its next turn.
+        let _ = TcpStream::connect_timeout(&self.inner.wake_addr, Duration::from_secs(1));
+    }
+
+    /// Whether [`Handle::shutdown`] was called.
+    pub fn is_shutdown(&self) -> bool {
+        self.inner.stop.load(Ordering::SeqCst)
+    }
+
+    /// Open sockets, including those closing.
+    pub fn connection_count(&self) -> usize {
+        self.inner.connections.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn opened(&self) {
+        self.inner.connections.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn closed(&self) {
+        self.inner.connections.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,115 @@
+//! Out of file descriptors: the server logs the failed accept, pauses and keeps serving.
+//!
+//! It uses up the whole process's descriptors, so it lives in a test binary of its own and
+//! visits the runtimes one after another.
+
+#[allow(dead_code)]
+#[path = "conformance/client.rs"]
+mod client;
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use client::{TestClient, WAIT};
+use switchboard::core::{ClientEvent, Config};
+
+/// A running server: its address, how to stop it, and the thread running it.
+type Started = (SocketAddr, Box<dyn Fn()>, thread::JoinHandle<()>);
+
+/// Starts a server whose log lines go to `log`.
+type Start = fn(Config, Arc<Mutex<Vec<String>>>) -> Started;
+
+fn collect(log: Arc<Mutex<Vec<String>>>) -> impl Fn(&str) + Send + Sync + 'static {
+    move |line: &str| log.lock().unwrap().push(line.to_owned())
+}
+
+#[cfg(feature = "smol")]
+fn smol(config: Config, log: Arc<Mutex<Vec<String>>>) -> Started {
+    let server = switchboard::smol::Server::bind("127.0.0.1:0", config)
+        .unwrap()
+        .with_logger(collect(log));
+    let (addr, handle) = (server.local_addr().unwrap(), server.handle());
+    let thread = thread::spawn(move || server.run_blocking());
+    (addr, Box::new(move || handle.shutdown()), thread)
+}
+
+#[cfg(feature = "async-std")]
+fn async_std(config: Config, log: Arc<Mutex<Vec<String>>>) -> Started {
+    let server = switchboard::async_std::Server::bind("127.0.0.1:0", config)
+        .unwrap()
+        .with_logger(collect(log));
+    let (addr, handle) = (server.local_addr().unwrap(), server.handle());
+    let thread = thread::spawn(move || server.run_blocking());
+    (addr, Box::new(move || handle.shutdown()), thread)
+}
+
+#[cfg(feature = "std")]
+fn std_threads(config: Config, log: Arc<Mutex<Vec<String>>>) -> Started {
+    let server = switchboard::std::Server::bind("127.0.0.1:0", config)
+        .unwrap()
+        .with_logger(collect(log));
+    let (addr, handle) = (server.local_addr().unwrap(), server.handle());
+    let thread = thread::spawn(move || server.run().unwrap());
+    (addr, Box::new(move || handle.shutdown()), thread)
+}
+
+/// Opens files until the process may open no more.
+fn exhaust_descriptors() -> Vec<File> {
+    let mut held = Vec::new();
+    while let Ok(file) = File::open("/dev/null") {
+        held.push(file);
+        assert!(held.len() < 1_000_000, "no limit on open files");
+    }
+    held
+}
+
+fn survives_running_out_of_descriptors(name: &str, start: Start) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let config = Config {
+        msg_rate: 0,
+        ..Config::default()
+    };
+    let (addr, shutdown, thread) = start(config, log.clone());
+    let mut alice = TestClient::connect(addr, "alice");
+    let mut held = exhaust_descriptors();
+    // One descriptor for bob's end; none is left for the server to accept it with.
+    held.pop();
+    let bob = TcpStream::connect(addr).expect("connect with the one free descriptor");
+    let deadline = Instant::now() + WAIT;
+    while !log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("accept failed"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{name}: no accept failure logged"
+        );
+        // The log has no wake-up to wait on; the deadline bounds this poll.
+        thread::sleep(Duration::from_millis(5));
+    }
+    // The server kept serving alice meanwhile.
+    alice.sync();
+    drop(held);
+    drop(bob);
+    // And accepts again once descriptors are free.
+    let mut carol = TestClient::hello(addr, "carol");
+    let welcome = carol.expect("welcome", |e| matches!(e, ClientEvent::Welcome { .. }));
+    assert!(matches!(welcome, ClientEvent::Welcome { .. }));
+    shutdown();
+    thread.join().expect("server thread");
+}
+
+#[test]
+fn accept_errors_are_survived() {
+    #[cfg(feature = "smol")]
+    survives_running_out_of_descriptors("smol", smol);
+    #[cfg(feature = "async-std")]
+    survives_running_out_of_descriptors("async-std", async_std);
+    #[cfg(feature = "std")]
+    survives_running_out_of_descriptors("std", std_threads);
+}

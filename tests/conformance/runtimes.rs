@@ -1,0 +1,147 @@
+//! Starting and stopping a server on each runtime, behind one interface.
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use switchboard::core::Config;
+
+/// Starts a server on 127.0.0.1, port 0, on one runtime.
+pub type Start = fn(Config) -> Running;
+
+/// A server running on its own thread; shut down and joined when dropped.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: Box<dyn Fn() + Send>,
+    connections: Box<dyn Fn() -> usize + Send>,
+    stopped: mpsc::Receiver<()>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Running {
+    fn new(
+        addr: SocketAddr,
+        shutdown: impl Fn() + Send + 'static,
+        connections: impl Fn() -> usize + Send + 'static,
+        run: impl FnOnce() + Send + 'static,
+    ) -> Running {
+        let (tx, stopped) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            run();
+            let _ = tx.send(());
+        });
+        Running {
+            addr,
+            shutdown: Box::new(shutdown),
+            connections: Box::new(connections),
+            stopped,
+            thread: Some(thread),
+        }
+    }
+
+    /// Sockets the server holds open, closing ones included.
+    pub fn connections(&self) -> usize {
+        (self.connections)()
+    }
+
+    /// Asks the server to shut down.
+    pub fn shutdown(&self) {
+        (self.shutdown)();
+    }
+
+    /// Waits for the server's run to return; fails past `limit`.
+    pub fn expect_stopped(&mut self, limit: Duration) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        match self.stopped.recv_timeout(limit) {
+            Ok(()) => thread.join().expect("server thread panicked"),
+            Err(_) if thread.is_finished() => {
+                thread.join().expect("server thread panicked");
+            }
+            Err(_) => panic!(
+                "server still running {limit:?} after shutdown, with {} connections",
+                self.connections()
+            ),
+        }
+    }
+
+    /// Waits until the server holds `n` connections; fails past `limit`.
+    pub fn expect_connections(&self, n: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.connections() != n {
+            assert!(
+                Instant::now() < deadline,
+                "server holds {} connections, not {n}, after {limit:?}",
+                self.connections()
+            );
+            // A counter has no wake-up to wait on; the deadline bounds this poll.
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown();
+        if !thread::panicking() {
+            self.expect_stopped(Duration::from_secs(10));
+        }
+    }
+}
+
+/// Log lines go to the test's output only when SWITCHBOARD_TEST_LOG is set.
+fn logger() -> impl Fn(&str) + Send + Sync + 'static {
+    let on = std::env::var_os("SWITCHBOARD_TEST_LOG").is_some();
+    move |line: &str| {
+        if on {
+            eprintln!("server: {line}");
+        }
+    }
+}
+
+#[cfg(feature = "smol")]
+pub fn smol(config: Config) -> Running {
+    let server = switchboard::smol::Server::bind("127.0.0.1:0", config)
+        .expect("bind")
+        .with_logger(logger());
+    let addr = server.local_addr().expect("local_addr");
+    let (h1, h2) = (server.handle(), server.handle());
+    Running::new(
+        addr,
+        move || h1.shutdown(),
+        move || h2.connection_count(),
+        move || server.run_blocking(),
+    )
+}
+
+#[cfg(feature = "async-std")]
+pub fn async_std(config: Config) -> Running {
+    let server = switchboard::async_std::Server::bind("127.0.0.1:0", config)
+        .expect("bind")
+        .with_logger(logger());
+    let addr = server.local_addr().expect("local_addr");
+    let (h1, h2) = (server.handle(), server.handle());
+    Running::new(
+        addr,
+        move || h1.shutdown(),
+        move || h2.connection_count(),
+        move || server.run_blocking(),
+    )
+}
+
+#[cfg(feature = "std")]
+pub fn std(config: Config) -> Running {
+    let server = switchboard::std::Server::bind("127.0.0.1:0", config)
+        .expect("bind")
+        .with_logger(logger());
+    let addr = server.local_addr().expect("local_addr");
+    let (h1, h2) = (server.handle(), server.handle());
+    Running::new(
+        addr,
+        move || h1.shutdown(),
+        move || h2.connection_count(),
+        move || server.run().expect("std server run"),
+    )
+}

@@ -1,0 +1,478 @@
+//! The scenarios every runtime must pass, each a function of how to start a server.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use switchboard::core::packet::client_type;
+use switchboard::core::{ClientEvent, Config, ErrorCode, Member, RoomInfo};
+
+use crate::client::{frame, TestClient, WAIT};
+use crate::runtimes::Start;
+
+/// The tests' limits: flood control off, a short close linger.
+fn config() -> Config {
+    Config {
+        msg_rate: 0,
+        close_linger: Duration::from_secs(1),
+        ..Config::default()
+    }
+}
+
+fn is_message(e: &ClientEvent, room: &str, from: &str, text: &str) -> bool {
+    matches!(e, ClientEvent::Message { room: r, from: f, text: t, .. }
+        if r == room && f == from && t == text)
+}
+
+fn is_left(e: &ClientEvent, nick: &str, reason: &str) -> bool {
+    matches!(e, ClientEvent::Left { nick: n, reason: r, .. } if n == nick && r == reason)
+}
+
+fn is_bye(e: &ClientEvent) -> bool {
+    matches!(e, ClientEvent::Bye { .. })
+}
+
+fn is_error(e: &ClientEvent) -> bool {
+    matches!(e, ClientEvent::Error { .. })
+}
+
+fn bye_code(e: &ClientEvent) -> Option<ErrorCode> {
+    match e {
+        ClientEvent::Bye { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+fn error_of(e: &ClientEvent) -> Option<(ErrorCode, u32)> {
+    match e {
+        ClientEvent::Error {
+            code, request_seq, ..
+        } => Some((*code, *request_seq)),
+        _ => None,
+    }
+}
+
+pub fn hello_and_welcome(start: Start) {
+    let config = config();
+    let server = start(config.clone());
+    let mut alice = TestClient::hello(server.addr, "alice");
+    let welcome = alice.expect("welcome", |e| matches!(e, ClientEvent::Welcome { .. }));
+    assert_eq!(
+        welcome,
+        ClientEvent::Welcome {
+            nick: "alice".into(),
+            limits: config.limits()
+        }
+    );
+    assert!(alice.client().is_registered());
+}
+
+pub fn taken_nick(start: Start) {
+    let server = start(config());
+    let _alice = TestClient::connect(server.addr, "alice");
+    // Nicknames compare without case.
+    let mut other = TestClient::hello(server.addr, "ALICE");
+    let error = other.expect("an error", is_error);
+    assert_eq!(
+        error_of(&error),
+        Some((ErrorCode::NickTaken, 1)),
+        "{error:?}"
+    );
+    other.send(|c| c.hello("bob"));
+    other.expect(
+        "welcome as bob",
+        |e| matches!(e, ClientEvent::Welcome { nick, .. } if nick == "bob"),
+    );
+}
+
+pub fn nick_change_seen_by_shared_rooms(start: Start) {
+    let server = start(config());
+    let mut alice = TestClient::in_room(server.addr, "alice", "r");
+    let mut bob = TestClient::in_room(server.addr, "bob", "r");
+    let mut carol = TestClient::in_room(server.addr, "carol", "elsewhere");
+    alice.send(|c| c.change_nick("alicia"));
+    let changed = |e: &ClientEvent| matches!(e, ClientEvent::NickChanged { old, new } if old == "alice" && new == "alicia");
+    alice.expect("own nick change", changed);
+    bob.expect("alice's nick change", changed);
+    assert_eq!(alice.client().nick(), "alicia");
+    let members = &bob.client().room("r").expect("bob in r").members;
+    assert!(members.iter().any(|m| m == "alicia"), "{members:?}");
+    // alice's change was handled before carol's ping: had carol been told, it came first.
+    let seen = carol.sync();
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, ClientEvent::NickChanged { .. })),
+        "carol shares no room with alice yet saw {seen:?}"
+    );
+    // The old nickname is free again.
+    TestClient::connect(server.addr, "alice");
+}
+
+pub fn join_and_leave_notices(start: Start) {
+    let server = start(config());
+    let mut alice = TestClient::in_room(server.addr, "alice", "r");
+    let mut bob = TestClient::connect(server.addr, "bob");
+    bob.send(|c| c.join("r"));
+    bob.expect(
+        "own join",
+        |e| matches!(e, ClientEvent::Joined { room, nick } if room == "r" && nick == "bob"),
+    );
+    let members = bob.expect("members", |e| matches!(e, ClientEvent::Members { .. }));
+    assert_eq!(
+        members,
+        ClientEvent::Members {
+            room: "r".into(),
+            members: vec![
+                Member {
+                    nick: "alice".into(),
+                    flags: Member::OPERATOR
+                },
+                Member {
+                    nick: "bob".into(),
+                    flags: 0
+                }
+            ]
+        }
+    );
+    alice.expect(
+        "bob's join",
+        |e| matches!(e, ClientEvent::Joined { room, nick } if room == "r" && nick == "bob"),
+    );
+    bob.send(|c| c.leave("r", "see you"));
+    alice.expect("bob's leave", |e| is_left(e, "bob", "see you"));
+    bob.expect("own leave", |e| is_left(e, "bob", "see you"));
+    assert!(bob.client().room("r").is_none());
+    assert_eq!(alice.client().room("r").expect("in r").members, ["alice"]);
+}
+
+pub fn room_message_reaches_members_only(start: Start) {
+    let server = start(config());
+    let mut alice = TestClient::in_room(server.addr, "alice", "r");
+    let mut bob = TestClient::in_room(server.addr, "bob", "r");
+    let mut carol = TestClient::in_room(server.addr, "carol", "elsewhere");
+    alice.send(|c| c.say("r", "hello"));
+    let echo = alice.expect("own message", |e| is_message(e, "r", "alice", "hello"));
+    assert!(
+        matches!(echo, ClientEvent::Message { seq: 1, .. }),
+        "{echo:?}"
+    );
+    let got = bob.expect("alice's message", |e| is_message(e, "r", "alice", "hello"));
+    assert_eq!(got, echo);
+    let seen = carol.sync();
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Message { .. })),
+        "carol is not in r yet saw {seen:?}"
+    );
+}
+
+pub fn order_kept_per_sender(start: Start) {
+    const EACH: usize = 100;
+    let server = start(config());
+    let mut alice = TestClient::in_room(server.addr, "alice", "r");
+    let mut bob = TestClient::in_room(server.addr, "bob", "r");
+    let mut carol = TestClient::in_room(server.addr, "carol", "r");
+    for i in 0..EACH {
+        alice.queue(|c| c.say("r", &format!("a{i}")));
+        bob.queue(|c| c.say("r", &format!("b{i}")));
+    }
+    alice.flush();
+    bob.flush();
+    let mut next = [0usize; 2];
+    let mut last_seq = 0;
+    for _ in 0..2 * EACH {
+        let ClientEvent::Message {
+            from, seq, text, ..
+        } = carol.expect("a message", |e| matches!(e, ClientEvent::Message { .. }))
+        else {
+            unreachable!()
+        };
+        let who = usize::from(from == "bob");
+        assert_eq!(
+            text,
+            format!("{}{}", ["a", "b"][who], next[who]),
+            "from {from}"
+        );
+        next[who] += 1;
+        assert!(seq > last_seq, "seq {seq} after {last_seq}");
+        last_seq = seq;
+    }
+    assert_eq!(last_seq, 2 * EACH as u64);
+}
+
+pub fn direct_messages(start: Start) {
+    let server = start(config());
+    let mut alice = TestClient::connect(server.addr, "alice");
+    let mut bob = TestClient::connect(server.addr, "bob");
+    let mut carol = TestClient::connect(server.addr, "carol");
+    alice.send(|c| c.whisper("BOB", "psst"));
+    let direct = |e: &ClientEvent| {
+        matches!(e, ClientEvent::Direct { from, to, text }
+            if from == "alice" && to == "bob" && text == "psst")
+    };
+    bob.expect("the direct message", direct);
+    alice.expect("its echo", direct);
+    let seq = alice.send(|c| c.whisper("nobody", "hi"));
+    let error = alice.expect("an error", is_error);
+    assert_eq!(error_of(&error), Some((ErrorCode::NoSuchNick, seq)));
+    let seen = carol.sync();
+    assert!(seen.is_empty(), "carol saw {seen:?}");
+}
+
+pub fn room_and_member_lists(start: Start) {
+    let server = start(config());
+    let mut alice = TestClient::in_room(server.addr, "alice", "R1");
+    alice.join("r2");
+    let mut bob = TestClient::in_room(server.addr, "bob", "r1");
+    bob.send(|c| c.list_rooms());
+    let rooms = bob.expect("the room list", |e| matches!(e, ClientEvent::RoomList(_)));
+    let info = |name: &str, members| RoomInfo {
+        name: name.into(),
+        members,
+    };
+    assert_eq!(
+        rooms,
+        ClientEvent::RoomList(vec![info("R1", 2), info("r2", 1)])
+    );
+    bob.send(|c| c.list_members("r1"));
+    let members = bob.expect("members", |e| matches!(e, ClientEvent::Members { .. }));
+    assert_eq!(
+        members,
+        ClientEvent::Members {
+            room: "R1".into(),
+            members: vec![
+                Member {
+                    nick: "alice".into(),
+                    flags: Member::OPERATOR
+                },
+                Member {
+                    nick: "bob".into(),
+                    flags: 0
+                }
+            ]
+        }
+    );
+    let seq = bob.send(|c| c.list_members("nope"));
+    let error = bob.expect("an error", is_error);
+    assert_eq!(error_of(&error), Some((ErrorCode::NoSuchRoom, seq)));
+}
+
+pub fn dropped_socket_frees_the_nick(start: Start) {
+    let server = start(config());
+    let mut alice = TestClient::in_room(server.addr, "alice", "r");
+    let bob = TestClient::in_room(server.addr, "bob", "r");
+    let mut carol = TestClient::in_room(server.addr, "carol", "r");
+    alice.send(|c| c.say("r", "unread by bob"));
+    alice.expect("own message", |e| {
+        is_message(e, "r", "alice", "unread by bob")
+    });
+    carol.sync();
+    // bob drops its socket with input unread (a reset); carol after reading all (a close).
+    drop(bob);
+    alice.expect("bob's departure", |e| is_left(e, "bob", "connection lost"));
+    drop(carol);
+    alice.expect("carol's departure", |e| {
+        is_left(e, "carol", "connection lost")
+    });
+    server.expect_connections(1, WAIT);
+    TestClient::connect(server.addr, "bob");
+    TestClient::connect(server.addr, "carol");
+}
+
+/// `mallory` sends `bytes`: it gets an error and a bye with `code` and is closed, while the
+/// others in its room are told and keep chatting.
+fn violation(start: Start, bytes: &[u8], code: ErrorCode) {
+    let server = start(config());
+    let mut alice = TestClient::in_room(server.addr, "alice", "r");
+    let mut bob = TestClient::in_room(server.addr, "bob", "r");
+    let mut mallory = TestClient::in_room(server.addr, "mallory", "r");
+    mallory.write_raw(bytes);
+    let error = mallory.expect("an error", is_error);
+    assert_eq!(error_of(&error).map(|e| e.0), Some(code), "{error:?}");
+    let bye = mallory.expect("a bye", is_bye);
+    assert_eq!(bye_code(&bye), Some(code), "{bye:?}");
+    mallory.expect_closed(WAIT);
+    alice.expect("mallory's departure", |e| {
+        is_left(e, "mallory", "protocol error")
+    });
+    alice.send(|c| c.say("r", "still here"));
+    bob.expect("alice's message", |e| {
+        is_message(e, "r", "alice", "still here")
+    });
+    server.expect_connections(2, WAIT);
+}
+
+pub fn malformed_frame(start: Start) {
+    // A join whose room name claims 5 bytes but has 1.
+    violation(
+        start,
+        &frame(client_type::JOIN, &[0, 5, b'a']),
+        ErrorCode::Malformed,
+    );
+}
+
+pub fn oversized_length(start: Start) {
+    let mut bytes = (config().max_frame_len + 1).to_be_bytes().to_vec();
+    // Whatever follows the refused length is never buffered.
+    bytes.extend_from_slice(&[0x55; 1000]);
+    violation(start, &bytes, ErrorCode::FrameTooLarge);
+}
+
+pub fn invalid_utf8(start: Start) {
+    // Say to room "r" a text of two bytes that are not UTF-8.
+    violation(
+        start,
+        &frame(client_type::SAY, &[0, 1, b'r', 0, 2, 0xff, 0xfe]),
+        ErrorCode::InvalidUtf8,
+    );
+}
+
+pub fn slow_consumer_is_closed(start: Start) {
+    let config = Config {
+        max_outbound_bytes: 128 * 1024,
+        ..config()
+    };
+    let linger = config.close_linger;
+    let server = start(config);
+    let mut talker = TestClient::in_room(server.addr, "talker", "r");
+    let mut reader = TestClient::in_room(server.addr, "reader", "r");
+    let mut stalled = TestClient::in_room(server.addr, "stalled", "r");
+    let mut other = TestClient::connect(server.addr, "other");
+    let text = "x".repeat(4000);
+    let gone = |e: &ClientEvent| is_left(e, "stalled", "slow consumer");
+    // stalled never reads: once the kernel's buffers are full its output piles up in the
+    // server, up to the limit. The others read everything.
+    let (mut talker_told, mut reader_told) = (false, false);
+    let mut said = 0u64;
+    while !(talker_told && reader_told) {
+        assert!(
+            said < 20_000,
+            "stalled still in the room after {said} messages of 4000 bytes"
+        );
+        // A batch well under the limit: talker and reader read theirs before the next.
+        for _ in 0..8 {
+            talker.queue(|c| c.say("r", &text));
+        }
+        talker.flush();
+        said += 8;
+        let last = |e: &ClientEvent| matches!(e, ClientEvent::Message { seq, .. } if *seq == said);
+        for (client, told) in [
+            (&mut talker, &mut talker_told),
+            (&mut reader, &mut reader_told),
+        ] {
+            if !*told {
+                let e = client.expect("the last message or stalled's departure", |e| {
+                    last(e) || gone(e)
+                });
+                *told = gone(&e);
+            }
+        }
+        if said % 256 == 0 {
+            // Everyone else is still served promptly.
+            other.sync();
+        }
+    }
+    // Its bye cannot be written while it does not read: the close is cut after the linger.
+    server.expect_connections(3, linger + WAIT);
+    other.sync();
+    talker.send(|c| c.say("r", "after"));
+    reader.expect("a message after", |e| is_message(e, "r", "talker", "after"));
+    // What reached stalled's socket ends in its bye, if that fit, and then the close.
+    let events = stalled.expect_closed(Duration::from_secs(30));
+    for e in events.iter().filter(|e| is_bye(e)) {
+        assert_eq!(bye_code(e), Some(ErrorCode::SlowConsumer), "{e:?}");
+    }
+}
+
+pub fn keepalive_closes_silent_client(start: Start) {
+    let config = Config {
+        ping_interval: Duration::from_millis(200),
+        idle_timeout: Duration::from_millis(600),
+        ..config()
+    };
+    let server = start(config);
+    let mut silent = TestClient::connect(server.addr, "silent");
+    silent.set_silent();
+    let mut lively = TestClient::connect(server.addr, "lively");
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // lively reads, and so answers its pings, the whole time.
+        s.spawn(|| lively.pump_until(&stop));
+        let bye = silent.expect("a bye", is_bye);
+        stop.store(true, Ordering::SeqCst);
+        assert_eq!(bye_code(&bye), Some(ErrorCode::Timeout), "{bye:?}");
+    });
+    assert!(silent.pings() >= 1, "closed without a ping first");
+    silent.expect_closed(WAIT);
+    assert!(lively.pings() >= 1, "lively was never pinged");
+    lively.sync();
+}
+
+pub fn flood_is_closed(start: Start) {
+    let config = Config {
+        msg_rate: 5,
+        msg_burst: 5,
+        flood_strikes: 10,
+        ..config()
+    };
+    let server = start(config);
+    let mut flooder = TestClient::connect(server.addr, "flooder");
+    let mut calm = TestClient::connect(server.addr, "calm");
+    for token in 0..40 {
+        flooder.queue(|c| c.ping(token));
+    }
+    flooder.flush();
+    let error = flooder.expect("an error", is_error);
+    assert_eq!(error_of(&error).map(|e| e.0), Some(ErrorCode::RateLimited));
+    let bye = flooder.expect("a bye", is_bye);
+    assert_eq!(bye_code(&bye), Some(ErrorCode::Flooding));
+    flooder.expect_closed(WAIT);
+    calm.sync();
+}
+
+pub fn thousand_clients(start: Start) {
+    const N: usize = 1000;
+    let server = start(config());
+    let mut first = TestClient::in_room(server.addr, "c0", "big");
+    let mut clients: Vec<TestClient> = (1..N)
+        .map(|i| {
+            let mut c = TestClient::hello(server.addr, &format!("c{i}"));
+            c.set_light();
+            c.send(|cl| cl.join("big"));
+            c
+        })
+        .collect();
+    while first.client().room("big").map_or(0, |r| r.members.len()) < N {
+        first.expect("more joins", |e| matches!(e, ClientEvent::Joined { .. }));
+    }
+    first.send(|c| c.say("big", "hello, everyone"));
+    for c in clients.iter_mut().chain([&mut first]) {
+        c.expect("the broadcast", |e| {
+            is_message(e, "big", "c0", "hello, everyone")
+        });
+    }
+}
+
+pub fn shutdown_says_bye(start: Start) {
+    let mut server = start(config());
+    let alice = TestClient::in_room(server.addr, "alice", "r");
+    let bob = TestClient::in_room(server.addr, "bob", "r");
+    let carol = TestClient::connect(server.addr, "carol");
+    let anon = TestClient::raw(server.addr, "anon");
+    // anon must be accepted, not waiting in the listen queue.
+    server.expect_connections(4, WAIT);
+    server.shutdown();
+    for mut c in [alice, bob, carol, anon] {
+        let bye = c.expect("a bye", is_bye);
+        assert_eq!(
+            bye_code(&bye),
+            Some(ErrorCode::Shutdown),
+            "{}: {bye:?}",
+            c.label()
+        );
+        c.expect_closed(WAIT);
+    }
+    server.expect_stopped(WAIT);
+    assert_eq!(server.connections(), 0);
+}
