@@ -2,7 +2,7 @@
 //! network with seeded faults, a model that predicts every byte the server queues, and
 //! replay by seed. See docs/TESTING.md.
 //!
-//! - `SWITCHBOARD_SIM_SEEDS=N` runs N seeds (default 1500) from `SWITCHBOARD_SIM_FROM`
+//! - `SWITCHBOARD_SIM_SEEDS=N` runs N seeds (default 3000) from `SWITCHBOARD_SIM_FROM`
 //!   (default 0; `random` picks a start and prints it).
 //! - `SWITCHBOARD_SIM_SEED=S` replays seed S alone, verbosely; add
 //!   `SWITCHBOARD_SIM_PLANT=<bug>` to replay with a planted server bug.
@@ -25,7 +25,7 @@ use switchboard_core::PlantedBug;
 use world::{Plant, Sim, Stats};
 
 /// Seeds `cargo test --test sim` runs when no count is given.
-const CI_SEEDS: u64 = 1500;
+const CI_SEEDS: u64 = 3000;
 /// Seeds within which each planted bug must be caught.
 const PLANT_BUDGET: u64 = 200;
 
