@@ -485,29 +485,9 @@ impl Sim {
             // Both ways of draining: poll_transmit, or poll_pending then take_transmit.
             let by_pending = self.net.chance(500);
             let mut current = None;
-            loop {
-                let t = if by_pending {
-                    let mut t = None;
-                    while t.is_none() {
-                        if let Some(id) = current {
-                            t = self.server.take_transmit(id);
-                        }
-                        if t.is_none() {
-                            current = self.server.poll_pending();
-                            if current.is_none() {
-                                break;
-                            }
-                        }
-                    }
-                    t
-                } else {
-                    self.server.poll_transmit()
-                };
-                let Some(t) = t else {
-                    break;
-                };
-                let items = self.took(t)?;
-                seen.entry(items.0).or_default().extend(items.1);
+            while let Some(t) = self.next_transmit(by_pending, &mut current) {
+                let (id, items) = self.took(t)?;
+                seen.entry(id).or_default().extend(items);
             }
         }
         while let Some(id) = self.server.poll_close() {
@@ -555,6 +535,24 @@ impl Sim {
         self.check_state()?;
         self.schedule_server_timer()?;
         Ok(opened)
+    }
+
+    /// The next transmit of an eager drain, through `poll_transmit` or through
+    /// `poll_pending` (remembered in `current`) and `take_transmit`.
+    fn next_transmit(
+        &mut self,
+        by_pending: bool,
+        current: &mut Option<ConnId>,
+    ) -> Option<Transmit> {
+        if !by_pending {
+            return self.server.poll_transmit();
+        }
+        loop {
+            if let Some(t) = current.and_then(|id| self.server.take_transmit(id)) {
+                return Some(t);
+            }
+            *current = Some(self.server.poll_pending()?);
+        }
     }
 
     /// The adapter took a transmit: decode it for the checks and buffer it for writing.
