@@ -9,10 +9,19 @@ fn main() {
     let options = common::parse_args("std-server");
     let mut server = Server::bind(&options.listen, options.config)
         .unwrap_or_else(|e| common::bind_failed(&options.listen, e));
+    let irc = options.irc_listen.as_ref().map(|irc| {
+        server
+            .add_listener(irc)
+            .unwrap_or_else(|e| common::bind_failed(irc, e))
+    });
     if options.quiet {
         server = server.with_logger(|_| {});
     }
+    // The main address first: scripts read the first line.
     common::announce(server.local_addr());
+    if let Some(irc) = irc {
+        common::announce(Ok(irc));
+    }
     let handle = server.handle();
     common::on_signal(move || handle.shutdown());
     if let Err(e) = server.run() {

@@ -68,6 +68,7 @@ pub const HELP: &[&str] = &[
     "  /leave [ROOM [REASON]]   leave a room, the current one by default (alias /part)",
     "  /switch ROOM             make another joined room current (alias /r)",
     "  /msg NICK TEXT           send a direct message (aliases /m, /w)",
+    "  /me TEXT                 an action in the current room: * you TEXT",
     "  /who [ROOM]              list a room's members, the current one by default",
     "  /rooms                   list every room on the server",
     "  /topic [TEXT]            show or set the room's topic; /topic - clears it",
@@ -112,6 +113,11 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             }
         }
         "switch" | "r" => Command::Switch(one_room(args, "/switch ROOM")?),
+        // An action, as IRC clients send it (CTCP ACTION), so both kinds of client show it.
+        "me" => match args {
+            "" => return Err(usage("/me TEXT")),
+            text => Command::Say(format!("\u{1}ACTION {text}\u{1}")),
+        },
         "msg" | "m" | "w" | "whisper" | "tell" => {
             let (to, text) = split_word(args);
             if to.is_empty() || text.is_empty() {
@@ -361,6 +367,11 @@ mod tests {
         );
         assert_eq!(err("/back again"), "usage: /back");
         assert_eq!(ok("/whois bob"), Command::Whois("bob".into()));
+        assert_eq!(
+            ok("/me waves"),
+            Command::Say("\u{1}ACTION waves\u{1}".into())
+        );
+        assert_eq!(err("/me"), "usage: /me TEXT");
         assert_eq!(err("/whois"), "usage: /whois NICK");
         assert_eq!(err("/whois bob carol"), "usage: /whois NICK");
     }
@@ -370,6 +381,7 @@ mod tests {
         for name in [
             "join", "leave", "switch", "msg", "who", "rooms", "topic", "kick", "op", "deop",
             "voice", "devoice", "lock", "unlock", "away", "whois", "nick", "ping", "quit", "help",
+            "me",
         ] {
             let shown = format!("/{name}");
             assert!(

@@ -95,16 +95,27 @@ pub fn message(room_name: &str, from: &str, text: &str, me: &str) -> Line {
     } else {
         Kind::Message
     };
-    let line = format!("{} <{}> {}", room(room_name), clean(from), clean(text));
+    let line = match action(text) {
+        Some(act) => format!("{} * {} {}", room(room_name), clean(from), clean(act)),
+        None => format!("{} <{}> {}", room(room_name), clean(from), clean(text)),
+    };
     Line::new(kind, line)
+}
+
+/// The text of an action (`/me waves`), which travels as a CTCP ACTION:
+/// `\x01ACTION waves\x01`, the form IRC clients send and show.
+pub fn action(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("\u{1}ACTION ")?;
+    Some(rest.strip_suffix('\u{1}').unwrap_or(rest))
 }
 
 /// `-> bob: psst` for one this client sent, `<- alice: psst` for one it got.
 pub fn direct(from: &str, to: &str, text: &str, me: &str) -> Line {
-    let line = if same(from, me) {
-        format!("-> {}: {}", clean(to), clean(text))
-    } else {
-        format!("<- {}: {}", clean(from), clean(text))
+    let line = match (same(from, me), action(text)) {
+        (true, Some(act)) => format!("-> {}: * {} {}", clean(to), clean(from), clean(act)),
+        (true, None) => format!("-> {}: {}", clean(to), clean(text)),
+        (false, Some(act)) => format!("<- * {} {}", clean(from), clean(act)),
+        (false, None) => format!("<- {}: {}", clean(from), clean(text)),
     };
     Line::new(Kind::Direct, line)
 }
@@ -679,6 +690,15 @@ mod tests {
             mode_unchanged("rust", TopicLock, false, "", "alice").text,
             "* the topic of #rust is not locked"
         );
+    }
+
+    #[test]
+    fn actions_read_as_irc_clients_show_them() {
+        let line = message("rust", "alice", "\u{1}ACTION waves\u{1}", "bob");
+        assert_eq!(line.text, "#rust * alice waves");
+        let line = direct("alice", "bob", "\u{1}ACTION nods", "bob");
+        assert_eq!(line.text, "<- * alice nods");
+        assert_eq!(action("ACTION x"), None);
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 pub struct Options {
     /// Address to listen on.
     pub listen: String,
+    /// A second address to listen on, by convention IRC's port 6667; it serves the same
+    /// rooms, and either protocol, like the first.
+    pub irc_listen: Option<String>,
     /// The core's limits and timers.
     pub config: Config,
     /// Whether to drop the per-connection log lines.
@@ -22,6 +25,8 @@ pub struct Options {
 /// One flag that sets a field of [`Config`].
 struct Flag {
     name: &'static str,
+    /// What the value is, in the help text.
+    value: &'static str,
     help: &'static str,
     set: fn(&mut Config, &str) -> Result<(), String>,
     get: fn(&Config) -> String,
@@ -38,6 +43,7 @@ macro_rules! num {
     ($name:literal, $field:ident, $help:literal) => {
         Flag {
             name: $name,
+            value: "N",
             help: $help,
             set: |c, v| {
                 c.$field = number(v)?;
@@ -53,6 +59,7 @@ macro_rules! millis {
     ($name:literal, $field:ident, $help:literal) => {
         Flag {
             name: $name,
+            value: "N",
             help: $help,
             set: |c, v| {
                 c.$field = Duration::from_millis(number(v)?);
@@ -128,33 +135,78 @@ const FLAGS: &[Flag] = &[
         close_linger,
         "time to flush a closing connection"
     ),
+    num!("max-topic-len", max_topic_len, "longest room topic, bytes"),
+    Flag {
+        name: "server-name",
+        value: "NAME",
+        help: "the server's name, source of its IRC replies",
+        set: |c, v| {
+            if v.is_empty() || v.contains([' ', '\r', '\n', '\0']) {
+                return Err(format!("`{v}` is not a server name (no spaces, not empty)"));
+            }
+            c.server_name = v.to_owned();
+            Ok(())
+        },
+        get: |c| c.server_name.clone(),
+    },
+    Flag {
+        name: "password",
+        value: "PASS",
+        help: "password every client must give (shows in the process list)",
+        set: |c, v| {
+            if v.is_empty() {
+                return Err("an empty password is none: leave the flag out".to_owned());
+            }
+            c.password = Some(v.to_owned());
+            Ok(())
+        },
+        get: |c| c.password.as_ref().map_or("none", |_| "set").to_owned(),
+    },
+    Flag {
+        name: "motd",
+        value: "TEXT",
+        help: "message of the day for IRC clients (or --motd-file PATH)",
+        set: |c, v| {
+            c.motd = Some(v.to_owned());
+            Ok(())
+        },
+        get: |c| c.motd.as_ref().map_or("none", |_| "set").to_owned(),
+    },
 ];
 
 fn usage(program: &str) -> String {
     let defaults = Config::default();
     let mut text = format!(
         "The Switchboard chat server.\n\n\
-         Usage: {program} [--listen ADDR] [--quiet] [--FLAG VALUE]...\n\n\
+         Usage: {program} [--listen ADDR] [--irc-listen ADDR] [--quiet] [--FLAG VALUE]...\n\n\
          \x20 --listen ADDR{:pad$}address to listen on (default {DEFAULT_LISTEN}; port 0: any)\n\
+         \x20 --irc-listen ADDR{:pad4$}also listen here, for IRC clients by convention (6667)\n\
+         \x20 --motd-file PATH{:pad5$}message of the day for IRC clients, from a file\n\
          \x20 --quiet{:pad2$}no log line per connection\n\
          \x20 --help{:pad3$}this text\n",
         "",
         "",
         "",
+        "",
+        "",
         pad = 30 - "--listen ADDR".len(),
+        pad4 = 30 - "--irc-listen ADDR".len(),
+        pad5 = 30 - "--motd-file PATH".len(),
         pad2 = 30 - "--quiet".len(),
         pad3 = 30 - "--help".len(),
     );
     for flag in FLAGS {
-        let left = format!("--{} N", flag.name);
+        let left = format!("--{} {}", flag.name, flag.value);
         text += &format!(
             "  {left:30}{} (default {})\n",
             flag.help,
             (flag.get)(&defaults)
         );
     }
-    text += "\nThe bound address is printed as `listening on ADDR`. Ctrl-C or SIGTERM says bye\n\
-             to every client and exits once that is written; a second signal exits at once.\n";
+    text +=
+        "\nEach bound address is printed as `listening on ADDR`, --listen's first. Both ports\n\
+             serve native and IRC clients alike. Ctrl-C or SIGTERM says bye to every client and\n\
+             exits once that is written; a second signal exits at once.\n";
     text
 }
 
@@ -172,6 +224,7 @@ pub fn parse_args(program: &str) -> Options {
 fn parse(program: &str, args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
         listen: DEFAULT_LISTEN.to_owned(),
+        irc_listen: None,
         config: Config::default(),
         quiet: false,
     };
@@ -193,7 +246,8 @@ fn parse(program: &str, args: impl Iterator<Item = String>) -> Result<Options, S
             "quiet" => options.quiet = true,
             _ => {
                 let flag = FLAGS.iter().find(|f| f.name == name);
-                if name != "listen" && flag.is_none() {
+                let own = ["listen", "irc-listen", "motd-file"];
+                if flag.is_none() && !own.contains(&name) {
                     return Err(format!("unknown flag `--{name}`"));
                 }
                 let value = match inline {
@@ -202,15 +256,29 @@ fn parse(program: &str, args: impl Iterator<Item = String>) -> Result<Options, S
                         .next()
                         .ok_or_else(|| format!("`--{name}` needs a value"))?,
                 };
-                match flag {
-                    Some(flag) => (flag.set)(&mut options.config, &value)
+                match (flag, name) {
+                    (Some(flag), _) => (flag.set)(&mut options.config, &value)
                         .map_err(|e| format!("--{name}: {e}"))?,
-                    None => options.listen = value,
+                    (None, "irc-listen") => options.irc_listen = Some(value),
+                    (None, "motd-file") => {
+                        options.config.motd =
+                            Some(read_motd(&value).map_err(|e| format!("--{name}: {e}"))?)
+                    }
+                    _ => options.listen = value,
                 }
             }
         }
     }
     Ok(options)
+}
+
+/// The message of the day in the file at `path`.
+fn read_motd(path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    if text.contains('\0') {
+        return Err(format!("{path} holds a NUL byte"));
+    }
+    Ok(text)
 }
 
 /// Prints the bound address on standard output, for people and for scripts to parse.

@@ -22,9 +22,15 @@ impl Server {
         Bound::bind(addr, config).map(Server)
     }
 
-    /// The address actually bound (the port chosen when asked for port 0).
+    /// The address bound by [`Server::bind`] (the port chosen when asked for port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.local_addr()
+    }
+
+    /// Also accepts connections on `addr` (an IRC port, say), into the same rooms: the
+    /// protocol is told per connection. Returns the address actually bound.
+    pub fn add_listener(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        self.0.add_listener(addr)
     }
 
     /// A handle that shuts the server down from any thread.

@@ -13,7 +13,9 @@
 //! holds borrowed across an `.await`.
 //!
 //! - The accept loop opens each connection in the core, spawns one task for it and goes
-//!   straight back to accepting; it never waits on a client.
+//!   straight back to accepting; it never waits on a client. A server may listen on several
+//!   sockets (`add_listener`, for a dedicated IRC port say): one accept loop each, all in one
+//!   task, feeding the one core.
 //! - A connection's task runs a reader and a writer side by side. The reader reads into one
 //!   read buffer shared by every connection (so an idle connection holds no buffer) and hands
 //!   the bytes to the core, which decodes every whole frame before the reader yields. The

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -32,9 +33,10 @@ pub(crate) trait Spawn {
     fn spawn<F: Future<Output = ()> + 'static>(&self, task: F);
 }
 
-/// A bound listening socket and what running it needs; the part both executors share.
+/// Bound listening sockets and what running them needs; the part both executors share.
 pub(crate) struct Bound {
-    listener: Async<TcpListener>,
+    /// The first is the one bound by `bind`; all serve the same core.
+    listeners: Vec<Async<TcpListener>>,
     config: Config,
     log: Logger,
     handle: Handle,
@@ -44,7 +46,7 @@ impl Bound {
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Bound> {
         let listener = Async::new(TcpListener::bind(addr)?)?;
         Ok(Bound {
-            listener,
+            listeners: vec![listener],
             config,
             log: crate::stderr_logger(),
             handle: Handle::new(),
@@ -52,7 +54,14 @@ impl Bound {
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.get_ref().local_addr()
+        self.listeners[0].get_ref().local_addr()
+    }
+
+    pub fn add_listener(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        let listener = Async::new(TcpListener::bind(addr)?)?;
+        let local = listener.get_ref().local_addr()?;
+        self.listeners.push(listener);
+        Ok(local)
     }
 
     pub fn handle(&self) -> Handle {
@@ -148,7 +157,7 @@ impl State {
 /// Serves until the handle asks for shutdown, then closes every connection and returns.
 pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
     let Bound {
-        listener,
+        listeners,
         config,
         log,
         handle,
@@ -167,7 +176,13 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
         shutting_down: false,
     }));
     let main = async {
-        accept_loop(listener, &state, &handle, &log, spawner).await;
+        // All accept loops run in this one task: one waker then serves `Handle::stopped`.
+        join_all(
+            listeners
+                .into_iter()
+                .map(|listener| accept_loop(listener, &state, &handle, &log, spawner)),
+        )
+        .await;
         {
             let mut st = state.borrow_mut();
             st.shutting_down = true;
@@ -215,6 +230,9 @@ async fn accept_loop(
                 handle.opened();
                 log(&format!("{id} connected from {peer}"));
                 spawner.spawn(connection(state.clone(), handle.clone(), id, slot, stream));
+                // Under a stream of connections `accept` is always ready: this lets the other
+                // listeners and the connections run between two accepts.
+                yield_now().await;
             }
             Some(Err(e)) if is_transient(&e) => log(&format!("accept failed: {e}")),
             Some(Err(e)) => {
@@ -232,6 +250,20 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// Runs futures side by side in the current task until every one has finished.
+async fn join_all<F: Future<Output = ()>>(futures: impl IntoIterator<Item = F>) {
+    let mut running: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    poll_fn(|cx| {
+        running.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if running.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// Whether an accept error concerns only the one connection (so accepting again at once is

@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Controls a running server from any thread.
@@ -14,26 +14,33 @@ pub struct Handle {
 #[derive(Debug)]
 struct Inner {
     stop: AtomicBool,
-    /// Where to connect to wake the accept loop out of its blocking `accept`.
-    wake_addr: SocketAddr,
+    /// Where to connect to wake each accept loop out of its blocking `accept`, one address
+    /// per listener.
+    wake_addrs: Mutex<Vec<SocketAddr>>,
     connections: AtomicUsize,
 }
 
 impl Handle {
     pub(crate) fn new(local: SocketAddr) -> Handle {
-        // A wildcard address is not something to connect to; its loopback is.
-        let ip = match local.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
         Handle {
             inner: Arc::new(Inner {
                 stop: AtomicBool::new(false),
-                wake_addr: SocketAddr::new(ip, local.port()),
+                wake_addrs: Mutex::new(vec![wake_addr(local)]),
                 connections: AtomicUsize::new(0),
             }),
         }
+    }
+
+    /// Registers one more listener whose accept loop shutdown must wake.
+    pub(crate) fn add_listener(&self, local: SocketAddr) {
+        self.wake_addrs().push(wake_addr(local));
+    }
+
+    fn wake_addrs(&self) -> std::sync::MutexGuard<'_, Vec<SocketAddr>> {
+        self.inner
+            .wake_addrs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stops accepting, says bye to every client and lets `run` return once the byes are written.
@@ -43,7 +50,10 @@ impl Handle {
         }
         // std cannot interrupt a blocking accept; a connection of our own ends it. If this
         // fails (say, out of file descriptors), the accept loop sees the flag on its next turn.
-        let _ = TcpStream::connect_timeout(&self.inner.wake_addr, Duration::from_secs(1));
+        let addrs = self.wake_addrs().clone();
+        for addr in addrs {
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
     }
 
     /// Whether [`Handle::shutdown`] was called.
@@ -63,4 +73,15 @@ impl Handle {
     pub(crate) fn closed(&self) {
         self.inner.connections.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// The address that reaches a listener bound to `local`: a wildcard address is not something
+/// to connect to; its loopback is.
+fn wake_addr(local: SocketAddr) -> SocketAddr {
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, local.port())
 }

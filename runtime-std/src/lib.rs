@@ -4,7 +4,9 @@
 //! # Design
 //!
 //! - The thread that calls [`Server::run`] only accepts: it opens each connection in the core,
-//!   starts that connection's threads and goes back to accepting.
+//!   starts that connection's threads and goes back to accepting. Each further listener
+//!   ([`Server::add_listener`], for a dedicated IRC port say) has an accept thread of its own
+//!   feeding the same core.
 //! - Each connection has a reader thread, which reads and hands the bytes to the core, and a
 //!   writer thread, which sleeps on the connection's condition variable until the core queues
 //!   output for it and then writes the core's batches of whole frames. Their stacks are small
@@ -55,7 +57,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A chat server bound to a socket, ready to run on threads.
 pub struct Server {
-    listener: TcpListener,
+    /// The first is the one bound by `bind`; all serve the same core.
+    listeners: Vec<TcpListener>,
     config: Config,
     log: Logger,
     handle: Handle,
@@ -67,16 +70,26 @@ impl Server {
         let listener = TcpListener::bind(addr)?;
         let handle = Handle::new(listener.local_addr()?);
         Ok(Server {
-            listener,
+            listeners: vec![listener],
             config,
             log: stderr_logger(),
             handle,
         })
     }
 
-    /// The address actually bound (the port chosen when asked for port 0).
+    /// The address bound by [`Server::bind`] (the port chosen when asked for port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listeners[0].local_addr()
+    }
+
+    /// Also accepts connections on `addr` (an IRC port, say), into the same rooms: the
+    /// protocol is told per connection. Returns the address actually bound.
+    pub fn add_listener(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        self.handle.add_listener(local);
+        self.listeners.push(listener);
+        Ok(local)
     }
 
     /// A handle that shuts the server down from any thread.
@@ -93,10 +106,11 @@ impl Server {
     /// Accepts on the calling thread until [`Handle::shutdown`], then says bye to every
     /// client and returns once every bye is written (each within `close_linger`).
     ///
-    /// Fails only if the keepalive timer thread cannot be started.
+    /// Fails only if the keepalive timer thread or an accept thread cannot be started; in the
+    /// latter case it shuts down first, as if [`Handle::shutdown`] had been called.
     pub fn run(self) -> io::Result<()> {
         let Server {
-            listener,
+            listeners,
             config,
             log,
             handle,
@@ -123,8 +137,33 @@ impl Server {
                 .stack_size(THREAD_STACK)
                 .spawn(move || timer_thread(&shared))?
         };
-        accept_loop(&listener, &shared);
-        drop(listener);
+        let mut listeners = listeners.into_iter();
+        let first = listeners.next();
+        let mut accepters = Vec::new();
+        let mut failed = None;
+        for (i, listener) in listeners.enumerate() {
+            let theirs = shared.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("switchboard-accept-{}", i + 1))
+                .stack_size(THREAD_STACK)
+                .spawn(move || accept_loop(&listener, &theirs));
+            match spawned {
+                Ok(thread) => accepters.push(thread),
+                Err(e) => {
+                    (shared.log)(&format!("cannot start an accept thread: {e}"));
+                    failed = Some(e);
+                    shared.handle.shutdown();
+                    break;
+                }
+            }
+        }
+        if let Some(listener) = first {
+            accept_loop(&listener, &shared);
+        }
+        // No connection may be opened once the core is shutting down.
+        for thread in accepters {
+            let _ = thread.join();
+        }
         let mut st = shared.lock();
         st.shutting_down = true;
         st.server.shutdown(Instant::now());
@@ -141,7 +180,7 @@ impl Server {
         drop(st);
         shared.timer.notify_one();
         let _ = timer.join();
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 }
 

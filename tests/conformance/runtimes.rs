@@ -7,12 +7,16 @@ use std::time::{Duration, Instant};
 
 use switchboard::core::Config;
 
-/// Starts a server on 127.0.0.1, port 0, on one runtime.
+/// Starts a server on 127.0.0.1, port 0, on one runtime, with a second listener (as
+/// `--irc-listen` adds) on another free port.
 pub type Start = fn(Config) -> Running;
 
 /// A server running on its own thread; shut down and joined when dropped.
 pub struct Running {
+    /// The address it was bound to.
     pub addr: SocketAddr,
+    /// Its second listener's address: the same server, protocols told apart as on `addr`.
+    pub irc_addr: SocketAddr,
     shutdown: Box<dyn Fn() + Send>,
     connections: Box<dyn Fn() -> usize + Send>,
     stopped: mpsc::Receiver<()>,
@@ -21,7 +25,7 @@ pub struct Running {
 
 impl Running {
     fn new(
-        addr: SocketAddr,
+        (addr, irc_addr): (SocketAddr, SocketAddr),
         shutdown: impl Fn() + Send + 'static,
         connections: impl Fn() -> usize + Send + 'static,
         run: impl FnOnce() + Send + 'static,
@@ -33,6 +37,7 @@ impl Running {
         });
         Running {
             addr,
+            irc_addr,
             shutdown: Box::new(shutdown),
             connections: Box::new(connections),
             stopped,
@@ -103,10 +108,11 @@ fn logger() -> impl Fn(&str) + Send + Sync + 'static {
 
 #[cfg(feature = "smol")]
 pub fn smol(config: Config) -> Running {
-    let server = switchboard::smol::Server::bind("127.0.0.1:0", config)
+    let mut server = switchboard::smol::Server::bind("127.0.0.1:0", config)
         .expect("bind")
         .with_logger(logger());
-    let addr = server.local_addr().expect("local_addr");
+    let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
+    let addr = (server.local_addr().expect("local_addr"), irc_addr);
     let (h1, h2) = (server.handle(), server.handle());
     Running::new(
         addr,
@@ -118,10 +124,11 @@ pub fn smol(config: Config) -> Running {
 
 #[cfg(feature = "async-std")]
 pub fn async_std(config: Config) -> Running {
-    let server = switchboard::async_std::Server::bind("127.0.0.1:0", config)
+    let mut server = switchboard::async_std::Server::bind("127.0.0.1:0", config)
         .expect("bind")
         .with_logger(logger());
-    let addr = server.local_addr().expect("local_addr");
+    let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
+    let addr = (server.local_addr().expect("local_addr"), irc_addr);
     let (h1, h2) = (server.handle(), server.handle());
     Running::new(
         addr,
@@ -133,10 +140,11 @@ pub fn async_std(config: Config) -> Running {
 
 #[cfg(feature = "std")]
 pub fn std(config: Config) -> Running {
-    let server = switchboard::std::Server::bind("127.0.0.1:0", config)
+    let mut server = switchboard::std::Server::bind("127.0.0.1:0", config)
         .expect("bind")
         .with_logger(logger());
-    let addr = server.local_addr().expect("local_addr");
+    let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
+    let addr = (server.local_addr().expect("local_addr"), irc_addr);
     let (h1, h2) = (server.handle(), server.handle());
     Running::new(
         addr,
