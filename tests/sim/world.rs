@@ -147,7 +147,10 @@ fn take_expected(expect: &mut VecDeque<Group>, item: &Out) -> Result<(), String>
                 expect.pop_front();
                 continue;
             }
-            _ => return Err(format!("missing {:?} before {item:?}", g.items.front())),
+            _ => {
+                let want = g.items.front().map_or(String::new(), |w| format!("{w:?}"));
+                return Err(format!("missing {want} before {item:?}"));
+            }
         }
         if g.items.is_empty() {
             expect.pop_front();
