@@ -848,7 +848,11 @@ impl Sim {
         let bound: usize = units
             .iter()
             .take(frames)
-            .map(|u| 600 + 3 * u.len + 2 * nick + rooms_list + members_list + depart)
+            .map(|u| {
+                // Replies may add a topic (after a join) or an away message (after a whisper).
+                let extra = c.max_topic_len as usize + reason;
+                600 + extra + 3 * u.len + 2 * nick + rooms_list + members_list + depart
+            })
             .sum();
         worst + bound > c.max_outbound_bytes
     }
