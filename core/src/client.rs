@@ -321,8 +321,13 @@ impl Client {
     }
 
     /// Asks for a nickname (again, after a refused hello).
+    ///
+    /// Once registered the server refuses a hello, so the nick held stays as it is; use
+    /// [`Client::change_nick`] to change it.
     pub fn hello(&mut self, nick: &str) -> u32 {
-        self.nick = nick.to_owned();
+        if !self.registered {
+            self.nick = nick.to_owned();
+        }
         self.send(&ClientPacket::Hello {
             version: PROTOCOL_VERSION,
             nick: nick.to_owned(),

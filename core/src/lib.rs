@@ -21,6 +21,8 @@ pub use config::Config;
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{Frame, FrameDecoder};
 pub use packet::{ClientPacket, Limits, Member, Packet, RoomInfo, RoomMode, ServerPacket};
+#[cfg(feature = "planted-bugs")]
+pub use server::PlantedBug;
 pub use server::{Event, Server, Transmit};
 
 /// Identifies one connection to a [`Server`]; never reused by that server.

@@ -204,6 +204,15 @@ impl Server {
                 nick,
                 reason: reason.to_owned(),
             };
+            #[cfg(feature = "planted-bugs")]
+            if self.planted == Some(super::PlantedBug::SkipLeaveNotice) {
+                self.conns.deliver(id, &mut Fanout::new(&left, &source));
+                self.registry.leave(&key, id);
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.rooms.retain(|k| *k != key);
+                }
+                return Ok(());
+            }
             self.relay_room(&key, &mut Fanout::new(&left, &source), None);
         }
         self.registry.leave(&key, id);
@@ -242,6 +251,8 @@ impl Server {
         let mut fan = Fanout::new(&message, &source);
         fan.notice = notice;
         self.relay_room(&key, &mut fan, Some(id));
+        #[cfg(feature = "planted-bugs")]
+        self.planted_say(id, &key, &mut fan);
         Ok(())
     }
 

@@ -13,6 +13,8 @@ mod chat;
 mod conn;
 pub(crate) mod irc;
 mod native;
+#[cfg(feature = "planted-bugs")]
+mod planted;
 mod rooms;
 
 use std::cmp::Reverse;
@@ -26,6 +28,8 @@ use crate::name::fold;
 use crate::packet::{Member, Packet, RoomInfo, ServerPacket};
 use crate::{Config, ConnId, ErrorCode};
 use conn::{Conn, Phase, Proto};
+#[cfg(feature = "planted-bugs")]
+pub use planted::PlantedBug;
 use rooms::Registry;
 
 /// Output for one connection: whole frames (or lines), concatenated.
@@ -73,6 +77,9 @@ pub struct Server {
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Everyone is being closed: departures are not announced to peers about to go too.
     shutting_down: bool,
+    /// The deliberate bug switched on by the simulation tests, if any.
+    #[cfg(feature = "planted-bugs")]
+    planted: Option<PlantedBug>,
 }
 
 /// Connections and their output queues.
@@ -213,7 +220,15 @@ impl Server {
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
             shutting_down: false,
+            #[cfg(feature = "planted-bugs")]
+            planted: None,
         }
+    }
+
+    /// Switches on a deliberately wrong behaviour (test builds with `planted-bugs` only).
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_bug(&mut self, bug: PlantedBug) {
+        self.planted = Some(bug);
     }
 
     /// The server's configuration.
@@ -240,7 +255,9 @@ impl Server {
             return;
         }
         conn.last_rx = now;
-        conn.ping_sent = false;
+        // An answered ping moves the deadline from the idle timeout back to the next ping,
+        // which can be earlier than the timer now armed.
+        let rearm = std::mem::take(&mut conn.ping_sent);
         if matches!(conn.proto, Proto::Unknown) {
             conn.proto = if input[0] == 0 {
                 Proto::Native(FrameDecoder::new(self.config.max_frame_len))
@@ -248,7 +265,11 @@ impl Server {
                 Proto::Irc(Box::default())
             };
         }
-        if conn.proto.is_irc() {
+        let irc = conn.proto.is_irc();
+        if rearm {
+            self.schedule(id);
+        }
+        if irc {
             self.irc_input(id, input, now);
         } else {
             self.native_input(id, input, now);

@@ -227,6 +227,22 @@ fn second_hello_is_refused() {
 }
 
 #[test]
+fn refused_second_hello_leaves_the_client_nick_alone() {
+    // Found by the simulator (seed 3 once Client::hello was used after registration): the
+    // client took the refused nick as its own, then failed to recognise its own joins.
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    w.client(a).hello("mallory");
+    w.pump();
+    assert_eq!(error_code(&w.events(a)), Some(ErrorCode::AlreadyRegistered));
+    assert_eq!(w.client(a).nick(), "alice");
+    w.client(a).join("r");
+    w.pump();
+    let members = w.client(a).room("r").map(|v| v.members.clone());
+    assert_eq!(members, Some(vec!["alice".to_owned()]));
+}
+
+#[test]
 fn taken_nick_case_insensitive_then_retry() {
     let mut w = World::new(quiet());
     w.join_as("Alice");
@@ -751,6 +767,41 @@ fn silent_connection_is_pinged_then_closed() {
     );
     // Bob answered his ping and is still here.
     assert_eq!(w.server.nick_of(w.id(b)), Some("bob"));
+}
+
+#[test]
+fn answered_ping_rearms_the_next_ping_on_time() {
+    // Found by the simulator (seed 1): after a pong the next ping waited for the idle
+    // timeout's timer instead of coming one ping interval after the pong.
+    let config = Config {
+        ping_interval: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(40),
+        ..quiet()
+    };
+    let mut w = World::new(config);
+    let a = w.join_as("alice");
+    let start = w.now;
+    // The ping at 10 s is answered at once (the client auto-pongs in pump).
+    w.advance(Duration::from_secs(10));
+    assert_eq!(
+        w.server.poll_timeout(),
+        Some(start + Duration::from_secs(20)),
+        "the next ping must be due one interval after the pong"
+    );
+    let pings = |w: &mut World| {
+        let mut n = 0;
+        while let Some(t) = w.server.poll_transmit() {
+            let decoded = ServerPacket::decode(t.data[4], &t.data[5..]).unwrap();
+            assert!(matches!(decoded, ServerPacket::Ping { .. }), "{decoded:?}");
+            w.server.handle_written(t.conn, t.data.len());
+            n += 1;
+        }
+        n
+    };
+    w.now = start + Duration::from_secs(20);
+    w.server.handle_timeout(w.now);
+    assert_eq!(pings(&mut w), 1);
+    assert_eq!(w.server.nick_of(w.id(a)), Some("alice"));
 }
 
 #[test]

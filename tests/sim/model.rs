@@ -1,0 +1,1094 @@
+//! The model: the protocol's rules written out again, fed the same frames as the server,
+//! predicting every frame the server must queue for every connection.
+//!
+//! The simulator calls one `Model` method before each server call and [`Model::finish`]
+//! after it, with everything the server queued during that call. Two things the model does
+//! not predict but checks once they happen: which connections the server closes as slow
+//! consumers (that depends on byte counts), and in what order keepalive closes ran.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use switchboard_core::packet::{ClientPacket, Packet};
+use switchboard_core::server::Event;
+use switchboard_core::{Config, ConnId, ErrorCode, Member, RoomMode};
+
+use crate::wire::{fold, nick_ok, reason_ok, room_ok, text_ok, Frame, Out};
+
+/// Where a connection is in its life, as the model sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Hello,
+    Ready,
+    Closing,
+}
+
+/// One connection.
+#[derive(Debug, Clone)]
+pub struct MConn {
+    pub phase: Phase,
+    pub nick: String,
+    /// Folded room keys in join order.
+    pub rooms: Vec<String>,
+    tat: Option<Instant>,
+    strikes: u32,
+    frames: u32,
+    pub opened: Instant,
+    pub last_rx: Instant,
+    pub ping_sent: bool,
+    pub away: String,
+    pub last_said: Instant,
+}
+
+/// One room incarnation.
+#[derive(Debug, Clone)]
+pub struct MRoom {
+    pub name: String,
+    pub seq: u64,
+    pub members: Vec<ConnId>,
+    /// Which incarnation of this name (rooms restart their seq when re-created).
+    pub inc: u64,
+    pub operators: Vec<ConnId>,
+    pub voiced: Vec<ConnId>,
+    pub topic: String,
+    pub topic_by: String,
+    pub topic_lock: bool,
+}
+
+impl MRoom {
+    /// Operator and voice flags of a member.
+    pub fn flags(&self, id: ConnId) -> u8 {
+        let mut f = 0;
+        if self.operators.contains(&id) {
+            f |= Member::OPERATOR;
+        }
+        if self.voiced.contains(&id) {
+            f |= Member::VOICE;
+        }
+        f
+    }
+}
+
+/// A room message the server accepted.
+#[derive(Debug, Clone)]
+pub struct MsgRec {
+    pub room_key: String,
+    pub inc: u64,
+    pub seq: u64,
+    pub sender: ConnId,
+    pub from: String,
+    /// Members when it was accepted, the sender included.
+    pub recipients: BTreeSet<ConnId>,
+}
+
+/// How observed output is compared with the prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Exactly, in order.
+    Exact,
+    /// As a multiset per connection (keepalive: pings and closes interleave by timer order).
+    Any,
+}
+
+/// An event the model predicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expected {
+    Registered(ConnId, String),
+    Closed(ConnId, ErrorCode),
+}
+
+/// The model of the whole server.
+#[derive(Debug)]
+pub struct Model {
+    cfg: Config,
+    pub conns: BTreeMap<ConnId, MConn>,
+    pub rooms: BTreeMap<String, MRoom>,
+    pub nicks: BTreeMap<String, ConnId>,
+    pub msgs: BTreeMap<u64, MsgRec>,
+    incarnations: u64,
+    /// What the current call must queue, per connection.
+    expect: BTreeMap<ConnId, Vec<Out>>,
+    events: Vec<Expected>,
+    /// Connections the keepalive must close in the current call.
+    due_closes: BTreeSet<ConnId>,
+    /// Connections closed during this call, and with what.
+    closed_now: BTreeMap<ConnId, ErrorCode>,
+    /// How many frames of input the current call handles.
+    frames_now: usize,
+    /// Departures are no longer announced.
+    shutting_down: bool,
+    /// The time of the current call.
+    now: Option<Instant>,
+}
+
+/// What one server call had to queue, settled once its events are known.
+#[derive(Debug)]
+pub struct Predicted {
+    /// Connections the server closed as slow consumers during the call.
+    pub slow: Vec<ConnId>,
+    /// Connections closed otherwise during the call: their limit may have refused items.
+    pub lossy: BTreeSet<ConnId>,
+    /// The frames each connection must have been queued, in order.
+    pub expect: BTreeMap<ConnId, Vec<Out>>,
+}
+
+impl Model {
+    /// A model of a server with `cfg`.
+    pub fn new(cfg: Config) -> Self {
+        Model {
+            cfg,
+            conns: BTreeMap::new(),
+            rooms: BTreeMap::new(),
+            nicks: BTreeMap::new(),
+            msgs: BTreeMap::new(),
+            incarnations: 0,
+            expect: BTreeMap::new(),
+            events: Vec::new(),
+            due_closes: BTreeSet::new(),
+            closed_now: BTreeMap::new(),
+            frames_now: 0,
+            shutting_down: false,
+            now: None,
+        }
+    }
+
+    fn begin(&mut self) {
+        self.expect.clear();
+        self.events.clear();
+        self.due_closes.clear();
+        self.closed_now.clear();
+        self.frames_now = 0;
+    }
+
+    /// The earliest keepalive deadline of any connection.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.conns.values().filter_map(|c| self.deadline(c)).min()
+    }
+
+    fn deadline(&self, c: &MConn) -> Option<Instant> {
+        match c.phase {
+            Phase::Closing => None,
+            Phase::Hello => Some(c.opened + self.cfg.hello_timeout),
+            Phase::Ready if c.ping_sent => Some(c.last_rx + self.cfg.idle_timeout),
+            Phase::Ready => Some(c.last_rx + self.cfg.ping_interval),
+        }
+    }
+
+    /// Before `Server::open`.
+    pub fn open(&mut self, id: ConnId, now: Instant) {
+        self.begin();
+        self.conns.insert(
+            id,
+            MConn {
+                phase: Phase::Hello,
+                nick: String::new(),
+                rooms: Vec::new(),
+                tat: None,
+                strikes: 0,
+                frames: 0,
+                opened: now,
+                last_rx: now,
+                ping_sent: false,
+                away: String::new(),
+                last_said: now,
+            },
+        );
+    }
+
+    /// Before `Server::handle_input` of `bytes` bytes that complete `frames`.
+    pub fn input(&mut self, x: ConnId, bytes: usize, frames: &[Frame], now: Instant) {
+        self.begin();
+        self.now = Some(now);
+        self.frames_now = frames.len();
+        let Some(c) = self.conns.get_mut(&x) else {
+            return;
+        };
+        if c.phase == Phase::Closing {
+            return;
+        }
+        if bytes > 0 {
+            c.last_rx = now;
+            c.ping_sent = false;
+        }
+        for f in frames {
+            if self.conns[&x].phase == Phase::Closing {
+                break;
+            }
+            self.frame(x, f, now);
+        }
+    }
+
+    /// Before `Server::handle_close`.
+    pub fn gone(&mut self, y: ConnId) {
+        self.begin();
+        let Some(c) = self.conns.get(&y) else {
+            return;
+        };
+        if c.phase != Phase::Closing {
+            self.depart(y, Some("connection lost"));
+            self.events
+                .push(Expected::Closed(y, ErrorCode::ConnectionLost));
+        }
+        self.conns.remove(&y);
+    }
+
+    /// Before `Server::handle_timeout`: pings now, closes as they are observed.
+    pub fn timeout(&mut self, now: Instant) {
+        self.begin();
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            let c = &self.conns[&id];
+            match c.phase {
+                Phase::Closing => {}
+                Phase::Hello => {
+                    if now.saturating_duration_since(c.opened) >= self.cfg.hello_timeout {
+                        self.due_closes.insert(id);
+                    }
+                }
+                Phase::Ready => {
+                    let silent = now.saturating_duration_since(c.last_rx);
+                    if silent >= self.cfg.idle_timeout {
+                        self.due_closes.insert(id);
+                    } else if silent >= self.cfg.ping_interval && !c.ping_sent {
+                        if let Some(c) = self.conns.get_mut(&id) {
+                            c.ping_sent = true;
+                        }
+                        self.push(id, Out::Ping);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Before `Server::shutdown`.
+    pub fn shutdown(&mut self) {
+        self.begin();
+        self.shutting_down = true;
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(id, ErrorCode::Shutdown, Some("server shutting down"));
+        }
+    }
+
+    /// After the server call: checks the server's events and settles what it had to
+    /// queue, which the caller compares with what it queued.
+    pub fn finish(&mut self, events: &[Event]) -> Result<Predicted, String> {
+        let mut predicted = std::mem::take(&mut self.events).into_iter().peekable();
+        let mut slow = Vec::new();
+        for ev in events {
+            match ev {
+                Event::Registered { conn, nick } => {
+                    let want = predicted.next();
+                    if want != Some(Expected::Registered(*conn, nick.clone())) {
+                        return Err(format!(
+                            "server event Registered({conn}, {nick}), model expected {want:?}"
+                        ));
+                    }
+                }
+                Event::Closed { conn, code, .. } => {
+                    if predicted.peek() == Some(&Expected::Closed(*conn, *code)) {
+                        predicted.next();
+                    } else if *code == ErrorCode::SlowConsumer {
+                        if self.frames_now > 1 {
+                            return Err(format!(
+                                "sim: {conn} overflowed in a call of {} frames; the overflow \
+                                 bound in world.rs is too small",
+                                self.frames_now
+                            ));
+                        }
+                        if self
+                            .conns
+                            .get(conn)
+                            .is_none_or(|c| c.phase == Phase::Closing)
+                        {
+                            return Err(format!("slow-consumer close of closed {conn}"));
+                        }
+                        self.expect.insert(*conn, Vec::new());
+                        self.close(*conn, ErrorCode::SlowConsumer, Some("slow consumer"));
+                        slow.push(*conn);
+                    } else if *code == ErrorCode::Timeout && self.due_closes.remove(conn) {
+                        let reason = match self.conns[conn].phase {
+                            Phase::Ready => Some("ping timeout"),
+                            _ => Some(""),
+                        };
+                        self.close(*conn, ErrorCode::Timeout, reason);
+                    } else {
+                        return Err(format!(
+                            "server event Closed({conn}, {code}), model expected {:?}",
+                            predicted.peek()
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(want) = predicted.next() {
+            return Err(format!("model expected server event {want:?}, none came"));
+        }
+        if let Some(id) = self.due_closes.iter().next() {
+            return Err(format!(
+                "{id} is past its keepalive deadline but was not closed"
+            ));
+        }
+        let lossy = self
+            .closed_now
+            .iter()
+            .filter(|(_, c)| **c != ErrorCode::SlowConsumer)
+            .map(|(id, _)| *id)
+            .collect();
+        Ok(Predicted {
+            slow,
+            lossy,
+            expect: std::mem::take(&mut self.expect),
+        })
+    }
+
+    /// Compares what one call queued with the prediction, connection by connection.
+    pub fn compare(
+        &self,
+        order: Order,
+        p: &Predicted,
+        seen: &BTreeMap<ConnId, Vec<(Out, usize)>>,
+        outbound_before: &BTreeMap<ConnId, usize>,
+    ) -> Result<(), String> {
+        let ids: BTreeSet<ConnId> = p.expect.keys().chain(seen.keys()).copied().collect();
+        for id in ids {
+            let want = p.expect.get(&id).map_or(&[][..], |v| &v[..]);
+            let got = seen.get(&id).map_or(&[][..], |v| &v[..]);
+            let lossy = p.lossy.contains(&id);
+            let before = outbound_before.get(&id).copied().unwrap_or(0);
+            let ok = match order {
+                Order::Exact => self.compare_exact(want, got, lossy, before),
+                Order::Any => self.compare_any(want, got, lossy, before),
+            };
+            if let Err(e) = ok {
+                return Err(format!(
+                    "output to {id} differs from the model: {e}\n    expected: {want:?}\n    \
+                     server:   {:?}",
+                    got.iter().map(|(o, _)| o).collect::<Vec<_>>()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// In order; a connection closed in this call may miss items its limit refused.
+    fn compare_exact(
+        &self,
+        want: &[Out],
+        got: &[(Out, usize)],
+        lossy: bool,
+        before: usize,
+    ) -> Result<(), String> {
+        let mut g = 0;
+        let mut bytes = before;
+        for w in want {
+            if g < got.len() && w.matches(&got[g].0) {
+                bytes += got[g].1;
+                g += 1;
+                continue;
+            }
+            self.may_drop(w, lossy, bytes)?;
+        }
+        if g < got.len() {
+            return Err(format!("unexpected {:?}", got[g].0));
+        }
+        Ok(())
+    }
+
+    fn compare_any(
+        &self,
+        want: &[Out],
+        got: &[(Out, usize)],
+        lossy: bool,
+        before: usize,
+    ) -> Result<(), String> {
+        let mut left: Vec<Option<&(Out, usize)>> = got.iter().map(Some).collect();
+        let total: usize = before + got.iter().map(|(_, n)| n).sum::<usize>();
+        for w in want {
+            match left
+                .iter_mut()
+                .find(|s| s.is_some_and(|(o, _)| w.matches(o)))
+            {
+                Some(slot) => *slot = None,
+                None => self.may_drop(w, lossy, total)?,
+            }
+        }
+        if let Some((o, _)) = left.into_iter().flatten().next() {
+            return Err(format!("unexpected {o:?}"));
+        }
+        Ok(())
+    }
+
+    /// An expected item may be missing only where the outbound limit refused it.
+    fn may_drop(&self, w: &Out, lossy: bool, bytes: usize) -> Result<(), String> {
+        if lossy && bytes + w.min_wire_len() + w.slack() > self.cfg.max_outbound_bytes {
+            Ok(())
+        } else {
+            Err(format!("missing {w:?}"))
+        }
+    }
+
+    fn push(&mut self, id: ConnId, item: Out) {
+        if self
+            .conns
+            .get(&id)
+            .is_some_and(|c| c.phase != Phase::Closing)
+        {
+            self.expect.entry(id).or_default().push(item);
+        }
+    }
+
+    fn broadcast(&mut self, key: &str, item: &Out) {
+        let members = self
+            .rooms
+            .get(key)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
+        for m in members {
+            self.push(m, item.clone());
+        }
+    }
+
+    fn error(&mut self, x: ConnId, code: ErrorCode, request_type: u8, request_seq: u32) {
+        self.push(
+            x,
+            Out::Error {
+                code,
+                request_type,
+                request_seq,
+            },
+        );
+    }
+
+    /// The server decides to close `x`; `left` is what its rooms hear (`None`: any reason).
+    fn close(&mut self, x: ConnId, code: ErrorCode, left: Option<&str>) {
+        if self.conns.get(&x).is_none_or(|c| c.phase == Phase::Closing) {
+            return;
+        }
+        self.depart(x, left);
+        self.push(x, Out::Bye { code });
+        if let Some(c) = self.conns.get_mut(&x) {
+            c.phase = Phase::Closing;
+        }
+        self.closed_now.insert(x, code);
+        if code != ErrorCode::SlowConsumer && code != ErrorCode::Timeout {
+            self.events.push(Expected::Closed(x, code));
+        }
+    }
+
+    /// `x` leaves every room (the others hear it) and frees its nick.
+    fn depart(&mut self, x: ConnId, reason: Option<&str>) {
+        let Some(c) = self.conns.get_mut(&x) else {
+            return;
+        };
+        if c.phase != Phase::Ready {
+            return;
+        }
+        let rooms = std::mem::take(&mut c.rooms);
+        let nick = std::mem::take(&mut c.nick);
+        c.phase = Phase::Hello;
+        for key in rooms {
+            self.remove_member(&key, x);
+            if self.shutting_down {
+                continue;
+            }
+            if let Some(r) = self.rooms.get(&key) {
+                let item = Out::Left {
+                    room: r.name.clone(),
+                    nick: nick.clone(),
+                    reason: reason.map(str::to_owned),
+                };
+                self.broadcast(&key, &item);
+            }
+        }
+        if self.nicks.get(&fold(&nick)) == Some(&x) {
+            self.nicks.remove(&fold(&nick));
+        }
+    }
+
+    fn remove_member(&mut self, key: &str, x: ConnId) {
+        if let Some(r) = self.rooms.get_mut(key) {
+            r.members.retain(|m| *m != x);
+            r.operators.retain(|m| *m != x);
+            r.voiced.retain(|m| *m != x);
+            if r.members.is_empty() {
+                self.rooms.remove(key);
+            }
+        }
+    }
+
+    fn frame(&mut self, x: ConnId, f: &Frame, now: Instant) {
+        let Some(c) = self.conns.get_mut(&x) else {
+            return;
+        };
+        let seq = c.frames.wrapping_add(1);
+        match f {
+            Frame::Bad {
+                code,
+                request_type,
+                counted,
+                ..
+            } => {
+                if *counted {
+                    c.frames = seq;
+                }
+                self.error(x, *code, *request_type, seq);
+                self.close(x, *code, None);
+            }
+            Frame::Packet(p) => {
+                c.frames = seq;
+                self.packet(x, seq, p, now);
+            }
+        }
+    }
+
+    /// The server's generic cell rate limiter, restated.
+    fn allow(&mut self, x: ConnId, now: Instant) -> bool {
+        let rate = self.cfg.msg_rate;
+        if rate == 0 {
+            return true;
+        }
+        let interval = Duration::from_secs(1) / rate;
+        let tolerance = interval * self.cfg.msg_burst.saturating_sub(1);
+        let c = self.conns.get_mut(&x).expect("conn");
+        let tat = c.tat.map_or(now, |t| t.max(now));
+        if tat.saturating_duration_since(now) > tolerance {
+            return false;
+        }
+        c.tat = Some(tat + interval);
+        true
+    }
+
+    fn packet(&mut self, x: ConnId, seq: u32, p: &ClientPacket, now: Instant) {
+        let rt = p.type_code();
+        if !matches!(p, ClientPacket::Pong { .. } | ClientPacket::Quit { .. }) {
+            if self.allow(x, now) {
+                self.conns.get_mut(&x).expect("conn").strikes = 0;
+            } else {
+                let c = self.conns.get_mut(&x).expect("conn");
+                c.strikes += 1;
+                if c.strikes >= self.cfg.flood_strikes {
+                    self.close(x, ErrorCode::Flooding, Some("flooding"));
+                } else {
+                    self.error(x, ErrorCode::RateLimited, rt, seq);
+                }
+                return;
+            }
+        }
+        let phase = self.conns[&x].phase;
+        use ClientPacket as P;
+        let result = match (phase, p) {
+            (_, P::Quit { reason }) => self.quit(x, reason),
+            (_, P::Pong { .. }) => Ok(()),
+            (
+                Phase::Hello,
+                P::Hello {
+                    version,
+                    nick,
+                    password,
+                },
+            ) => self.hello(x, *version, nick, password),
+            (Phase::Hello, _) => Err(ErrorCode::HelloRequired),
+            (_, P::Hello { .. }) => Err(ErrorCode::AlreadyRegistered),
+            (_, P::Join { room }) => self.join(x, room),
+            (_, P::Leave { room, reason }) => self.leave(x, room, reason),
+            (_, P::Say { room, text }) => self.say(x, room, text),
+            (_, P::Whisper { to, text }) => self.whisper(x, to, text),
+            (_, P::Nick { nick }) => self.nick(x, nick),
+            (_, P::ListRooms) => {
+                let list = self
+                    .rooms
+                    .values()
+                    .map(|r| (r.name.clone(), r.members.len() as u32))
+                    .collect();
+                self.push(x, Out::RoomList(list));
+                Ok(())
+            }
+            (_, P::ListMembers { room }) => {
+                let key = fold(room);
+                if self.rooms.contains_key(&key) {
+                    self.members(x, &key);
+                    Ok(())
+                } else {
+                    Err(ErrorCode::NoSuchRoom)
+                }
+            }
+            (_, P::Ping { token }) => {
+                self.push(x, Out::Pong { token: *token });
+                Ok(())
+            }
+            (_, P::SetTopic { room, topic }) => self.set_topic(x, room, topic),
+            (_, P::Kick { room, nick, reason }) => self.kick(x, room, nick, reason),
+            (_, P::Away { message }) => {
+                if reason_ok(message, self.cfg.max_reason_len as usize) {
+                    let c = self.conns.get_mut(&x).expect("conn");
+                    c.away = message.clone();
+                    let item = Out::Away {
+                        nick: c.nick.clone(),
+                        message: message.clone(),
+                    };
+                    self.push(x, item);
+                    Ok(())
+                } else {
+                    Err(ErrorCode::InvalidText)
+                }
+            }
+            (_, P::Whois { nick }) => self.whois(x, nick),
+            (
+                _,
+                P::SetMode {
+                    room,
+                    mode,
+                    on,
+                    nick,
+                },
+            ) => self.set_mode(x, room, *mode, *on, nick),
+        };
+        if let Err(code) = result {
+            self.error(x, code, rt, seq);
+            if matches!(code, ErrorCode::UnsupportedVersion | ErrorCode::BadPassword) {
+                self.close(x, code, Some(""));
+            }
+        }
+    }
+
+    fn hello(
+        &mut self,
+        x: ConnId,
+        version: u16,
+        nick: &str,
+        password: &str,
+    ) -> Result<(), ErrorCode> {
+        if version != switchboard_core::packet::PROTOCOL_VERSION {
+            return Err(ErrorCode::UnsupportedVersion);
+        }
+        if self.cfg.password.as_deref().is_some_and(|p| p != password) {
+            return Err(ErrorCode::BadPassword);
+        }
+        if !nick_ok(nick, self.cfg.max_nick_len as usize) {
+            return Err(ErrorCode::InvalidNick);
+        }
+        if self.nicks.get(&fold(nick)).is_some_and(|h| *h != x) {
+            return Err(ErrorCode::NickTaken);
+        }
+        self.nicks.insert(fold(nick), x);
+        let c = self.conns.get_mut(&x).expect("conn");
+        c.phase = Phase::Ready;
+        c.nick = nick.to_owned();
+        self.push(
+            x,
+            Out::Welcome {
+                nick: nick.to_owned(),
+            },
+        );
+        self.events.push(Expected::Registered(x, nick.to_owned()));
+        Ok(())
+    }
+
+    fn join(&mut self, x: ConnId, room: &str) -> Result<(), ErrorCode> {
+        if !room_ok(room, self.cfg.max_room_len as usize) {
+            return Err(ErrorCode::InvalidRoom);
+        }
+        let key = fold(room);
+        let c = &self.conns[&x];
+        if c.rooms.contains(&key) {
+            return Err(ErrorCode::AlreadyInRoom);
+        }
+        if c.rooms.len() >= self.cfg.max_rooms_per_conn as usize {
+            return Err(ErrorCode::TooManyRooms);
+        }
+        let nick = c.nick.clone();
+        self.conns
+            .get_mut(&x)
+            .expect("conn")
+            .rooms
+            .push(key.clone());
+        if !self.rooms.contains_key(&key) {
+            self.incarnations += 1;
+            self.rooms.insert(
+                key.clone(),
+                MRoom {
+                    name: room.to_owned(),
+                    seq: 0,
+                    members: Vec::new(),
+                    inc: self.incarnations,
+                    operators: vec![x],
+                    voiced: Vec::new(),
+                    topic: String::new(),
+                    topic_by: String::new(),
+                    topic_lock: false,
+                },
+            );
+        }
+        let r = self.rooms.get_mut(&key).expect("room");
+        r.members.push(x);
+        let item = Out::Joined {
+            room: r.name.clone(),
+            nick,
+        };
+        self.broadcast(&key, &item);
+        self.members(x, &key);
+        let r = &self.rooms[&key];
+        if !r.topic.is_empty() {
+            let item = Out::Topic {
+                room: r.name.clone(),
+                topic: r.topic.clone(),
+                by: r.topic_by.clone(),
+            };
+            self.push(x, item);
+        }
+        Ok(())
+    }
+
+    fn members(&mut self, x: ConnId, key: &str) {
+        let r = &self.rooms[key];
+        let nicks = r
+            .members
+            .iter()
+            .map(|m| {
+                let c = &self.conns[m];
+                let away = if c.away.is_empty() { 0 } else { Member::AWAY };
+                (c.nick.clone(), r.flags(*m) | away)
+            })
+            .collect();
+        let item = Out::Members {
+            room: r.name.clone(),
+            nicks,
+        };
+        self.push(x, item);
+    }
+
+    fn leave(&mut self, x: ConnId, room: &str, reason: &str) -> Result<(), ErrorCode> {
+        if !reason_ok(reason, self.cfg.max_reason_len as usize) {
+            return Err(ErrorCode::InvalidText);
+        }
+        let key = fold(room);
+        let c = self.conns.get_mut(&x).expect("conn");
+        let Some(pos) = c.rooms.iter().position(|k| *k == key) else {
+            return Err(ErrorCode::NotInRoom);
+        };
+        c.rooms.remove(pos);
+        let nick = c.nick.clone();
+        if let Some(r) = self.rooms.get(&key) {
+            let item = Out::Left {
+                room: r.name.clone(),
+                nick,
+                reason: Some(reason.to_owned()),
+            };
+            self.broadcast(&key, &item);
+        }
+        self.remove_member(&key, x);
+        Ok(())
+    }
+
+    fn say(&mut self, x: ConnId, room: &str, text: &str) -> Result<(), ErrorCode> {
+        if !text_ok(text, self.cfg.max_text_len as usize) {
+            return Err(ErrorCode::InvalidText);
+        }
+        let key = fold(room);
+        let c = &self.conns[&x];
+        if !c.rooms.contains(&key) {
+            return Err(ErrorCode::NotInRoom);
+        }
+        let from = c.nick.clone();
+        self.said(x);
+        let r = self.rooms.get_mut(&key).expect("member of a missing room");
+        r.seq += 1;
+        let item = Out::Message {
+            room: r.name.clone(),
+            from: from.clone(),
+            seq: r.seq,
+            text: text.to_owned(),
+        };
+        if let Some(id) = message_id(text) {
+            self.msgs.insert(
+                id,
+                MsgRec {
+                    room_key: key.clone(),
+                    inc: r.inc,
+                    seq: r.seq,
+                    sender: x,
+                    from,
+                    recipients: r.members.iter().copied().collect(),
+                },
+            );
+        }
+        self.broadcast(&key, &item);
+        Ok(())
+    }
+
+    fn whisper(&mut self, x: ConnId, to: &str, text: &str) -> Result<(), ErrorCode> {
+        if !text_ok(text, self.cfg.max_text_len as usize) {
+            return Err(ErrorCode::InvalidText);
+        }
+        let Some(&target) = self.nicks.get(&fold(to)) else {
+            return Err(ErrorCode::NoSuchNick);
+        };
+        self.said(x);
+        let t = &self.conns[&target];
+        let item = Out::Direct {
+            from: self.conns[&x].nick.clone(),
+            to: t.nick.clone(),
+            text: text.to_owned(),
+        };
+        // Whispering to someone away (or to oneself) is answered with their away message.
+        let away = (target == x || !t.away.is_empty()).then(|| Out::Away {
+            nick: t.nick.clone(),
+            message: t.away.clone(),
+        });
+        self.push(target, item.clone());
+        if target != x {
+            self.push(x, item);
+        }
+        if let Some(away) = away {
+            self.push(x, away);
+        }
+        Ok(())
+    }
+
+    fn nick(&mut self, x: ConnId, nick: &str) -> Result<(), ErrorCode> {
+        if !nick_ok(nick, self.cfg.max_nick_len as usize) {
+            return Err(ErrorCode::InvalidNick);
+        }
+        let old = self.conns[&x].nick.clone();
+        if old == nick {
+            return Ok(());
+        }
+        if self.nicks.get(&fold(nick)).is_some_and(|h| *h != x) {
+            return Err(ErrorCode::NickTaken);
+        }
+        if fold(&old) != fold(nick) {
+            self.nicks.remove(&fold(&old));
+        }
+        self.nicks.insert(fold(nick), x);
+        let c = self.conns.get_mut(&x).expect("conn");
+        c.nick = nick.to_owned();
+        let mut to: BTreeSet<ConnId> = BTreeSet::from([x]);
+        for key in &c.rooms {
+            to.extend(self.rooms[key].members.iter().copied());
+        }
+        let item = Out::NickChanged {
+            old,
+            new: nick.to_owned(),
+        };
+        for r in to {
+            self.push(r, item.clone());
+        }
+        Ok(())
+    }
+
+    fn quit(&mut self, x: ConnId, reason: &str) -> Result<(), ErrorCode> {
+        // Quit reasons are cut and cleaned rather than refused.
+        let mut end = reason.len().min(self.cfg.max_reason_len as usize);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let reason: String = reason[..end]
+            .chars()
+            .filter(|c| !matches!(c, '\0' | '\r' | '\n'))
+            .collect();
+        let left = if reason.is_empty() {
+            "quit".to_owned()
+        } else {
+            format!("quit: {reason}")
+        };
+        self.close(x, ErrorCode::Quit, Some(&left));
+        Ok(())
+    }
+
+    /// Saying something resets a connection's whois idle time.
+    fn said(&mut self, x: ConnId) {
+        if let (Some(now), Some(c)) = (self.now, self.conns.get_mut(&x)) {
+            c.last_said = now;
+        }
+    }
+
+    fn set_topic(&mut self, x: ConnId, room: &str, topic: &str) -> Result<(), ErrorCode> {
+        if !reason_ok(topic, self.cfg.max_topic_len as usize) {
+            return Err(ErrorCode::InvalidText);
+        }
+        let key = self.member_key(x, room)?;
+        let by = self.conns[&x].nick.clone();
+        let r = self.rooms.get_mut(&key).expect("room");
+        if r.topic_lock && !r.operators.contains(&x) {
+            return Err(ErrorCode::NotOperator);
+        }
+        r.topic = topic.to_owned();
+        r.topic_by = by.clone();
+        let item = Out::Topic {
+            room: r.name.clone(),
+            topic: topic.to_owned(),
+            by,
+        };
+        self.broadcast(&key, &item);
+        Ok(())
+    }
+
+    fn member_key(&self, x: ConnId, room: &str) -> Result<String, ErrorCode> {
+        let key = fold(room);
+        if self.conns[&x].rooms.contains(&key) {
+            Ok(key)
+        } else {
+            Err(ErrorCode::NotInRoom)
+        }
+    }
+
+    fn operator_key(&self, x: ConnId, room: &str) -> Result<String, ErrorCode> {
+        let key = fold(room);
+        if !self.rooms.contains_key(&key) {
+            return Err(ErrorCode::NoSuchRoom);
+        }
+        self.member_key(x, room)?;
+        if self.rooms[&key].operators.contains(&x) {
+            Ok(key)
+        } else {
+            Err(ErrorCode::NotOperator)
+        }
+    }
+
+    fn target_in(&self, key: &str, nick: &str) -> Result<ConnId, ErrorCode> {
+        let Some(&target) = self.nicks.get(&fold(nick)) else {
+            return Err(ErrorCode::NoSuchNick);
+        };
+        if self.rooms[key].members.contains(&target) {
+            Ok(target)
+        } else {
+            Err(ErrorCode::TargetNotInRoom)
+        }
+    }
+
+    fn kick(&mut self, x: ConnId, room: &str, nick: &str, reason: &str) -> Result<(), ErrorCode> {
+        if !reason_ok(reason, self.cfg.max_reason_len as usize) {
+            return Err(ErrorCode::InvalidText);
+        }
+        let key = self.operator_key(x, room)?;
+        let target = self.target_in(&key, nick)?;
+        let item = Out::Kicked {
+            room: self.rooms[&key].name.clone(),
+            nick: self.conns[&target].nick.clone(),
+            by: self.conns[&x].nick.clone(),
+            reason: reason.to_owned(),
+        };
+        self.broadcast(&key, &item);
+        self.remove_member(&key, target);
+        if let Some(c) = self.conns.get_mut(&target) {
+            c.rooms.retain(|k| *k != key);
+        }
+        Ok(())
+    }
+
+    fn set_mode(
+        &mut self,
+        x: ConnId,
+        room: &str,
+        mode: RoomMode,
+        on: bool,
+        nick: &str,
+    ) -> Result<(), ErrorCode> {
+        let key = self.operator_key(x, room)?;
+        let target = if mode.takes_nick() {
+            Some(self.target_in(&key, nick)?)
+        } else {
+            None
+        };
+        let target_nick = target
+            .map(|t| self.conns[&t].nick.clone())
+            .unwrap_or_default();
+        let by = self.conns[&x].nick.clone();
+        let r = self.rooms.get_mut(&key).expect("room");
+        let toggle = |set: &mut Vec<ConnId>, t: ConnId| {
+            let has = set.contains(&t);
+            if on && !has {
+                set.push(t);
+            } else if !on && has {
+                set.retain(|m| *m != t);
+            }
+            has != on
+        };
+        let changed = match (mode, target) {
+            (RoomMode::TopicLock, _) => std::mem::replace(&mut r.topic_lock, on) != on,
+            (RoomMode::Operator, Some(t)) => toggle(&mut r.operators, t),
+            (RoomMode::Voice, Some(t)) => toggle(&mut r.voiced, t),
+            _ => false,
+        };
+        if changed {
+            let item = Out::ModeChanged {
+                room: r.name.clone(),
+                by,
+                mode,
+                on,
+                nick: target_nick,
+            };
+            self.broadcast(&key, &item);
+        }
+        Ok(())
+    }
+
+    fn whois(&mut self, x: ConnId, nick: &str) -> Result<(), ErrorCode> {
+        let Some(&target) = self.nicks.get(&fold(nick)) else {
+            return Err(ErrorCode::NoSuchNick);
+        };
+        let c = &self.conns[&target];
+        let rooms = c
+            .rooms
+            .iter()
+            .map(|k| {
+                let r = &self.rooms[k];
+                (r.name.clone(), r.flags(target))
+            })
+            .collect();
+        let item = Out::Whois {
+            nick: c.nick.clone(),
+            away: c.away.clone(),
+            rooms,
+        };
+        self.push(x, item);
+        Ok(())
+    }
+
+    /// The phase the model gives `id`, if it is open.
+    pub fn phase(&self, id: ConnId) -> Option<Phase> {
+        self.conns.get(&id).map(|c| c.phase)
+    }
+}
+
+/// The message id in a text the simulator wrote: `m<id>` up to the first space.
+pub fn message_id(text: &str) -> Option<u64> {
+    text.split(' ').next()?.strip_prefix('m')?.parse().ok()
+}
+
+/// The type code a [`Frame`] carries, for traces.
+pub fn frame_name(f: &Frame) -> String {
+    match f {
+        Frame::Packet(p) => match p {
+            ClientPacket::Hello { nick, version, .. } => format!("hello({nick},v{version})"),
+            ClientPacket::Join { room } => format!("join({room})"),
+            ClientPacket::Leave { room, .. } => format!("leave({room})"),
+            ClientPacket::Say { room, text } => {
+                format!("say({room},{})", text.split(' ').next().unwrap_or(""))
+            }
+            ClientPacket::Whisper { to, .. } => format!("whisper({to})"),
+            ClientPacket::Nick { nick } => format!("nick({nick})"),
+            ClientPacket::ListRooms => "list".into(),
+            ClientPacket::ListMembers { room } => format!("members({room})"),
+            ClientPacket::Ping { .. } => "ping".into(),
+            ClientPacket::Pong { .. } => "pong".into(),
+            ClientPacket::Quit { .. } => "quit".into(),
+            ClientPacket::SetTopic { room, .. } => format!("topic({room})"),
+            ClientPacket::Kick { room, nick, .. } => format!("kick({room},{nick})"),
+            ClientPacket::Away { .. } => "away".into(),
+            ClientPacket::Whois { nick } => format!("whois({nick})"),
+            ClientPacket::SetMode {
+                room,
+                mode,
+                on,
+                nick,
+            } => format!(
+                "mode({room},{}{},{nick})",
+                if *on { '+' } else { '-' },
+                mode.letter() as char
+            ),
+        },
+        Frame::Bad { what, .. } => format!("BAD:{what}"),
+    }
+}
