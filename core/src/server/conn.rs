@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn rate_limiter_allows_burst_then_rate() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut rl = RateLimiter::default();
         let allowed = (0..10).filter(|_| rl.allow(t0, 10, 5)).count();
         assert_eq!(allowed, 5);
@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn batches_respect_max_and_count_in_flight() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::start();
         let mut c = Conn::new(t0);
         for i in 0..5u8 {
             c.out.push_back(Bytes::from(vec![i; 10]));
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn queue_memory_is_dropped_after_a_burst_whatever_the_last_batch() {
-        let mut c = Conn::new(Instant::now());
+        let mut c = Conn::new(crate::test_clock::start());
         for i in 0..200u8 {
             c.out.push_back(Bytes::from(vec![i; 10]));
             c.queued += 10;

@@ -19,7 +19,7 @@ impl World {
     fn new(config: Config) -> Self {
         World {
             server: Server::new(config),
-            now: Instant::now(),
+            now: crate::test_clock::start(),
             clients: Vec::new(),
             closed: Vec::new(),
         }

@@ -20,7 +20,7 @@ impl Mixed {
     fn new(config: Config) -> Self {
         Mixed {
             server: Server::new(config),
-            now: Instant::now(),
+            now: crate::test_clock::start(),
             native: Vec::new(),
             irc: Vec::new(),
             closed: Vec::new(),
