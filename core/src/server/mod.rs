@@ -19,6 +19,7 @@ mod rooms;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -86,7 +87,7 @@ pub struct Server {
 #[derive(Debug)]
 struct Conns {
     /// Boxed: the map's spare capacity then costs a pointer per slot, not a whole `Conn`.
-    map: HashMap<ConnId, Box<Conn>>,
+    map: HashMap<ConnId, Box<Conn>, BuildHasherDefault<IdHasher>>,
     /// Connections with output queued since they were last reported.
     pending: VecDeque<ConnId>,
     /// Connections that overflowed their output limit during the current operation.
@@ -163,6 +164,32 @@ fn push(
     }
 }
 
+/// Hashes connection ids with one multiplication.
+///
+/// The ids are assigned by the server, counting up, so no peer can choose them to collide:
+/// SipHash's protection is not needed on the fan-out path, where it cost 7 percent of the
+/// server's time.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if `ConnId`'s hash changes shape; still a fine hash.
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: spreads consecutive ids over the high bits hashbrown uses.
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// A notice relayed to many connections, encoded at most once per protocol.
 pub(crate) struct Fanout<'a> {
     packet: &'a ServerPacket,
@@ -210,7 +237,7 @@ impl Server {
             next_id: 1,
             next_ping: 1,
             conns: Conns {
-                map: HashMap::new(),
+                map: HashMap::default(),
                 pending: VecDeque::new(),
                 overflowed: Vec::new(),
                 max_outbound,
