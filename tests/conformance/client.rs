@@ -32,8 +32,6 @@ pub struct TestClient {
     closed: Option<String>,
     /// Whether to hold back what the client queues on its own (pongs).
     silent: bool,
-    /// Whether events come straight from packets, without the client's bookkeeping.
-    light: bool,
     pings: usize,
     next_token: u64,
     /// Requests the client counted that never reached the server (a raw connection's hello).
@@ -64,7 +62,6 @@ impl TestClient {
             received: 0,
             closed: None,
             silent: false,
-            light: false,
             pings: 0,
             next_token: 1_000_000,
             unsent: 1,
@@ -113,14 +110,6 @@ impl TestClient {
     /// Never sends what the client queues by itself (so server pings go unanswered).
     pub fn set_silent(&mut self) {
         self.silent = true;
-    }
-
-    /// Takes events straight from the packets, skipping the client's tracking of room
-    /// members, which costs a scan of the room per join: with a thousand clients in one
-    /// room that adds up to a third of a billion steps. Pings go unanswered; list parts are
-    /// not put together.
-    pub fn set_light(&mut self) {
-        self.light = true;
     }
 
     /// Server pings seen so far.
@@ -281,18 +270,10 @@ impl TestClient {
                     if self.log.len() == SHOWN {
                         self.log.pop_front();
                     }
-                    self.log.push_back(packet.clone());
-                    if self.light {
-                        if let Some(event) = light_event(packet) {
-                            self.events.push_back(event);
-                        }
-                    }
+                    self.log.push_back(packet);
                 }
                 Err(e) => panic!("{}: server sent an undecodable packet: {e}", self.label),
             }
-        }
-        if self.light {
-            return;
         }
         if let Err(e) = self.client.handle_input(bytes, Instant::now()) {
             panic!("{}: server broke the protocol: {e}", self.label);
@@ -333,81 +314,6 @@ impl TestClient {
         }
         text
     }
-}
-
-/// The event a packet stands for, when it stands alone.
-fn light_event(packet: ServerPacket) -> Option<ClientEvent> {
-    Some(match packet {
-        ServerPacket::Welcome { nick, limits, .. } => ClientEvent::Welcome { nick, limits },
-        ServerPacket::Joined { room, nick } => ClientEvent::Joined { room, nick },
-        ServerPacket::Left { room, nick, reason } => ClientEvent::Left { room, nick, reason },
-        ServerPacket::Message {
-            room,
-            from,
-            seq,
-            text,
-        } => ClientEvent::Message {
-            room,
-            from,
-            seq,
-            text,
-        },
-        ServerPacket::Direct { from, to, text } => ClientEvent::Direct { from, to, text },
-        ServerPacket::NickChanged { old, new } => ClientEvent::NickChanged { old, new },
-        ServerPacket::Pong { token } => ClientEvent::Pong { token },
-        ServerPacket::Error {
-            code,
-            request_type,
-            request_seq,
-            message,
-        } => ClientEvent::Error {
-            code,
-            request_type,
-            request_seq,
-            message,
-        },
-        ServerPacket::Bye { code, reason } => ClientEvent::Bye { code, reason },
-        ServerPacket::Topic { room, topic, by } => ClientEvent::Topic { room, topic, by },
-        ServerPacket::Kicked {
-            room,
-            nick,
-            by,
-            reason,
-        } => ClientEvent::Kicked {
-            room,
-            nick,
-            by,
-            reason,
-        },
-        ServerPacket::Away { nick, message } => ClientEvent::Away { nick, message },
-        ServerPacket::WhoisReply {
-            nick,
-            away,
-            idle_secs,
-            rooms,
-        } => ClientEvent::Whois {
-            nick,
-            away,
-            idle_secs,
-            rooms,
-        },
-        ServerPacket::ModeChanged {
-            room,
-            by,
-            mode,
-            on,
-            nick,
-        } => ClientEvent::ModeChanged {
-            room,
-            by,
-            mode,
-            on,
-            nick,
-        },
-        ServerPacket::RoomList { .. }
-        | ServerPacket::Members { .. }
-        | ServerPacket::Ping { .. } => return None,
-    })
 }
 
 /// One frame with the given type code and payload, for raw writes.

@@ -438,7 +438,6 @@ pub fn thousand_clients(start: Start) {
     let mut clients: Vec<TestClient> = (1..N)
         .map(|i| {
             let mut c = TestClient::hello(server.addr, &format!("c{i}"));
-            c.set_light();
             c.send(|cl| cl.join("big"));
             c
         })
