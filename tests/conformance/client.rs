@@ -42,12 +42,8 @@ pub struct TestClient {
 impl TestClient {
     /// Connects without saying hello.
     pub fn raw(addr: SocketAddr, label: &str) -> TestClient {
-        let stream = TcpStream::connect(addr).unwrap_or_else(|e| {
-            panic!(
-                "{label}: cannot connect to {addr}: {e} (with 'too many open files', raise \
-                 `ulimit -n`; .ci/run does)"
-            )
-        });
+        let stream = TcpStream::connect(addr)
+            .unwrap_or_else(|e| panic!("{label}: cannot connect to {addr}: {e}"));
         stream.set_nodelay(true).expect("set_nodelay");
         let mut client = Client::new(label);
         // Client::new queues a hello; a raw connection sends only what the test writes.

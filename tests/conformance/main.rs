@@ -4,34 +4,32 @@
 //! Set SWITCHBOARD_TEST_LOG=1 to see the servers' log lines.
 
 mod client;
+mod fds;
 mod irc_client;
 mod mixed;
 mod runtimes;
 mod scenarios;
 
 /// Stamps out one `#[test]` per scenario for each runtime; scenarios are listed under the
-/// module that holds them.
+/// module that holds them, each with the open files it holds at most when more than
+/// `fds::SCENARIO` (see fds.rs).
 macro_rules! conformance {
-    ($($module:ident: [$($scenario:ident),* $(,)?]),* $(,)?) => {
-        #[cfg(feature = "smol")]
-        mod smol {
+    ($($module:ident: [$($scenario:ident $(($fds:expr))?),* $(,)?]),* $(,)?) => {
+        conformance!(@on "smol", smol, $($module: [$($scenario $(($fds))?),*]),*);
+        conformance!(@on "async-std", async_std, $($module: [$($scenario $(($fds))?),*]),*);
+        conformance!(@on "std", std, $($module: [$($scenario $(($fds))?),*]),*);
+    };
+    (@on $feature:literal, $runtime:ident,
+     $($module:ident: [$($scenario:ident $(($fds:expr))?),*]),*) => {
+        #[cfg(feature = $feature)]
+        mod $runtime {
             $($(#[test]
             fn $scenario() {
-                crate::$module::$scenario(crate::runtimes::smol)
-            })*)*
-        }
-        #[cfg(feature = "async-std")]
-        mod async_std {
-            $($(#[test]
-            fn $scenario() {
-                crate::$module::$scenario(crate::runtimes::async_std)
-            })*)*
-        }
-        #[cfg(feature = "std")]
-        mod std {
-            $($(#[test]
-            fn $scenario() {
-                crate::$module::$scenario(crate::runtimes::std)
+                let fds = crate::fds::SCENARIO $(.max($fds))?;
+                let name = concat!(stringify!($runtime), "::", stringify!($scenario));
+                if let Some(_held) = crate::fds::reserve(name, fds) {
+                    crate::$module::$scenario(crate::runtimes::$runtime)
+                }
             })*)*
         }
     };
@@ -54,7 +52,7 @@ conformance!(
         slow_consumer_is_closed,
         keepalive_closes_silent_client,
         flood_is_closed,
-        thousand_clients,
+        thousand_clients(crate::scenarios::THOUSAND_CLIENTS_FDS),
         shutdown_says_bye,
     ],
     // Native and IRC clients together.

@@ -431,8 +431,14 @@ pub fn flood_is_closed(start: Start) {
     calm.sync();
 }
 
+/// Clients in `thousand_clients`.
+const THOUSAND: usize = 1000;
+
+/// Open files `thousand_clients` holds: both ends of each client's socket, the listeners.
+pub const THOUSAND_CLIENTS_FDS: u64 = 2 * THOUSAND as u64 + 16;
+
 pub fn thousand_clients(start: Start) {
-    const N: usize = 1000;
+    const N: usize = THOUSAND;
     let server = start(config());
     let mut first = TestClient::in_room(server.addr, "c0", "big");
     let mut clients: Vec<TestClient> = (1..N)
