@@ -13,9 +13,6 @@ fn main() {
             .add_listener(irc)
             .unwrap_or_else(|e| common::bind_failed(irc, e))
     });
-    if options.quiet {
-        server = server.with_logger(|_| {});
-    }
     // The main address first: scripts read the first line.
     common::announce(server.local_addr());
     if let Some(irc) = irc {
@@ -24,5 +21,5 @@ fn main() {
     let handle = server.handle();
     common::on_signal(move || handle.shutdown());
     server.run_blocking();
-    eprintln!("server stopped");
+    log::info!("server stopped");
 }

@@ -14,9 +14,6 @@ fn main() {
             .add_listener(irc)
             .unwrap_or_else(|e| common::bind_failed(irc, e))
     });
-    if options.quiet {
-        server = server.with_logger(|_| {});
-    }
     // The main address first: scripts read the first line.
     common::announce(server.local_addr());
     if let Some(irc) = irc {
@@ -25,8 +22,8 @@ fn main() {
     let handle = server.handle();
     common::on_signal(move || handle.shutdown());
     if let Err(e) = server.run() {
-        eprintln!("server failed: {e}");
+        log::error!("server failed: {e}");
         std::process::exit(1);
     }
-    eprintln!("server stopped");
+    log::info!("server stopped");
 }

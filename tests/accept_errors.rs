@@ -9,7 +9,7 @@ mod client;
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,38 +19,55 @@ use switchboard::core::{ClientEvent, Config};
 /// A running server: its address, how to stop it, and the thread running it.
 type Started = (SocketAddr, Box<dyn Fn()>, thread::JoinHandle<()>);
 
-/// Starts a server whose log lines go to `log`.
-type Start = fn(Config, Arc<Mutex<Vec<String>>>) -> Started;
+/// Starts a server.
+type Start = fn(Config) -> Started;
 
-fn collect(log: Arc<Mutex<Vec<String>>>) -> impl Fn(&str) + Send + Sync + 'static {
-    move |line: &str| log.lock().unwrap().push(line.to_owned())
+/// Every log line of the process, kept for the test to search.
+struct Collect(Mutex<Vec<String>>);
+
+impl log::Log for Collect {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        let line = record.args().to_string();
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+static LOG: Collect = Collect(Mutex::new(Vec::new()));
+
+/// Whether a log line since the last `clear_log` contains `needle`.
+fn logged(needle: &str) -> bool {
+    LOG.0.lock().unwrap().iter().any(|l| l.contains(needle))
+}
+
+fn clear_log() {
+    LOG.0.lock().unwrap().clear();
 }
 
 #[cfg(feature = "smol")]
-fn smol(config: Config, log: Arc<Mutex<Vec<String>>>) -> Started {
-    let server = switchboard::smol::Server::bind("127.0.0.1:0", config)
-        .unwrap()
-        .with_logger(collect(log));
+fn smol(config: Config) -> Started {
+    let server = switchboard::smol::Server::bind("127.0.0.1:0", config).unwrap();
     let (addr, handle) = (server.local_addr().unwrap(), server.handle());
     let thread = thread::spawn(move || server.run_blocking());
     (addr, Box::new(move || handle.shutdown()), thread)
 }
 
 #[cfg(feature = "async-std")]
-fn async_std(config: Config, log: Arc<Mutex<Vec<String>>>) -> Started {
-    let server = switchboard::async_std::Server::bind("127.0.0.1:0", config)
-        .unwrap()
-        .with_logger(collect(log));
+fn async_std(config: Config) -> Started {
+    let server = switchboard::async_std::Server::bind("127.0.0.1:0", config).unwrap();
     let (addr, handle) = (server.local_addr().unwrap(), server.handle());
     let thread = thread::spawn(move || server.run_blocking());
     (addr, Box::new(move || handle.shutdown()), thread)
 }
 
 #[cfg(feature = "std")]
-fn std_threads(config: Config, log: Arc<Mutex<Vec<String>>>) -> Started {
-    let server = switchboard::std::Server::bind("127.0.0.1:0", config)
-        .unwrap()
-        .with_logger(collect(log));
+fn std_threads(config: Config) -> Started {
+    let server = switchboard::std::Server::bind("127.0.0.1:0", config).unwrap();
     let (addr, handle) = (server.local_addr().unwrap(), server.handle());
     let thread = thread::spawn(move || server.run().unwrap());
     (addr, Box::new(move || handle.shutdown()), thread)
@@ -67,24 +84,19 @@ fn exhaust_descriptors() -> Vec<File> {
 }
 
 fn survives_running_out_of_descriptors(name: &str, start: Start) {
-    let log = Arc::new(Mutex::new(Vec::new()));
+    clear_log();
     let config = Config {
         msg_rate: 0,
         ..Config::default()
     };
-    let (addr, shutdown, thread) = start(config, log.clone());
+    let (addr, shutdown, thread) = start(config);
     let mut alice = TestClient::connect(addr, "alice");
     let mut held = exhaust_descriptors();
     // One descriptor for bob's end; none is left for the server to accept it with.
     held.pop();
     let bob = TcpStream::connect(addr).expect("connect with the one free descriptor");
     let deadline = Instant::now() + WAIT;
-    while !log
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("accept failed"))
-    {
+    while !logged("accept failed") {
         assert!(
             Instant::now() < deadline,
             "{name}: no accept failure logged"
@@ -106,6 +118,8 @@ fn survives_running_out_of_descriptors(name: &str, start: Start) {
 
 #[test]
 fn accept_errors_are_survived() {
+    log::set_logger(&LOG).expect("the only logger");
+    log::set_max_level(log::LevelFilter::Debug);
     #[cfg(feature = "smol")]
     survives_running_out_of_descriptors("smol", smol);
     #[cfg(feature = "async-std")]

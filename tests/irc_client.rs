@@ -139,9 +139,7 @@ fn ii_chats_with_a_native_client() {
         msg_rate: 0,
         ..Config::default()
     };
-    let server = Server::bind("127.0.0.1:0", config)
-        .expect("bind")
-        .with_logger(|_| {});
+    let server = Server::bind("127.0.0.1:0", config).expect("bind");
     let addr = server.local_addr().expect("local_addr");
     let _served = Served {
         handle: server.handle(),

@@ -1,15 +1,22 @@
-//! What the three server examples share: command-line flags, the startup line and signals.
+//! What the three server examples share: command line and config file, logging, the
+//! startup line and signals.
+//!
+//! Every field of the core's [`Config`] is one line in the `settings!` list below, which
+//! makes it a flag (`--max-frame-len N`) and a config-file key (`max-frame-len = N`) at once.
 
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
 use std::process;
-use std::str::FromStr;
 use std::time::Duration;
 
+use clap::{CommandFactory, FromArgMatches, Parser};
 use switchboard::core::Config;
 
 /// The address served when `--listen` is not given.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 
-/// The parsed command line.
+/// What a server runs with: the command line over the config file over the defaults.
+#[derive(Debug)]
 pub struct Options {
     /// Address to listen on.
     pub listen: String,
@@ -22,270 +29,415 @@ pub struct Options {
     pub quiet: bool,
 }
 
-/// One flag that sets a field of [`Config`].
-struct Flag {
-    name: &'static str,
-    /// What the value is, in the help text.
-    value: &'static str,
-    help: &'static str,
-    set: fn(&mut Config, &str) -> Result<(), String>,
-    get: fn(&Config) -> String,
-}
+/// How a value given for a `Config` field becomes that field, and back (for `--dump-config`
+/// and the defaults in `--help`).
+mod kind {
+    use super::*;
 
-fn number<T: FromStr>(value: &str) -> Result<T, String> {
-    value
-        .parse()
-        .map_err(|_| format!("`{value}` is not a valid number here"))
-}
-
-/// A flag for a numeric field.
-macro_rules! num {
-    ($name:literal, $field:ident, $help:literal) => {
-        Flag {
-            name: $name,
-            value: "N",
-            help: $help,
-            set: |c, v| {
-                c.$field = number(v)?;
-                Ok(())
-            },
-            get: |c| c.$field.to_string(),
+    /// Taken as given.
+    pub mod plain {
+        pub fn to<T>(v: T) -> Result<T, String> {
+            Ok(v)
         }
-    };
-}
-
-/// A flag for a duration field, in milliseconds.
-macro_rules! millis {
-    ($name:literal, $field:ident, $help:literal) => {
-        Flag {
-            name: $name,
-            value: "N",
-            help: $help,
-            set: |c, v| {
-                c.$field = Duration::from_millis(number(v)?);
-                Ok(())
-            },
-            get: |c| c.$field.as_millis().to_string(),
+        pub fn from<T: Clone>(v: &T) -> Option<T> {
+            Some(v.clone())
         }
-    };
-}
-
-/// Every field of `Config`, in its order.
-const FLAGS: &[Flag] = &[
-    num!(
-        "max-frame-len",
-        max_frame_len,
-        "largest frame body accepted, bytes"
-    ),
-    num!("max-nick-len", max_nick_len, "longest nickname, bytes"),
-    num!("max-room-len", max_room_len, "longest room name, bytes"),
-    num!("max-text-len", max_text_len, "longest message text, bytes"),
-    num!(
-        "max-reason-len",
-        max_reason_len,
-        "longest leave or quit reason, bytes"
-    ),
-    num!(
-        "max-rooms-per-conn",
-        max_rooms_per_conn,
-        "most rooms one connection may sit in"
-    ),
-    num!(
-        "max-outbound-bytes",
-        max_outbound_bytes,
-        "unsent output at which a connection is closed as a slow consumer"
-    ),
-    num!(
-        "max-transmit-bytes",
-        max_transmit_bytes,
-        "largest batch written at once"
-    ),
-    millis!(
-        "ping-interval-ms",
-        ping_interval,
-        "silence before the server pings"
-    ),
-    millis!(
-        "idle-timeout-ms",
-        idle_timeout,
-        "silence before the server closes"
-    ),
-    millis!(
-        "hello-timeout-ms",
-        hello_timeout,
-        "time a new connection has to say hello"
-    ),
-    num!(
-        "msg-rate",
-        msg_rate,
-        "sustained requests per second per connection, 0: no limit"
-    ),
-    num!(
-        "msg-burst",
-        msg_burst,
-        "requests allowed at once above the rate"
-    ),
-    num!(
-        "flood-strikes",
-        flood_strikes,
-        "rate-limited requests in a row before closing"
-    ),
-    millis!(
-        "close-linger-ms",
-        close_linger,
-        "time to flush a closing connection"
-    ),
-    num!("max-topic-len", max_topic_len, "longest room topic, bytes"),
-    Flag {
-        name: "server-name",
-        value: "NAME",
-        help: "the server's name, source of its IRC replies",
-        set: |c, v| {
-            if v.is_empty() || v.contains([' ', '\r', '\n', '\0']) {
-                return Err(format!("`{v}` is not a server name (no spaces, not empty)"));
-            }
-            c.server_name = v.to_owned();
-            Ok(())
-        },
-        get: |c| c.server_name.clone(),
-    },
-    Flag {
-        name: "password",
-        value: "PASS",
-        help: "password every client must give (shows in the process list)",
-        set: |c, v| {
-            if v.is_empty() {
-                return Err("an empty password is none: leave the flag out".to_owned());
-            }
-            c.password = Some(v.to_owned());
-            Ok(())
-        },
-        get: |c| c.password.as_ref().map_or("none", |_| "set").to_owned(),
-    },
-    Flag {
-        name: "motd",
-        value: "TEXT",
-        help: "message of the day for IRC clients (or --motd-file PATH)",
-        set: |c, v| {
-            c.motd = Some(v.to_owned());
-            Ok(())
-        },
-        get: |c| c.motd.as_ref().map_or("none", |_| "set").to_owned(),
-    },
-];
-
-fn usage(program: &str) -> String {
-    let defaults = Config::default();
-    let mut text = format!(
-        "The Switchboard chat server.\n\n\
-         Usage: {program} [--listen ADDR] [--irc-listen ADDR] [--quiet] [--FLAG VALUE]...\n\n\
-         \x20 --listen ADDR{:pad$}address to listen on (default {DEFAULT_LISTEN}; port 0: any)\n\
-         \x20 --irc-listen ADDR{:pad4$}also listen here, for IRC clients by convention (6667)\n\
-         \x20 --motd-file PATH{:pad5$}message of the day for IRC clients, from a file\n\
-         \x20 --quiet{:pad2$}no log line per connection\n\
-         \x20 --help{:pad3$}this text\n",
-        "",
-        "",
-        "",
-        "",
-        "",
-        pad = 30 - "--listen ADDR".len(),
-        pad4 = 30 - "--irc-listen ADDR".len(),
-        pad5 = 30 - "--motd-file PATH".len(),
-        pad2 = 30 - "--quiet".len(),
-        pad3 = 30 - "--help".len(),
-    );
-    for flag in FLAGS {
-        let left = format!("--{} {}", flag.name, flag.value);
-        text += &format!(
-            "  {left:30}{} (default {})\n",
-            flag.help,
-            (flag.get)(&defaults)
-        );
     }
-    text +=
-        "\nEach bound address is printed as `listening on ADDR`, --listen's first. Both ports\n\
-             serve native and IRC clients alike. Ctrl-C or SIGTERM says bye to every client and\n\
-             exits once that is written; a second signal exits at once.\n";
+
+    /// A limit of 0 would make the server refuse everything.
+    pub mod positive {
+        pub fn to<T: PartialEq + Default>(v: T) -> Result<T, String> {
+            if v == T::default() {
+                return Err("must be at least 1 (0 would make the server unusable)".into());
+            }
+            Ok(v)
+        }
+        pub fn from<T: Clone>(v: &T) -> Option<T> {
+            Some(v.clone())
+        }
+    }
+
+    /// Milliseconds.
+    pub mod millis {
+        use super::*;
+        pub fn to(v: u64) -> Result<Duration, String> {
+            Ok(Duration::from_millis(v))
+        }
+        pub fn from(v: &Duration) -> Option<u64> {
+            Some(v.as_millis().min(u64::MAX as u128) as u64)
+        }
+    }
+
+    /// Milliseconds, at least one.
+    pub mod positive_millis {
+        use super::*;
+        pub fn to(v: u64) -> Result<Duration, String> {
+            positive::to(v).map(Duration::from_millis)
+        }
+        pub use super::millis::from;
+    }
+
+    /// The server's name: one IRC word.
+    pub mod server_name {
+        pub fn to(v: String) -> Result<String, String> {
+            if v.is_empty() || v.contains([' ', '\r', '\n', '\0', ':']) {
+                return Err(format!(
+                    "`{v}` is not a server name (not empty; no spaces, colons or line breaks)"
+                ));
+            }
+            Ok(v)
+        }
+        pub use super::plain::from;
+    }
+
+    /// Optional text, on one line or several.
+    pub mod text {
+        pub fn to(v: String) -> Result<Option<String>, String> {
+            if v.contains('\0') {
+                return Err("holds a NUL byte".into());
+            }
+            Ok(Some(v))
+        }
+        pub fn from(v: &Option<String>) -> Option<String> {
+            v.clone()
+        }
+    }
+
+    /// An optional secret: not empty, on one line.
+    pub mod secret {
+        pub fn to(v: String) -> Result<Option<String>, String> {
+            if v.is_empty() {
+                return Err("an empty password is none: leave it out".into());
+            }
+            if v.contains(['\r', '\n', '\0', ' ']) {
+                return Err("no spaces, NUL bytes or line breaks in a password".into());
+            }
+            Ok(Some(v))
+        }
+        pub fn from(v: &Option<String>) -> Option<String> {
+            v.clone()
+        }
+    }
+}
+
+/// Declares every `Config` field as a flag and a config-file key.
+///
+/// Each entry: doc line(s) (the help text), optional extra `#[arg(...)]` for clap, then
+/// `flag_name: FlagType => config_field via kind;` with `kind` one of the modules in [`kind`].
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])*
+        $(#[arg($($arg:tt)*)])?
+        $name:ident: $ty:ty => $field:ident via $kind:ident;
+    )*) => {
+        /// A flag for every field of `Config`; unset flags leave the field alone.
+        #[derive(clap::Args, serde::Serialize, Debug, Default)]
+        #[serde(rename_all = "kebab-case")]
+        pub struct ConfigFlags {
+            $(
+                $(#[doc = $doc])*
+                #[arg(long, value_name = value_name::<$ty>() $(, $($arg)*)?)]
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $name: Option<$ty>,
+            )*
+        }
+
+        /// The config file: every flag as a key, each value with where it was written.
+        #[derive(serde::Deserialize, Debug, Default)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        struct FileKeys {
+            listen: Option<String>,
+            irc_listen: Option<String>,
+            motd_file: Option<toml::Spanned<PathBuf>>,
+            quiet: Option<bool>,
+            $($name: Option<toml::Spanned<$ty>>,)*
+        }
+
+        impl ConfigFlags {
+            /// The flags that reproduce `config`.
+            fn of(config: &Config) -> ConfigFlags {
+                ConfigFlags {
+                    $($name: kind::$kind::from(&config.$field),)*
+                }
+            }
+
+            /// Sets the fields given on the command line, else those in `file`.
+            fn apply(self, file: &FileKeys, at: &FileAt, config: &mut Config) -> Result<(), String> {
+                $(
+                    if let Some(v) = self.$name {
+                        config.$field = kind::$kind::to(v)
+                            .map_err(|e| format!("--{}: {e}", flag(stringify!($name))))?;
+                    } else if let Some(v) = &file.$name {
+                        config.$field = kind::$kind::to(v.get_ref().clone())
+                            .map_err(|e| at.error(v.span(), stringify!($name), e))?;
+                    }
+                )*
+                Ok(())
+            }
+
+            /// The `Config` fields with a flag, for the test that every field has one.
+            #[cfg(test)]
+            const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// Each flag's id and its default, for the help text.
+            fn defaults() -> Vec<(&'static str, Option<String>)> {
+                let d = Config::default();
+                vec![$((stringify!($name), kind::$kind::from(&d.$field).map(|v| show(&v))),)*]
+            }
+        }
+    };
+}
+
+settings! {
+    /// Largest frame body accepted, in bytes
+    max_frame_len: u32 => max_frame_len via positive;
+    /// Longest nickname, in bytes
+    max_nick_len: u16 => max_nick_len via positive;
+    /// Longest room name, in bytes
+    max_room_len: u16 => max_room_len via positive;
+    /// Longest message text, in bytes
+    max_text_len: u16 => max_text_len via positive;
+    /// Longest leave or quit reason, in bytes
+    max_reason_len: u16 => max_reason_len via plain;
+    /// Most rooms one connection may sit in
+    max_rooms_per_conn: u16 => max_rooms_per_conn via positive;
+    /// Unsent output at which a connection is closed as a slow consumer, in bytes
+    max_outbound_bytes: usize => max_outbound_bytes via positive;
+    /// Largest batch written at once, in bytes
+    max_transmit_bytes: usize => max_transmit_bytes via positive;
+    /// Silence before the server pings, in milliseconds
+    ping_interval_ms: u64 => ping_interval via positive_millis;
+    /// Silence before the server closes, in milliseconds
+    idle_timeout_ms: u64 => idle_timeout via positive_millis;
+    /// Time a new connection has to say hello, in milliseconds
+    hello_timeout_ms: u64 => hello_timeout via positive_millis;
+    /// Sustained requests per second per connection; 0: no limit
+    msg_rate: u32 => msg_rate via plain;
+    /// Requests allowed at once above the rate
+    msg_burst: u32 => msg_burst via plain;
+    /// Rate-limited requests in a row before closing
+    flood_strikes: u32 => flood_strikes via plain;
+    /// Time to flush a closing connection, in milliseconds
+    close_linger_ms: u64 => close_linger via millis;
+    /// Longest room topic, in bytes
+    max_topic_len: u16 => max_topic_len via plain;
+    /// The server's name, source of its IRC replies
+    server_name: String => server_name via server_name;
+    /// Password every client must give (better from the environment: the process list
+    /// shows flags)
+    #[arg(env = "SWITCHBOARD_PASSWORD", hide_env_values = true)]
+    password: String => password via secret;
+    /// Message of the day for IRC clients (or --motd-file)
+    motd: String => motd via text;
+}
+
+/// The placeholder for a flag's value in the help text.
+const fn value_name<T>() -> &'static str {
+    // Every `Config` flag is a number except the text ones, which say so in their help.
+    match std::mem::size_of::<T>() == std::mem::size_of::<String>() {
+        true => "TEXT",
+        false => "N",
+    }
+}
+
+/// The flag spelling of a field name.
+fn flag(name: &str) -> String {
+    name.replace('_', "-")
+}
+
+fn show(v: &impl Display) -> String {
+    v.to_string()
+}
+
+/// The Switchboard chat server.
+///
+/// Both ports serve native and IRC clients alike. Each bound address is printed as
+/// `listening on ADDR`, --listen's first. Ctrl-C or SIGTERM says bye to every client and
+/// exits once that is written; a second signal exits at once.
+#[derive(Parser, Debug)]
+#[command(version, after_help = AFTER_HELP)]
+struct Cli {
+    /// Read settings from this TOML file: every flag is a key (`max-frame-len = 1024`);
+    /// flags given here override it
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free one [default: 127.0.0.1:7878]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Also listen here, for IRC clients by convention (port 6667)
+    #[arg(long, value_name = "ADDR")]
+    irc_listen: Option<String>,
+    /// Message of the day for IRC clients, from a file
+    #[arg(long, value_name = "PATH")]
+    motd_file: Option<PathBuf>,
+    /// No log line per connection (warnings and errors only)
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    config_flags: ConfigFlags,
+    /// Print the settings in effect as a config file, and exit
+    #[arg(long)]
+    dump_config: bool,
+    /// Print a completion script for SHELL, and exit
+    #[arg(long, value_name = "SHELL")]
+    completions: Option<clap_complete::Shell>,
+}
+
+const AFTER_HELP: &str = "\
+Log lines go to standard error; RUST_LOG filters them (e.g. RUST_LOG=debug, or
+RUST_LOG=switchboard_smol=warn). See switchboard.example.toml for a config file.";
+
+/// The command line's grammar, with each `Config` flag's default in its help.
+fn command(program: &'static str) -> clap::Command {
+    let mut cmd = Cli::command().name(program);
+    for (id, default) in ConfigFlags::defaults() {
+        cmd = cmd.mut_arg(id, |arg| {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            match default {
+                Some(d) => arg.help(format!("{help} [default: {d}]")),
+                None => arg.help(help),
+            }
+        });
+    }
+    cmd
+}
+
+/// Where config-file values came from, for error messages.
+struct FileAt {
+    path: PathBuf,
+    text: String,
+}
+
+impl FileAt {
+    fn error(&self, span: std::ops::Range<usize>, key: &str, e: impl Display) -> String {
+        let line = self.text[..span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1;
+        format!("{}:{line}: key `{}`: {e}", self.path.display(), flag(key))
+    }
+}
+
+/// Parses the command line (and the config file it names); prints help, the version or an
+/// error and exits when asked or wrong. Starts logging.
+pub fn parse_args(program: &'static str) -> Options {
+    let matches = command(program).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(shell) = cli.completions {
+        clap_complete::generate(
+            shell,
+            &mut command(program),
+            program,
+            &mut std::io::stdout(),
+        );
+        process::exit(0);
+    }
+    let dump = cli.dump_config;
+    let options = options(cli).unwrap_or_else(|e| {
+        eprintln!("{program}: {e}");
+        process::exit(2);
+    });
+    if dump {
+        print!("{}", dump_config(&options));
+        process::exit(0);
+    }
+    init_log(options.quiet);
+    options
+}
+
+/// Merges the command line over the config file over the defaults.
+fn options(cli: Cli) -> Result<Options, String> {
+    let (file, at) = match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--config: cannot read {}: {e}", path.display()))?;
+            let file: FileKeys =
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            (
+                file,
+                FileAt {
+                    path: path.clone(),
+                    text,
+                },
+            )
+        }
+        None => (
+            FileKeys::default(),
+            FileAt {
+                path: PathBuf::new(),
+                text: String::new(),
+            },
+        ),
+    };
+    let mut config = Config::default();
+    cli.config_flags.apply(&file, &at, &mut config)?;
+    if let Some(path) = &cli.motd_file {
+        config.motd = Some(read_motd(path).map_err(|e| format!("--motd-file: {e}"))?);
+    } else if let Some(path) = &file.motd_file {
+        let motd = read_motd(path.get_ref()).map_err(|e| at.error(path.span(), "motd_file", e))?;
+        config.motd = Some(motd);
+    }
+    Ok(Options {
+        listen: cli
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+        irc_listen: cli.irc_listen.or(file.irc_listen),
+        config,
+        quiet: cli.quiet || file.quiet.unwrap_or(false),
+    })
+}
+
+/// The settings in `options` as a config file that reproduces them.
+fn dump_config(options: &Options) -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct Own<'a> {
+        listen: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        irc_listen: Option<&'a str>,
+        quiet: bool,
+    }
+    let own = Own {
+        listen: &options.listen,
+        irc_listen: options.irc_listen.as_deref(),
+        quiet: options.quiet,
+    };
+    let mut text = toml::to_string(&own).unwrap_or_default();
+    text += &toml::to_string(&ConfigFlags::of(&options.config)).unwrap_or_default();
     text
 }
 
-/// Parses the command line; prints help or an error and exits when asked or wrong.
-pub fn parse_args(program: &str) -> Options {
-    match parse(program, std::env::args().skip(1)) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{program}: {message}\n\n{}", usage(program));
-            process::exit(2);
-        }
-    }
-}
-
-fn parse(program: &str, args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut options = Options {
-        listen: DEFAULT_LISTEN.to_owned(),
-        irc_listen: None,
-        config: Config::default(),
-        quiet: false,
-    };
-    let mut args = args.peekable();
-    while let Some(arg) = args.next() {
-        let Some(name) = arg.strip_prefix("--") else {
-            return Err(format!("unexpected argument `{arg}`"));
-        };
-        // Both `--flag value` and `--flag=value`.
-        let (name, inline) = match name.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_owned())),
-            None => (name, None),
-        };
-        match name {
-            "help" => {
-                print!("{}", usage(program));
-                process::exit(0);
-            }
-            "quiet" => options.quiet = true,
-            _ => {
-                let flag = FLAGS.iter().find(|f| f.name == name);
-                let own = ["listen", "irc-listen", "motd-file"];
-                if flag.is_none() && !own.contains(&name) {
-                    return Err(format!("unknown flag `--{name}`"));
-                }
-                let value = match inline {
-                    Some(value) => value,
-                    None => args
-                        .next()
-                        .ok_or_else(|| format!("`--{name}` needs a value"))?,
-                };
-                match (flag, name) {
-                    (Some(flag), _) => (flag.set)(&mut options.config, &value)
-                        .map_err(|e| format!("--{name}: {e}"))?,
-                    (None, "irc-listen") => options.irc_listen = Some(value),
-                    (None, "motd-file") => {
-                        options.config.motd =
-                            Some(read_motd(&value).map_err(|e| format!("--{name}: {e}"))?)
-                    }
-                    _ => options.listen = value,
-                }
-            }
-        }
-    }
-    Ok(options)
-}
-
 /// The message of the day in the file at `path`.
-fn read_motd(path: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+fn read_motd(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if text.contains('\0') {
-        return Err(format!("{path} holds a NUL byte"));
+        return Err(format!("{} holds a NUL byte", path.display()));
     }
     Ok(text)
+}
+
+/// Log lines to standard error, `info` and up (`warn` with `--quiet`) unless RUST_LOG
+/// says otherwise.
+fn init_log(quiet: bool) {
+    let level = if quiet {
+        log::LevelFilter::Warn
+    } else {
+        log::LevelFilter::Info
+    };
+    env_logger::Builder::new()
+        .filter_level(level)
+        .parse_env("RUST_LOG")
+        .format_target(false)
+        .init();
 }
 
 /// Prints the bound address on standard output, for people and for scripts to parse.
 pub fn announce(addr: std::io::Result<std::net::SocketAddr>) {
     match addr {
         Ok(addr) => println!("listening on {addr}"),
-        Err(e) => eprintln!("cannot read the bound address: {e}"),
+        Err(e) => log::error!("cannot read the bound address: {e}"),
     }
 }
 
@@ -302,7 +454,7 @@ pub fn on_signal(shutdown: impl Fn() + Send + 'static) {
     let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,
         Err(e) => {
-            eprintln!("cannot catch signals, Ctrl-C will not say bye: {e}");
+            log::warn!("cannot catch signals, Ctrl-C will not say bye: {e}");
             return;
         }
     };
@@ -311,7 +463,7 @@ pub fn on_signal(shutdown: impl Fn() + Send + 'static) {
         .spawn(move || {
             let mut signals = signals.forever();
             if signals.next().is_some() {
-                eprintln!("shutting down (signal again to exit at once)");
+                log::warn!("shutting down (signal again to exit at once)");
                 shutdown();
             }
             if signals.next().is_some() {
@@ -319,10 +471,146 @@ pub fn on_signal(shutdown: impl Fn() + Send + 'static) {
             }
         });
     if let Err(e) = spawned {
-        eprintln!("cannot catch signals, Ctrl-C will not say bye: {e}");
+        log::warn!("cannot catch signals, Ctrl-C will not say bye: {e}");
     }
 }
 
 /// Without Unix signals, Ctrl-C ends the process the default way.
 #[cfg(not(unix))]
 pub fn on_signal(_shutdown: impl Fn() + Send + 'static) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let matches = command("test-server")
+            .try_get_matches_from(
+                std::iter::once("test-server".to_owned()).chain(args.iter().cloned()),
+            )
+            .map_err(|e| e.to_string())?;
+        options(Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?)
+    }
+
+    fn temp_file(name: &str, text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("switchboard-{}-{name}", process::id()));
+        std::fs::write(&path, text).expect("write a temporary file");
+        path
+    }
+
+    #[test]
+    fn every_config_field_has_a_flag() {
+        // The field names as `Config`'s Debug prints them: `name: value` after `{` or `, `.
+        let debug = format!("{:?}", Config::default());
+        let body = &debug[debug.find('{').expect("a struct") + 1..];
+        let fields: Vec<&str> = body
+            .split(", ")
+            .filter_map(|part| part.trim().split_once(": ").map(|(name, _)| name))
+            .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .collect();
+        assert!(fields.len() >= 19, "{fields:?}");
+        for field in fields {
+            assert!(
+                ConfigFlags::FIELDS.contains(&field),
+                "Config::{field} has no flag: add it to settings! in examples/common/mod.rs"
+            );
+        }
+    }
+
+    /// Every flag set to a value other than its default, as `--flag=value`.
+    fn every_flag_changed() -> Vec<String> {
+        let defaults = toml::to_string(&ConfigFlags::of(&Config::default())).expect("toml");
+        let table: toml::Table = defaults.parse().expect("a table");
+        let mut args: Vec<String> = table
+            .iter()
+            .map(|(key, value)| match value {
+                toml::Value::Integer(n) => format!("--{key}={}", n + 7),
+                toml::Value::String(s) => format!("--{key}={s}x"),
+                other => panic!("{key}: no changed value for {other:?}"),
+            })
+            .collect();
+        // Fields without a default (none) are missing from the defaults' dump.
+        args.push("--password=hunter2".into());
+        args.push("--motd=hello there".into());
+        args.extend([
+            "--listen=127.0.0.1:0".into(),
+            "--irc-listen=127.0.0.1:0".into(),
+        ]);
+        args.push("--quiet".into());
+        args
+    }
+
+    #[test]
+    fn config_file_round_trips_every_flag() {
+        let args = every_flag_changed();
+        let from_flags = parse(&args).expect("every flag parses");
+        let debug = format!("{:?}", from_flags.config);
+        let default = format!("{:?}", Config::default());
+        // Each field changed: the Debug texts differ at every field.
+        for (a, b) in debug.split(", ").zip(default.split(", ")) {
+            assert_ne!(a, b, "a flag did not change its field");
+        }
+        let path = temp_file("round-trip.toml", &dump_config(&from_flags));
+        let from_file = parse(&[format!("--config={}", path.display())]).expect("the dump parses");
+        std::fs::remove_file(&path).ok();
+        assert_eq!(format!("{:?}", from_file.config), debug);
+        assert_eq!(from_file.listen, from_flags.listen);
+        assert_eq!(from_file.irc_listen, from_flags.irc_listen);
+        assert!(from_file.quiet);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let path = temp_file("override.toml", "msg-rate = 3\nmsg-burst = 4\n");
+        let options = parse(&[
+            format!("--config={}", path.display()),
+            "--msg-rate=5".into(),
+        ]);
+        std::fs::remove_file(&path).ok();
+        let config = options.expect("parses").config;
+        assert_eq!((config.msg_rate, config.msg_burst), (5, 4));
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_or_the_line_and_key() {
+        let e = parse(&["--max-frame-len".into(), "0".into()]).unwrap_err();
+        assert!(e.contains("--max-frame-len: must be at least 1"), "{e}");
+        let e = parse(&["--max-nick-len=0".into()]).unwrap_err();
+        assert!(e.contains("--max-nick-len"), "{e}");
+        let e = parse(&["--bogus".into()]).unwrap_err();
+        assert!(
+            e.contains("--bogus") && !e.contains("--max-frame-len"),
+            "{e}"
+        );
+        let path = temp_file("bad.toml", "listen = \"127.0.0.1:0\"\n\nmax-nick-len = 0\n");
+        let e = parse(&[format!("--config={}", path.display())]).unwrap_err();
+        std::fs::remove_file(&path).ok();
+        assert!(e.ends_with("bad.toml:3: key `max-nick-len`: must be at least 1 (0 would make the server unusable)"), "{e}");
+        let path = temp_file("unknown.toml", "max-nik-len = 3\n");
+        let e = parse(&[format!("--config={}", path.display())]).unwrap_err();
+        std::fs::remove_file(&path).ok();
+        assert!(
+            e.contains("line 1") && e.contains("unknown field `max-nik-len`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn password_from_the_environment() {
+        // Only this test sets the variable; clap reads it when parsing.
+        std::env::set_var("SWITCHBOARD_PASSWORD", "from-env");
+        let options = parse(&[]);
+        std::env::remove_var("SWITCHBOARD_PASSWORD");
+        assert_eq!(
+            options.expect("parses").config.password.as_deref(),
+            Some("from-env")
+        );
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/switchboard.example.toml");
+        let options = parse(&[format!("--config={path}")]).expect("the example parses");
+        assert_eq!(options.listen, DEFAULT_LISTEN);
+    }
+}

@@ -30,6 +30,12 @@
 //!   cannot hold its connection open.
 //! - [`Handle::shutdown`] stops accepting, says bye to every client through the core and
 //!   returns from `run` once every bye is written (bounded by `close_linger`).
+//!
+//! # Logging
+//!
+//! Connects, sign-ins, closes and errors go through the [`log`] facade, one line each
+//! (connections and sign-ins at `info`, I/O errors at `debug`, accept failures at `warn`);
+//! the program picks the backend and the filter.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -47,14 +53,4 @@ pub mod async_std;
 #[cfg(feature = "smol")]
 pub mod smol;
 
-use std::sync::Arc;
-
 pub use handle::Handle;
-
-/// Receives the server's log lines: connects, disconnects and errors, one line each.
-pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// The default logger: each line to standard error.
-pub fn stderr_logger() -> Logger {
-    Arc::new(|line: &str| eprintln!("{line}"))
-}

@@ -18,7 +18,7 @@ use futures_lite::ready;
 use switchboard_core::{Config, ConnId, Event, Server};
 
 use crate::notify::Notify;
-use crate::{Handle, Logger};
+use crate::Handle;
 
 /// Size of the one read buffer all connections share.
 const READ_BUF: usize = 64 * 1024;
@@ -38,7 +38,6 @@ pub(crate) struct Bound {
     /// The first is the one bound by `bind`; all serve the same core.
     listeners: Vec<Async<TcpListener>>,
     config: Config,
-    log: Logger,
     handle: Handle,
 }
 
@@ -48,7 +47,6 @@ impl Bound {
         Ok(Bound {
             listeners: vec![listener],
             config,
-            log: crate::stderr_logger(),
             handle: Handle::new(),
         })
     }
@@ -67,10 +65,6 @@ impl Bound {
     pub fn handle(&self) -> Handle {
         self.handle.clone()
     }
-
-    pub fn set_logger(&mut self, log: Logger) {
-        self.log = log;
-    }
 }
 
 /// Everything the tasks of one server share, behind one `RefCell`.
@@ -80,7 +74,6 @@ struct State {
     conns: HashMap<ConnId, Rc<Slot>>,
     /// The one read buffer: a read's bytes are handed to the core before anyone reads again.
     buf: Box<[u8]>,
-    log: Logger,
     linger: Duration,
     /// The deadline the keepalive task sleeps until.
     timer_at: Option<Instant>,
@@ -96,6 +89,8 @@ struct State {
 /// The adapter's side of one connection, shared by its task and the state.
 #[derive(Default)]
 struct Slot {
+    /// The peer's address, for log lines.
+    peer: Option<SocketAddr>,
     /// Wakes the writer: output is queued, or the connection is closing.
     writer: Notify,
     /// Wakes the linger watch when the core decides to close the connection.
@@ -138,10 +133,13 @@ impl State {
         while let Some(event) = self.server.poll_event() {
             match event {
                 Event::Registered { conn, nick } => {
-                    (self.log)(&format!("{conn} registered as {nick}"))
+                    match self.conns.get(&conn).and_then(|slot| slot.peer) {
+                        Some(peer) => log::info!("{conn} signed in as {nick} from {peer}"),
+                        None => log::info!("{conn} signed in as {nick}"),
+                    }
                 }
                 Event::Closed { conn, code, reason } => {
-                    (self.log)(&format!("{conn} closed: {code}: {reason}"))
+                    log::info!("{conn} closed: {code}: {reason}")
                 }
             }
         }
@@ -159,7 +157,6 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
     let Bound {
         listeners,
         config,
-        log,
         handle,
     } = bound;
     let timer = Rc::new(Notify::default());
@@ -169,7 +166,6 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
         server: Server::new(config),
         conns: HashMap::new(),
         buf: vec![0; READ_BUF].into_boxed_slice(),
-        log: log.clone(),
         timer_at: None,
         timer: timer.clone(),
         idle: idle.clone(),
@@ -180,7 +176,7 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
         join_all(
             listeners
                 .into_iter()
-                .map(|listener| accept_loop(listener, &state, &handle, &log, spawner)),
+                .map(|listener| accept_loop(listener, &state, &handle, spawner)),
         )
         .await;
         {
@@ -203,7 +199,6 @@ async fn accept_loop(
     listener: Async<TcpListener>,
     state: &Rc<RefCell<State>>,
     handle: &Handle,
-    log: &Logger,
     spawner: &impl Spawn,
 ) {
     loop {
@@ -216,9 +211,12 @@ async fn accept_loop(
             None => return,
             Some(Ok((stream, peer))) => {
                 if let Err(e) = stream.get_ref().set_nodelay(true) {
-                    log(&format!("{peer}: cannot set TCP_NODELAY: {e}"));
+                    log::warn!("{peer}: cannot set TCP_NODELAY: {e}");
                 }
-                let slot = Rc::new(Slot::default());
+                let slot = Rc::new(Slot {
+                    peer: Some(peer),
+                    ..Slot::default()
+                });
                 let id = {
                     let mut st = state.borrow_mut();
                     let id = st.server.open(Instant::now());
@@ -228,18 +226,18 @@ async fn accept_loop(
                     id
                 };
                 handle.opened();
-                log(&format!("{id} connected from {peer}"));
+                log::info!("{id} connected from {peer}");
                 spawner.spawn(connection(state.clone(), handle.clone(), id, slot, stream));
                 // Under a stream of connections `accept` is always ready: this lets the other
                 // listeners and the connections run between two accepts.
                 yield_now().await;
             }
-            Some(Err(e)) if is_transient(&e) => log(&format!("accept failed: {e}")),
+            Some(Err(e)) if is_transient(&e) => log::warn!("accept failed: {e}"),
             Some(Err(e)) => {
-                log(&format!(
+                log::warn!(
                     "accept failed: {e}; pausing {} ms",
                     ACCEPT_BACKOFF.as_millis()
-                ));
+                );
                 or(
                     async {
                         Timer::after(ACCEPT_BACKOFF).await;
@@ -302,8 +300,8 @@ async fn connection(
     handle.closed();
     let mut st = state.borrow_mut();
     match end {
-        End::Io(e) if slot.close_at.get().is_none() => (st.log)(&format!("{id} I/O error: {e}")),
-        End::Linger => (st.log)(&format!("{id} close linger expired")),
+        End::Io(e) if slot.close_at.get().is_none() => log::debug!("{id} I/O error: {e}"),
+        End::Linger => log::debug!("{id} close linger expired"),
         _ => {}
     }
     // Announces the departure unless the core closed it itself; frees everything.

@@ -2,12 +2,11 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 
 use switchboard_core::Config;
 
 use crate::serve::{self, Bound, Spawn};
-pub use crate::{Handle, Logger};
+pub use crate::Handle;
 
 /// A chat server bound to a socket, ready to run on smol.
 pub struct Server(Bound);
@@ -32,12 +31,6 @@ impl Server {
     /// A handle that shuts the server down from any thread.
     pub fn handle(&self) -> Handle {
         self.0.handle()
-    }
-
-    /// Sends log lines to `log` instead of standard error.
-    pub fn with_logger(mut self, log: impl Fn(&str) + Send + Sync + 'static) -> Server {
-        self.0.set_logger(Arc::new(log));
-        self
     }
 
     /// Serves until [`Handle::shutdown`], then says bye to every client and returns once

@@ -19,6 +19,10 @@
 //! - A close the core asks for is a lingering close: the writer flushes what is left (ending
 //!   with the bye), shuts down its half of the socket and the reader discards input until the
 //!   peer closes too, all within `close_linger`.
+//!
+//! Connects, sign-ins, closes and errors go through the [`log`] facade, one line each
+//! (connections and sign-ins at `info`, I/O errors at `debug`, accept failures at `warn`);
+//! the program picks the backend and the filter.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -37,14 +41,6 @@ use switchboard_core::{Config, ConnId, Event};
 
 pub use handle::Handle;
 
-/// Receives the server's log lines: connects, disconnects and errors, one line each.
-pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// The default logger: each line to standard error.
-pub fn stderr_logger() -> Logger {
-    Arc::new(|line: &str| eprintln!("{line}"))
-}
-
 /// Stack size of connection and timer threads: they hold no buffers on the stack.
 const THREAD_STACK: usize = 64 * 1024;
 
@@ -60,7 +56,6 @@ pub struct Server {
     /// The first is the one bound by `bind`; all serve the same core.
     listeners: Vec<TcpListener>,
     config: Config,
-    log: Logger,
     handle: Handle,
     max_connections: Option<usize>,
 }
@@ -96,7 +91,6 @@ impl Server {
         Ok(Server {
             listeners: vec![listener],
             config,
-            log: stderr_logger(),
             handle,
             max_connections: None,
         })
@@ -129,12 +123,6 @@ impl Server {
         self.handle.clone()
     }
 
-    /// Sends log lines to `log` instead of standard error.
-    pub fn with_logger(mut self, log: impl Fn(&str) + Send + Sync + 'static) -> Server {
-        self.log = Arc::new(log);
-        self
-    }
-
     /// Accepts on the calling thread until [`Handle::shutdown`], then says bye to every
     /// client and returns once every bye is written (each within `close_linger`).
     ///
@@ -144,7 +132,6 @@ impl Server {
         let Server {
             listeners,
             config,
-            log,
             handle,
             max_connections,
         } = self;
@@ -162,7 +149,6 @@ impl Server {
             timer: Condvar::new(),
             idle: Condvar::new(),
             max_connections,
-            log,
             handle,
         });
         let timer = {
@@ -185,7 +171,7 @@ impl Server {
             match spawned {
                 Ok(thread) => accepters.push(thread),
                 Err(e) => {
-                    (shared.log)(&format!("cannot start an accept thread: {e}"));
+                    log::error!("cannot start an accept thread: {e}");
                     failed = Some(e);
                     shared.handle.shutdown();
                     break;
@@ -228,7 +214,6 @@ struct Shared {
     idle: Condvar,
     /// Connections past this many are refused.
     max_connections: usize,
-    log: Logger,
     handle: Handle,
 }
 
@@ -287,10 +272,14 @@ impl Shared {
         while let Some(event) = st.server.poll_event() {
             match event {
                 Event::Registered { conn, nick } => {
-                    (self.log)(&format!("{conn} registered as {nick}"))
+                    let peer = st.conns.get(&conn).and_then(|e| e.stream.peer_addr().ok());
+                    match peer {
+                        Some(peer) => log::info!("{conn} signed in as {nick} from {peer}"),
+                        None => log::info!("{conn} signed in as {nick}"),
+                    }
                 }
                 Event::Closed { conn, code, reason } => {
-                    (self.log)(&format!("{conn} closed: {code}: {reason}"))
+                    log::info!("{conn} closed: {code}: {reason}")
                 }
             }
         }
@@ -322,18 +311,17 @@ impl Shared {
 
 /// Accepts connections until shutdown.
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    let log = &shared.log;
     while !shared.handle.is_shutdown() {
         match listener.accept() {
             // It may be the handle's own wake-up connection; the loop condition decides.
             Ok(_) if shared.handle.is_shutdown() => break,
             Ok((stream, peer)) => start_connection(shared, stream, peer),
-            Err(e) if is_transient(&e) => log(&format!("accept failed: {e}")),
+            Err(e) if is_transient(&e) => log::warn!("accept failed: {e}"),
             Err(e) => {
-                log(&format!(
+                log::warn!(
                     "accept failed: {e}; pausing {} ms",
                     ACCEPT_BACKOFF.as_millis()
-                ));
+                );
                 thread::sleep(ACCEPT_BACKOFF);
             }
         }
@@ -356,16 +344,15 @@ fn is_transient(e: &io::Error) -> bool {
 
 /// Opens a connection in the core and starts its reader and writer threads.
 fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    let log = &shared.log;
     if shared.lock().conns.len() >= shared.max_connections {
-        log(&format!(
+        log::warn!(
             "{peer} refused: {} connections, the most this server takes",
             shared.max_connections
-        ));
+        );
         return;
     }
     if let Err(e) = stream.set_nodelay(true) {
-        log(&format!("{peer}: cannot set TCP_NODELAY: {e}"));
+        log::warn!("{peer}: cannot set TCP_NODELAY: {e}");
     }
     let stream = Arc::new(stream);
     let wake = Arc::new(Condvar::new());
@@ -386,7 +373,7 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         shared.drain(&mut st);
         id
     };
-    log(&format!("{id} connected from {peer}"));
+    log::info!("{id} connected from {peer}");
     let reader = {
         let (shared, stream) = (shared.clone(), stream.clone());
         spawn(format!("switchboard-read-{}", id.0), move || {
@@ -400,7 +387,7 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         })
     });
     if let Err(e) = writer {
-        log(&format!("{id} cannot start a thread: {e}"));
+        log::error!("{id} cannot start a thread: {e}");
         let mut st = shared.lock();
         shared.finish(&mut st, id);
     }
@@ -443,7 +430,7 @@ fn read_side(shared: &Shared, id: ConnId, mut stream: &TcpStream) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 if entry.close_at.is_none() {
-                    (shared.log)(&format!("{id} I/O error: {e}"));
+                    log::debug!("{id} I/O error: {e}");
                 }
                 shared.finish(&mut st, id);
                 return;
@@ -488,7 +475,7 @@ fn write_side(shared: &Shared, id: ConnId, mut stream: &TcpStream, wake: &Condva
                     .get(&id)
                     .is_some_and(|entry| entry.close_at.is_none())
                 {
-                    (shared.log)(&format!("{id} I/O error: {e}"));
+                    log::debug!("{id} I/O error: {e}");
                 }
                 shared.finish(&mut st, id);
                 return;
@@ -527,7 +514,7 @@ fn timer_thread(shared: &Shared) {
             }
             st.closing.pop();
             if st.conns.get(&id).is_some_and(|e| e.close_at == Some(at)) {
-                (shared.log)(&format!("{id} close linger expired"));
+                log::debug!("{id} close linger expired");
                 shared.finish(&mut st, id);
             }
         }

@@ -96,21 +96,36 @@ impl Drop for Running {
     }
 }
 
-/// Log lines go to the test's output only when SWITCHBOARD_TEST_LOG is set.
-fn logger() -> impl Fn(&str) + Send + Sync + 'static {
-    let on = std::env::var_os("SWITCHBOARD_TEST_LOG").is_some();
-    move |line: &str| {
-        if on {
-            eprintln!("server: {line}");
-        }
+/// The servers' log lines go to the test's output when SWITCHBOARD_TEST_LOG is set.
+struct TestLog;
+
+impl log::Log for TestLog {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
     }
+
+    fn log(&self, record: &log::Record) {
+        // eprintln! is captured per test by the harness and shown when the test fails.
+        eprintln!("server: {} {}", record.level(), record.args());
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs [`TestLog`] once per process, if asked for.
+fn init_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("SWITCHBOARD_TEST_LOG").is_some() && log::set_logger(&TestLog).is_ok() {
+            log::set_max_level(log::LevelFilter::Debug);
+        }
+    });
 }
 
 #[cfg(feature = "smol")]
 pub fn smol(config: Config) -> Running {
-    let mut server = switchboard::smol::Server::bind("127.0.0.1:0", config)
-        .expect("bind")
-        .with_logger(logger());
+    init_log();
+    let mut server = switchboard::smol::Server::bind("127.0.0.1:0", config).expect("bind");
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
     let (h1, h2) = (server.handle(), server.handle());
@@ -124,9 +139,8 @@ pub fn smol(config: Config) -> Running {
 
 #[cfg(feature = "async-std")]
 pub fn async_std(config: Config) -> Running {
-    let mut server = switchboard::async_std::Server::bind("127.0.0.1:0", config)
-        .expect("bind")
-        .with_logger(logger());
+    init_log();
+    let mut server = switchboard::async_std::Server::bind("127.0.0.1:0", config).expect("bind");
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
     let (h1, h2) = (server.handle(), server.handle());
@@ -140,9 +154,8 @@ pub fn async_std(config: Config) -> Running {
 
 #[cfg(feature = "std")]
 pub fn std(config: Config) -> Running {
-    let mut server = switchboard::std::Server::bind("127.0.0.1:0", config)
-        .expect("bind")
-        .with_logger(logger());
+    init_log();
+    let mut server = switchboard::std::Server::bind("127.0.0.1:0", config).expect("bind");
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
     let (h1, h2) = (server.handle(), server.handle());
