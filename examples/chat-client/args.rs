@@ -1,155 +1,164 @@
 //! Command-line arguments.
 
+use clap::Parser;
 use switchboard::core::name::validate_nick;
 
-/// The usage text for `--help`.
-pub const USAGE: &str = "\
-Usage: chat-client --nick NAME [--server ADDR] [--join ROOM]... [--plain]
+/// The port servers listen on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7878;
 
-A terminal client for a Switchboard chat server.
+/// A terminal client for a Switchboard chat server (or any server speaking its protocol).
+#[derive(Parser, Debug, Clone, PartialEq, Eq)]
+#[command(name = "chat-client", version, after_help = AFTER_HELP)]
+pub struct Args {
+    /// Nicknames to ask for, in order (comma-separated or repeated); when all are taken,
+    /// the first with `_` appended, as irssi does
+    #[arg(short, long, required = true, value_delimiter = ',', value_parser = nick)]
+    pub nick: Vec<String>,
+    /// The server, HOST or HOST:PORT (port 7878 when left out)
+    #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:7878", value_parser = server)]
+    pub server: String,
+    /// The server's password; better set SWITCHBOARD_PASSWORD, which the process list does
+    /// not show
+    #[arg(long, env = "SWITCHBOARD_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// A room to join once signed in (may be repeated)
+    #[arg(short, long, value_name = "ROOM", value_parser = room)]
+    pub join: Vec<String>,
+    /// Read plain lines, without line editing (automatic when standard input or output is
+    /// not a terminal)
+    #[arg(long)]
+    pub plain: bool,
+    /// Show IRC bold, colours and underlines as plain text
+    #[arg(long)]
+    pub no_colors: bool,
+    /// Do not reconnect (and rejoin the rooms) after a lost connection
+    #[arg(long)]
+    pub no_reconnect: bool,
+    /// Print a completion script for SHELL, and exit
+    #[arg(long, value_name = "SHELL")]
+    pub completions: Option<clap_complete::Shell>,
+}
 
-Options:
-  -n, --nick NAME      the nickname to ask for (required)
-  -s, --server ADDR    the server to connect to [default: 127.0.0.1:7878]
-  -j, --join ROOM      a room to join once signed in (may be repeated)
-      --plain          read plain lines, without line editing (automatic when
-                       standard input or output is not a terminal)
-  -h, --help           print this help
-
+const AFTER_HELP: &str = "\
 Type /help once connected for the chat commands. Times are shown in UTC.
 Exit status: 0 after /quit, Ctrl-D or Ctrl-C; 1 when the connection fails or the
-server ends the session; 2 for bad arguments.
-";
+server ends the session for good; 2 for bad arguments.";
 
-/// The port servers listen on unless told otherwise.
-pub const DEFAULT_SERVER: &str = "127.0.0.1:7878";
-
-/// What to run with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Args {
-    /// Server address, `host:port`.
-    pub server: String,
-    /// Nickname to ask for.
-    pub nick: String,
-    /// Rooms to join once signed in.
-    pub join: Vec<String>,
-    /// Whether to skip line editing.
-    pub plain: bool,
+/// A nickname as the protocol spells them (the length limit is the server's to tell).
+fn nick(s: &str) -> Result<String, String> {
+    if validate_nick(s, usize::MAX).is_err() {
+        return Err(
+            "a letter or one of []\\`^{}|_ first, then letters, digits, - or those".to_owned(),
+        );
+    }
+    Ok(s.to_owned())
 }
 
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed {
-    /// Run the client.
-    Run(Args),
-    /// Print the usage and exit.
-    Help,
+/// A room name, with or without its `#`.
+fn room(s: &str) -> Result<String, String> {
+    let name = s.strip_prefix('#').unwrap_or(s);
+    if name.is_empty() {
+        return Err("a room needs a name".to_owned());
+    }
+    Ok(name.to_owned())
 }
 
-/// Parses the arguments after the program name; `Err` says what is wrong.
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut server = None;
-    let mut nick = None;
-    let mut join = Vec::new();
-    let mut plain = false;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        // Both `--nick alice` and `--nick=alice`.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "-s" | "--server" => server = Some(value("--server")?),
-            "-n" | "--nick" => nick = Some(value("--nick")?),
-            "-j" | "--join" => {
-                let room = value("--join")?;
-                join.push(room.strip_prefix('#').unwrap_or(&room).to_owned());
-            }
-            "--plain" if inline.is_none() => plain = true,
-            _ => return Err(format!("unexpected argument `{arg}`")),
+/// `HOST:PORT`, the default port added when there is none (`::1` and `[::1]` are hosts).
+pub fn server(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("an empty address".to_owned());
+    }
+    let has_port = match s.rsplit_once(':') {
+        // `[::1]:7878` and `host:7878`; a bare IPv6 address has more than one colon.
+        Some((host, port)) => {
+            (host.ends_with(']') || !host.contains(':')) && port.parse::<u16>().is_ok()
         }
+        None => false,
+    };
+    if has_port {
+        return Ok(s.to_owned());
     }
-    let nick = nick.ok_or("--nick NAME is required")?;
-    // The length limit is the server's to tell; the characters are fixed by the protocol.
-    if validate_nick(&nick, usize::MAX).is_err() {
-        return Err(format!(
-            "`{nick}` is not a valid nick: a letter or one of []\\`^{{}}|_ first, then \
-             letters, digits, - or those"
-        ));
+    if let Some((_, port)) = s.rsplit_once(':').filter(|(h, _)| !h.contains(':')) {
+        return Err(format!("`{port}` is not a port number"));
     }
-    Ok(Parsed::Run(Args {
-        server: server.unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
-        nick,
-        join,
-        plain,
-    }))
+    if s.contains(':') && !s.starts_with('[') {
+        return Ok(format!("[{s}]:{DEFAULT_PORT}"));
+    }
+    Ok(format!("{s}:{DEFAULT_PORT}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse_strs(args: &[&str]) -> Result<Parsed, String> {
-        parse(args.iter().map(|s| s.to_string()))
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        Args::try_parse_from(std::iter::once("chat-client").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
     fn defaults_and_forms() {
+        let args = parse(&["--nick", "alice"]).unwrap();
+        assert_eq!(args.server, "127.0.0.1:7878");
+        assert_eq!(args.nick, ["alice"]);
+        assert!(args.join.is_empty() && !args.plain && !args.no_colors && !args.no_reconnect);
+        let args = parse(&[
+            "-s",
+            "127.0.0.2:9000",
+            "--nick=bob,bob2",
+            "-n",
+            "bobby",
+            "-j",
+            "#rust",
+            "--join=go",
+            "--plain",
+            "--no-colors",
+            "--no-reconnect",
+        ])
+        .unwrap();
+        assert_eq!(args.server, "127.0.0.2:9000");
+        assert_eq!(args.nick, ["bob", "bob2", "bobby"]);
+        assert_eq!(args.join, ["rust", "go"]);
+        assert!(args.plain && args.no_colors && args.no_reconnect);
+    }
+
+    #[test]
+    fn a_server_without_a_port_gets_7878() {
+        assert_eq!(server("example.org"), Ok("example.org:7878".into()));
+        assert_eq!(server("127.0.0.1"), Ok("127.0.0.1:7878".into()));
+        assert_eq!(server("example.org:6667"), Ok("example.org:6667".into()));
+        assert_eq!(server("::1"), Ok("[::1]:7878".into()));
+        assert_eq!(server("[::1]"), Ok("[::1]:7878".into()));
+        assert_eq!(server("[::1]:9000"), Ok("[::1]:9000".into()));
+        assert_eq!(server("host:x"), Err("`x` is not a port number".into()));
+    }
+
+    #[test]
+    fn the_password_comes_from_the_environment() {
+        // The only test that sets it.
+        std::env::set_var("SWITCHBOARD_PASSWORD", "sesame");
+        let args = parse(&["--nick", "alice"]);
+        std::env::remove_var("SWITCHBOARD_PASSWORD");
+        assert_eq!(args.unwrap().password.as_deref(), Some("sesame"));
         assert_eq!(
-            parse_strs(&["--nick", "alice"]),
-            Ok(Parsed::Run(Args {
-                server: DEFAULT_SERVER.into(),
-                nick: "alice".into(),
-                join: vec![],
-                plain: false,
-            }))
+            parse(&["--nick", "a", "--password=open"])
+                .unwrap()
+                .password
+                .as_deref(),
+            Some("open")
         );
-        assert_eq!(
-            parse_strs(&[
-                "-s",
-                "127.0.0.2:9000",
-                "--nick=bob",
-                "-j",
-                "#rust",
-                "--join=go",
-                "--plain"
-            ]),
-            Ok(Parsed::Run(Args {
-                server: "127.0.0.2:9000".into(),
-                nick: "bob".into(),
-                join: vec!["rust".into(), "go".into()],
-                plain: true,
-            }))
-        );
-        assert_eq!(parse_strs(&["--nick", "x", "--help"]), Ok(Parsed::Help));
-        assert_eq!(parse_strs(&["-h"]), Ok(Parsed::Help));
     }
 
     #[test]
     fn mistakes_are_explained() {
-        assert_eq!(parse_strs(&[]), Err("--nick NAME is required".into()));
-        assert_eq!(parse_strs(&["--nick"]), Err("--nick needs a value".into()));
-        assert_eq!(parse_strs(&["--nick="]), Err("--nick needs a value".into()));
-        assert_eq!(
-            parse_strs(&["--nick", "a", "--port", "1"]),
-            Err("unexpected argument `--port`".into())
-        );
-        assert_eq!(
-            parse_strs(&["--nick", "a", "--plain=yes"]),
-            Err("unexpected argument `--plain=yes`".into())
-        );
-        assert!(parse_strs(&["--nick", "2fast"])
-            .is_err_and(|e| e.starts_with("`2fast` is not a valid nick")));
+        assert!(parse(&[]).unwrap_err().contains("--nick"));
+        assert!(parse(&["--nick"]).unwrap_err().contains("--nick"));
+        let e = parse(&["--nick", "a", "--port", "1"]).unwrap_err();
+        assert!(e.contains("--port") && !e.contains("--no-reconnect"), "{e}");
+        let e = parse(&["--nick", "2fast"]).unwrap_err();
+        assert!(e.contains("2fast") && e.contains("a letter"), "{e}");
+        assert!(parse(&["--nick", "a", "--join", "#"])
+            .unwrap_err()
+            .contains("needs a name"));
     }
 }

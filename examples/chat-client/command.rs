@@ -31,17 +31,28 @@ pub enum Command {
     Nick(String),
     /// Make a room this client is in the current one.
     Switch(String),
-    /// Show the current room's topic (`None`), or set it (`Some`; empty clears it).
-    Topic(Option<String>),
-    /// Remove someone from the current room.
+    /// Show a room's topic (`text` `None`), or set it (`Some`; empty clears it).
+    Topic {
+        /// The room, or the current one.
+        room: Option<String>,
+        /// The new topic.
+        text: Option<String>,
+    },
+    /// Talk to one person: plain lines go to them (`None`: back to the current room).
+    Query(Option<String>),
+    /// Remove someone from a room.
     Kick {
+        /// The room, or the current one.
+        room: Option<String>,
         /// Who.
         nick: String,
         /// Why, shown to everyone in the room (may be empty).
         reason: String,
     },
-    /// Set or clear a mode of the current room.
+    /// Set or clear a mode of a room.
     Mode {
+        /// The room, or the current one.
+        room: Option<String>,
         /// Which mode.
         mode: RoomMode,
         /// Set or clear it.
@@ -68,10 +79,11 @@ pub const HELP: &[&str] = &[
     "  /leave [ROOM [REASON]]   leave a room, the current one by default (alias /part)",
     "  /switch ROOM             make another joined room current (alias /r)",
     "  /msg NICK TEXT           send a direct message (aliases /m, /w)",
+    "  /query [NICK]            plain lines go to NICK; alone: back to the room",
     "  /me TEXT                 an action in the current room: * you TEXT",
     "  /who [ROOM]              list a room's members, the current one by default",
     "  /rooms                   list every room on the server",
-    "  /topic [TEXT]            show or set the room's topic; /topic - clears it",
+    "  /topic [#ROOM] [TEXT]    show or set the room's topic; /topic - clears it",
     "  /away [MESSAGE]          mark yourself away; alone (or /back): back again",
     "  /whois NICK              someone's rooms, idle time and away message",
     "  /nick NAME               change your nickname",
@@ -79,11 +91,13 @@ pub const HELP: &[&str] = &[
     "  /quit [REASON]           leave the server (also Ctrl-D)",
     "  /help                    this list",
     "  //TEXT                   say TEXT starting with a single /",
-    "Operators of the current room (its creator and whoever gets /op) can also:",
-    "  /kick NICK [REASON]      remove someone from the room",
-    "  /op NICK, /deop NICK     give or take operator status",
-    "  /voice, /devoice NICK    give or take voice",
-    "  /lock, /unlock           let only operators set the topic, or anyone again",
+    "Tab completes commands, nicks of the current room and #rooms.",
+    "Operators of a room (its creator and whoever gets /op) can also, in the current",
+    "room or the #ROOM given first:",
+    "  /kick [#ROOM] NICK [REASON]  remove someone from the room",
+    "  /op, /deop [#ROOM] NICK      give or take operator status",
+    "  /voice, /devoice [#ROOM] NICK  give or take voice",
+    "  /lock, /unlock [#ROOM]   let only operators set the topic, or anyone again",
 ];
 
 /// Parses one line of input; `Ok(None)` for a blank line, `Err` with a usage hint for a
@@ -134,27 +148,39 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         },
         "rooms" | "list" => no_args(args, "/rooms", Command::Rooms)?,
         "nick" => Command::Nick(one_word(args, "/nick NAME")?.to_owned()),
-        "topic" => Command::Topic(match args {
-            "" => None,
-            CLEAR_TOPIC => Some(String::new()),
-            text => Some(text.to_owned()),
-        }),
+        "topic" => {
+            let (room, args) = room_first(args);
+            Command::Topic {
+                room,
+                text: match args {
+                    "" => None,
+                    CLEAR_TOPIC => Some(String::new()),
+                    text => Some(text.to_owned()),
+                },
+            }
+        }
+        "query" => match args {
+            "" => Command::Query(None),
+            _ => Command::Query(Some(one_word(args, "/query [NICK]")?.to_owned())),
+        },
         "kick" => {
+            let (room, args) = room_first(args);
             let (nick, reason) = split_word(args);
             if nick.is_empty() {
-                return Err(usage("/kick NICK [REASON]"));
+                return Err(usage("/kick [#ROOM] NICK [REASON]"));
             }
             Command::Kick {
+                room,
                 nick: nick.to_owned(),
                 reason: reason.to_owned(),
             }
         }
-        "op" => member_mode(args, "/op NICK", RoomMode::Operator, true)?,
-        "deop" => member_mode(args, "/deop NICK", RoomMode::Operator, false)?,
-        "voice" => member_mode(args, "/voice NICK", RoomMode::Voice, true)?,
-        "devoice" => member_mode(args, "/devoice NICK", RoomMode::Voice, false)?,
-        "lock" => no_args(args, "/lock", topic_lock(true))?,
-        "unlock" => no_args(args, "/unlock", topic_lock(false))?,
+        "op" => member_mode(args, "/op [#ROOM] NICK", RoomMode::Operator, true)?,
+        "deop" => member_mode(args, "/deop [#ROOM] NICK", RoomMode::Operator, false)?,
+        "voice" => member_mode(args, "/voice [#ROOM] NICK", RoomMode::Voice, true)?,
+        "devoice" => member_mode(args, "/devoice [#ROOM] NICK", RoomMode::Voice, false)?,
+        "lock" => topic_lock(args, "/lock [#ROOM]", true)?,
+        "unlock" => topic_lock(args, "/unlock [#ROOM]", false)?,
         "away" => Command::Away(args.to_owned()),
         "back" => no_args(args, "/back", Command::Away(String::new()))?,
         "whois" | "wi" => Command::Whois(one_word(args, "/whois NICK")?.to_owned()),
@@ -170,20 +196,43 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
 pub const CLEAR_TOPIC: &str = "-";
 
 fn member_mode(args: &str, form: &str, mode: RoomMode, on: bool) -> Result<Command, String> {
+    let (room, args) = room_first(args);
     Ok(Command::Mode {
+        room,
         mode,
         on,
         nick: one_word(args, form)?.to_owned(),
     })
 }
 
-fn topic_lock(on: bool) -> Command {
-    Command::Mode {
-        mode: RoomMode::TopicLock,
-        on,
-        nick: String::new(),
+fn topic_lock(args: &str, form: &str, on: bool) -> Result<Command, String> {
+    let (room, args) = room_first(args);
+    no_args(
+        args,
+        form,
+        Command::Mode {
+            room,
+            mode: RoomMode::TopicLock,
+            on,
+            nick: String::new(),
+        },
+    )
+}
+
+/// A `#room` given as the first word (nicks never start with `#`), and the rest.
+fn room_first(args: &str) -> (Option<String>, &str) {
+    match split_word(args) {
+        (word, rest) if word.len() > 1 && word.starts_with('#') => (Some(room_name(word)), rest),
+        _ => (None, args),
     }
 }
+
+/// Every command name, for Tab completion.
+pub const NAMES: &[&str] = &[
+    "away", "back", "deop", "devoice", "help", "join", "kick", "leave", "lock", "me", "msg",
+    "nick", "op", "ping", "query", "quit", "rooms", "switch", "topic", "unlock", "voice", "who",
+    "whois",
+];
 
 /// A room name as typed, without the `#` people tend to put in front.
 fn room_name(word: &str) -> String {
@@ -308,53 +357,76 @@ mod tests {
 
     #[test]
     fn topic_shows_sets_and_clears() {
-        assert_eq!(ok("/topic"), Command::Topic(None));
-        assert_eq!(ok("/topic  "), Command::Topic(None));
+        let topic = |room: Option<&str>, text: Option<&str>| Command::Topic {
+            room: room.map(Into::into),
+            text: text.map(Into::into),
+        };
+        assert_eq!(ok("/topic"), topic(None, None));
+        assert_eq!(ok("/topic  "), topic(None, None));
         assert_eq!(
             ok("/TOPIC Rust 1.85  is out "),
-            Command::Topic(Some("Rust 1.85  is out".into()))
+            topic(None, Some("Rust 1.85  is out"))
         );
-        assert_eq!(ok("/topic -"), Command::Topic(Some(String::new())));
+        assert_eq!(ok("/topic -"), topic(None, Some("")));
         assert_eq!(
             ok("/topic - not a clear"),
-            Command::Topic(Some("- not a clear".into()))
+            topic(None, Some("- not a clear"))
         );
+        assert_eq!(ok("/topic #go"), topic(Some("go"), None));
+        assert_eq!(ok("/topic #go new one"), topic(Some("go"), Some("new one")));
+        assert_eq!(ok("/topic # alone"), topic(None, Some("# alone")));
+    }
+
+    #[test]
+    fn query_opens_and_closes_a_conversation() {
+        assert_eq!(ok("/query bob"), Command::Query(Some("bob".into())));
+        assert_eq!(ok("/query"), Command::Query(None));
+        assert_eq!(err("/query bob carol"), "usage: /query [NICK]");
     }
 
     #[test]
     fn operator_commands() {
-        assert_eq!(
-            ok("/kick bob"),
-            Command::Kick {
-                nick: "bob".into(),
-                reason: String::new()
-            }
-        );
-        assert_eq!(
-            ok("/kick bob  too  loud"),
-            Command::Kick {
-                nick: "bob".into(),
-                reason: "too  loud".into()
-            }
-        );
-        assert_eq!(err("/kick"), "usage: /kick NICK [REASON]");
-        let mode = |mode, on, nick: &str| Command::Mode {
+        let kick = |room: Option<&str>, nick: &str, reason: &str| Command::Kick {
+            room: room.map(Into::into),
+            nick: nick.into(),
+            reason: reason.into(),
+        };
+        assert_eq!(ok("/kick bob"), kick(None, "bob", ""));
+        assert_eq!(ok("/kick bob  too  loud"), kick(None, "bob", "too  loud"));
+        assert_eq!(ok("/kick #go bob loud"), kick(Some("go"), "bob", "loud"));
+        assert_eq!(err("/kick"), "usage: /kick [#ROOM] NICK [REASON]");
+        assert_eq!(err("/kick #go"), "usage: /kick [#ROOM] NICK [REASON]");
+        let mode = |room: Option<&str>, mode, on, nick: &str| Command::Mode {
+            room: room.map(Into::into),
             mode,
             on,
             nick: nick.into(),
         };
-        assert_eq!(ok("/op bob"), mode(RoomMode::Operator, true, "bob"));
-        assert_eq!(ok("/deop bob"), mode(RoomMode::Operator, false, "bob"));
-        assert_eq!(ok("/voice bob"), mode(RoomMode::Voice, true, "bob"));
-        assert_eq!(ok("/Devoice bob "), mode(RoomMode::Voice, false, "bob"));
-        assert_eq!(ok("/lock"), mode(RoomMode::TopicLock, true, ""));
-        assert_eq!(ok("/unlock"), mode(RoomMode::TopicLock, false, ""));
-        assert_eq!(err("/op"), "usage: /op NICK");
-        assert_eq!(err("/deop a b"), "usage: /deop NICK");
-        assert_eq!(err("/voice"), "usage: /voice NICK");
-        assert_eq!(err("/devoice"), "usage: /devoice NICK");
-        assert_eq!(err("/lock now"), "usage: /lock");
-        assert_eq!(err("/unlock #rust"), "usage: /unlock");
+        assert_eq!(ok("/op bob"), mode(None, RoomMode::Operator, true, "bob"));
+        assert_eq!(
+            ok("/op #go bob"),
+            mode(Some("go"), RoomMode::Operator, true, "bob")
+        );
+        assert_eq!(
+            ok("/deop bob"),
+            mode(None, RoomMode::Operator, false, "bob")
+        );
+        assert_eq!(ok("/voice bob"), mode(None, RoomMode::Voice, true, "bob"));
+        assert_eq!(
+            ok("/Devoice bob "),
+            mode(None, RoomMode::Voice, false, "bob")
+        );
+        assert_eq!(ok("/lock"), mode(None, RoomMode::TopicLock, true, ""));
+        assert_eq!(ok("/unlock"), mode(None, RoomMode::TopicLock, false, ""));
+        assert_eq!(
+            ok("/unlock #rust"),
+            mode(Some("rust"), RoomMode::TopicLock, false, "")
+        );
+        assert_eq!(err("/op"), "usage: /op [#ROOM] NICK");
+        assert_eq!(err("/deop a b"), "usage: /deop [#ROOM] NICK");
+        assert_eq!(err("/voice"), "usage: /voice [#ROOM] NICK");
+        assert_eq!(err("/devoice"), "usage: /devoice [#ROOM] NICK");
+        assert_eq!(err("/lock now"), "usage: /lock [#ROOM]");
     }
 
     #[test]

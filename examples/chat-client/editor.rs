@@ -1,4 +1,6 @@
-//! A one-line editor with history, independent of any terminal library.
+//! A one-line editor with history and completion, independent of any terminal library.
+
+use unicode_width::UnicodeWidthChar;
 
 /// A key press the editor understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub enum Key {
     Interrupt,
     /// Ctrl-D: end of input on an empty line, else delete.
     Eof,
+    /// Tab: complete the word before the cursor (the program supplies the candidates).
+    Tab,
 }
 
 /// What a key press asks of the program.
@@ -110,7 +114,7 @@ impl Editor {
                 self.cursor = start;
             }
             Key::Interrupt => return Action::Interrupt,
-            Key::Backspace | Key::Delete => {}
+            Key::Backspace | Key::Delete | Key::Tab => {}
         }
         Action::Edit
     }
@@ -118,22 +122,94 @@ impl Editor {
     /// What to draw for a terminal `width` columns wide after `prompt`: the visible text and
     /// the cursor's column. Long lines scroll so the cursor stays in view.
     ///
-    /// Every char counts as one column; wide characters may shift the cursor.
+    /// Columns are counted as terminals draw them: CJK characters and most emoji take two.
     pub fn view(&self, prompt: &str, width: usize) -> (String, usize) {
+        let cols = |chars: &[char]| chars.iter().map(|&c| columns(c)).sum::<usize>();
         let prompt: Vec<char> = prompt.chars().collect();
         // The last column stays empty so the terminal never wraps the input line.
         let usable = width.saturating_sub(1).max(1);
         // A prompt that leaves fewer than 8 columns for text is dropped.
-        let prompt = if prompt.len() + 8 <= usable {
+        let prompt = if cols(&prompt) + 8 <= usable {
             &prompt[..]
         } else {
             &[]
         };
-        let room = usable - prompt.len();
-        let start = (self.cursor + 1).saturating_sub(room);
-        let end = (start + room).min(self.line.len());
+        let room = usable - cols(prompt);
+        // Scroll just enough that the text before the cursor and the cursor's cell fit.
+        let mut start = 0;
+        let mut before = cols(&self.line[..self.cursor]);
+        while start < self.cursor && before + 1 > room {
+            before -= columns(self.line[start]);
+            start += 1;
+        }
+        let mut end = start;
+        let mut used = 0;
+        while end < self.line.len() && used + columns(self.line[end]) <= room {
+            used += columns(self.line[end]);
+            end += 1;
+        }
         let text: String = prompt.iter().chain(&self.line[start..end]).collect();
-        (text, prompt.len() + self.cursor - start)
+        (text, cols(prompt) + before)
+    }
+
+    /// The word before the cursor, and whether it starts the line.
+    pub fn word_before_cursor(&self) -> (String, bool) {
+        let start = self.word_start();
+        let word = self.line[start..self.cursor].iter().collect();
+        let first = self.line[..start].iter().all(|c| c.is_whitespace());
+        (word, first)
+    }
+
+    /// Completes the word before the cursor from `candidates` (which all start with it):
+    /// one is put in whole, followed by `: ` for a nick starting the line and a space
+    /// otherwise; several are completed as far as they agree, and returned to be shown.
+    pub fn complete(&mut self, candidates: &[String]) -> Vec<String> {
+        let (word, first) = self.word_before_cursor();
+        let replacement = match candidates {
+            [] => return Vec::new(),
+            [one] => {
+                let nick = !one.starts_with(['/', '#']);
+                let suffix = if first && nick { ": " } else { " " };
+                format!("{one}{suffix}")
+            }
+            [head, rest @ ..] => {
+                let mut common: Vec<char> = head.chars().collect();
+                for other in rest {
+                    let agree = common
+                        .iter()
+                        .zip(other.chars())
+                        .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+                        .count();
+                    common.truncate(agree);
+                }
+                let common: String = common.into_iter().collect();
+                // Never shorter than what was typed.
+                if common.chars().count() > word.chars().count() {
+                    common
+                } else {
+                    word
+                }
+            }
+        };
+        let (start, end) = (self.word_start(), self.cursor);
+        let inserted: Vec<char> = replacement.chars().collect();
+        let len = inserted.len();
+        self.line.splice(start..end, inserted);
+        self.cursor = start + len;
+        if candidates.len() > 1 {
+            candidates.to_vec()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Where the word before the cursor starts.
+    fn word_start(&self) -> usize {
+        let mut start = self.cursor;
+        while start > 0 && !self.line[start - 1].is_whitespace() {
+            start -= 1;
+        }
+        start
     }
 
     fn submit(&mut self) -> String {
@@ -180,6 +256,11 @@ impl Editor {
         self.line = self.history[at].chars().collect();
         self.cursor = self.line.len();
     }
+}
+
+/// The columns a character takes on a terminal.
+fn columns(c: char) -> usize {
+    c.width().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -259,5 +340,51 @@ mod tests {
         // Too narrow for the prompt: text only.
         assert_eq!(e.view("a long prompt> ", 12), ("abcdefghijk".into(), 0));
         assert_eq!(e.view("> ", 0).1, 0);
+    }
+
+    #[test]
+    fn wide_characters_place_the_cursor_by_columns() {
+        let mut e = Editor::new();
+        typed(&mut e, "日本語 ok");
+        // Three two-column characters, a space and two letters.
+        assert_eq!(e.view("> ", 80), ("> 日本語 ok".into(), 2 + 9));
+        e.key(Key::Home);
+        e.key(Key::Right);
+        assert_eq!(e.view("> ", 80).1, 4);
+        typed(&mut e, "🎉");
+        assert_eq!(e.view("", 80), ("日🎉本語 ok".into(), 4));
+        // 12 columns: 11 usable, 2 for the prompt, 9 for text; the cursor at the end.
+        e.key(Key::End);
+        let (text, col) = e.view("> ", 12);
+        assert_eq!(text, "> 本語 ok");
+        assert_eq!(col, 2 + 7);
+        e.key(Key::Home);
+        assert_eq!(e.view("> ", 12), ("> 日🎉本語 ".into(), 2));
+        // A wide character that does not fit whole is left out rather than cut.
+        assert_eq!(e.view("> ", 11), ("> 日🎉本語".into(), 2));
+    }
+
+    #[test]
+    fn tab_completes_what_the_program_offers() {
+        let mut e = Editor::new();
+        typed(&mut e, "al");
+        assert_eq!(e.word_before_cursor(), ("al".into(), true));
+        assert!(e.complete(&["alice".into()]).is_empty());
+        assert_eq!(e.view("", 80).0, "alice: ");
+        typed(&mut e, "see /jo");
+        assert_eq!(e.word_before_cursor(), ("/jo".into(), false));
+        e.key(Key::Enter);
+        typed(&mut e, "hi ca");
+        let shown = e.complete(&["carol".into(), "Carla".into()]);
+        assert_eq!(shown, ["carol", "Carla"]);
+        assert_eq!(e.view("", 80), ("hi car".into(), 6));
+        e.complete(&["carol".into()]);
+        assert_eq!(e.view("", 80).0, "hi carol ");
+        e.key(Key::Enter);
+        typed(&mut e, "/jo");
+        e.complete(&["/join".into()]);
+        assert_eq!(e.view("", 80).0, "/join ");
+        assert!(e.complete(&[]).is_empty());
+        assert_eq!(e.view("", 80).0, "/join ");
     }
 }

@@ -7,10 +7,12 @@
 //! It speaks through the core [`Client`](switchboard::core::Client) over plain `std::net`, so
 //! it builds with any runtime feature. One thread reads the socket and one the keyboard; both
 //! feed a channel that the main thread drains, so the session and the screen have one owner.
+//! A lost connection is made again with growing pauses, and the rooms are joined again.
 
 mod args;
 mod command;
 mod editor;
+mod format;
 mod net;
 mod render;
 mod session;
@@ -22,10 +24,12 @@ use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use args::{Parsed, USAGE};
+use clap::{CommandFactory, Parser};
+
+use args::Args;
 use editor::{Action, Key};
 use render::Line;
-use session::Session;
+use session::{End, Session, Setup};
 use term::Ui;
 
 /// How long to wait for the server's goodbye after quitting.
@@ -41,44 +45,74 @@ pub enum Input {
     Line(String),
     /// The keyboard is gone (end of input).
     StdinEof,
-    /// Bytes from the server.
-    Net(Vec<u8>),
-    /// The connection ended: `None` for an orderly close, else the error.
-    NetClosed(Option<io::Error>),
+    /// Bytes from connection number `.0`.
+    Net(u64, Vec<u8>),
+    /// Connection `.0` ended: `None` for an orderly close, else the error.
+    NetClosed(u64, Option<io::Error>),
 }
 
 fn main() -> ExitCode {
-    let args = match args::parse(std::env::args().skip(1)) {
-        Ok(Parsed::Run(args)) => args,
-        Ok(Parsed::Help) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("chat-client: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut stream = match net::connect(&args.server) {
-        Ok(stream) => stream,
-        Err(e) => {
-            eprintln!("chat-client: cannot connect to {}: {e}", args.server);
-            return ExitCode::FAILURE;
-        }
-    };
-    let (tx, rx) = mpsc::channel();
-    match stream.try_clone() {
-        Ok(reader) => net::spawn_reader(reader, tx.clone()),
-        Err(e) => {
-            eprintln!("chat-client: {e}");
-            return ExitCode::FAILURE;
-        }
+    let args = Args::parse();
+    if let Some(shell) = args.completions {
+        let mut cmd = Args::command();
+        clap_complete::generate(shell, &mut cmd, "chat-client", &mut io::stdout());
+        return ExitCode::SUCCESS;
     }
-    let mut ui = Ui::start(args.plain, tx);
-    ui.print(&[Line::notice(format!("connected to {}", args.server))]);
-    let session = Session::new(&args.nick, args.join);
-    let ok = run(session, &mut stream, &rx, &mut ui);
-    let _ = stream.shutdown(Shutdown::Both);
+    let (tx, rx) = mpsc::channel();
+    let mut ui = Ui::start(args.plain, !args.no_colors, tx.clone());
+    let mut setup = Setup {
+        nicks: args.nick.clone(),
+        password: args.password.clone(),
+        autojoin: args.join.clone(),
+        current: None,
+    };
+    let mut backoff = Backoff::default();
+    let mut conn = 0;
+    let ok = loop {
+        conn += 1;
+        let mut stream = match net::connect(&args.server) {
+            Ok(stream) => stream,
+            Err(e) => {
+                ui.print(&[Line::error(format!(
+                    "cannot connect to {}: {e}",
+                    args.server
+                ))]);
+                // The first connection failing is most likely a wrong address.
+                if conn == 1 || args.no_reconnect {
+                    break false;
+                }
+                match wait(&mut ui, &rx, backoff.next()) {
+                    Some(ok) => break ok,
+                    None => continue,
+                }
+            }
+        };
+        match stream.try_clone() {
+            Ok(reader) => net::spawn_reader(reader, conn, tx.clone()),
+            Err(e) => {
+                ui.print(&[Line::error(e.to_string())]);
+                break false;
+            }
+        }
+        ui.print(&[Line::notice(format!("connected to {}", args.server))]);
+        let mut session = Session::start(setup.clone());
+        let end = run(&mut session, conn, &mut stream, &rx, &mut ui);
+        let _ = stream.shutdown(Shutdown::Both);
+        match end {
+            End::Quit => break session.ended_cleanly() || session.quit_requested(),
+            End::Fatal => break false,
+            End::Lost if args.no_reconnect => break false,
+            End::Lost => {
+                if session.signed_in() {
+                    backoff = Backoff::default();
+                }
+                setup = session.successor();
+                if let Some(ok) = wait(&mut ui, &rx, backoff.next()) {
+                    break ok;
+                }
+            }
+        }
+    };
     // Restores the terminal.
     drop(ui);
     if ok {
@@ -88,16 +122,70 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the session until it ends; `true` when it ended as the user asked.
-fn run(mut session: Session, stream: &mut TcpStream, rx: &Receiver<Input>, ui: &mut Ui) -> bool {
+/// Pauses between connection attempts: 1 s, doubling up to 30 s.
+#[derive(Debug, Default)]
+struct Backoff {
+    tries: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let secs = (1u64 << self.tries.min(5)).min(30);
+        self.tries += 1;
+        Duration::from_secs(secs)
+    }
+}
+
+/// Waits `pause` before connecting again, keeping the keyboard alive: `Some(true)` when the
+/// user quits meanwhile, `None` to connect again.
+fn wait(ui: &mut Ui, rx: &Receiver<Input>, pause: Duration) -> Option<bool> {
+    ui.print(&[Line::notice(format!(
+        "connecting again in {} s (/quit to give up)",
+        pause.as_secs()
+    ))]);
+    ui.set_prompt("(not connected)> ".to_owned());
+    let until = Instant::now() + pause;
+    loop {
+        let line = match next_input(rx, Some(until)) {
+            Err(RecvTimeoutError::Timeout) => return None,
+            Err(RecvTimeoutError::Disconnected) => return Some(false),
+            Ok(Input::Key(key)) => match ui.key(key) {
+                Action::Submit(line) => line,
+                Action::Eof | Action::Interrupt => return Some(true),
+                Action::Edit => continue,
+            },
+            Ok(Input::Line(line)) => line,
+            Ok(Input::StdinEof) => return Some(true),
+            Ok(Input::Resize) => {
+                ui.redraw();
+                continue;
+            }
+            // What is left of the lost connection.
+            Ok(Input::Net(..) | Input::NetClosed(..)) => continue,
+        };
+        if matches!(command::parse(&line), Ok(Some(command::Command::Quit(_)))) {
+            return Some(true);
+        }
+        ui.print(&[Line::error("not connected; connecting again soon")]);
+    }
+}
+
+/// Runs the session on connection `conn` until it ends.
+fn run(
+    session: &mut Session,
+    conn: u64,
+    stream: &mut TcpStream,
+    rx: &Receiver<Input>,
+    ui: &mut Ui,
+) -> End {
     let mut bye_by: Option<Instant> = None;
     loop {
-        if let Err(e) = flush(&mut session, stream) {
+        if let Err(e) = flush(session, stream) {
             ui.print(&[Line::error(format!("connection lost: {e}"))]);
-            return session.quit_requested();
+            return session.end();
         }
         if session.is_closed() {
-            return session.ended_cleanly();
+            return session.end();
         }
         ui.set_prompt(session.prompt());
         if session.quit_requested() && bye_by.is_none() {
@@ -110,18 +198,22 @@ fn run(mut session: Session, stream: &mut TcpStream, rx: &Receiver<Input>, ui: &
                 let now = Instant::now();
                 if bye_by.is_some_and(|by| now >= by) {
                     ui.print(&[Line::notice("no goodbye from the server; closing anyway")]);
-                    return true;
+                    return End::Quit;
                 }
                 ui.print(&session.handle_timeout(now));
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => {
                 ui.print(&[Line::error("the connection reader stopped")]);
-                return false;
+                return End::Fatal;
             }
         };
         let now = Instant::now();
         let lines = match input {
+            Input::Key(Key::Tab) => {
+                ui.complete(|word, first| session.complete(word, first));
+                Vec::new()
+            }
             Input::Key(key) => match ui.key(key) {
                 Action::Submit(line) => session.handle_line(&line, now),
                 Action::Eof | Action::Interrupt => {
@@ -139,16 +231,18 @@ fn run(mut session: Session, stream: &mut TcpStream, rx: &Receiver<Input>, ui: &
                 session.quit("");
                 Vec::new()
             }
-            Input::Net(bytes) => session.handle_input(&bytes, now),
-            Input::NetClosed(error) => {
+            Input::Net(from, bytes) if from == conn => session.handle_input(&bytes, now),
+            Input::NetClosed(from, error) if from == conn => {
                 let line = match (session.quit_requested(), error) {
                     (true, _) => Line::notice("disconnected"),
                     (false, None) => Line::error("the server closed the connection"),
                     (false, Some(e)) => Line::error(format!("connection lost: {e}")),
                 };
                 ui.print(&[line]);
-                return session.quit_requested();
+                return session.end();
             }
+            // What is left of an earlier connection.
+            Input::Net(..) | Input::NetClosed(..) => Vec::new(),
         };
         ui.print(&lines);
     }
@@ -168,4 +262,16 @@ fn flush(session: &mut Session, stream: &mut TcpStream) -> io::Result<()> {
         stream.write_all(&bytes)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnects_back_off_up_to_half_a_minute() {
+        let mut b = Backoff::default();
+        let secs: Vec<u64> = (0..8).map(|_| b.next().as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
 }

@@ -35,18 +35,18 @@ pub fn connect(addr: &str) -> io::Result<TcpStream> {
 }
 
 /// Starts a thread that forwards what the server sends into `tx`, ending with
-/// [`Input::NetClosed`].
-pub fn spawn_reader(mut stream: TcpStream, tx: Sender<Input>) {
+/// [`Input::NetClosed`]; every input carries `conn`, the connection's number.
+pub fn spawn_reader(mut stream: TcpStream, conn: u64, tx: Sender<Input>) {
     thread::spawn(move || {
         let mut buf = vec![0; 16 * 1024];
         loop {
             let input = match stream.read(&mut buf) {
-                Ok(0) => Input::NetClosed(None),
-                Ok(n) => Input::Net(buf[..n].to_vec()),
+                Ok(0) => Input::NetClosed(conn, None),
+                Ok(n) => Input::Net(conn, buf[..n].to_vec()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Input::NetClosed(Some(e)),
+                Err(e) => Input::NetClosed(conn, Some(e)),
             };
-            let stop = matches!(input, Input::NetClosed(_));
+            let stop = matches!(input, Input::NetClosed(..));
             if tx.send(input).is_err() || stop {
                 return;
             }

@@ -5,6 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use switchboard::core::packet::client_type;
 use switchboard::core::{ErrorCode, Member, RoomInfo, RoomMode};
 
+use crate::format::{self, Span};
+
 /// What a line is about, so a terminal can colour it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -29,6 +31,8 @@ pub struct Line {
     pub kind: Kind,
     /// The text, without time and free of control characters.
     pub text: String,
+    /// IRC formatting (bold, colours...) of parts of `text`, for a terminal with colour.
+    pub spans: Vec<Span>,
 }
 
 impl Line {
@@ -37,6 +41,19 @@ impl Line {
         Line {
             kind,
             text: text.into(),
+            spans: Vec::new(),
+        }
+    }
+
+    /// `prefix` (already safe) then `text` from the network, its IRC formatting kept as
+    /// spans.
+    pub fn styled(kind: Kind, prefix: String, text: &str) -> Self {
+        let (plain, spans) = format::parse(text);
+        let shift = prefix.len();
+        Line {
+            kind,
+            text: prefix + &plain,
+            spans: spans.into_iter().map(|s| s.shifted(shift)).collect(),
         }
     }
 
@@ -95,11 +112,20 @@ pub fn message(room_name: &str, from: &str, text: &str, me: &str) -> Line {
     } else {
         Kind::Message
     };
-    let line = match action(text) {
-        Some(act) => format!("{} * {} {}", room(room_name), clean(from), clean(act)),
-        None => format!("{} <{}> {}", room(room_name), clean(from), clean(text)),
-    };
-    Line::new(kind, line)
+    match action(text) {
+        Some(act) => Line::styled(kind, format!("{} * {} ", room(room_name), clean(from)), act),
+        None => Line::styled(
+            kind,
+            format!("{} <{}> ", room(room_name), clean(from)),
+            text,
+        ),
+    }
+}
+
+/// Free text from the network (topics, reasons, away messages) with its IRC formatting
+/// dropped and control characters made safe.
+pub fn plain(text: &str) -> String {
+    format::parse(text).0
 }
 
 /// The text of an action (`/me waves`), which travels as a CTCP ACTION:
@@ -111,13 +137,22 @@ pub fn action(text: &str) -> Option<&str> {
 
 /// `-> bob: psst` for one this client sent, `<- alice: psst` for one it got.
 pub fn direct(from: &str, to: &str, text: &str, me: &str) -> Line {
-    let line = match (same(from, me), action(text)) {
-        (true, Some(act)) => format!("-> {}: * {} {}", clean(to), clean(from), clean(act)),
-        (true, None) => format!("-> {}: {}", clean(to), clean(text)),
-        (false, Some(act)) => format!("<- * {} {}", clean(from), clean(act)),
-        (false, None) => format!("<- {}: {}", clean(from), clean(text)),
+    // Other CTCP (an answer this client sent, say) reads as what it is.
+    let ctcp;
+    let text = match text.strip_prefix('\u{1}') {
+        Some(body) if action(text).is_none() => {
+            ctcp = format!("CTCP {}", body.strip_suffix('\u{1}').unwrap_or(body));
+            ctcp.as_str()
+        }
+        _ => text,
     };
-    Line::new(Kind::Direct, line)
+    let (prefix, body) = match (same(from, me), action(text)) {
+        (true, Some(act)) => (format!("-> {}: * {} ", clean(to), clean(from)), act),
+        (true, None) => (format!("-> {}: ", clean(to)), text),
+        (false, Some(act)) => (format!("<- * {} ", clean(from)), act),
+        (false, None) => (format!("<- {}: ", clean(from)), text),
+    };
+    Line::styled(Kind::Direct, prefix, body)
 }
 
 /// `* bob joined #rust`.
@@ -139,7 +174,7 @@ pub fn left(room_name: &str, nick: &str, reason: &str, me: &str) -> Line {
     let why = if reason.is_empty() {
         String::new()
     } else {
-        format!(" ({})", clean(reason))
+        format!(" ({})", plain(reason))
     };
     Line::notice(format!("{who} left {}{why}", room(room_name)))
 }
@@ -201,14 +236,14 @@ pub fn topic(room_name: &str, topic: &str, by: &str, me: &str, on_join: bool) ->
         return Line::notice(if topic.is_empty() {
             format!("{room} has no topic")
         } else {
-            format!("topic of {room}: {}{setter}", clean(topic))
+            format!("topic of {room}: {}{setter}", plain(topic))
         });
     }
     let who = you_or(by, me);
     Line::notice(if topic.is_empty() {
         format!("{who} cleared the topic of {room}")
     } else {
-        format!("{who} set the topic of {room}: {}", clean(topic))
+        format!("{who} set the topic of {room}: {}", plain(topic))
     })
 }
 
@@ -220,7 +255,7 @@ pub fn current_topic(room_name: &str, topic: &str) -> Line {
             room(room_name)
         ))
     } else {
-        Line::notice(format!("topic of {}: {}", room(room_name), clean(topic)))
+        Line::notice(format!("topic of {}: {}", room(room_name), plain(topic)))
     }
 }
 
@@ -230,7 +265,7 @@ pub fn kicked(room_name: &str, nick: &str, by: &str, reason: &str, me: &str) -> 
     let why = if reason.is_empty() {
         String::new()
     } else {
-        format!(" ({})", clean(reason))
+        format!(" ({})", plain(reason))
     };
     Line::notice(match (same(nick, me), same(by, me)) {
         (true, true) => format!("you kicked yourself out of {room}{why}"),
@@ -250,10 +285,10 @@ pub fn away(nick: &str, message: &str, me: &str) -> Line {
         (true, true) => "you are no longer marked away".to_owned(),
         (true, false) => format!(
             "you are marked away: {}; /away alone marks you back",
-            clean(message)
+            plain(message)
         ),
         (false, true) => format!("{} is not away", clean(nick)),
-        (false, false) => format!("{} is away: {}", clean(nick), clean(message)),
+        (false, false) => format!("{} is away: {}", clean(nick), plain(message)),
     })
 }
 
@@ -276,7 +311,7 @@ pub fn whois(nick: &str, away: &str, idle_secs: u32, rooms: &[Member]) -> Vec<Li
     if !away.is_empty() {
         lines.push(Line::new(
             Kind::Notice,
-            format!("    away   {}", clean(away)),
+            format!("    away   {}", plain(away)),
         ));
     }
     lines
@@ -327,10 +362,14 @@ pub fn mode_changed(
         (RoomMode::Operator, true) => {
             format!("{} operator status to {target} in {room}", verb("give"))
         }
+        (RoomMode::Operator, false) if mine && same(nick, me) => {
+            format!("give up operator status in {room}")
+        }
         (RoomMode::Operator, false) => {
             format!("{} operator status from {target} in {room}", verb("take"))
         }
         (RoomMode::Voice, true) => format!("{} voice to {target} in {room}", verb("give")),
+        (RoomMode::Voice, false) if mine && same(nick, me) => format!("give up voice in {room}"),
         (RoomMode::Voice, false) => format!("{} voice from {target} in {room}", verb("take")),
     };
     Line::notice(format!("{who} {what}"))
@@ -369,7 +408,11 @@ pub fn room_list(rooms: &[RoomInfo]) -> Vec<Line> {
     if rooms.is_empty() {
         return vec![Line::notice("no rooms yet: /join ROOM makes one")];
     }
-    let mut lines = vec![Line::notice(format!("{} rooms:", rooms.len()))];
+    let count = match rooms.len() {
+        1 => "1 room".to_owned(),
+        n => format!("{n} rooms"),
+    };
+    let mut lines = vec![Line::notice(format!("{count}:"))];
     let width = rooms.iter().map(|r| room(&r.name).len()).max().unwrap_or(0);
     for r in rooms {
         let people = if r.members == 1 { "member" } else { "members" };
@@ -719,6 +762,24 @@ mod tests {
             ["* 2 rooms:", "    #rust  3 members", "    #go    1 member"]
         );
         assert_eq!(room_list(&[]).len(), 1);
+        assert_eq!(room_list(&rooms[1..])[0].text, "* 1 room:");
+    }
+
+    #[test]
+    fn giving_up_ones_own_status_reads_as_such() {
+        let line = |mode, nick| mode_changed("rust", "alice", mode, false, nick, "alice").text;
+        assert_eq!(
+            line(RoomMode::Operator, "alice"),
+            "* you give up operator status in #rust"
+        );
+        assert_eq!(
+            line(RoomMode::Voice, "ALICE"),
+            "* you give up voice in #rust"
+        );
+        assert_eq!(
+            line(RoomMode::Operator, "bob"),
+            "* you take operator status from bob in #rust"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! It wraps the core [`Client`] and adds what only a person needs: a current room for plain
 //! lines, another try after a refused nick, ping timing and readable output.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use switchboard::core::packet::client_type;
@@ -12,10 +12,50 @@ use switchboard::core::{Client, ClientEvent, ErrorCode, RoomMode};
 use crate::command::{self, Command, HELP};
 use crate::render::{self, Kind, Line};
 
+/// How many times `_` is appended to the first nick once every given nick is taken.
+const UNDERSCORES: usize = 3;
+
+/// What a session starts with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Setup {
+    /// Nicks to ask for, in order; the first with `_` appended after them.
+    pub nicks: Vec<String>,
+    /// The server's password, if it has one.
+    pub password: Option<String>,
+    /// Rooms to join once signed in.
+    pub autojoin: Vec<String>,
+    /// The room to make current once joined (else the last one joined).
+    pub current: Option<String>,
+}
+
+/// How a session ended, which decides whether to connect again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The user asked to leave.
+    Quit,
+    /// Connecting again would end the same way: a refused password, not a Switchboard
+    /// server, a server that broke the protocol, a ban for flooding.
+    Fatal,
+    /// The connection was lost or the server went away; worth another try.
+    Lost,
+}
+
 /// One user's session with one server.
 #[derive(Debug)]
 pub struct Session {
     client: Client,
+    /// What it started with, for the next session after a lost connection.
+    setup: Setup,
+    /// Which of the candidate nicks the last hello asked for.
+    tried: usize,
+    /// Anything came from the server yet.
+    heard: bool,
+    /// Connecting again would not help (see [`End::Fatal`]).
+    fatal: bool,
+    /// The server accepted a hello in this session.
+    signed_in: bool,
+    /// The user picked a nick after the server refused the given ones.
+    picked: bool,
     /// Where plain lines go: the room last joined or switched to.
     current: Option<String>,
     /// Rooms to join once the server accepts the hello.
@@ -40,7 +80,16 @@ pub struct Session {
     fresh_join: Option<String>,
     /// The server confirmed an away message and no return since.
     away: bool,
+    /// The person plain lines go to, after `/query NICK`.
+    query: Option<String>,
+    /// CTCP requests answered lately: who asked, what, when. The same one from the same
+    /// person soon after is the answer to ours (IRC clients take our answer, a PRIVMSG,
+    /// for a request), so it is shown and not answered: no endless ping-pong.
+    ctcp_answered: Vec<(String, String, Instant)>,
 }
+
+/// How long a CTCP answer keeps the same request from the same person unanswered.
+const CTCP_QUIET: Duration = Duration::from_secs(10);
 
 /// A mode request awaiting its outcome. The server answers a request that changes nothing
 /// with nothing at all, so a ping goes right after it: requests are handled in order, and
@@ -60,11 +109,32 @@ struct ModeCheck {
 
 impl Session {
     /// A session asking for `nick` that joins `autojoin` once signed in.
+    #[cfg(test)]
     pub fn new(nick: &str, autojoin: Vec<String>) -> Self {
-        Session {
-            client: Client::new(nick),
-            current: None,
+        Session::start(Setup {
+            nicks: vec![nick.to_owned()],
             autojoin,
+            ..Setup::default()
+        })
+    }
+
+    /// A session as `setup` says; its hello is queued at once.
+    pub fn start(setup: Setup) -> Self {
+        let first = setup.nicks.first().map_or("", String::as_str);
+        let client = match &setup.password {
+            Some(password) => Client::with_password(first, password),
+            None => Client::new(first),
+        };
+        Session {
+            client,
+            tried: 0,
+            heard: false,
+            fatal: false,
+            signed_in: false,
+            picked: false,
+            current: None,
+            autojoin: setup.autojoin.clone(),
+            setup,
             joining: Vec::new(),
             hello_refused: false,
             quit_requested: false,
@@ -74,7 +144,65 @@ impl Session {
             mode_checks: Vec::new(),
             fresh_join: None,
             away: false,
+            query: None,
+            ctcp_answered: Vec::new(),
         }
+    }
+
+    /// What the next session starts with after this one lost its connection: this nick
+    /// first, the rooms it is in, the same current room.
+    pub fn successor(&self) -> Setup {
+        let mut nicks = self.setup.nicks.clone();
+        if self.client.is_registered() || self.picked {
+            let nick = self.client.nick().to_owned();
+            nicks.retain(|n| !render::same(n, &nick));
+            nicks.insert(0, nick);
+        }
+        let in_rooms: Vec<String> = self.client.rooms().map(|r| r.name.clone()).collect();
+        // Joins not answered yet count; so do the autojoins of a session that never got in.
+        let mut autojoin = if self.signed_in {
+            in_rooms
+        } else {
+            self.setup.autojoin.clone()
+        };
+        for (_, room, _) in &self.joining {
+            if !autojoin.iter().any(|r| render::same(r, room)) {
+                autojoin.push(room.clone());
+            }
+        }
+        Setup {
+            nicks,
+            password: self.setup.password.clone(),
+            autojoin,
+            current: self.current.clone().or_else(|| self.setup.current.clone()),
+        }
+    }
+
+    /// Whether the server accepted a hello in this session.
+    pub fn signed_in(&self) -> bool {
+        self.signed_in
+    }
+
+    /// How the session ended, or would end if its connection closed now.
+    pub fn end(&self) -> End {
+        if self.quit_requested {
+            End::Quit
+        } else if self.fatal {
+            End::Fatal
+        } else {
+            End::Lost
+        }
+    }
+
+    /// The nick for hello number `i`: the given ones, then the first with `_` appended.
+    fn candidate(&self, i: usize) -> Option<String> {
+        let nicks = &self.setup.nicks;
+        if i < nicks.len() {
+            return Some(nicks[i].clone());
+        }
+        let extra = i.checked_sub(nicks.len())? + 1;
+        let first = nicks.first()?;
+        (extra <= UNDERSCORES).then(|| format!("{first}{}", "_".repeat(extra)))
     }
 
     /// The input prompt: nick and current room.
@@ -86,9 +214,10 @@ impl Session {
         if self.away {
             nick.push_str(" (away)");
         }
-        match &self.current {
-            Some(room) => format!("{nick} {}> ", render::room(room)),
-            None => format!("{nick}> "),
+        match (&self.query, &self.current) {
+            (Some(peer), _) => format!("{nick} -> {}> ", render::clean(peer)),
+            (None, Some(room)) => format!("{nick} {}> ", render::room(room)),
+            (None, None) => format!("{nick}> "),
         }
     }
 
@@ -102,9 +231,10 @@ impl Session {
         self.clean_end
     }
 
-    /// Whether the session is over (bye received, protocol broken or the server silent).
+    /// Whether the session is over (bye received, protocol broken, the server silent or not
+    /// a Switchboard server).
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.client.is_closed() || self.fatal
     }
 
     /// When [`Session::handle_timeout`] should next run.
@@ -143,10 +273,18 @@ impl Session {
 
     /// Feeds bytes from the server. A server that breaks the protocol ends the session.
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Vec<Line> {
+        if !self.heard && !bytes.is_empty() {
+            self.heard = true;
+            if let Some(what) = foreign(bytes) {
+                self.fatal = true;
+                return vec![Line::error(format!("not a Switchboard server: {what}"))];
+            }
+        }
         let result = self.client.handle_input(bytes, now);
         // Whatever was whole before a bad frame is still shown.
         let mut lines = self.drain_events(now);
         if let Err(e) = result {
+            self.fatal = true;
             lines.push(Line::error(format!("protocol error from the server: {e}")));
         }
         lines
@@ -176,6 +314,10 @@ impl Session {
             )];
         }
         match cmd {
+            Command::Say(text) if self.query.is_some() => {
+                let to = self.query.clone().unwrap_or_default();
+                self.client.whisper(&to, &text);
+            }
             Command::Say(text) => match &self.current {
                 Some(room) => {
                     // Shown when the server echoes it back, which confirms it was said.
@@ -204,14 +346,20 @@ impl Session {
                 self.client.list_rooms();
             }
             Command::Nick(nick) => return self.nick(&nick),
-            Command::Topic(topic) => return self.topic(topic),
-            Command::Kick { nick, reason } => match &self.current {
+            Command::Topic { room, text } => return self.topic(room, text),
+            Command::Query(peer) => return self.open_query(peer),
+            Command::Kick { room, nick, reason } => match room.or_else(|| self.current.clone()) {
                 Some(room) => {
-                    self.client.kick(room, &nick, &reason);
+                    self.client.kick(&room, &nick, &reason);
                 }
                 None => return vec![not_in_a_room()],
             },
-            Command::Mode { mode, on, nick } => match self.current.clone() {
+            Command::Mode {
+                room,
+                mode,
+                on,
+                nick,
+            } => match room.or_else(|| self.current.clone()) {
                 Some(room) => self.set_mode(room, mode, on, nick),
                 None => return vec![not_in_a_room()],
             },
@@ -234,6 +382,7 @@ impl Session {
     /// Joins a room and makes it current at once, so lines typed before the server answers
     /// already go there (the server handles them after the join).
     fn join(&mut self, room: String) {
+        self.query = None;
         let seq = self.client.join(&room);
         let before = self.current.replace(room.clone());
         self.joining.push((seq, room, before));
@@ -246,11 +395,12 @@ impl Session {
         (token, self.client.ping(token))
     }
 
-    /// Shows the current room's topic (`None`) or asks to set it.
-    fn topic(&mut self, topic: Option<String>) -> Vec<Line> {
-        let Some(room) = &self.current else {
+    /// Shows a room's topic (`None`) or asks to set it.
+    fn topic(&mut self, room: Option<String>, topic: Option<String>) -> Vec<Line> {
+        let Some(room) = room.or_else(|| self.current.clone()) else {
             return vec![not_in_a_room()];
         };
+        let room = &room;
         match topic {
             Some(topic) => {
                 self.client.set_topic(room, &topic);
@@ -308,9 +458,24 @@ impl Session {
             .map(|c| Line::notice(format!("still talking in {}", render::room(c))))
     }
 
+    /// Makes `peer` the target of plain lines, or the current room again.
+    fn open_query(&mut self, peer: Option<String>) -> Vec<Line> {
+        let line = match (&peer, &self.current) {
+            (Some(peer), _) => format!(
+                "talking to {}: plain lines go to them; /query alone ends it",
+                render::clean(peer)
+            ),
+            (None, Some(room)) => format!("now talking in {}", render::room(room)),
+            (None, None) => "not in any room now: /join ROOM".to_owned(),
+        };
+        self.query = peer;
+        vec![Line::notice(line)]
+    }
+
     fn switch(&mut self, room: &str) -> Vec<Line> {
         match self.client.room(room) {
             Some(view) => {
+                self.query = None;
                 let name = view.name.clone();
                 let line = Line::notice(format!("now talking in {}", render::room(&name)));
                 self.current = Some(name);
@@ -319,7 +484,7 @@ impl Session {
             None => vec![Line::error(format!(
                 "not in {}: /join {} first",
                 render::room(room),
-                render::clean(room)
+                render::room(room)
             ))],
         }
     }
@@ -343,6 +508,9 @@ impl Session {
             ))];
         }
         self.hello_refused = false;
+        // A nick the user picked is not replaced by a fallback.
+        self.picked = true;
+        self.tried = usize::MAX;
         self.client.hello(nick);
         vec![Line::notice(format!(
             "asking for `{}`",
@@ -364,11 +532,20 @@ impl Session {
         let fresh = self.fresh_join.take();
         match event {
             ClientEvent::Welcome { nick, .. } => {
+                self.signed_in = true;
                 out.push(Line::notice(format!(
                     "signed in as {}; /help lists the commands",
                     render::clean(&nick)
                 )));
-                for room in std::mem::take(&mut self.autojoin) {
+                let mut rooms = std::mem::take(&mut self.autojoin);
+                // The room that was current is joined last, so it is current again.
+                if let Some(current) = self.setup.current.clone() {
+                    if let Some(pos) = rooms.iter().position(|r| render::same(r, &current)) {
+                        let room = rooms.remove(pos);
+                        rooms.push(room);
+                    }
+                }
+                for room in rooms {
                     self.join(room);
                 }
             }
@@ -392,9 +569,13 @@ impl Session {
             ClientEvent::Message {
                 room, from, text, ..
             } => out.push(render::message(&room, &from, &text, &me)),
-            ClientEvent::Direct { from, to, text } => {
-                out.push(render::direct(&from, &to, &text, &me))
-            }
+            ClientEvent::Direct { from, to, text } => match ctcp(&text) {
+                Some((command, arg)) if command != "ACTION" && !render::same(&from, &me) => {
+                    let (command, arg) = (command.to_owned(), arg.to_owned());
+                    out.push(self.ctcp(&from, &command, &arg, now));
+                }
+                _ => out.push(render::direct(&from, &to, &text, &me)),
+            },
             ClientEvent::RoomList(rooms) => out.extend(render::room_list(&rooms)),
             ClientEvent::Members { room, members } => {
                 if fresh.as_deref().is_some_and(|f| render::same(f, &room)) {
@@ -492,11 +673,24 @@ impl Session {
                     }
                 }
                 if request_type == client_type::HELLO && !self.client.is_registered() {
-                    self.hello_refused = true;
-                    out.push(Line::notice("pick another nick with /nick NAME"));
+                    out.extend(self.hello_failed(code));
                 }
             }
             ClientEvent::Bye { code, reason } => {
+                // Connecting again would end the same way.
+                if matches!(
+                    code,
+                    ErrorCode::BadPassword
+                        | ErrorCode::Flooding
+                        | ErrorCode::UnsupportedVersion
+                        | ErrorCode::Malformed
+                        | ErrorCode::FrameTooLarge
+                        | ErrorCode::InvalidUtf8
+                        | ErrorCode::UnknownType
+                        | ErrorCode::BadMagic
+                ) {
+                    self.fatal = true;
+                }
                 if code == ErrorCode::Quit && self.quit_requested {
                     self.clean_end = true;
                     out.push(Line::notice("disconnected. Bye!"));
@@ -510,6 +704,162 @@ impl Session {
             }
         }
     }
+}
+
+impl Session {
+    /// After the server refused a hello: the next nick, or what to do.
+    fn hello_failed(&mut self, code: ErrorCode) -> Vec<Line> {
+        match code {
+            ErrorCode::BadPassword => {
+                self.fatal = true;
+                let how = if self.setup.password.is_some() {
+                    "the password was refused: check --password or SWITCHBOARD_PASSWORD"
+                } else {
+                    "this server wants a password: give it with --password or SWITCHBOARD_PASSWORD"
+                };
+                return vec![Line::notice(how)];
+            }
+            ErrorCode::NickTaken | ErrorCode::InvalidNick => {
+                self.tried += 1;
+                if let Some(next) = self.candidate(self.tried) {
+                    self.client.hello(&next);
+                    return vec![Line::notice(format!("trying `{}`", render::clean(&next)))];
+                }
+            }
+            _ => {}
+        }
+        self.hello_refused = true;
+        vec![Line::notice(
+            "pick another nick with /nick NAME, quickly: servers close a connection that \
+             does not sign in (10 s by default); this client then connects again with it",
+        )]
+    }
+}
+
+impl Session {
+    /// Shows a CTCP request (answering VERSION and PING) or an answer to one of ours.
+    fn ctcp(&mut self, from: &str, command: &str, arg: &str, now: Instant) -> Line {
+        self.ctcp_answered
+            .retain(|(_, _, at)| now.saturating_duration_since(*at) < CTCP_QUIET);
+        let who = render::clean(from);
+        let shown = render::plain(arg);
+        let answered_lately = self
+            .ctcp_answered
+            .iter()
+            .any(|(n, c, _)| render::same(n, from) && c == command);
+        // A VERSION with text is an answer; so is anything right after we answered it.
+        if answered_lately || (command == "VERSION" && !arg.is_empty()) {
+            return Line::new(
+                Kind::Notice,
+                format!("* CTCP {command} answer from {who}: {shown}"),
+            );
+        }
+        let answer = match command {
+            "VERSION" => Some(format!(
+                "VERSION Switchboard chat-client {}",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "PING" => Some(format!("PING {arg}")),
+            _ => None,
+        };
+        match answer {
+            Some(answer) => {
+                self.client.whisper(from, &format!("\u{1}{answer}\u{1}"));
+                self.ctcp_answered
+                    .push((from.to_owned(), command.to_owned(), now));
+                Line::notice(format!(
+                    "{who} asked for your client's {} (CTCP {command}); answered",
+                    if command == "PING" {
+                        "ping reply"
+                    } else {
+                        "version"
+                    }
+                ))
+            }
+            None => Line::notice(format!(
+                "{who} sent CTCP {}{}; not answered",
+                render::clean(command),
+                if shown.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {shown}")
+                }
+            )),
+        }
+    }
+
+    /// Tab completion of `word`, the word before the cursor (`first`: the line's first
+    /// word): command names after `/`, rooms after `#`, else nicks of the current room
+    /// (or the query's peer). Sorted, without duplicates.
+    pub fn complete(&self, word: &str, first: bool) -> Vec<String> {
+        let starts = |name: &str, prefix: &str| {
+            name.len() >= prefix.len()
+                && name.is_char_boundary(prefix.len())
+                && render::same(&name[..prefix.len()], prefix)
+        };
+        let mut found: Vec<String> = if let Some(prefix) = word.strip_prefix('/') {
+            if !first {
+                return Vec::new();
+            }
+            command::NAMES
+                .iter()
+                .filter(|n| starts(n, prefix))
+                .map(|n| format!("/{n}"))
+                .collect()
+        } else if let Some(prefix) = word.strip_prefix('#') {
+            self.client
+                .rooms()
+                .filter(|r| starts(&r.name, prefix))
+                .map(|r| format!("#{}", r.name))
+                .collect()
+        } else {
+            let members = self
+                .current
+                .as_deref()
+                .and_then(|room| self.client.room(room))
+                .map(|view| view.members.clone())
+                .unwrap_or_default();
+            members
+                .into_iter()
+                .chain(self.query.clone())
+                .filter(|n| starts(n, word) && !render::same(n, self.client.nick()))
+                .collect()
+        };
+        found.sort_by_key(|n| n.to_ascii_lowercase());
+        found.dedup_by(|a, b| render::same(a, b));
+        found
+    }
+}
+
+/// A CTCP message's command and argument: `\x01VERSION\x01` is `("VERSION", "")`.
+fn ctcp(text: &str) -> Option<(&str, &str)> {
+    let body = text.strip_prefix('\u{1}')?;
+    let body = body.strip_suffix('\u{1}').unwrap_or(body);
+    Some(body.split_once(' ').unwrap_or((body, "")))
+}
+
+/// What the first bytes from a server that are not a Switchboard frame say it is.
+///
+/// Every frame a server sends first is short, so its 4-byte length starts with a zero byte.
+fn foreign(first: &[u8]) -> Option<String> {
+    if first[0] == 0 {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&first[..first.len().min(200)]);
+    let starts = |p: &str| text.starts_with(p);
+    Some(if starts("HTTP/") {
+        "it answered HTTP".to_owned()
+    } else if starts("SSH-") {
+        "it answered SSH".to_owned()
+    } else if first[0] == 0x16 {
+        "it answered TLS (this client has no TLS)".to_owned()
+    } else if starts(":") || starts("NOTICE ") || starts("PING ") || starts("ERROR ") {
+        "it is an IRC server: use an IRC client".to_owned()
+    } else {
+        let line = text.lines().next().unwrap_or_default();
+        let shown: String = render::clean(line).chars().take(60).collect();
+        format!("it answered `{shown}`")
+    })
 }
 
 /// The error for a room command typed outside any room.
@@ -532,10 +882,13 @@ mod tests {
 
     impl Harness {
         fn new() -> Self {
-            let config = Config {
+            Harness::with_config(Config {
                 msg_rate: 0,
                 ..Config::default()
-            };
+            })
+        }
+
+        fn with_config(config: Config) -> Self {
             Harness {
                 server: Server::new(config),
                 now: Instant::now(),
@@ -544,9 +897,15 @@ mod tests {
         }
 
         fn connect(&mut self, nick: &str) -> usize {
+            self.connect_with(Setup {
+                nicks: vec![nick.to_owned()],
+                ..Setup::default()
+            })
+        }
+
+        fn connect_with(&mut self, setup: Setup) -> usize {
             let id = self.server.open(self.now);
-            self.users
-                .push((id, Session::new(nick, Vec::new()), Vec::new()));
+            self.users.push((id, Session::start(setup), Vec::new()));
             self.pump();
             self.users.len() - 1
         }
@@ -650,17 +1009,45 @@ mod tests {
     }
 
     #[test]
-    fn a_taken_nick_can_be_replaced() {
+    fn a_taken_nick_falls_back_to_the_next_and_then_underscores() {
         let mut h = Harness::new();
         h.connect("alice");
-        let second = h.connect("Alice");
+        h.connect("bob");
+        let second = h.connect_with(Setup {
+            nicks: vec!["Alice".into(), "BOB".into()],
+            ..Setup::default()
+        });
         assert_eq!(
             h.screen(second),
             [
                 "!! sign-in failed: nick `Alice` is taken (NickTaken, code 21)",
-                "* pick another nick with /nick NAME"
+                "* trying `BOB`",
+                "!! sign-in failed: nick `BOB` is taken (NickTaken, code 21)",
+                "* trying `Alice_`",
+                "* signed in as Alice_; /help lists the commands"
             ]
         );
+        assert_eq!(h.session(second).prompt(), "Alice_> ");
+    }
+
+    #[test]
+    fn a_taken_nick_can_be_replaced() {
+        let mut h = Harness::new();
+        for nick in ["alice", "Alice_", "Alice__", "Alice___"] {
+            h.connect(nick);
+        }
+        let second = h.connect("Alice");
+        let shown = h.screen(second);
+        assert_eq!(
+            shown.last().map(String::as_str),
+            Some(
+                "* pick another nick with /nick NAME, quickly: servers close a connection \
+                 that does not sign in (10 s by default); this client then connects again \
+                 with it"
+            ),
+            "{shown:?}"
+        );
+        assert_eq!(shown.len(), 8, "{shown:?}");
         assert_eq!(h.session(second).prompt(), "pick a nick with /nick NAME> ");
         h.type_line(second, "/join rust");
         assert_eq!(
@@ -696,7 +1083,7 @@ mod tests {
         h.type_line(a, "here");
         assert_eq!(h.screen(a), ["#one <alice> here"]);
         h.type_line(a, "/r three");
-        assert_eq!(h.screen(a), ["!! not in #three: /join three first"]);
+        assert_eq!(h.screen(a), ["!! not in #three: /join #three first"]);
         h.type_line(a, "/leave");
         assert_eq!(h.screen(a), ["* you left #one", "* now talking in #two"]);
         h.type_line(a, "/leave two bye now");
@@ -1194,5 +1581,240 @@ mod tests {
         );
         assert!(s.is_closed());
         assert!(!s.ended_cleanly());
+    }
+
+    #[test]
+    fn a_wrong_or_missing_password_says_so_and_is_final() {
+        let config = Config {
+            password: Some("sesame".into()),
+            msg_rate: 0,
+            ..Config::default()
+        };
+        let mut h = Harness::with_config(config.clone());
+        let none = h.connect("alice");
+        let shown = h.screen(none);
+        assert_eq!(
+            shown.get(1).map(String::as_str),
+            Some("* this server wants a password: give it with --password or SWITCHBOARD_PASSWORD"),
+            "{shown:?}"
+        );
+        assert!(
+            !shown.iter().any(|l| l.contains("pick another nick")),
+            "{shown:?}"
+        );
+        assert_eq!(h.session(none).end(), End::Fatal);
+        let wrong = h.connect_with(Setup {
+            nicks: vec!["bob".into()],
+            password: Some("open".into()),
+            ..Setup::default()
+        });
+        let shown = h.screen(wrong);
+        assert!(
+            shown.iter().any(
+                |l| l == "* the password was refused: check --password or SWITCHBOARD_PASSWORD"
+            ),
+            "{shown:?}"
+        );
+        assert_eq!(h.session(wrong).end(), End::Fatal);
+        let right = h.connect_with(Setup {
+            nicks: vec!["carol".into()],
+            password: Some("sesame".into()),
+            ..Setup::default()
+        });
+        assert_eq!(
+            h.screen(right),
+            ["* signed in as carol; /help lists the commands"]
+        );
+    }
+
+    #[test]
+    fn something_else_than_a_switchboard_server_is_named() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"HTTP/1.1 400 Bad Request\r\n\r\n", "it answered HTTP"),
+            (b"SSH-2.0-OpenSSH_9.6\r\n", "it answered SSH"),
+            (
+                b":irc.example.org NOTICE * :*** Looking up your hostname\r\n",
+                "it is an IRC server: use an IRC client",
+            ),
+            (b"220 smtp ready\r\n", "it answered `220 smtp ready`"),
+        ];
+        for (bytes, what) in cases {
+            let mut s = Session::new("alice", Vec::new());
+            let lines = s.handle_input(bytes, Instant::now());
+            let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+            assert_eq!(texts, [format!("!! not a Switchboard server: {what}")]);
+            assert!(s.is_closed());
+            assert_eq!(s.end(), End::Fatal);
+        }
+    }
+
+    #[test]
+    fn after_a_restart_the_next_session_rejoins_the_rooms() {
+        let mut h = Harness::new();
+        let a = h.connect_with(Setup {
+            nicks: vec!["alice".into(), "alice2".into()],
+            ..Setup::default()
+        });
+        h.type_line(a, "/join one");
+        h.type_line(a, "/join two");
+        h.type_line(a, "/switch one");
+        h.type_line(a, "/nick alicia");
+        let setup = h.session(a).successor();
+        assert_eq!(setup.nicks, ["alicia", "alice", "alice2"]);
+        assert_eq!(setup.autojoin, ["one", "two"]);
+        assert_eq!(setup.current.as_deref(), Some("one"));
+        assert_eq!(h.session(a).end(), End::Lost);
+        // A new server (the old one restarted), and the next session on it.
+        let mut h = Harness::new();
+        let a = h.connect_with(setup);
+        assert_eq!(
+            h.screen(a),
+            [
+                "* signed in as alicia; /help lists the commands",
+                "* you joined #two",
+                "* #two (1): @alicia",
+                "* you joined #one",
+                "* #one (1): @alicia"
+            ]
+        );
+        assert_eq!(h.session(a).prompt(), "alicia #one> ");
+    }
+
+    #[test]
+    fn a_session_that_never_got_in_keeps_its_autojoins() {
+        let s = Session::start(Setup {
+            nicks: vec!["alice".into()],
+            autojoin: vec!["rust".into()],
+            ..Setup::default()
+        });
+        assert_eq!(s.successor().autojoin, ["rust"]);
+        assert!(!s.signed_in());
+    }
+
+    #[test]
+    fn ctcp_version_and_ping_are_shown_and_answered_once() {
+        let (mut h, alice, bob) = alice_and_bob_in_rust();
+        h.type_line(bob, "/msg alice \u{1}VERSION\u{1}");
+        assert_eq!(
+            h.screen(alice),
+            [
+                "* bob asked for your client's version (CTCP VERSION); answered",
+                &format!(
+                    "-> bob: CTCP VERSION Switchboard chat-client {}",
+                    env!("CARGO_PKG_VERSION")
+                )
+            ]
+        );
+        // Bob is a native client too: he sees the answer as an answer.
+        let shown = h.screen(bob);
+        assert_eq!(
+            shown.last().map(String::as_str),
+            Some(
+                format!(
+                    "* CTCP VERSION answer from alice: Switchboard chat-client {}",
+                    env!("CARGO_PKG_VERSION")
+                )
+                .as_str()
+            ),
+            "{shown:?}"
+        );
+        h.type_line(bob, "/msg alice \u{1}PING 12345\u{1}");
+        // Bob's client answers alice's answer, taking it for a request (as IRC clients
+        // do); alice takes that for the answer it is and stops there: no ping-pong.
+        assert_eq!(
+            h.screen(alice),
+            [
+                "* bob asked for your client's ping reply (CTCP PING); answered",
+                "-> bob: CTCP PING 12345",
+                "* CTCP PING answer from bob: 12345"
+            ]
+        );
+        assert_eq!(
+            h.screen(bob),
+            [
+                "-> alice: CTCP PING 12345",
+                "* alice asked for your client's ping reply (CTCP PING); answered",
+                "-> alice: CTCP PING 12345"
+            ]
+        );
+        h.type_line(bob, "/msg alice \u{1}TIME\u{1}");
+        assert_eq!(h.screen(alice), ["* bob sent CTCP TIME; not answered"]);
+    }
+
+    #[test]
+    fn irc_formatting_becomes_spans_of_plain_text() {
+        let (mut h, alice, bob) = alice_and_bob_in_rust();
+        h.type_line(bob, "a \u{2}bold\u{2} and \u{3}4red\u{3} word");
+        let lines = std::mem::take(&mut h.users[alice].2);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].text, "#rust <bob> a bold and red word");
+        let spans: Vec<&str> = lines[0]
+            .spans
+            .iter()
+            .map(|s| &lines[0].text[s.start..s.end])
+            .collect();
+        assert_eq!(spans, ["bold", "red"]);
+        assert!(lines[0].spans[0].style.bold);
+        assert_eq!(lines[0].spans[1].style.fg, Some(4));
+    }
+
+    #[test]
+    fn tab_offers_commands_rooms_and_the_current_rooms_nicks() {
+        let (mut h, alice, _bob) = alice_and_bob_in_rust();
+        h.connect("bobby");
+        h.type_line(2, "/join rust");
+        h.type_line(alice, "/join go");
+        h.type_line(alice, "/switch rust");
+        let s = h.session(alice);
+        assert_eq!(s.complete("b", true), ["bob", "bobby"]);
+        assert_eq!(s.complete("BOBB", false), ["bobby"]);
+        assert!(s.complete("al", true).is_empty(), "not oneself");
+        assert_eq!(s.complete("/jo", true), ["/join"]);
+        assert!(s.complete("/jo", false).is_empty());
+        assert_eq!(s.complete("/who", true), ["/who", "/whois"]);
+        assert_eq!(s.complete("#", false), ["#go", "#rust"]);
+    }
+
+    #[test]
+    fn query_sends_plain_lines_to_one_person() {
+        let (mut h, alice, bob) = alice_and_bob_in_rust();
+        h.type_line(alice, "/query bob");
+        assert_eq!(
+            h.screen(alice),
+            ["* talking to bob: plain lines go to them; /query alone ends it"]
+        );
+        assert_eq!(h.session(alice).prompt(), "alice -> bob> ");
+        h.type_line(alice, "psst");
+        assert_eq!(h.screen(alice), ["-> bob: psst"]);
+        assert_eq!(h.screen(bob), ["<- alice: psst"]);
+        h.type_line(alice, "/query");
+        assert_eq!(h.screen(alice), ["* now talking in #rust"]);
+        h.type_line(alice, "all");
+        assert_eq!(h.screen(bob), ["#rust <alice> all"]);
+    }
+
+    #[test]
+    fn operator_commands_take_a_room() {
+        let (mut h, alice, bob) = alice_and_bob_in_rust();
+        h.type_line(alice, "/join go");
+        h.type_line(bob, "/join go");
+        h.screen(alice);
+        h.screen(bob);
+        h.type_line(alice, "/op #rust bob");
+        assert_eq!(
+            h.screen(alice),
+            ["* you give operator status to bob in #rust"]
+        );
+        h.screen(bob);
+        h.type_line(alice, "/topic #rust new");
+        assert_eq!(h.screen(bob), ["* alice set the topic of #rust: new"]);
+        h.type_line(alice, "/kick #rust bob out");
+        assert_eq!(
+            h.screen(bob),
+            ["* you were kicked out of #rust by alice (out)"]
+        );
+        h.screen(alice);
+        h.type_line(alice, "/deop alice");
+        assert_eq!(h.screen(alice), ["* you give up operator status in #go"]);
     }
 }

@@ -11,11 +11,14 @@ use std::time::SystemTime;
 
 use crossterm::cursor::MoveToColumn;
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use crossterm::style::{Attribute, Color, Print, ResetColor, SetAttribute, SetForegroundColor};
+use crossterm::style::{
+    Attribute, Color, Print, ResetColor, SetAttribute, SetBackgroundColor, SetForegroundColor,
+};
 use crossterm::terminal::{self, Clear, ClearType};
 use crossterm::QueueableCommand;
 
 use crate::editor::{Action, Editor, Key};
+use crate::format::Style;
 use crate::render::{Kind, Line};
 use crate::Input;
 
@@ -32,10 +35,11 @@ struct Raw {
 }
 
 impl Ui {
-    /// Sets up the terminal and starts the thread that reads the keyboard into `tx`.
-    pub fn start(plain: bool, tx: Sender<Input>) -> Ui {
+    /// Sets up the terminal and starts the thread that reads the keyboard into `tx`;
+    /// `colours: false` prints no colours or IRC formatting.
+    pub fn start(plain: bool, colours: bool, tx: Sender<Input>) -> Ui {
         let tty = io::stdin().is_terminal() && io::stdout().is_terminal();
-        let colour = tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let colour = colours && tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         // A terminal that refuses raw mode still works line by line.
         if plain || !tty || terminal::enable_raw_mode().is_err() {
             thread::spawn(move || read_lines(&tx));
@@ -88,6 +92,21 @@ impl Ui {
         action
     }
 
+    /// Tab: completes the word before the cursor from what `candidates` offers for it
+    /// (the word, and whether it starts the line); several are listed above the line.
+    pub fn complete(&mut self, candidates: impl FnOnce(&str, bool) -> Vec<String>) {
+        let Some(raw) = &mut self.raw else {
+            return;
+        };
+        let (word, first) = raw.editor.word_before_cursor();
+        let shown = raw.editor.complete(&candidates(&word, first));
+        if shown.is_empty() {
+            self.redraw();
+        } else {
+            self.print(&[Line::new(Kind::Help, shown.join("  "))]);
+        }
+    }
+
     /// Draws the input line again (after a resize, say).
     pub fn redraw(&mut self) {
         let mut out = io::stdout().lock();
@@ -108,20 +127,32 @@ impl Ui {
                 out.queue(SetForegroundColor(Color::DarkGrey))?
                     .queue(Print(stamp))?
                     .queue(ResetColor)?;
-                match colour_of(line.kind) {
-                    Some((colour, bold)) => {
+                let base = |out: &mut io::StdoutLock| -> io::Result<()> {
+                    if let Some((colour, bold)) = colour_of(line.kind) {
                         out.queue(SetForegroundColor(colour))?;
                         if bold {
                             out.queue(SetAttribute(Attribute::Bold))?;
                         }
-                        out.queue(Print(&line.text))?
-                            .queue(SetAttribute(Attribute::Reset))?
-                            .queue(ResetColor)?;
                     }
-                    None => {
-                        out.queue(Print(&line.text))?;
-                    }
+                    Ok(())
+                };
+                base(&mut out)?;
+                let mut at = 0;
+                for span in &line.spans {
+                    let (Some(before), Some(styled)) = (
+                        line.text.get(at..span.start),
+                        line.text.get(span.start..span.end),
+                    ) else {
+                        break;
+                    };
+                    out.queue(Print(before))?;
+                    styled_text(&mut out, styled, span.style)?;
+                    base(&mut out)?;
+                    at = span.end;
                 }
+                out.queue(Print(line.text.get(at..).unwrap_or_default()))?
+                    .queue(SetAttribute(Attribute::Reset))?
+                    .queue(ResetColor)?;
             } else {
                 out.queue(Print(stamp))?.queue(Print(&line.text))?;
             }
@@ -157,6 +188,55 @@ impl Drop for Ui {
             let _ = terminal::disable_raw_mode();
         }
     }
+}
+
+/// Prints `text` in an IRC style, then resets every attribute.
+fn styled_text(out: &mut impl Write, text: &str, style: Style) -> io::Result<()> {
+    let flags = [
+        (style.bold, Attribute::Bold),
+        (style.italic, Attribute::Italic),
+        (style.underline, Attribute::Underlined),
+        (style.strike, Attribute::CrossedOut),
+        (style.reverse, Attribute::Reverse),
+    ];
+    for (on, attribute) in flags {
+        if on {
+            out.queue(SetAttribute(attribute))?;
+        }
+    }
+    if let Some(fg) = style.fg {
+        out.queue(SetForegroundColor(irc_colour(fg)))?;
+    }
+    if let Some(bg) = style.bg {
+        out.queue(SetBackgroundColor(irc_colour(bg)))?;
+    }
+    out.queue(Print(text))?
+        .queue(SetAttribute(Attribute::Reset))?
+        .queue(ResetColor)?;
+    Ok(())
+}
+
+/// The terminal colour nearest each of the 16 mIRC colours.
+fn irc_colour(n: u8) -> Color {
+    const COLOURS: [Color; 16] = [
+        Color::White,
+        Color::Black,
+        Color::DarkBlue,
+        Color::DarkGreen,
+        Color::Red,
+        Color::DarkRed,
+        Color::DarkMagenta,
+        Color::DarkYellow,
+        Color::Yellow,
+        Color::Green,
+        Color::DarkCyan,
+        Color::Cyan,
+        Color::Blue,
+        Color::Magenta,
+        Color::DarkGrey,
+        Color::Grey,
+    ];
+    COLOURS[usize::from(n) % 16]
 }
 
 /// The colour (and boldness) of a kind of line; `None` for the terminal's own.
@@ -232,6 +312,7 @@ fn map_key(key: KeyEvent) -> Option<Key> {
         KeyCode::Char(_) if alt => return None,
         KeyCode::Char(c) => Key::Char(c),
         KeyCode::Enter => Key::Enter,
+        KeyCode::Tab => Key::Tab,
         KeyCode::Backspace => Key::Backspace,
         KeyCode::Delete => Key::Delete,
         KeyCode::Left => Key::Left,
@@ -269,7 +350,8 @@ mod tests {
         assert_eq!(key(KeyCode::Char('x'), KeyModifiers::ALT), None);
         assert_eq!(key(KeyCode::Enter, none), Some(Key::Enter));
         assert_eq!(key(KeyCode::Up, none), Some(Key::Up));
-        assert_eq!(key(KeyCode::Tab, none), None);
+        assert_eq!(key(KeyCode::Tab, none), Some(Key::Tab));
+        assert_eq!(key(KeyCode::BackTab, none), None);
         assert_eq!(colour_of(Kind::Error), Some((Color::Red, true)));
     }
 }
