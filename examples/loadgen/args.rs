@@ -3,122 +3,152 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::Parser;
+
 use crate::session::Protocol;
 
-pub const USAGE: &str = "\
-loadgen: drive a running Switchboard server over loopback and report what it delivered.
-
-USAGE:
-  loadgen [--server ADDR] --clients N [--rooms R] [--senders S] [--messages M] [--size BYTES]
-          (--window W | --rate MSGS_PER_S) [--protocol native|irc] [--server-pid PID]
-  loadgen [--server ADDR] --idle N [--hold SECS] [--protocol native|irc] [--server-pid PID]
-
-FAN-OUT (default mode):
-  --clients N       connections; each says hello and joins one room (default 100)
-  --rooms R         rooms; client i joins room i mod R (default 1)
-  --senders S       the first S clients send (default 10)
-  --messages M      messages per sender (default 1000)
-  --size BYTES      message text size (default 64)
-  --window W        closed loop: each sender keeps at most W messages not yet received by
-                    every member of its room (default 16)
-  --rate R          paced instead: R messages per second in all, spread over the senders
-
-IDLE CAPACITY:
-  --idle N          open N connections that say hello, join rooms of 100 and sit
-  --hold SECS       how long they sit before each must answer a ping (default 5)
-
-COMMON:
-  --server ADDR     server address (default 127.0.0.1:7878)
-  --protocol P      native (default) or irc
-  --server-pid PID  read the server's CPU time and memory from /proc/PID
-  --timeout SECS    deadline for each phase (default 60)
-  --quiet           no progress on stderr
-  -h, --help        this text
-
-Prints a table and then one JSON line. Exits 1 if any phase fails or any message is lost
-or duplicated.";
-
-/// What to run.
-#[derive(Debug, Clone)]
+/// Drive a running Switchboard server over loopback and report what it delivered.
+///
+/// Fan-out (the default mode): each client says hello and joins one room; the first
+/// --senders clients send. Idle capacity (--idle N): N connections say hello, join rooms of
+/// 100 and sit.
+///
+/// Prints a table and then one JSON line. Exits 1 if any phase fails or any message is lost
+/// or duplicated.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "loadgen", version)]
 pub struct Args {
+    /// Server address
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
     pub server: SocketAddr,
+    /// The protocol the clients speak
+    #[arg(long, value_enum, default_value = "native")]
     pub protocol: Protocol,
-    pub clients: usize,
-    pub rooms: usize,
-    pub senders: usize,
+    /// Connections; each says hello and joins one room
+    #[arg(long = "clients", value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    clients_n: u32,
+    /// Rooms; client i joins room i mod R
+    #[arg(long = "rooms", value_name = "R", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    rooms_n: u32,
+    /// The first S clients send
+    #[arg(long = "senders", value_name = "S", default_value_t = 10)]
+    senders_n: u32,
+    /// Messages per sender
+    #[arg(long, value_name = "M", default_value_t = 1000)]
     pub messages: u32,
+    /// Message text size, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
     pub size: usize,
+    /// Closed loop: each sender keeps at most W messages not yet received by every member
+    /// of its room
+    #[arg(long, value_name = "W", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub window: u32,
+    /// Paced instead: R messages per second in all, spread over the senders
+    #[arg(long, value_name = "MSGS_PER_S", value_parser = positive)]
     pub rate: Option<f64>,
+    /// Idle capacity: open N connections that say hello, join rooms of 100 and sit
+    #[arg(long, value_name = "N")]
     pub idle: Option<usize>,
-    pub hold: Duration,
+    /// How long the idle connections sit before each must answer a ping, in seconds
+    #[arg(long = "hold", value_name = "SECS", default_value_t = 5.0, value_parser = positive)]
+    hold_secs: f64,
+    /// Read the server's CPU time and memory from /proc/PID
+    #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
-    pub timeout: Duration,
+    /// Deadline for each phase, in seconds
+    #[arg(long = "timeout", value_name = "SECS", default_value_t = 60.0, value_parser = positive)]
+    timeout_secs: f64,
+    /// No progress on standard error
+    #[arg(long)]
     pub quiet: bool,
+    /// Filled in by `parse`.
+    #[arg(skip)]
+    pub clients: usize,
+    #[arg(skip)]
+    pub rooms: usize,
+    #[arg(skip)]
+    pub senders: usize,
+    #[arg(skip)]
+    pub hold: Duration,
+    #[arg(skip)]
+    pub timeout: Duration,
+}
+
+/// A positive number.
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        Ok(_) => Err("must be positive".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl Args {
-    /// Parses the process arguments; `Err` carries the message to print.
-    pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-        let mut a = Args {
-            server: "127.0.0.1:7878".parse().map_err(|e| format!("{e}"))?,
-            protocol: Protocol::Native,
-            clients: 100,
-            rooms: 1,
-            senders: 10,
-            messages: 1000,
-            size: 64,
-            window: 16,
-            rate: None,
-            idle: None,
-            hold: Duration::from_secs(5),
-            server_pid: None,
-            timeout: Duration::from_secs(60),
-            quiet: false,
-        };
-        while let Some(flag) = it.next() {
-            let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-            match flag.as_str() {
-                "-h" | "--help" => return Err(USAGE.to_owned()),
-                "--server" => a.server = num(&flag, &value()?)?,
-                "--protocol" => {
-                    a.protocol = match value()?.as_str() {
-                        "native" => Protocol::Native,
-                        "irc" => Protocol::Irc,
-                        other => return Err(format!("unknown protocol `{other}`")),
-                    }
-                }
-                "--clients" => a.clients = num(&flag, &value()?)?,
-                "--rooms" => a.rooms = num(&flag, &value()?)?,
-                "--senders" => a.senders = num(&flag, &value()?)?,
-                "--messages" => a.messages = num(&flag, &value()?)?,
-                "--size" => a.size = num(&flag, &value()?)?,
-                "--window" => a.window = num(&flag, &value()?)?,
-                "--rate" => a.rate = Some(num(&flag, &value()?)?),
-                "--idle" => a.idle = Some(num(&flag, &value()?)?),
-                "--hold" => a.hold = Duration::from_secs_f64(num(&flag, &value()?)?),
-                "--server-pid" => a.server_pid = Some(num(&flag, &value()?)?),
-                "--timeout" => a.timeout = Duration::from_secs_f64(num(&flag, &value()?)?),
-                "--quiet" => a.quiet = true,
-                other => return Err(format!("unknown flag `{other}`\n\n{USAGE}")),
-            }
-        }
-        if a.clients == 0 || a.rooms == 0 || a.window == 0 {
-            return Err("--clients, --rooms and --window must be at least 1".into());
-        }
-        if a.senders > a.clients {
+    /// Parses the process arguments; exits with a message when they are wrong.
+    pub fn get() -> Args {
+        Args::from_parsed(Args::parse()).unwrap_or_else(|e| {
+            use clap::CommandFactory;
+            Args::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, e)
+                .exit()
+        })
+    }
+
+    /// Checks what clap cannot and fills in the derived fields.
+    fn from_parsed(mut a: Args) -> Result<Args, String> {
+        if a.senders_n > a.clients_n {
             return Err("--senders cannot exceed --clients".into());
         }
-        if a.rate.is_some_and(|r| r <= 0.0) {
-            return Err("--rate must be positive".into());
-        }
+        a.clients = a.clients_n as usize;
+        a.rooms = a.rooms_n as usize;
+        a.senders = a.senders_n as usize;
+        a.hold = Duration::from_secs_f64(a.hold_secs);
+        a.timeout = Duration::from_secs_f64(a.timeout_secs);
         Ok(a)
     }
 }
 
-fn num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String>
-where
-    T::Err: std::fmt::Display,
-{
-    v.parse().map_err(|e| format!("{flag} {v}: {e}"))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        let a = Args::try_parse_from(std::iter::once("loadgen").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Args::from_parsed(a)
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let a = parse(&[]).unwrap();
+        assert_eq!((a.clients, a.rooms, a.senders, a.window), (100, 1, 10, 16));
+        assert_eq!(a.timeout, Duration::from_secs(60));
+        let a = parse(&[
+            "--clients=20",
+            "--senders",
+            "20",
+            "--protocol",
+            "irc",
+            "--hold",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!((a.clients, a.senders, a.protocol), (20, 20, Protocol::Irc));
+        assert_eq!(a.hold, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn mistakes_name_the_flag() {
+        assert!(parse(&["--clients", "0"])
+            .unwrap_err()
+            .contains("--clients"));
+        assert!(parse(&["--rate=-1"]).unwrap_err().contains("--rate"));
+        assert!(parse(&["--protocol", "smtp"])
+            .unwrap_err()
+            .contains("--protocol"));
+        assert_eq!(
+            parse(&["--clients", "5", "--senders", "6"]).unwrap_err(),
+            "--senders cannot exceed --clients"
+        );
+    }
 }

@@ -29,14 +29,7 @@ use stats::Histogram;
 const CONNECT_CONCURRENCY: usize = 128;
 
 fn main() {
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(msg) => {
-            let help = msg == args::USAGE;
-            eprintln!("{msg}");
-            std::process::exit(if help { 0 } else { 2 });
-        }
-    };
+    let args = Args::get();
     let (before, after) = sys::raise_nofile();
     let wanted = args.idle.unwrap_or(args.clients) as u64 + 64;
     if before < after {

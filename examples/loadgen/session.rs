@@ -7,7 +7,7 @@ use switchboard::core::irc::{write_line, Line, LineDecoder, Message};
 use switchboard::core::{Client, ClientEvent};
 
 /// Which protocol the load speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Protocol {
     /// The native binary protocol.
     Native,
