@@ -21,7 +21,7 @@ mod term;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::ExitCode;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser};
@@ -34,6 +34,10 @@ use term::Ui;
 
 /// How long to wait for the server's goodbye after quitting.
 const BYE_WAIT: Duration = Duration::from_secs(2);
+
+/// Silence after connecting that suggests the server is something else (an HTTP server
+/// waiting for a request line, say): a Switchboard server answers a hello at once.
+const SILENT_WAIT: Duration = Duration::from_secs(5);
 
 /// Something for the main thread to act on.
 pub enum Input {
@@ -60,6 +64,33 @@ fn main() -> ExitCode {
     }
     let (tx, rx) = mpsc::channel();
     let mut ui = Ui::start(args.plain, !args.no_colors, tx.clone());
+    let ok = chat(&args, &tx, &rx, &mut ui);
+    // Restores the terminal.
+    drop(ui);
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Where lines go and keys are edited: the terminal, or a recorder in tests.
+pub trait Screen {
+    /// Prints lines above the input line.
+    fn print(&mut self, lines: &[Line]);
+    /// Changes the prompt.
+    fn set_prompt(&mut self, prompt: String);
+    /// Applies a key to the input line.
+    fn key(&mut self, key: Key) -> Action;
+    /// Draws the input line again.
+    fn redraw(&mut self);
+    /// Completes the word before the cursor from what `candidates` offers.
+    fn complete(&mut self, candidates: &mut dyn FnMut(&str, bool) -> Vec<String>);
+}
+
+/// Connects, runs sessions and connects again after a lost connection, until the user
+/// quits or connecting again cannot help; `true` when the user quit.
+fn chat(args: &Args, tx: &Sender<Input>, rx: &Receiver<Input>, ui: &mut impl Screen) -> bool {
     let mut setup = Setup {
         nicks: args.nick.clone(),
         password: args.password.clone(),
@@ -68,7 +99,7 @@ fn main() -> ExitCode {
     };
     let mut backoff = Backoff::default();
     let mut conn = 0;
-    let ok = loop {
+    loop {
         conn += 1;
         let mut stream = match net::connect(&args.server) {
             Ok(stream) => stream,
@@ -79,10 +110,10 @@ fn main() -> ExitCode {
                 ))]);
                 // The first connection failing is most likely a wrong address.
                 if conn == 1 || args.no_reconnect {
-                    break false;
+                    return false;
                 }
-                match wait(&mut ui, &rx, backoff.next()) {
-                    Some(ok) => break ok,
+                match wait(ui, rx, backoff.next()) {
+                    Some(ok) => return ok,
                     None => continue,
                 }
             }
@@ -91,34 +122,27 @@ fn main() -> ExitCode {
             Ok(reader) => net::spawn_reader(reader, conn, tx.clone()),
             Err(e) => {
                 ui.print(&[Line::error(e.to_string())]);
-                break false;
+                return false;
             }
         }
         ui.print(&[Line::notice(format!("connected to {}", args.server))]);
         let mut session = Session::start(setup.clone());
-        let end = run(&mut session, conn, &mut stream, &rx, &mut ui);
+        let end = run(&mut session, conn, &args.server, &mut stream, rx, ui);
         let _ = stream.shutdown(Shutdown::Both);
         match end {
-            End::Quit => break session.ended_cleanly() || session.quit_requested(),
-            End::Fatal => break false,
-            End::Lost if args.no_reconnect => break false,
+            End::Quit => return true,
+            End::Fatal => return false,
+            End::Lost if args.no_reconnect => return false,
             End::Lost => {
                 if session.signed_in() {
                     backoff = Backoff::default();
                 }
                 setup = session.successor();
-                if let Some(ok) = wait(&mut ui, &rx, backoff.next()) {
-                    break ok;
+                if let Some(ok) = wait(ui, rx, backoff.next()) {
+                    return ok;
                 }
             }
         }
-    };
-    // Restores the terminal.
-    drop(ui);
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     }
 }
 
@@ -138,7 +162,7 @@ impl Backoff {
 
 /// Waits `pause` before connecting again, keeping the keyboard alive: `Some(true)` when the
 /// user quits meanwhile, `None` to connect again.
-fn wait(ui: &mut Ui, rx: &Receiver<Input>, pause: Duration) -> Option<bool> {
+fn wait(ui: &mut impl Screen, rx: &Receiver<Input>, pause: Duration) -> Option<bool> {
     ui.print(&[Line::notice(format!(
         "connecting again in {} s (/quit to give up)",
         pause.as_secs()
@@ -174,11 +198,13 @@ fn wait(ui: &mut Ui, rx: &Receiver<Input>, pause: Duration) -> Option<bool> {
 fn run(
     session: &mut Session,
     conn: u64,
+    server: &str,
     stream: &mut TcpStream,
     rx: &Receiver<Input>,
-    ui: &mut Ui,
+    ui: &mut impl Screen,
 ) -> End {
     let mut bye_by: Option<Instant> = None;
+    let mut silent_by = Some(Instant::now() + SILENT_WAIT);
     loop {
         if let Err(e) = flush(session, stream) {
             ui.print(&[Line::error(format!("connection lost: {e}"))]);
@@ -191,7 +217,10 @@ fn run(
         if session.quit_requested() && bye_by.is_none() {
             bye_by = Some(Instant::now() + BYE_WAIT);
         }
-        let deadline = [session.poll_timeout(), bye_by].into_iter().flatten().min();
+        let deadline = [session.poll_timeout(), bye_by, silent_by]
+            .into_iter()
+            .flatten()
+            .min();
         let input = match next_input(rx, deadline) {
             Ok(input) => input,
             Err(RecvTimeoutError::Timeout) => {
@@ -199,6 +228,15 @@ fn run(
                 if bye_by.is_some_and(|by| now >= by) {
                     ui.print(&[Line::notice("no goodbye from the server; closing anyway")]);
                     return End::Quit;
+                }
+                if silent_by.is_some_and(|by| now >= by) {
+                    silent_by = None;
+                    if !session.heard() {
+                        ui.print(&[Line::error(format!(
+                            "no answer from {server} in {} s: is it a Switchboard server?",
+                            SILENT_WAIT.as_secs()
+                        ))]);
+                    }
                 }
                 ui.print(&session.handle_timeout(now));
                 continue;
@@ -211,7 +249,7 @@ fn run(
         let now = Instant::now();
         let lines = match input {
             Input::Key(Key::Tab) => {
-                ui.complete(|word, first| session.complete(word, first));
+                ui.complete(&mut |word, first| session.complete(word, first));
                 Vec::new()
             }
             Input::Key(key) => match ui.key(key) {
@@ -267,6 +305,126 @@ fn flush(session: &mut Session, stream: &mut TcpStream) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Condvar, Mutex};
+
+    /// A screen that keeps what is printed, for a test to wait on.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+    impl Recorder {
+        /// Waits until `count` printed lines satisfy `want`; fails listing them after 10 s.
+        fn wait_for(&self, what: &str, count: usize, want: impl Fn(&str) -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let (lines, printed) = &*self.0;
+            let mut lines = lines.lock().unwrap();
+            while lines.iter().filter(|l| want(l)).count() < count {
+                let left = deadline.saturating_duration_since(Instant::now());
+                assert!(!left.is_zero(), "no {what} after 10 s; shown: {lines:#?}");
+                lines = printed.wait_timeout(lines, left).unwrap().0;
+            }
+        }
+    }
+
+    impl Screen for Recorder {
+        fn print(&mut self, shown: &[Line]) {
+            let (lines, printed) = &*self.0;
+            lines
+                .lock()
+                .unwrap()
+                .extend(shown.iter().map(|l| l.text.clone()));
+            printed.notify_all();
+        }
+        fn set_prompt(&mut self, _: String) {}
+        fn key(&mut self, _: Key) -> Action {
+            Action::Edit
+        }
+        fn redraw(&mut self) {}
+        fn complete(&mut self, _: &mut dyn FnMut(&str, bool) -> Vec<String>) {}
+    }
+
+    /// A smol server on `addr`, on its own thread; returns its shutdown and the thread.
+    #[cfg(feature = "smol")]
+    fn serve(addr: std::net::SocketAddr) -> (impl FnOnce(), std::thread::JoinHandle<()>) {
+        let server = switchboard::smol::Server::bind(addr, switchboard::core::Config::default())
+            .expect("bind the server's port");
+        let handle = server.handle();
+        let thread = std::thread::spawn(move || server.run_blocking());
+        (move || handle.shutdown(), thread)
+    }
+
+    #[cfg(feature = "smol")]
+    #[test]
+    fn reconnects_and_rejoins_after_the_server_restarts() {
+        // A free port, used again by the restarted server.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let (stop, server) = serve(addr);
+        let args = Args::try_parse_from([
+            "chat-client",
+            "--nick",
+            "alice",
+            "--server",
+            &addr.to_string(),
+            "--join",
+            "rust",
+        ])
+        .expect("arguments");
+        let (tx, rx) = mpsc::channel();
+        let screen = Recorder::default();
+        let client = {
+            let (tx, mut screen) = (tx.clone(), screen.clone());
+            std::thread::spawn(move || chat(&args, &tx, &rx, &mut screen))
+        };
+        screen.wait_for("join", 1, |l| l == "* #rust (1): @alice");
+        stop();
+        server.join().expect("server thread");
+        screen.wait_for("reconnect notice", 1, |l| {
+            l.starts_with("* connecting again in 1 s")
+        });
+        let (stop, server) = serve(addr);
+        screen.wait_for("second sign-in", 2, |l| {
+            l.starts_with("* signed in as alice")
+        });
+        screen.wait_for("rejoin", 2, |l| l == "* #rust (1): @alice");
+        tx.send(Input::Line("/quit".into()))
+            .expect("the client runs");
+        assert!(
+            client.join().expect("client thread"),
+            "quit counts as success"
+        );
+        stop();
+        server.join().expect("server thread");
+    }
+
+    #[test]
+    fn no_reconnect_gives_up_when_the_server_goes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let addr = listener.local_addr().expect("its address").to_string();
+        let args =
+            Args::try_parse_from(["chat-client", "-n", "bob", "-s", &addr, "--no-reconnect"])
+                .expect("arguments");
+        let (tx, rx) = mpsc::channel();
+        let screen = Recorder::default();
+        let client = {
+            let (tx, mut screen) = (tx.clone(), screen.clone());
+            std::thread::spawn(move || chat(&args, &tx, &rx, &mut screen))
+        };
+        // Accept and hang up without a word: a lost connection.
+        drop(listener.accept().expect("the client connects"));
+        assert!(!client.join().expect("client thread"));
+        let (lines, _) = &*screen.0;
+        let lines = lines.lock().unwrap();
+        assert!(
+            !lines.iter().any(|l| l.contains("connecting again")),
+            "{lines:?}"
+        );
+        // Closed or reset, depending on whether the hello was read.
+        let lost = |l: &String| {
+            l == "!! the server closed the connection" || l.starts_with("!! connection lost")
+        };
+        assert!(lines.iter().any(lost), "{lines:?}");
+    }
 
     #[test]
     fn reconnects_back_off_up_to_half_a_minute() {

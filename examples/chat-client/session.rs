@@ -89,7 +89,7 @@ pub struct Session {
 }
 
 /// How long a CTCP answer keeps the same request from the same person unanswered.
-const CTCP_QUIET: Duration = Duration::from_secs(10);
+const CTCP_QUIET: Duration = Duration::from_secs(60);
 
 /// A mode request awaiting its outcome. The server answers a request that changes nothing
 /// with nothing at all, so a ping goes right after it: requests are handled in order, and
@@ -178,6 +178,11 @@ impl Session {
         }
     }
 
+    /// Whether anything came from the server yet.
+    pub fn heard(&self) -> bool {
+        self.heard
+    }
+
     /// Whether the server accepted a hello in this session.
     pub fn signed_in(&self) -> bool {
         self.signed_in
@@ -227,6 +232,7 @@ impl Session {
     }
 
     /// Whether the session ended as the user asked: a goodbye after a quit.
+    #[cfg(test)]
     pub fn ended_cleanly(&self) -> bool {
         self.clean_end
     }

@@ -94,7 +94,7 @@ impl Ui {
 
     /// Tab: completes the word before the cursor from what `candidates` offers for it
     /// (the word, and whether it starts the line); several are listed above the line.
-    pub fn complete(&mut self, candidates: impl FnOnce(&str, bool) -> Vec<String>) {
+    pub fn complete(&mut self, candidates: &mut dyn FnMut(&str, bool) -> Vec<String>) {
         let Some(raw) = &mut self.raw else {
             return;
         };
@@ -173,6 +173,28 @@ impl Ui {
             .queue(Print(text))?
             .queue(MoveToColumn(col.min(u16::MAX as usize) as u16))?;
         Ok(())
+    }
+}
+
+impl crate::Screen for Ui {
+    fn print(&mut self, lines: &[Line]) {
+        Ui::print(self, lines)
+    }
+
+    fn set_prompt(&mut self, prompt: String) {
+        Ui::set_prompt(self, prompt)
+    }
+
+    fn key(&mut self, key: Key) -> Action {
+        Ui::key(self, key)
+    }
+
+    fn redraw(&mut self) {
+        Ui::redraw(self)
+    }
+
+    fn complete(&mut self, candidates: &mut dyn FnMut(&str, bool) -> Vec<String>) {
+        Ui::complete(self, candidates)
     }
 }
 
