@@ -80,10 +80,8 @@ mod kind {
     /// The server's name: one IRC word.
     pub mod server_name {
         pub fn to(v: String) -> Result<String, String> {
-            if v.is_empty() || v.contains([' ', '\r', '\n', '\0', ':']) {
-                return Err(format!(
-                    "`{v}` is not a server name (not empty; no spaces, colons or line breaks)"
-                ));
+            if v.is_empty() || v.contains([' ', '\r', '\n', '\0']) {
+                return Err(format!("`{v}` is not a server name (no spaces, not empty)"));
             }
             Ok(v)
         }
@@ -103,14 +101,11 @@ mod kind {
         }
     }
 
-    /// An optional secret: not empty, on one line.
+    /// An optional secret: not empty.
     pub mod secret {
         pub fn to(v: String) -> Result<Option<String>, String> {
             if v.is_empty() {
                 return Err("an empty password is none: leave it out".into());
-            }
-            if v.contains(['\r', '\n', '\0', ' ']) {
-                return Err("no spaces, NUL bytes or line breaks in a password".into());
             }
             Ok(Some(v))
         }
@@ -231,12 +226,12 @@ settings! {
     motd: String => motd via text;
 }
 
-/// The placeholder for a flag's value in the help text.
-const fn value_name<T>() -> &'static str {
-    // Every `Config` flag is a number except the text ones, which say so in their help.
-    match std::mem::size_of::<T>() == std::mem::size_of::<String>() {
-        true => "TEXT",
-        false => "N",
+/// The placeholder for a flag's value in the help text: `TEXT` or `N`.
+fn value_name<T>() -> &'static str {
+    if std::any::type_name::<T>().ends_with("String") {
+        "TEXT"
+    } else {
+        "N"
     }
 }
 
