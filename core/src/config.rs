@@ -118,13 +118,12 @@ impl Config {
     /// within the `max_frame_len` it announces.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |field: &'static str, message: String| Err(ConfigError { field, message });
-        let nonzero: [(&'static str, u64); 10] = [
+        // Reasons and topics may be limited to none at all; every other limit must allow one.
+        let nonzero: [(&'static str, u64); 8] = [
             ("max_frame_len", u64::from(self.max_frame_len)),
             ("max_nick_len", u64::from(self.max_nick_len)),
             ("max_room_len", u64::from(self.max_room_len)),
             ("max_text_len", u64::from(self.max_text_len)),
-            ("max_reason_len", u64::from(self.max_reason_len)),
-            ("max_topic_len", u64::from(self.max_topic_len)),
             ("max_rooms_per_conn", u64::from(self.max_rooms_per_conn)),
             ("max_outbound_bytes", self.max_outbound_bytes as u64),
             ("max_transmit_bytes", self.max_transmit_bytes as u64),

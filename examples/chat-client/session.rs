@@ -521,7 +521,7 @@ fn not_in_a_room() -> Line {
 mod tests {
     use super::*;
     use std::time::Duration;
-    use switchboard::core::{Config, ConnId, Server};
+    use switchboard::core::{CloseMode, Config, ConnId, Server};
 
     /// A core server and sessions wired together in memory.
     struct Harness {
@@ -532,10 +532,8 @@ mod tests {
 
     impl Harness {
         fn new() -> Self {
-            let config = Config {
-                msg_rate: 0,
-                ..Config::default()
-            };
+            let mut config = Config::default();
+            config.msg_rate = 0;
             Harness {
                 server: Server::new(config),
                 now: Instant::now(),
@@ -592,11 +590,15 @@ mod tests {
                     self.deliver(t.conn, &t.data);
                     moved = true;
                 }
-                while let Some(id) = self.server.poll_close() {
+                while let Some(close) = self.server.poll_close() {
+                    let id = close.conn;
                     while let Some(t) = self.server.take_transmit(id) {
+                        self.server.handle_written(id, t.data.len());
                         self.deliver(id, &t.data);
                     }
-                    self.server.handle_close(id, self.now);
+                    if close.mode == CloseMode::Now {
+                        self.server.handle_close(id, self.now);
+                    }
                     moved = true;
                 }
                 while self.server.poll_event().is_some() {}

@@ -126,9 +126,14 @@ const FLAGS: &[Flag] = &[
         "requests allowed at once above the rate"
     ),
     num!(
-        "flood-strikes",
-        flood_strikes,
-        "rate-limited requests in a row before closing"
+        "max-inbound-bytes",
+        max_inbound_bytes,
+        "received bytes held per connection; reading pauses when full"
+    ),
+    millis!(
+        "request-timeout-ms",
+        request_timeout,
+        "time a frame or line has from its first byte to its last"
     ),
     millis!(
         "close-linger-ms",
@@ -269,6 +274,14 @@ fn parse(program: &str, args: impl Iterator<Item = String>) -> Result<Options, S
             }
         }
     }
+    // Values that cannot work together are refused by the flag that set them.
+    options.config.validate().map_err(|e| {
+        let flag = FLAGS
+            .iter()
+            .find(|f| f.name.trim_end_matches("-ms").replace('-', "_") == e.field)
+            .map_or(e.field.to_owned(), |f| f.name.to_owned());
+        format!("--{flag}: {}", e.message)
+    })?;
     Ok(options)
 }
 

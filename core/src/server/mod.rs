@@ -519,10 +519,12 @@ impl Server {
             let Some(conn) = self.conns.get_mut(&id) else {
                 return;
             };
-            if conn.phase == Phase::Closing
-                || input.is_empty()
-                || !conn.limiter.ready(now, rate, burst)
-            {
+            if conn.phase == Phase::Closing || input.is_empty() {
+                break;
+            }
+            if !conn.limiter.ready(now, rate, burst) {
+                #[cfg(feature = "planted-bugs")]
+                self.planted_drop(id, &mut input);
                 break;
             }
             let handled = if conn.proto.is_irc() {
