@@ -56,6 +56,7 @@ conformance!(
         burst_is_delayed_not_dropped,
         flooder_is_paused_and_not_read,
         trickled_frame_is_closed,
+        requests_before_a_half_close_are_answered,
         thousand_clients,
         shutdown_says_bye,
     ],

@@ -539,6 +539,28 @@ pub fn trickled_frame_is_closed(start: Start) {
     trickler.expect_closed(WAIT);
 }
 
+pub fn requests_before_a_half_close_are_answered(start: Start) {
+    let mut config = config();
+    config.msg_rate = 5;
+    config.msg_burst = 2;
+    let server = start(config);
+    let mut client = TestClient::connect(server.addr, "leaving");
+    let bytes: Vec<u8> = (0..10).flat_map(ping_frame).collect();
+    client.write_raw(&bytes);
+    // The client has said all it will say; what it said still counts, at the rate.
+    client
+        .stream()
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    for token in 0..10u64 {
+        let e = client.expect("the next pong", |e| {
+            matches!(e, ClientEvent::Pong { .. } | ClientEvent::Bye { .. })
+        });
+        assert_eq!(e, ClientEvent::Pong { token });
+    }
+    client.expect_closed(WAIT);
+}
+
 pub fn thousand_clients(start: Start) {
     const N: usize = 1000;
     let server = start(config());
