@@ -253,52 +253,69 @@ impl Shared {
     }
 
     /// Acts on everything the core has to say after an input, timeout or close.
+    ///
+    /// Closes the core wants now are torn down after each round, and what their departures
+    /// cause is drained in the next: a loop, not recursion, however many close at once.
     fn drain(&self, st: &mut State) {
-        while let Some(id) = st.server.poll_pending() {
-            if let Some(entry) = st.conns.get(&id) {
-                entry.wake.notify_one();
+        loop {
+            while let Some(id) = st.server.poll_pending() {
+                if let Some(entry) = st.conns.get(&id) {
+                    entry.wake.notify_one();
+                }
             }
-        }
-        while let Some(id) = st.server.poll_readable() {
-            if let Some(entry) = st.conns.get(&id) {
-                entry.read_wake.notify_one();
+            while let Some(id) = st.server.poll_readable() {
+                if let Some(entry) = st.conns.get(&id) {
+                    entry.read_wake.notify_one();
+                }
             }
-        }
-        let mut rearm = false;
-        while let Some(close) = st.server.poll_close() {
-            match close.mode {
-                CloseMode::Flush => {
-                    if let Some(entry) = st.conns.get_mut(&close.conn) {
-                        entry.closing = true;
-                        // Stops the reader at once, even inside a blocking read.
-                        let _ = entry.stream.shutdown(Shutdown::Read);
-                        entry.read_wake.notify_one();
+            let mut now = Vec::new();
+            while let Some(close) = st.server.poll_close() {
+                match close.mode {
+                    CloseMode::Flush => {
+                        if let Some(entry) = st.conns.get_mut(&close.conn) {
+                            entry.closing = true;
+                            // Stops the reader at once, even inside a blocking read.
+                            let _ = entry.stream.shutdown(Shutdown::Read);
+                            entry.read_wake.notify_one();
+                        }
+                    }
+                    CloseMode::Now => now.push(close.conn),
+                }
+            }
+            while let Some(event) = st.server.poll_event() {
+                match event {
+                    Event::Registered { conn, nick } => {
+                        (self.log)(&format!("{conn} registered as {nick}"))
+                    }
+                    Event::Closed { conn, code, reason } => {
+                        (self.log)(&format!("{conn} closed: {code}: {reason}"))
                     }
                 }
-                CloseMode::Now => self.finish(st, close.conn),
             }
-        }
-        while let Some(event) = st.server.poll_event() {
-            match event {
-                Event::Registered { conn, nick } => {
-                    (self.log)(&format!("{conn} registered as {nick}"))
-                }
-                Event::Closed { conn, code, reason } => {
-                    (self.log)(&format!("{conn} closed: {code}: {reason}"))
-                }
+            if now.is_empty() {
+                break;
+            }
+            for id in now {
+                self.teardown(st, id);
             }
         }
         if let Some(next) = st.server.poll_timeout() {
-            rearm |= st.timer_at.is_none_or(|t| next < t);
-        }
-        if rearm {
-            self.timer.notify_one();
+            if st.timer_at.is_none_or(|t| next < t) {
+                self.timer.notify_one();
+            }
         }
     }
 
-    /// Tears a connection down: shuts its socket (unblocking its threads), tells the core and
-    /// drops the entry. Whoever gets here first does it; the others find the entry gone.
+    /// Tears a connection down and drains what that causes. Whoever gets here first does
+    /// it; the others find the entry gone.
     fn finish(&self, st: &mut State, id: ConnId) {
+        self.teardown(st, id);
+        self.drain(st);
+    }
+
+    /// Shuts a connection's socket (unblocking its threads), tells the core and drops the
+    /// entry.
+    fn teardown(&self, st: &mut State, id: ConnId) {
         let Some(entry) = st.conns.remove(&id) else {
             return;
         };
@@ -308,7 +325,6 @@ impl Shared {
         self.handle.closed();
         // Announces the departure unless the core closed it itself; frees everything.
         st.server.handle_close(id, Instant::now());
-        self.drain(st);
         if st.conns.is_empty() {
             self.idle.notify_all();
         }
