@@ -467,6 +467,10 @@ fn read_side(shared: &Shared, id: ConnId, mut stream: &TcpStream, wake: &Condvar
             Ok(n) => {
                 st.server.handle_input(id, &buf[..n], Instant::now());
                 shared.drain(&mut st);
+                drop(st);
+                // One slice per turn, as the async adapter does: the writers this input
+                // woke get the lock before this reader takes it again.
+                thread::yield_now();
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
