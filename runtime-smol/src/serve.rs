@@ -45,6 +45,10 @@ pub(crate) struct Bound {
 
 impl Bound {
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Bound> {
+        // Limits that cannot work together are refused before anything is bound.
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = Async::new(TcpListener::bind(addr)?)?;
         Ok(Bound {
             listeners: vec![listener],

@@ -91,7 +91,12 @@ fn thread_budget() -> usize {
 
 impl Server {
     /// Binds the listening socket; serving starts with [`Server::run`].
+    ///
+    /// A `config` that [`Config::validate`] refuses is an `InvalidInput` error.
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Server> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(addr)?;
         let handle = Handle::new(listener.local_addr()?);
         Ok(Server {
