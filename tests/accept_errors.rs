@@ -85,9 +85,10 @@ fn exhaust_descriptors() -> Vec<File> {
 
 fn survives_running_out_of_descriptors(name: &str, start: Start) {
     clear_log();
-    let config = Config {
-        msg_rate: 0,
-        ..Config::default()
+    let config = {
+        let mut c = Config::default();
+        c.msg_rate = 0;
+        c
     };
     let (addr, shutdown, thread) = start(config);
     let mut alice = TestClient::connect(addr, "alice");

@@ -135,9 +135,10 @@ fn ii_chats_with_a_native_client() {
         return;
     };
 
-    let config = Config {
-        msg_rate: 0,
-        ..Config::default()
+    let config = {
+        let mut c = Config::default();
+        c.msg_rate = 0;
+        c
     };
     let server = Server::bind("127.0.0.1:0", config).expect("bind");
     let addr = server.local_addr().expect("local_addr");

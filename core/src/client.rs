@@ -10,6 +10,7 @@ use crate::name::fold;
 use crate::packet::{
     ClientPacket, Limits, Member, Packet, RoomInfo, RoomMode, ServerPacket, PROTOCOL_VERSION,
 };
+use crate::rate::{cost_of, Cost, RateLimiter};
 use crate::{DecodeError, ErrorCode};
 
 /// What the server told the client, with list parts already put together.
@@ -242,6 +243,15 @@ pub struct Client {
     requests: u32,
     last_rx: Option<Instant>,
     password: String,
+    /// Requests wait for the server's announced rate before they are sent.
+    paced: bool,
+    /// Requests held back by pacing, whole frames with their cost, in order.
+    held: VecDeque<(Bytes, Cost)>,
+    limiter: RateLimiter,
+    /// The latest time given to `handle_input` or `handle_timeout`.
+    clock: Option<Instant>,
+    /// Costs of what was sent before the welcome told the rate.
+    early: Vec<Cost>,
 }
 
 impl Client {
@@ -280,6 +290,11 @@ impl Client {
             requests: 0,
             last_rx: None,
             password: String::new(),
+            paced: true,
+            held: VecDeque::new(),
+            limiter: RateLimiter::default(),
+            clock: None,
+            early: Vec::new(),
         }
     }
 
@@ -314,10 +329,59 @@ impl Client {
     }
 
     /// Queues a packet and returns its request number, which errors refer to.
+    ///
+    /// While pacing is on (the default) and the server announced a rate, requests over
+    /// that rate wait here, in order, and leave through [`Client::poll_transmit`] as the
+    /// rate allows; [`Client::poll_timeout`] says when the next one may go.
     pub fn send(&mut self, packet: &ClientPacket) -> u32 {
-        packet.encode_frame(&mut self.out);
+        let cost = cost_of(packet);
+        if self.rate().is_some() || !self.held.is_empty() {
+            let mut frame = BytesMut::new();
+            packet.encode_frame(&mut frame);
+            self.held.push_back((frame.freeze(), cost));
+        } else {
+            packet.encode_frame(&mut self.out);
+            if self.limits.is_none() {
+                self.early.push(cost);
+            }
+        }
         self.requests = self.requests.wrapping_add(1);
         self.requests
+    }
+
+    /// Turns pacing on or off (on by default). Off, every request is sent at once, which
+    /// may take longer in the end: the server delays what is over its rate.
+    pub fn set_paced(&mut self, paced: bool) {
+        self.paced = paced;
+        if !paced {
+            for (frame, _) in self.held.drain(..) {
+                self.out.extend_from_slice(&frame);
+            }
+        }
+    }
+
+    /// Requests held back by pacing, not yet sent.
+    pub fn held_requests(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The announced rate and burst, when pacing applies.
+    fn rate(&self) -> Option<(u32, u32)> {
+        let limits = self.limits.as_ref()?;
+        (self.paced && limits.msg_rate > 0).then_some((limits.msg_rate, limits.msg_burst))
+    }
+
+    /// Moves held requests the rate now allows to the output.
+    fn release(&mut self) {
+        let (Some((rate, burst)), Some(now)) = (self.rate(), self.clock) else {
+            return;
+        };
+        while !self.held.is_empty() && self.limiter.ready(now, rate, burst) {
+            if let Some((frame, cost)) = self.held.pop_front() {
+                self.limiter.charge(now, rate, cost);
+                self.out.extend_from_slice(&frame);
+            }
+        }
     }
 
     /// Asks for a nickname (again, after a refused hello).
@@ -440,6 +504,7 @@ impl Client {
 
     /// Bytes to send to the server, if any.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.release();
         if self.out.is_empty() {
             return None;
         }
@@ -455,20 +520,38 @@ impl Client {
         self.events.pop_front()
     }
 
-    /// When [`Client::handle_timeout`] should next be called: the server's idle timeout
-    /// after the last thing it sent.
+    /// When [`Client::handle_timeout`] should next be called: when the rate lets the next
+    /// held request go, or the server's idle timeout after the last thing it sent.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let limits = self.limits.as_ref()?;
         if self.closed {
             return None;
         }
+        let release = match self.rate() {
+            Some((rate, burst)) if !self.held.is_empty() => self.limiter.wake_at(rate, burst),
+            _ => None,
+        };
+        match (release, self.idle_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The server's idle timeout after the last thing it sent.
+    fn idle_deadline(&self) -> Option<Instant> {
+        let limits = self.limits.as_ref()?;
         let timeout = std::time::Duration::from_millis(limits.idle_timeout_ms as u64);
         self.last_rx.map(|t| t + timeout)
     }
 
-    /// Ends the session if the server has been silent past its own idle timeout.
+    /// Lets held requests go as the rate allows (take them with
+    /// [`Client::poll_transmit`]); ends the session if the server has been silent past its
+    /// own idle timeout.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.poll_timeout().is_some_and(|at| now >= at) {
+        self.tick(now);
+        if self.closed {
+            return;
+        }
+        if self.idle_deadline().is_some_and(|at| now >= at) {
             self.closed = true;
             self.events.push_back(ClientEvent::Bye {
                 code: ErrorCode::Timeout,
@@ -486,6 +569,7 @@ impl Client {
         if !input.is_empty() {
             self.last_rx = Some(now);
         }
+        self.tick(now);
         loop {
             let packet = match self.decoder.decode(&mut input) {
                 Ok(None) => return Ok(()),
@@ -502,6 +586,13 @@ impl Client {
         }
     }
 
+    /// Moves the pacing clock forward.
+    fn tick(&mut self, now: Instant) {
+        if self.clock.is_none_or(|c| c < now) {
+            self.clock = Some(now);
+        }
+    }
+
     fn is_me(&self, nick: &str) -> bool {
         // ASCII case folding, the protocol's, without allocating: this runs per event.
         nick.eq_ignore_ascii_case(&self.nick)
@@ -513,6 +604,13 @@ impl Client {
                 self.nick = nick.clone();
                 self.registered = true;
                 self.limits = Some(limits);
+                // What went out before the rate was known counts against it.
+                let early = std::mem::take(&mut self.early);
+                if let (Some((rate, _)), Some(now)) = (self.rate(), self.clock) {
+                    for cost in early {
+                        self.limiter.charge(now, rate, cost);
+                    }
+                }
                 ClientEvent::Welcome { nick, limits }
             }
             ServerPacket::Joined { room, nick } => {

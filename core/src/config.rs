@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use crate::packet::Limits;
 
-/// Server limits and timers. `Config::default()` documents the defaults.
+/// Server limits and timers. `Config::default()` documents the defaults;
+/// [`Config::validate`] says whether they agree with each other.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Largest frame body (type code and payload) accepted, in bytes. Default 65,536.
     pub max_frame_len: u32,
@@ -31,12 +33,16 @@ pub struct Config {
     /// Time a new connection has to complete its hello. Default 10 s.
     pub hello_timeout: Duration,
     /// Sustained requests per second per connection; 0 turns flood control off. Default 10.
+    /// A request over the rate waits; cheap ones (pings, pongs, quits) cost a tenth.
     pub msg_rate: u32,
     /// Requests allowed at once above the sustained rate. Default 20.
     pub msg_burst: u32,
-    /// Consecutive rate-limited requests after which the connection is closed. Default 30.
-    pub flood_strikes: u32,
-    /// How long an adapter may spend flushing a closing connection's last output. Default 2 s.
+    /// Most received bytes held for one connection before they are handled (its receive
+    /// queue); the adapter reads no more than fits. Default 8 KiB.
+    pub max_inbound_bytes: usize,
+    /// Time a frame or line has from its first byte to its last. Default 10 s.
+    pub request_timeout: Duration,
+    /// How long a closing connection's last output may take to flush. Default 2 s.
     pub close_linger: Duration,
     /// Longest room topic, in bytes. Default 390 (fits an IRC line).
     pub max_topic_len: u16,
@@ -64,7 +70,8 @@ impl Default for Config {
             hello_timeout: Duration::from_secs(10),
             msg_rate: 10,
             msg_burst: 20,
-            flood_strikes: 30,
+            max_inbound_bytes: 8 * 1024,
+            request_timeout: Duration::from_secs(10),
             close_linger: Duration::from_secs(2),
             max_topic_len: 390,
             server_name: "switchboard.local".to_owned(),
@@ -92,6 +99,183 @@ impl Config {
     }
 }
 
+/// A [`Config`] whose values cannot work together: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    /// The field at fault, as named in [`Config`].
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Longest error message text the server puts in one `Error` or `Bye`, in bytes.
+pub(crate) const MAX_ERROR_TEXT: usize = 400;
+
+impl Config {
+    /// Checks that every limit is usable and that the limits agree: no zero limit, an
+    /// idle timeout longer than the ping interval, and every frame the server may send
+    /// within the `max_frame_len` it announces.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, message: String| Err(ConfigError { field, message });
+        // Reasons and topics may be limited to none at all; every other limit must allow one.
+        let nonzero: [(&'static str, u64); 8] = [
+            ("max_frame_len", u64::from(self.max_frame_len)),
+            ("max_nick_len", u64::from(self.max_nick_len)),
+            ("max_room_len", u64::from(self.max_room_len)),
+            ("max_text_len", u64::from(self.max_text_len)),
+            ("max_rooms_per_conn", u64::from(self.max_rooms_per_conn)),
+            ("max_outbound_bytes", self.max_outbound_bytes as u64),
+            ("max_transmit_bytes", self.max_transmit_bytes as u64),
+            ("max_inbound_bytes", self.max_inbound_bytes as u64),
+        ];
+        for (field, value) in nonzero {
+            if value == 0 {
+                return bad(field, "must be at least 1".into());
+            }
+        }
+        let timers = [
+            ("ping_interval", self.ping_interval),
+            ("idle_timeout", self.idle_timeout),
+            ("hello_timeout", self.hello_timeout),
+            ("request_timeout", self.request_timeout),
+            ("close_linger", self.close_linger),
+        ];
+        for (field, value) in timers {
+            if value.is_zero() {
+                return bad(field, "must be longer than zero".into());
+            }
+        }
+        if self.idle_timeout <= self.ping_interval {
+            return bad(
+                "idle_timeout",
+                format!(
+                    "{:?} must be longer than ping_interval ({:?}), or a client is closed \
+                     before it is pinged",
+                    self.idle_timeout, self.ping_interval
+                ),
+            );
+        }
+        if self.msg_rate > 0 && self.msg_burst == 0 {
+            return bad(
+                "msg_burst",
+                "must be at least 1 while msg_rate is on".into(),
+            );
+        }
+        if self.msg_rate > 1_000_000 {
+            return bad("msg_rate", "must be at most 1,000,000 a second".into());
+        }
+        let (largest, what) = self.largest_frame();
+        if largest > self.max_frame_len as usize {
+            let field = if what == "Message" {
+                "max_text_len"
+            } else {
+                "max_frame_len"
+            };
+            return bad(
+                field,
+                format!(
+                    "the largest {what} frame the server may send is {largest} bytes, more \
+                     than max_frame_len ({})",
+                    self.max_frame_len
+                ),
+            );
+        }
+        if self.server_name.is_empty() || self.server_name.contains([' ', '\r', '\n', '\0']) {
+            return bad("server_name", "must be one word".into());
+        }
+        Ok(())
+    }
+
+    /// The largest frame body (type code and payload) the server may send, and its kind.
+    ///
+    /// Lists are split to fit, and error texts are cut to [`MAX_ERROR_TEXT`], so the
+    /// largest frames are the notices that carry a whole text, topic or reason.
+    pub fn largest_frame(&self) -> (usize, &'static str) {
+        let s = |n: u16| 2 + n as usize;
+        let (nick, room, text) = (self.max_nick_len, self.max_room_len, self.max_text_len);
+        let reason = self.max_reason_len;
+        let candidates = [
+            (1 + s(room) + s(nick) + 8 + s(text), "Message"),
+            (1 + s(nick) + s(nick) + s(text), "Direct"),
+            (1 + s(room) + s(self.max_topic_len) + s(nick), "Topic"),
+            (1 + s(room) + s(nick) + s(nick) + s(reason), "Kicked"),
+            (1 + s(room) + s(nick) + s(reason), "Left"),
+            (1 + s(nick) + s(reason), "Away"),
+            (
+                1 + s(nick) + s(reason) + 4 + 2 + self.max_rooms_per_conn as usize * (s(room) + 1),
+                "WhoisReply",
+            ),
+            (1 + 2 + 1 + 4 + 2 + MAX_ERROR_TEXT, "Error"),
+            // Welcome: version, nick and ten limits; member and room lists: one entry.
+            (1 + 2 + s(nick) + 36, "Welcome"),
+            (1 + s(room) + 1 + 2 + s(nick) + 1, "Members"),
+            (1 + 1 + 2 + s(room) + 4, "RoomList"),
+        ];
+        candidates
+            .into_iter()
+            .max_by_key(|(n, _)| *n)
+            .unwrap_or((0, ""))
+    }
+}
+
 fn millis(d: Duration) -> u32 {
     d.as_millis().min(u32::MAX as u128) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn each_bad_value_names_its_field() {
+        type Spoil = fn(&mut Config);
+        let cases: Vec<(&str, Spoil)> = vec![
+            ("max_frame_len", |c| c.max_frame_len = 0),
+            ("max_inbound_bytes", |c| c.max_inbound_bytes = 0),
+            ("request_timeout", |c| c.request_timeout = Duration::ZERO),
+            ("idle_timeout", |c| c.idle_timeout = c.ping_interval),
+            ("msg_burst", |c| c.msg_burst = 0),
+            ("max_text_len", |c| c.max_text_len = u16::MAX),
+            ("max_frame_len", |c| c.max_frame_len = 600),
+        ];
+        for (field, spoil) in cases {
+            let mut c = Config::default();
+            spoil(&mut c);
+            let err = c.validate().expect_err(field);
+            assert_eq!(err.field, field, "{err}");
+        }
+        // Flood control off needs no burst.
+        let c = Config {
+            msg_rate: 0,
+            msg_burst: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_largest_message_fits_the_default_frame() {
+        let c = Config::default();
+        let (largest, _) = c.largest_frame();
+        assert!(largest <= c.max_frame_len as usize);
+        // A message at every limit is exactly that size.
+        let message = crate::packet::ServerPacket::Message {
+            room: "r".repeat(c.max_room_len as usize),
+            from: "n".repeat(c.max_nick_len as usize),
+            seq: u64::MAX,
+            text: "t".repeat(c.max_text_len as usize),
+        };
+        let frame = crate::packet::Packet::to_frame(&message);
+        // The formula in `largest_frame` for a message: type, room, nick, seq, text.
+        assert_eq!(
+            frame.len() - crate::packet::LENGTH_PREFIX,
+            1 + (2 + 64) + (2 + 32) + 8 + (2 + 4096)
+        );
+    }
 }

@@ -11,16 +11,17 @@ pub mod frame;
 pub mod irc;
 pub mod name;
 pub mod packet;
+mod rate;
 pub mod server;
 
 pub use client::{Client, ClientEvent};
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{Frame, FrameDecoder};
 pub use packet::{ClientPacket, Limits, Member, Packet, RoomInfo, RoomMode, ServerPacket};
 #[cfg(feature = "planted-bugs")]
 pub use server::PlantedBug;
-pub use server::{Event, Server, Transmit};
+pub use server::{Close, CloseMode, Event, Server, Transmit};
 
 /// Identifies one connection to a [`Server`]; never reused by that server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

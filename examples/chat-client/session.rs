@@ -877,7 +877,7 @@ fn not_in_a_room() -> Line {
 mod tests {
     use super::*;
     use std::time::Duration;
-    use switchboard::core::{Config, ConnId, Server};
+    use switchboard::core::{CloseMode, Config, ConnId, Server};
 
     /// A core server and sessions wired together in memory.
     struct Harness {
@@ -888,10 +888,9 @@ mod tests {
 
     impl Harness {
         fn new() -> Self {
-            Harness::with_config(Config {
-                msg_rate: 0,
-                ..Config::default()
-            })
+            let mut config = Config::default();
+            config.msg_rate = 0;
+            Harness::with_config(config)
         }
 
         fn with_config(config: Config) -> Self {
@@ -957,11 +956,15 @@ mod tests {
                     self.deliver(t.conn, &t.data);
                     moved = true;
                 }
-                while let Some(id) = self.server.poll_close() {
+                while let Some(close) = self.server.poll_close() {
+                    let id = close.conn;
                     while let Some(t) = self.server.take_transmit(id) {
+                        self.server.handle_written(id, t.data.len());
                         self.deliver(id, &t.data);
                     }
-                    self.server.handle_close(id, self.now);
+                    if close.mode == CloseMode::Now {
+                        self.server.handle_close(id, self.now);
+                    }
                     moved = true;
                 }
                 while self.server.poll_event().is_some() {}
@@ -1591,11 +1594,9 @@ mod tests {
 
     #[test]
     fn a_wrong_or_missing_password_says_so_and_is_final() {
-        let config = Config {
-            password: Some("sesame".into()),
-            msg_rate: 0,
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.password = Some("sesame".into());
+        config.msg_rate = 0;
         let mut h = Harness::with_config(config.clone());
         let none = h.connect("alice");
         let shown = h.screen(none);

@@ -174,6 +174,14 @@ macro_rules! settings {
             #[cfg(test)]
             const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
 
+            /// The flag that sets the `Config` field `field`, for errors found by validation.
+            fn flag_of(field: &str) -> Option<String> {
+                [$((stringify!($field), stringify!($name))),*]
+                    .iter()
+                    .find(|(f, _)| *f == field)
+                    .map(|(_, name)| flag(name))
+            }
+
             /// Each flag's id and its default, for the help text.
             fn defaults() -> Vec<(&'static str, Option<String>)> {
                 let d = Config::default();
@@ -210,8 +218,10 @@ settings! {
     msg_rate: u32 => msg_rate via plain;
     /// Requests allowed at once above the rate
     msg_burst: u32 => msg_burst via plain;
-    /// Rate-limited requests in a row before closing
-    flood_strikes: u32 => flood_strikes via plain;
+    /// Received bytes held per connection; reading pauses when they are full
+    max_inbound_bytes: usize => max_inbound_bytes via positive;
+    /// Time a frame or line has from its first byte to its last, in milliseconds
+    request_timeout_ms: u64 => request_timeout via positive_millis;
     /// Time to flush a closing connection, in milliseconds
     close_linger_ms: u64 => close_linger via millis;
     /// Longest room topic, in bytes
@@ -372,6 +382,11 @@ fn options(cli: Cli) -> Result<Options, String> {
         let motd = read_motd(path.get_ref()).map_err(|e| at.error(path.span(), "motd_file", e))?;
         config.motd = Some(motd);
     }
+    // Values that cannot work together are refused by the flag that set them.
+    config.validate().map_err(|e| {
+        let flag = ConfigFlags::flag_of(e.field).unwrap_or_else(|| e.field.to_owned());
+        format!("--{flag}: {}", e.message)
+    })?;
     Ok(Options {
         listen: cli
             .listen

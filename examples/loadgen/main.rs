@@ -71,6 +71,8 @@ struct Shared {
     sender_wake: Vec<Sender<()>>,
     done: Option<Sender<()>>,
     last_delivery: Instant,
+    /// The rate and burst per connection the server announced in its welcome.
+    limits: Option<(u32, u32)>,
 }
 
 impl Shared {
@@ -86,6 +88,7 @@ impl Shared {
             next_seq: Vec::new(),
             in_flight: Vec::new(),
             in_flight_base: Vec::new(),
+            limits: None,
             sender_wake: Vec::new(),
             done: None,
             last_delivery: base,
@@ -169,10 +172,10 @@ async fn within<T>(
 }
 
 /// Waits for a control event that `want` accepts; errors and closes fail.
-async fn expect(peer: &Peer, what: &str, want: impl Fn(&Seen) -> bool) -> Result<(), String> {
+async fn expect(peer: &Peer, what: &str, want: impl Fn(&Seen) -> bool) -> Result<Seen, String> {
     loop {
         match peer.control.recv().await {
-            Ok(seen) if want(&seen) => return Ok(()),
+            Ok(seen) if want(&seen) => return Ok(seen),
             Ok(Seen::Error(e)) => return Err(format!("{what}: server error {e}")),
             Ok(Seen::Closed(e)) => return Err(format!("{what}: closed: {e}")),
             Ok(_) => {}
@@ -222,7 +225,10 @@ async fn setup(
         room,
     };
     peer.flush();
-    expect(&peer, "hello", |s| matches!(s, Seen::Welcome)).await?;
+    let limits = expect(&peer, "hello", |s| matches!(s, Seen::Welcome(_))).await?;
+    if let Seen::Welcome(Some(limits)) = limits {
+        shared.borrow_mut().limits = Some(limits);
+    }
     Ok(peer)
 }
 
@@ -460,6 +466,20 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
         ),
     );
 
+    // Never faster than the server allows each connection: past its rate it would only
+    // make the sender wait, so say so rather than wait silently.
+    let limits = shared.borrow().limits.filter(|(rate, _)| *rate > 0);
+    if let Some((rate, burst)) = limits {
+        let asked = args.rate.map(|r| r / args.senders as f64);
+        if asked.is_none_or(|a| a > f64::from(rate)) {
+            let secs = f64::from(args.messages.saturating_sub(burst)) / f64::from(rate);
+            eprintln!(
+                "loadgen: the server allows {rate} requests/s per connection (burst {burst}); \
+                 each sender is paced to that, about {secs:.1} s for {} messages",
+                args.messages
+            );
+        }
+    }
     let cpu_before = args.server_pid.and_then(sys::cpu_ns);
     let start = Instant::now();
     for (j, wake) in wakes.into_iter().enumerate() {
@@ -471,9 +491,21 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
         );
         let (shared, args2, recipients) = (shared.clone(), args, recipients[j]);
         ex.spawn(async move {
-            let interval = args2
+            let asked = args2
                 .rate
                 .map(|r| Duration::from_secs_f64(args2.senders as f64 / r));
+            // The server's rate is a floor on the interval once its burst is used (hello
+            // and join took two of it).
+            let floor = limits.map(|(rate, burst)| {
+                (
+                    Duration::from_secs_f64(1.0 / f64::from(rate)),
+                    burst.saturating_sub(2),
+                )
+            });
+            let interval = match (asked, floor) {
+                (Some(a), Some((f, _))) => Some(a.max(f)),
+                (a, _) => a,
+            };
             let mut next =
                 start + interval.map_or(Duration::ZERO, |iv| iv * j as u32 / args2.senders as u32);
             let pad = "x".repeat(args2.size);
@@ -484,6 +516,9 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
                         next += iv;
                     }
                     None => {
+                        if let Some((f, burst)) = floor.filter(|(_, b)| seq >= *b) {
+                            Timer::at(start + f * (seq - burst + 1)).await;
+                        }
                         while shared.borrow().in_flight[j].len() >= args2.window as usize {
                             if wake.recv().await.is_err() {
                                 return;

@@ -18,8 +18,8 @@ pub enum Protocol {
 /// What a session saw that the load generator cares about.
 #[derive(Debug)]
 pub enum Seen {
-    /// Registration completed.
-    Welcome,
+    /// Registration completed; the rate and burst the server announced (native only).
+    Welcome(Option<(u32, u32)>),
     /// This session's join of a room completed (member list received).
     Joined,
     /// A room message.
@@ -49,7 +49,12 @@ impl Session {
     /// A session that registers as `nick` (its first bytes are queued at once).
     pub fn new(protocol: Protocol, nick: &str) -> Session {
         match protocol {
-            Protocol::Native => Session::Native(Box::new(Client::new(nick))),
+            Protocol::Native => {
+                let mut client = Client::new(nick);
+                // The load generator paces its senders itself, to the announced rate.
+                client.set_paced(false);
+                Session::Native(Box::new(client))
+            }
             Protocol::Irc => {
                 let mut out = BytesMut::new();
                 write_line(&mut out, None, "NICK", &[nick], false);
@@ -113,7 +118,9 @@ impl Session {
                 }
                 while let Some(ev) = c.poll_event() {
                     match ev {
-                        ClientEvent::Welcome { .. } => seen(Seen::Welcome),
+                        ClientEvent::Welcome { limits, .. } => {
+                            seen(Seen::Welcome(Some((limits.msg_rate, limits.msg_burst))))
+                        }
                         ClientEvent::Members { .. } => seen(Seen::Joined),
                         ClientEvent::Message { text, .. } => seen(Seen::Message(text)),
                         ClientEvent::Pong { token } => seen(Seen::Pong(token)),
@@ -138,7 +145,7 @@ impl Session {
                         continue;
                     };
                     match msg.command.as_str() {
-                        "001" => seen(Seen::Welcome),
+                        "001" => seen(Seen::Welcome(None)),
                         "366" => seen(Seen::Joined),
                         "PRIVMSG" => {
                             if let Some(text) = msg.params.get(1) {

@@ -17,17 +17,20 @@
 //!   sockets (`add_listener`, for a dedicated IRC port say): one accept loop each, all in one
 //!   task, feeding the one core.
 //! - A connection's task runs a reader and a writer side by side. The reader reads into one
-//!   read buffer shared by every connection (so an idle connection holds no buffer) and hands
-//!   the bytes to the core, which decodes every whole frame before the reader yields. The
-//!   writer sleeps on a per-connection wake signal and, when woken, writes what the core has
+//!   read buffer shared by every connection (so an idle connection holds no buffer), never
+//!   more than the core's `read_budget` for the connection, hands the bytes to the core and
+//!   yields, so every connection gets one bounded read per turn. With no budget (the
+//!   connection is over its rate and its inbound queue is full, or it is closing) the reader
+//!   does not poll the socket at all until the core names it in `poll_readable`. The writer
+//!   sleeps on a per-connection wake signal and, when woken, writes what the core has
 //!   queued, in batches of whole frames (one write per batch, never one per frame).
-//! - After every input, timeout or close, the adapter drains the core: it wakes the writers of
-//!   connections with new output, starts a close for connections the core wants gone, logs
-//!   events and re-arms the keepalive timer when the core's next deadline moved earlier.
-//! - A close the core asks for is a lingering close: the writer flushes what is left (ending
-//!   with the bye), shuts down its half of the socket and the reader discards input until the
-//!   peer closes too. All of it is bounded by `close_linger`, so a peer that stopped reading
-//!   cannot hold its connection open.
+//! - After every input, write, timeout or close, the adapter drains the core: it wakes the
+//!   writers of connections with new output and the readers the core lets read again, marks
+//!   closing connections, ends the ones the core says to close now, logs events and re-arms
+//!   the timer when the core's next deadline moved earlier.
+//! - Closing is the core's decision, lingering included: on `Close { Flush }` the reader
+//!   stops (the core gives it no budget) and the writer flushes; on `Close { Now }` (output
+//!   written, or `close_linger` over, a deadline the core keeps) the socket is dropped.
 //! - [`Handle::shutdown`] stops accepting, says bye to every client through the core and
 //!   returns from `run` once every bye is written (bounded by `close_linger`).
 //!

@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -15,12 +15,13 @@ use std::task::Poll;
 
 use futures_lite::future::{or, poll_fn, try_zip, yield_now};
 use futures_lite::ready;
-use switchboard_core::{Config, ConnId, Event, Server};
+use switchboard_core::{CloseMode, Config, ConnId, Event, Server};
 
 use crate::notify::Notify;
 use crate::Handle;
 
-/// Size of the one read buffer all connections share.
+/// Size of the one read buffer all connections share; a read takes no more than the core's
+/// read budget for the connection.
 const READ_BUF: usize = 64 * 1024;
 
 /// Pause after an accept error that means resources ran out (too many open files, no
@@ -43,6 +44,10 @@ pub(crate) struct Bound {
 
 impl Bound {
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Bound> {
+        // Limits that cannot work together are refused before anything is bound.
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = Async::new(TcpListener::bind(addr)?)?;
         Ok(Bound {
             listeners: vec![listener],
@@ -74,16 +79,12 @@ struct State {
     conns: HashMap<ConnId, Rc<Slot>>,
     /// The one read buffer: a read's bytes are handed to the core before anyone reads again.
     buf: Box<[u8]>,
-    linger: Duration,
     /// The deadline the keepalive task sleeps until.
     timer_at: Option<Instant>,
     /// Wakes the keepalive task when the core's next deadline moves earlier.
     timer: Rc<Notify>,
     /// Woken when the last connection is gone.
     idle: Rc<Notify>,
-    /// The server is shutting down: a close ends once the bye is written, without waiting
-    /// for the peer to close its side, so that shutdown takes no longer than the flush.
-    shutting_down: bool,
 }
 
 /// The adapter's side of one connection, shared by its task and the state.
@@ -91,24 +92,22 @@ struct State {
 struct Slot {
     /// The peer's address, for log lines.
     peer: Option<SocketAddr>,
-    /// Wakes the writer: output is queued, or the connection is closing.
+    /// Wakes the writer: output is queued.
     writer: Notify,
-    /// Wakes the linger watch when the core decides to close the connection.
+    /// Wakes the reader: the core lets it read again.
+    reader: Notify,
+    /// Wakes the task when the core says to close the socket now.
     closer: Notify,
-    /// When the core decided to close it, the moment the close must be over.
-    close_at: Cell<Option<Instant>>,
+    /// The core is closing the connection: errors are expected, not worth a log line.
+    closing: Cell<bool>,
+    /// The core said to close the socket now.
+    done: Cell<bool>,
 }
 
 /// Why a connection's task ended.
 enum End {
-    /// Both sides finished a close the core asked for.
-    Done,
-    /// The bye is written and the server is shutting down.
-    Flushed,
-    /// The peer closed its side first.
-    PeerGone,
-    /// The close took longer than `close_linger`.
-    Linger,
+    /// The core said to close it.
+    Closed,
     /// Reading or writing failed.
     Io(io::Error),
 }
@@ -121,13 +120,21 @@ impl State {
                 slot.writer.notify();
             }
         }
-        while let Some(id) = self.server.poll_close() {
+        while let Some(id) = self.server.poll_readable() {
             if let Some(slot) = self.conns.get(&id) {
-                if slot.close_at.get().is_none() {
-                    slot.close_at.set(Some(Instant::now() + self.linger));
+                slot.reader.notify();
+            }
+        }
+        while let Some(close) = self.server.poll_close() {
+            if let Some(slot) = self.conns.get(&close.conn) {
+                match close.mode {
+                    // The reader stops by itself: the core gives it no budget any more.
+                    CloseMode::Flush => slot.closing.set(true),
+                    CloseMode::Now => {
+                        slot.done.set(true);
+                        slot.closer.notify();
+                    }
                 }
-                slot.writer.notify();
-                slot.closer.notify();
             }
         }
         while let Some(event) = self.server.poll_event() {
@@ -162,14 +169,12 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
     let timer = Rc::new(Notify::default());
     let idle = Rc::new(Notify::default());
     let state = Rc::new(RefCell::new(State {
-        linger: config.close_linger,
         server: Server::new(config),
         conns: HashMap::new(),
         buf: vec![0; READ_BUF].into_boxed_slice(),
         timer_at: None,
         timer: timer.clone(),
         idle: idle.clone(),
-        shutting_down: false,
     }));
     let main = async {
         // All accept loops run in this one task: one waker then serves `Handle::stopped`.
@@ -181,11 +186,10 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
         .await;
         {
             let mut st = state.borrow_mut();
-            st.shutting_down = true;
             st.server.shutdown(Instant::now());
             st.drain();
         }
-        // Every connection task ends within its close linger.
+        // The core closes every connection once its bye is written, or its linger is over.
         while !state.borrow().conns.is_empty() {
             idle.wait().await;
         }
@@ -278,7 +282,7 @@ pub(crate) fn is_transient(e: &io::Error) -> bool {
     )
 }
 
-/// One connection's task: reader and writer side by side, bounded by the close linger.
+/// One connection's task: reader and writer side by side until the core says to close.
 async fn connection(
     state: Rc<RefCell<State>>,
     handle: Handle,
@@ -290,19 +294,19 @@ async fn connection(
         let reader = read_side(&state, id, &slot, &stream);
         let writer = write_side(&state, id, &slot, &stream);
         match try_zip(reader, writer).await {
-            Ok(_) => End::Done,
+            Ok(_) => End::Closed,
             Err(end) => end,
         }
     };
-    // The linger watch goes first so that it wins once the deadline has passed.
-    let end = or(linger(&slot), sides).await;
+    // The close watch goes first so that it wins once the core has said so.
+    let end = or(closed(&slot), sides).await;
     drop(stream);
     handle.closed();
     let mut st = state.borrow_mut();
-    match end {
-        End::Io(e) if slot.close_at.get().is_none() => log::debug!("{id} I/O error: {e}"),
-        End::Linger => log::debug!("{id} close linger expired"),
-        _ => {}
+    if let End::Io(e) = end {
+        if !slot.closing.get() {
+            log::debug!("{id} I/O error: {e}");
+        }
     }
     // Announces the departure unless the core closed it itself; frees everything.
     st.server.handle_close(id, Instant::now());
@@ -313,8 +317,10 @@ async fn connection(
     }
 }
 
-/// Reads into the core until the peer closes. Input during a close is still read (the core
-/// ignores it) so that closing the socket does not reset the connection and lose the bye.
+/// Reads into the core as far as its read budget allows; a connection with no budget
+/// (over its rate with a full inbound queue, or closing) is not read at all until the core
+/// names it in `poll_readable`. At the end of the stream the core is told and the reader
+/// stops; the writer flushes the core's last output.
 async fn read_side(
     state: &RefCell<State>,
     id: ConnId,
@@ -322,6 +328,11 @@ async fn read_side(
     stream: &Async<TcpStream>,
 ) -> Result<(), End> {
     loop {
+        let budget = state.borrow().server.read_budget(id);
+        if budget == 0 {
+            slot.reader.wait().await;
+            continue;
+        }
         // As `Async::read_with`, without its 168-byte future in every connection's task.
         let read = poll_fn(|cx| loop {
             match read_into_core(state, id, stream.get_ref()) {
@@ -335,32 +346,46 @@ async fn read_side(
         })
         .await;
         match read {
-            Ok(0) if slot.close_at.get().is_some() => return Ok(()),
-            Ok(0) => return Err(End::PeerGone),
-            Ok(_) => {}
+            // Paused meanwhile (the core closed it): back to waiting for the budget.
+            Ok(None) => continue,
+            Ok(Some(0)) => {
+                let mut st = state.borrow_mut();
+                st.server.handle_eof(id, Instant::now());
+                st.drain();
+                return Ok(());
+            }
+            Ok(Some(_)) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(End::Io(e)),
         }
-        // Lets other connections run even if this peer never stops sending.
+        // One read per turn: every other connection is served before this one reads again.
         yield_now().await;
     }
 }
 
-/// Reads once into the shared buffer and hands what came to the core.
-fn read_into_core(state: &RefCell<State>, id: ConnId, mut socket: &TcpStream) -> io::Result<usize> {
+/// Reads once into the shared buffer, no more than the read budget, and hands what came
+/// to the core; `None` if the budget is 0 (the core paused or closed it meanwhile).
+fn read_into_core(
+    state: &RefCell<State>,
+    id: ConnId,
+    mut socket: &TcpStream,
+) -> io::Result<Option<usize>> {
     let mut st = state.borrow_mut();
     let st = &mut *st;
-    let n = socket.read(&mut st.buf)?;
+    let budget = st.server.read_budget(id).min(READ_BUF);
+    if budget == 0 {
+        return Ok(None);
+    }
+    let n = socket.read(&mut st.buf[..budget])?;
     if n > 0 {
-        // Decodes every whole frame of these bytes before returning.
         st.server.handle_input(id, &st.buf[..n], Instant::now());
         st.drain();
     }
-    Ok(n)
+    Ok(Some(n))
 }
 
-/// Writes what the core queues for the connection; once it is closing and all is written
-/// (the bye last), shuts down the sending half.
+/// Writes what the core queues for the connection, reporting every write; the core says
+/// when it is time to close.
 async fn write_side(
     state: &RefCell<State>,
     id: ConnId,
@@ -370,15 +395,6 @@ async fn write_side(
     loop {
         let transmit = state.borrow_mut().server.take_transmit(id);
         let Some(transmit) = transmit else {
-            if slot.close_at.get().is_some() {
-                // The peer may already be gone; the reader or the linger ends the task then.
-                let _ = stream.get_ref().shutdown(Shutdown::Write);
-                if state.borrow().shutting_down {
-                    // Ends the task without waiting for the reader.
-                    return Err(End::Flushed);
-                }
-                return Ok(());
-            }
             slot.writer.wait().await;
             continue;
         };
@@ -400,7 +416,10 @@ async fn write_side(
                 Ok(0) => return Err(End::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
                     data.advance(n);
-                    state.borrow_mut().server.handle_written(id, n);
+                    let mut st = state.borrow_mut();
+                    st.server.handle_written(id, n);
+                    // A closing connection's last write makes the core say to close it.
+                    st.drain();
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(End::Io(e)),
@@ -409,12 +428,11 @@ async fn write_side(
     }
 }
 
-/// Resolves `close_linger` after the core decided to close the connection.
-async fn linger(slot: &Slot) -> End {
+/// Resolves once the core says to close the socket now.
+async fn closed(slot: &Slot) -> End {
     loop {
-        if let Some(at) = slot.close_at.get() {
-            Timer::at(at).await;
-            return End::Linger;
+        if slot.done.get() {
+            return End::Closed;
         }
         slot.closer.wait().await;
     }

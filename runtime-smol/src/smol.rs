@@ -13,6 +13,8 @@ pub struct Server(Bound);
 
 impl Server {
     /// Binds the listening socket; serving starts with [`Server::run`].
+    ///
+    /// A `config` that `Config::validate` refuses is an `InvalidInput` error.
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Server> {
         Bound::bind(addr, config).map(Server)
     }

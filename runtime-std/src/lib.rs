@@ -7,18 +7,20 @@
 //!   starts that connection's threads and goes back to accepting. Each further listener
 //!   ([`Server::add_listener`], for a dedicated IRC port say) has an accept thread of its own
 //!   feeding the same core.
-//! - Each connection has a reader thread, which reads and hands the bytes to the core, and a
-//!   writer thread, which sleeps on the connection's condition variable until the core queues
-//!   output for it and then writes the core's batches of whole frames. Their stacks are small
-//!   (64 KiB) and their buffers on the heap. A slow client blocks only its own threads.
+//! - Each connection has a reader thread, which reads no more than the core's `read_budget`
+//!   and hands the bytes to the core, and a writer thread, which sleeps on the connection's
+//!   condition variable until the core queues output for it and then writes the core's
+//!   batches of whole frames. Their stacks are small (64 KiB) and their buffers on the heap.
+//!   A slow client blocks only its own threads. A reader with no budget (its connection is
+//!   over its rate with a full inbound queue) sleeps on its own condition variable, without
+//!   reading, until the core names it in `poll_readable`.
 //! - The core sits behind one mutex. It is held to feed or drain the core, never across a
 //!   socket read or write.
-//! - A timer thread runs keepalive off the core's `poll_timeout` and ends closes that outlast
-//!   `close_linger`: shutting the socket down unblocks a writer stuck on a peer that stopped
-//!   reading.
-//! - A close the core asks for is a lingering close: the writer flushes what is left (ending
-//!   with the bye), shuts down its half of the socket and the reader discards input until the
-//!   peer closes too, all within `close_linger`.
+//! - A timer thread calls `handle_timeout` at the core's `poll_timeout`: keepalive, requests
+//!   waiting for the rate, and close lingers are all the core's deadlines.
+//! - Closing is the core's decision: on `Close { Flush }` the reading half is shut (the
+//!   reader stops at once) and the writer flushes; on `Close { Now }` the socket is shut
+//!   down, which also unblocks a writer stuck on a peer that stopped reading.
 //!
 //! Connects, sign-ins, closes and errors go through the [`log`] facade, one line each
 //! (connections and sign-ins at `info`, I/O errors at `debug`, accept failures at `warn`);
@@ -29,22 +31,21 @@
 
 mod handle;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use switchboard_core::{Config, ConnId, Event};
+use switchboard_core::{CloseMode, Config, ConnId, Event};
 
 pub use handle::Handle;
 
 /// Stack size of connection and timer threads: they hold no buffers on the stack.
 const THREAD_STACK: usize = 64 * 1024;
 
-/// Each reader's buffer.
+/// Each reader's buffer; a read takes no more than the core's read budget.
 const READ_BUF: usize = 8 * 1024;
 
 /// Pause after an accept error that means resources ran out (too many open files, no
@@ -85,7 +86,12 @@ fn thread_budget() -> usize {
 
 impl Server {
     /// Binds the listening socket; serving starts with [`Server::run`].
+    ///
+    /// A `config` that [`Config::validate`] refuses is an `InvalidInput` error.
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Server> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(addr)?;
         let handle = Handle::new(listener.local_addr()?);
         Ok(Server {
@@ -138,12 +144,9 @@ impl Server {
         let max_connections = max_connections.unwrap_or_else(thread_budget);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                linger: config.close_linger,
                 server: switchboard_core::Server::new(config),
                 conns: HashMap::new(),
-                closing: BinaryHeap::new(),
                 timer_at: None,
-                shutting_down: false,
                 stopping: false,
             }),
             timer: Condvar::new(),
@@ -186,14 +189,9 @@ impl Server {
             let _ = thread.join();
         }
         let mut st = shared.lock();
-        st.shutting_down = true;
         st.server.shutdown(Instant::now());
         shared.drain(&mut st);
-        // Connections closing already may be waiting for their peer; that is over now.
-        for entry in st.conns.values() {
-            entry.wake.notify_one();
-        }
-        // Every connection ends within its close linger, enforced by the timer thread.
+        // The core closes every connection once its bye is written or its linger is over.
         while !st.conns.is_empty() {
             st = shared.idle.wait(st).unwrap_or_else(PoisonError::into_inner);
         }
@@ -221,14 +219,8 @@ struct Shared {
 struct State {
     server: switchboard_core::Server,
     conns: HashMap<ConnId, Entry>,
-    /// Close deadlines; an entry is live only while it equals its connection's `close_at`.
-    closing: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// The deadline the timer thread sleeps until.
     timer_at: Option<Instant>,
-    linger: Duration,
-    /// The server is shutting down: a close ends once the bye is written, without waiting
-    /// for the peer to close its side, so that shutdown takes no longer than the flush.
-    shutting_down: bool,
     /// Ends the timer thread.
     stopping: bool,
 }
@@ -236,12 +228,12 @@ struct State {
 /// The adapter's side of one connection.
 struct Entry {
     stream: Arc<TcpStream>,
-    /// Wakes the writer: output is queued, the connection is closing or it is gone.
+    /// Wakes the writer: output is queued or the connection is gone.
     wake: Arc<Condvar>,
-    /// When the core decided to close it, the moment the close must be over.
-    close_at: Option<Instant>,
-    /// The reader saw the peer close during a close.
-    reader_done: bool,
+    /// Wakes the reader: the core lets it read again, or the connection is gone.
+    read_wake: Arc<Condvar>,
+    /// The core is closing it: errors are expected, not worth a log line.
+    closing: bool,
 }
 
 impl Shared {
@@ -251,58 +243,82 @@ impl Shared {
     }
 
     /// Acts on everything the core has to say after an input, timeout or close.
+    ///
+    /// Closes the core wants now are torn down after each round, and what their departures
+    /// cause is drained in the next: a loop, not recursion, however many close at once.
     fn drain(&self, st: &mut State) {
-        while let Some(id) = st.server.poll_pending() {
-            if let Some(entry) = st.conns.get(&id) {
-                entry.wake.notify_one();
-            }
-        }
-        let mut rearm = false;
-        while let Some(id) = st.server.poll_close() {
-            if let Some(entry) = st.conns.get_mut(&id) {
-                if entry.close_at.is_none() {
-                    let at = Instant::now() + st.linger;
-                    entry.close_at = Some(at);
-                    st.closing.push(Reverse((at, id)));
-                    rearm |= st.timer_at.is_none_or(|t| at < t);
+        loop {
+            while let Some(id) = st.server.poll_pending() {
+                if let Some(entry) = st.conns.get(&id) {
+                    entry.wake.notify_one();
                 }
-                entry.wake.notify_one();
             }
-        }
-        while let Some(event) = st.server.poll_event() {
-            match event {
-                Event::Registered { conn, nick } => {
-                    let peer = st.conns.get(&conn).and_then(|e| e.stream.peer_addr().ok());
-                    match peer {
-                        Some(peer) => log::info!("{conn} signed in as {nick} from {peer}"),
-                        None => log::info!("{conn} signed in as {nick}"),
+            while let Some(id) = st.server.poll_readable() {
+                if let Some(entry) = st.conns.get(&id) {
+                    entry.read_wake.notify_one();
+                }
+            }
+            let mut now = Vec::new();
+            while let Some(close) = st.server.poll_close() {
+                match close.mode {
+                    CloseMode::Flush => {
+                        if let Some(entry) = st.conns.get_mut(&close.conn) {
+                            entry.closing = true;
+                            // Stops the reader at once, even inside a blocking read.
+                            let _ = entry.stream.shutdown(Shutdown::Read);
+                            entry.read_wake.notify_one();
+                        }
+                    }
+                    CloseMode::Now => now.push(close.conn),
+                }
+            }
+            while let Some(event) = st.server.poll_event() {
+                match event {
+                    Event::Registered { conn, nick } => {
+                        let peer = st.conns.get(&conn).and_then(|e| e.stream.peer_addr().ok());
+                        match peer {
+                            Some(peer) => log::info!("{conn} signed in as {nick} from {peer}"),
+                            None => log::info!("{conn} signed in as {nick}"),
+                        }
+                    }
+                    Event::Closed { conn, code, reason } => {
+                        log::info!("{conn} closed: {code}: {reason}")
                     }
                 }
-                Event::Closed { conn, code, reason } => {
-                    log::info!("{conn} closed: {code}: {reason}")
-                }
+            }
+            if now.is_empty() {
+                break;
+            }
+            for id in now {
+                self.teardown(st, id);
             }
         }
         if let Some(next) = st.server.poll_timeout() {
-            rearm |= st.timer_at.is_none_or(|t| next < t);
-        }
-        if rearm {
-            self.timer.notify_one();
+            if st.timer_at.is_none_or(|t| next < t) {
+                self.timer.notify_one();
+            }
         }
     }
 
-    /// Tears a connection down: shuts its socket (unblocking its threads), tells the core and
-    /// drops the entry. Whoever gets here first does it; the others find the entry gone.
+    /// Tears a connection down and drains what that causes. Whoever gets here first does
+    /// it; the others find the entry gone.
     fn finish(&self, st: &mut State, id: ConnId) {
+        self.teardown(st, id);
+        self.drain(st);
+    }
+
+    /// Shuts a connection's socket (unblocking its threads), tells the core and drops the
+    /// entry.
+    fn teardown(&self, st: &mut State, id: ConnId) {
         let Some(entry) = st.conns.remove(&id) else {
             return;
         };
         let _ = entry.stream.shutdown(Shutdown::Both);
         entry.wake.notify_one();
+        entry.read_wake.notify_one();
         self.handle.closed();
         // Announces the departure unless the core closed it itself; frees everything.
         st.server.handle_close(id, Instant::now());
-        self.drain(st);
         if st.conns.is_empty() {
             self.idle.notify_all();
         }
@@ -356,6 +372,7 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     }
     let stream = Arc::new(stream);
     let wake = Arc::new(Condvar::new());
+    let read_wake = Arc::new(Condvar::new());
     let id = {
         let mut st = shared.lock();
         let id = st.server.open(Instant::now());
@@ -364,8 +381,8 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             Entry {
                 stream: stream.clone(),
                 wake: wake.clone(),
-                close_at: None,
-                reader_done: false,
+                read_wake: read_wake.clone(),
+                closing: false,
             },
         );
         shared.handle.opened();
@@ -377,7 +394,7 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let reader = {
         let (shared, stream) = (shared.clone(), stream.clone());
         spawn(format!("switchboard-read-{}", id.0), move || {
-            read_side(&shared, id, &stream)
+            read_side(&shared, id, &stream, &read_wake)
         })
     };
     let writer = reader.and_then(|_| {
@@ -401,37 +418,55 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
         .map(drop)
 }
 
-/// Reads into the core until the peer closes. Input during a close is still read (the core
-/// ignores it) so that closing the socket does not reset the connection and lose the bye.
-fn read_side(shared: &Shared, id: ConnId, mut stream: &TcpStream) {
+/// Reads into the core, no more than its read budget at a time, until the peer closes or
+/// the core closes the connection. With no budget it sleeps without reading.
+fn read_side(shared: &Shared, id: ConnId, mut stream: &TcpStream, wake: &Condvar) {
     let mut buf = vec![0u8; READ_BUF];
     loop {
-        let read = stream.read(&mut buf);
+        let budget = {
+            let mut st = shared.lock();
+            loop {
+                let Some(entry) = st.conns.get(&id) else {
+                    return;
+                };
+                if entry.closing {
+                    return;
+                }
+                let budget = st.server.read_budget(id);
+                if budget > 0 {
+                    break budget.min(READ_BUF);
+                }
+                st = wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        let read = stream.read(&mut buf[..budget]);
         let mut st = shared.lock();
-        let Some(entry) = st.conns.get_mut(&id) else {
+        let Some(entry) = st.conns.get(&id) else {
             // Torn down elsewhere.
             return;
         };
+        if entry.closing {
+            // Whatever came is not the core's any more: closing means closing.
+            return;
+        }
         match read {
-            Ok(0) if entry.close_at.is_some() => {
-                entry.reader_done = true;
-                entry.wake.notify_one();
-                return;
-            }
             Ok(0) => {
-                shared.finish(&mut st, id);
+                // The writer flushes what the core still says; the core then closes it.
+                st.server.handle_eof(id, Instant::now());
+                shared.drain(&mut st);
                 return;
             }
             Ok(n) => {
-                // Decodes every whole frame of these bytes before returning.
                 st.server.handle_input(id, &buf[..n], Instant::now());
                 shared.drain(&mut st);
+                drop(st);
+                // One slice per turn, as the async adapter does: the writers this input
+                // woke get the lock before this reader takes it again.
+                thread::yield_now();
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                if entry.close_at.is_none() {
-                    log::debug!("{id} I/O error: {e}");
-                }
+                log::debug!("{id} I/O error: {e}");
                 shared.finish(&mut st, id);
                 return;
             }
@@ -439,64 +474,51 @@ fn read_side(shared: &Shared, id: ConnId, mut stream: &TcpStream) {
     }
 }
 
-/// Writes what the core queues for the connection; once it is closing and all is written
-/// (the bye last), shuts down the sending half and waits for the reader to see the peer close.
+/// Writes what the core queues for the connection and reports it; the core says when the
+/// connection is to be closed.
 fn write_side(shared: &Shared, id: ConnId, mut stream: &TcpStream, wake: &Condvar) {
     let mut st = shared.lock();
-    let mut shut_write = false;
     loop {
-        let Some(entry) = st.conns.get(&id) else {
+        if !st.conns.contains_key(&id) {
             return;
-        };
-        let (closing, reader_done) = (entry.close_at.is_some(), entry.reader_done);
-        if let Some(transmit) = st.server.take_transmit(id) {
-            drop(st);
-            // Whole frames, batched by the core: one write for all of it when the socket
-            // takes it. The lock is not held while writing.
-            let mut data = &transmit.data[..];
-            let mut failed = None;
-            while !data.is_empty() {
-                match stream.write(data) {
-                    Ok(0) => failed = Some(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => {
-                        data = &data[n..];
-                        shared.lock().server.handle_written(id, n);
-                        continue;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => failed = Some(e),
-                }
-                break;
-            }
-            st = shared.lock();
-            if let Some(e) = failed {
-                if st
-                    .conns
-                    .get(&id)
-                    .is_some_and(|entry| entry.close_at.is_none())
-                {
-                    log::debug!("{id} I/O error: {e}");
-                }
-                shared.finish(&mut st, id);
-                return;
-            }
+        }
+        let Some(transmit) = st.server.take_transmit(id) else {
+            st = wake.wait(st).unwrap_or_else(PoisonError::into_inner);
             continue;
-        }
-        if closing {
-            if !shut_write {
-                let _ = stream.shutdown(Shutdown::Write);
-                shut_write = true;
+        };
+        drop(st);
+        // Whole frames, batched by the core: one write for all of it when the socket takes
+        // it. The lock is not held while writing.
+        let mut data = &transmit.data[..];
+        let mut failed = None;
+        while !data.is_empty() {
+            match stream.write(data) {
+                Ok(0) => failed = Some(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    data = &data[n..];
+                    let mut st = shared.lock();
+                    st.server.handle_written(id, n);
+                    // A closing connection's last write makes the core say to close it.
+                    shared.drain(&mut st);
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => failed = Some(e),
             }
-            if reader_done || st.shutting_down {
-                shared.finish(&mut st, id);
-                return;
-            }
+            break;
         }
-        st = wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+        st = shared.lock();
+        if let Some(e) = failed {
+            if st.conns.get(&id).is_some_and(|entry| !entry.closing) {
+                log::debug!("{id} I/O error: {e}");
+            }
+            shared.finish(&mut st, id);
+            return;
+        }
     }
 }
 
-/// Runs keepalive and ends closes that outlast `close_linger`.
+/// Calls the core's `handle_timeout` whenever its next deadline passes.
 fn timer_thread(shared: &Shared) {
     let mut st = shared.lock();
     loop {
@@ -508,21 +530,7 @@ fn timer_thread(shared: &Shared) {
             st.server.handle_timeout(now);
             shared.drain(&mut st);
         }
-        while let Some(&Reverse((at, id))) = st.closing.peek() {
-            if at > now {
-                break;
-            }
-            st.closing.pop();
-            if st.conns.get(&id).is_some_and(|e| e.close_at == Some(at)) {
-                log::debug!("{id} close linger expired");
-                shared.finish(&mut st, id);
-            }
-        }
-        let linger = st.closing.peek().map(|Reverse((at, _))| *at);
-        let next = match (st.server.poll_timeout(), linger) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = st.server.poll_timeout();
         st.timer_at = next;
         st = match next {
             Some(at) => {

@@ -48,6 +48,9 @@ impl TestClient {
         let mut client = Client::new(label);
         // Client::new queues a hello; a raw connection sends only what the test writes.
         client.poll_transmit();
+        // Tests write what they mean to, as fast as they mean to: the server's own flood
+        // control is what they test.
+        client.set_paced(false);
         TestClient {
             label: label.to_owned(),
             stream,
@@ -101,6 +104,23 @@ impl TestClient {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The client's end of the socket, for writing from another thread.
+    pub fn stream(&self) -> TcpStream {
+        self.stream.try_clone().expect("clone the socket")
+    }
+
+    /// Whether the server closed the socket (as far as reads so far showed).
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_some()
+    }
+
+    /// Reads for `d` (answering pings) and returns every event received.
+    pub fn drain_for(&mut self, d: Duration) -> Vec<ClientEvent> {
+        let deadline = Instant::now() + d;
+        while self.closed.is_none() && self.receive(deadline) {}
+        self.events.drain(..).collect()
     }
 
     /// Never sends what the client queues by itself (so server pings go unanswered).

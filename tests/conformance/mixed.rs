@@ -9,12 +9,11 @@ use crate::runtimes::Start;
 
 /// The tests' limits: flood control off, a short close linger, a server name to check.
 fn config() -> Config {
-    Config {
-        msg_rate: 0,
-        close_linger: std::time::Duration::from_secs(1),
-        server_name: "irc.test".into(),
-        ..Config::default()
-    }
+    let mut c = Config::default();
+    c.msg_rate = 0;
+    c.close_linger = std::time::Duration::from_secs(1);
+    c.server_name = "irc.test".into();
+    c
 }
 
 fn is_message(e: &ClientEvent, room: &str, from: &str, text: &str) -> bool {

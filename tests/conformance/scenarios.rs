@@ -1,7 +1,9 @@
 //! The scenarios every runtime must pass, each a function of how to start a server.
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use switchboard::core::packet::client_type;
 use switchboard::core::{ClientEvent, Config, ErrorCode, Member, RoomInfo};
@@ -11,11 +13,10 @@ use crate::runtimes::Start;
 
 /// The tests' limits: flood control off, a short close linger.
 fn config() -> Config {
-    Config {
-        msg_rate: 0,
-        close_linger: Duration::from_secs(1),
-        ..Config::default()
-    }
+    let mut c = Config::default();
+    c.msg_rate = 0;
+    c.close_linger = Duration::from_secs(1);
+    c
 }
 
 fn is_message(e: &ClientEvent, room: &str, from: &str, text: &str) -> bool {
@@ -329,9 +330,10 @@ pub fn invalid_utf8(start: Start) {
 }
 
 pub fn slow_consumer_is_closed(start: Start) {
-    let config = Config {
-        max_outbound_bytes: 128 * 1024,
-        ..config()
+    let config = {
+        let mut c = config();
+        c.max_outbound_bytes = 128 * 1024;
+        c
     };
     let linger = config.close_linger;
     let server = start(config);
@@ -386,10 +388,11 @@ pub fn slow_consumer_is_closed(start: Start) {
 }
 
 pub fn keepalive_closes_silent_client(start: Start) {
-    let config = Config {
-        ping_interval: Duration::from_millis(200),
-        idle_timeout: Duration::from_millis(600),
-        ..config()
+    let config = {
+        let mut c = config();
+        c.ping_interval = Duration::from_millis(200);
+        c.idle_timeout = Duration::from_millis(600);
+        c
     };
     let server = start(config);
     let mut silent = TestClient::connect(server.addr, "silent");
@@ -409,26 +412,153 @@ pub fn keepalive_closes_silent_client(start: Start) {
     lively.sync();
 }
 
-pub fn flood_is_closed(start: Start) {
-    let config = Config {
-        msg_rate: 5,
-        msg_burst: 5,
-        flood_strikes: 10,
-        ..config()
+/// A ping frame, for raw writes.
+fn ping_frame(token: u64) -> Vec<u8> {
+    frame(client_type::PING, &token.to_be_bytes())
+}
+
+pub fn burst_is_delayed_not_dropped(start: Start) {
+    // The default limits, flood control included.
+    let mut config = Config::default();
+    config.close_linger = Duration::from_secs(1);
+    let server = start(config);
+    let mut burst = TestClient::connect(server.addr, "burst");
+    let mut calm = TestClient::connect(server.addr, "calm");
+    let bytes: Vec<u8> = (0..1000).flat_map(ping_frame).collect();
+    burst.write_raw(&bytes);
+    // Every one answered, in order; over the rate they only wait.
+    for token in 0..1000u64 {
+        let e = burst.expect_within("the next answer", Duration::from_secs(60), |e| {
+            matches!(
+                e,
+                ClientEvent::Pong { .. } | ClientEvent::Error { .. } | ClientEvent::Bye { .. }
+            )
+        });
+        assert_eq!(e, ClientEvent::Pong { token }, "answer {token}");
+    }
+    assert!(!burst.is_closed());
+    calm.sync();
+    burst.sync();
+}
+
+/// The server side's receive queue of the connection from `client` to `server`, in bytes,
+/// as the kernel reports it (Linux, IPv4).
+fn server_rx_queue(server: SocketAddr, client: SocketAddr) -> Option<usize> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let addr = |field: &str| -> Option<SocketAddr> {
+        let (ip, port) = field.split_once(':')?;
+        let ip = u32::from_str_radix(ip, 16).ok()?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        Some(SocketAddr::from((ip.to_le_bytes(), port)))
     };
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() < 5 || addr(cols[1])? != server || addr(cols[2])? != client {
+            return None;
+        }
+        let (_, rx) = cols[4].split_once(':')?;
+        usize::from_str_radix(rx, 16).ok()
+    })
+}
+
+pub fn flooder_is_paused_and_not_read(start: Start) {
+    let mut config = config();
+    config.msg_rate = 20;
+    config.msg_burst = 10;
+    config.max_inbound_bytes = 1024;
+    let (rate, burst) = (config.msg_rate, config.msg_burst);
     let server = start(config);
     let mut flooder = TestClient::connect(server.addr, "flooder");
     let mut calm = TestClient::connect(server.addr, "calm");
-    for token in 0..40 {
-        flooder.queue(|c| c.ping(token));
+    let began = Instant::now();
+    // Far more pings than the server will take in: a thread writes them, blocking when the
+    // socket is full; it ends when the server closes the socket at shutdown.
+    let mut writer = flooder.stream();
+    let local = writer.local_addr().expect("local address");
+    std::thread::spawn(move || {
+        let bytes: Vec<u8> = (0..40_000).flat_map(ping_frame).collect();
+        let _ = writer.write_all(&bytes);
+    });
+    let is_pong = |e: &ClientEvent| matches!(e, ClientEvent::Pong { .. });
+    let mut pongs = 0;
+    // The server stops reading: its receive queue fills up to far past what it holds.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let queued = server_rx_queue(server.addr, local);
+        if queued.is_some_and(|q| q >= 64 * 1024) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server kept reading a paused flooder: receive queue {queued:?} bytes"
+        );
+        // Reading answers keeps the flooder a good reader: it floods, it does not stall.
+        let events = flooder.drain_for(Duration::from_millis(10));
+        pongs += events.iter().filter(|e| is_pong(e)).count();
     }
-    flooder.flush();
-    let error = flooder.expect("an error", is_error);
-    assert_eq!(error_of(&error).map(|e| e.0), Some(ErrorCode::RateLimited));
-    let bye = flooder.expect("a bye", is_bye);
-    assert_eq!(bye_code(&bye), Some(ErrorCode::Flooding));
-    flooder.expect_closed(WAIT);
+    // Meanwhile everyone else is answered at once.
     calm.sync();
+    // Served no faster than its rate: a burst, then a tenth of an interval per ping.
+    let events = flooder.drain_for(Duration::from_millis(100));
+    pongs += events.iter().filter(|e| is_pong(e)).count();
+    let elapsed = began.elapsed().as_secs_f64();
+    let allowed = (burst * 10 + 1) as f64 + f64::from(rate) * 10.0 * elapsed;
+    assert!(
+        pongs as f64 <= allowed,
+        "{pongs} pongs in {elapsed:.2} s, more than the rate allows ({allowed:.0})"
+    );
+    assert!(pongs > 0);
+    assert!(
+        !flooder.is_closed(),
+        "a flooder that reads is paused, not closed"
+    );
+}
+
+pub fn trickled_frame_is_closed(start: Start) {
+    let mut config = config();
+    let timeout = Duration::from_millis(500);
+    config.request_timeout = timeout;
+    let server = start(config);
+    let mut trickler = TestClient::connect(server.addr, "trickler");
+    let began = Instant::now();
+    // A room message of 100 bytes, one byte every 50 ms: every byte is life, but the frame
+    // would take five seconds to complete.
+    let bytes = frame(client_type::SAY, &[b'x'; 100]);
+    let mut writer = trickler.stream();
+    std::thread::spawn(move || {
+        for b in bytes {
+            if writer.write_all(&[b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let bye = trickler.expect("a bye", is_bye);
+    assert_eq!(bye_code(&bye), Some(ErrorCode::Timeout), "{bye:?}");
+    assert!(began.elapsed() >= timeout, "closed before its deadline");
+    trickler.expect_closed(WAIT);
+}
+
+pub fn requests_before_a_half_close_are_answered(start: Start) {
+    let mut config = config();
+    config.msg_rate = 5;
+    config.msg_burst = 2;
+    let server = start(config);
+    let mut client = TestClient::connect(server.addr, "leaving");
+    let bytes: Vec<u8> = (0..10).flat_map(ping_frame).collect();
+    client.write_raw(&bytes);
+    // The client has said all it will say; what it said still counts, at the rate.
+    client
+        .stream()
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    for token in 0..10u64 {
+        let e = client.expect("the next pong", |e| {
+            matches!(e, ClientEvent::Pong { .. } | ClientEvent::Bye { .. })
+        });
+        assert_eq!(e, ClientEvent::Pong { token });
+    }
+    client.expect_closed(WAIT);
 }
 
 /// Clients in `thousand_clients`.

@@ -86,6 +86,7 @@ fn plant_name(bug: PlantedBug) -> &'static str {
         PlantedBug::DeliverToNonMember => "deliver-to-non-member",
         PlantedBug::ReorderMessages => "reorder-messages",
         PlantedBug::SkipLeaveNotice => "skip-leave-notice",
+        PlantedBug::DropRateLimited => "drop-rate-limited",
     }
 }
 
@@ -94,6 +95,7 @@ fn parse_plant(name: &str) -> Plant {
         PlantedBug::DeliverToNonMember,
         PlantedBug::ReorderMessages,
         PlantedBug::SkipLeaveNotice,
+        PlantedBug::DropRateLimited,
     ]
     .into_iter()
     .find(|b| plant_name(*b) == name)
@@ -345,4 +347,9 @@ fn planted_reorder_messages_is_caught() {
 #[test]
 fn planted_skip_leave_notice_is_caught() {
     find_failure(Some(PlantedBug::SkipLeaveNotice));
+}
+
+#[test]
+fn planted_drop_rate_limited_is_caught() {
+    find_failure(Some(PlantedBug::DropRateLimited));
 }

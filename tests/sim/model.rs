@@ -6,7 +6,7 @@
 //! not predict but checks once they happen: which connections the server closes as slow
 //! consumers (that depends on byte counts), and in what order keepalive closes ran.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use switchboard_core::packet::{ClientPacket, Packet};
@@ -31,8 +31,16 @@ pub struct MConn {
     /// Folded room keys in join order.
     pub rooms: Vec<String>,
     tat: Option<Instant>,
-    strikes: u32,
     frames: u32,
+    /// Frames received whole and not yet handled (they wait for the rate), each with the
+    /// stream offset where it ends.
+    waiting: VecDeque<(Frame, u64)>,
+    /// Bytes received on the connection.
+    received: u64,
+    /// Stream offset where the last handled frame ends.
+    handled_end: u64,
+    /// Bytes the server holds unhandled in its inbound queue (not in its decoder).
+    pub inbox: u64,
     pub opened: Instant,
     pub last_rx: Instant,
     pub ping_sent: bool,
@@ -166,11 +174,36 @@ impl Model {
     }
 
     fn deadline(&self, c: &MConn) -> Option<Instant> {
-        match c.phase {
-            Phase::Closing => None,
-            Phase::Hello => Some(c.opened + self.cfg.hello_timeout),
-            Phase::Ready if c.ping_sent => Some(c.last_rx + self.cfg.idle_timeout),
-            Phase::Ready => Some(c.last_rx + self.cfg.ping_interval),
+        let keepalive = match c.phase {
+            Phase::Closing => return None,
+            Phase::Hello => c.opened + self.cfg.hello_timeout,
+            Phase::Ready if c.ping_sent => c.last_rx + self.cfg.idle_timeout,
+            Phase::Ready => c.last_rx + self.cfg.ping_interval,
+        };
+        // Requests waiting for the rate are handled the moment it allows.
+        match self.wake(c) {
+            Some(wake) if c.inbox > 0 => Some(keepalive.min(wake)),
+            _ => Some(keepalive),
+        }
+    }
+
+    /// When the rate next lets a request of `c` be handled.
+    fn wake(&self, c: &MConn) -> Option<Instant> {
+        let rate = self.cfg.msg_rate;
+        if rate == 0 {
+            return None;
+        }
+        let tolerance = Duration::from_secs(1) / rate * self.cfg.msg_burst.saturating_sub(1);
+        c.tat.map(|t| t.checked_sub(tolerance).unwrap_or(t))
+    }
+
+    /// The read budget the server must give `x`: the room left in its inbound queue.
+    pub fn read_budget(&self, x: ConnId) -> usize {
+        match self.conns.get(&x) {
+            Some(c) if c.phase != Phase::Closing => {
+                self.cfg.max_inbound_bytes.saturating_sub(c.inbox as usize)
+            }
+            _ => 0,
         }
     }
 
@@ -184,8 +217,11 @@ impl Model {
                 nick: String::new(),
                 rooms: Vec::new(),
                 tat: None,
-                strikes: 0,
                 frames: 0,
+                waiting: VecDeque::new(),
+                received: 0,
+                handled_end: 0,
+                inbox: 0,
                 opened: now,
                 last_rx: now,
                 ping_sent: false,
@@ -195,27 +231,47 @@ impl Model {
         );
     }
 
-    /// Before `Server::handle_input` of `bytes` bytes that complete `frames`.
-    pub fn input(&mut self, x: ConnId, bytes: usize, frames: &[Frame], now: Instant) {
+    /// Before `Server::handle_input` of `bytes` bytes that complete `frames` (each with the
+    /// stream offset where it ends).
+    pub fn input(&mut self, x: ConnId, bytes: usize, frames: &[(Frame, u64)], now: Instant) {
         self.begin();
         self.now = Some(now);
-        self.frames_now = frames.len();
         let Some(c) = self.conns.get_mut(&x) else {
             return;
         };
-        if c.phase == Phase::Closing {
+        if c.phase == Phase::Closing || bytes == 0 {
             return;
         }
-        if bytes > 0 {
-            c.last_rx = now;
-            c.ping_sent = false;
-        }
-        for f in frames {
-            if self.conns[&x].phase == Phase::Closing {
+        c.last_rx = now;
+        c.ping_sent = false;
+        c.received += bytes as u64;
+        c.waiting.extend(frames.iter().cloned());
+        self.pump(x, now);
+    }
+
+    /// Handles `x`'s waiting frames, in order, while the rate allows; then settles what the
+    /// server holds unhandled.
+    fn pump(&mut self, x: ConnId, now: Instant) {
+        loop {
+            let Some(c) = self.conns.get_mut(&x) else {
+                return;
+            };
+            if c.phase == Phase::Closing || c.waiting.is_empty() || !self.ready(x, now) {
                 break;
             }
-            self.frame(x, f, now);
+            let c = self.conns.get_mut(&x).expect("conn");
+            let (f, end) = c.waiting.pop_front().expect("frame");
+            c.handled_end = end;
+            self.frames_now += 1;
+            self.frame(x, &f, now);
         }
+        let ready = self.ready(x, now);
+        let c = self.conns.get_mut(&x).expect("conn");
+        c.inbox = if c.phase == Phase::Closing || ready {
+            0
+        } else {
+            c.received - c.handled_end
+        };
     }
 
     /// Before `Server::handle_close`.
@@ -232,23 +288,29 @@ impl Model {
         self.conns.remove(&y);
     }
 
-    /// Before `Server::handle_timeout`: pings now, closes as they are observed.
+    /// Before `Server::handle_timeout`: connection by connection in id order, the requests
+    /// the rate now allows, then pings and keepalive closes.
     pub fn timeout(&mut self, now: Instant) {
         self.begin();
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
+            if self.conns[&id].inbox > 0 {
+                self.pump(id, now);
+            }
             let c = &self.conns[&id];
             match c.phase {
                 Phase::Closing => {}
                 Phase::Hello => {
                     if now.saturating_duration_since(c.opened) >= self.cfg.hello_timeout {
                         self.due_closes.insert(id);
+                        self.close(id, ErrorCode::Timeout, Some(""));
                     }
                 }
                 Phase::Ready => {
                     let silent = now.saturating_duration_since(c.last_rx);
                     if silent >= self.cfg.idle_timeout {
                         self.due_closes.insert(id);
+                        self.close(id, ErrorCode::Timeout, Some("ping timeout"));
                     } else if silent >= self.cfg.ping_interval && !c.ping_sent {
                         if let Some(c) = self.conns.get_mut(&id) {
                             c.ping_sent = true;
@@ -307,11 +369,7 @@ impl Model {
                         self.close(*conn, ErrorCode::SlowConsumer, Some("slow consumer"));
                         slow.push(*conn);
                     } else if *code == ErrorCode::Timeout && self.due_closes.remove(conn) {
-                        let reason = match self.conns[conn].phase {
-                            Phase::Ready => Some("ping timeout"),
-                            _ => Some(""),
-                        };
-                        self.close(*conn, ErrorCode::Timeout, reason);
+                        // Closed by `timeout` already, in the server's order.
                     } else {
                         return Err(format!(
                             "server event Closed({conn}, {code}), model expected {:?}",
@@ -542,39 +600,35 @@ impl Model {
         }
     }
 
-    /// The server's generic cell rate limiter, restated.
-    fn allow(&mut self, x: ConnId, now: Instant) -> bool {
+    /// Whether the server's generic cell rate limiter, restated, lets `x` handle a request.
+    fn ready(&self, x: ConnId, now: Instant) -> bool {
         let rate = self.cfg.msg_rate;
         if rate == 0 {
             return true;
         }
-        let interval = Duration::from_secs(1) / rate;
-        let tolerance = interval * self.cfg.msg_burst.saturating_sub(1);
+        let tolerance = Duration::from_secs(1) / rate * self.cfg.msg_burst.saturating_sub(1);
+        self.conns[&x].tat.is_none_or(|t| t <= now + tolerance)
+    }
+
+    /// Charges a handled request: pings, pongs and quits a tenth, the rest a whole one.
+    fn charge(&mut self, x: ConnId, p: &ClientPacket, now: Instant) {
+        let rate = self.cfg.msg_rate;
+        if rate == 0 {
+            return;
+        }
+        let tenths = match p {
+            ClientPacket::Ping { .. } | ClientPacket::Pong { .. } | ClientPacket::Quit { .. } => 1,
+            _ => 10,
+        };
         let c = self.conns.get_mut(&x).expect("conn");
         let tat = c.tat.map_or(now, |t| t.max(now));
-        if tat.saturating_duration_since(now) > tolerance {
-            return false;
-        }
-        c.tat = Some(tat + interval);
-        true
+        c.tat = Some(tat + Duration::from_secs(1) * tenths / (rate * 10));
     }
 
     fn packet(&mut self, x: ConnId, seq: u32, p: &ClientPacket, now: Instant) {
         let rt = p.type_code();
-        if !matches!(p, ClientPacket::Pong { .. } | ClientPacket::Quit { .. }) {
-            if self.allow(x, now) {
-                self.conns.get_mut(&x).expect("conn").strikes = 0;
-            } else {
-                let c = self.conns.get_mut(&x).expect("conn");
-                c.strikes += 1;
-                if c.strikes >= self.cfg.flood_strikes {
-                    self.close(x, ErrorCode::Flooding, Some("flooding"));
-                } else {
-                    self.error(x, ErrorCode::RateLimited, rt, seq);
-                }
-                return;
-            }
-        }
+        // Never refused for the rate: it waited for it, and now counts against it.
+        self.charge(x, p, now);
         let phase = self.conns[&x].phase;
         use ClientPacket as P;
         let result = match (phase, p) {
@@ -831,8 +885,8 @@ impl Model {
             to: t.nick.clone(),
             text: text.to_owned(),
         };
-        // Whispering to someone away (or to oneself) is answered with their away message.
-        let away = (target == x || !t.away.is_empty()).then(|| Out::Away {
+        // Whispering to someone away is answered with their away message (never to oneself).
+        let away = (target != x && !t.away.is_empty()).then(|| Out::Away {
             nick: t.nick.clone(),
             message: t.away.clone(),
         });

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use switchboard_core::packet::{client_type, ClientPacket, Packet};
 use switchboard_core::server::Event;
 use switchboard_core::{
-    Client, ClientEvent, Config, ConnId, ErrorCode, RoomMode, Server, Transmit,
+    Client, ClientEvent, Close, CloseMode, Config, ConnId, ErrorCode, RoomMode, Server, Transmit,
 };
 
 use crate::mix::{Act, Fault, Mix, ACTS, FAULTS};
@@ -46,8 +46,6 @@ enum Sched {
     ServerTimer,
     /// A client's check for a silent server.
     ClientTimer(usize),
-    /// A closing connection's linger ran out.
-    Linger(ConnId),
     /// The adapter notices the peer is gone (reset, or end of stream).
     PeerGone(ConnId),
     /// A client's silence or deafness may have ended.
@@ -63,7 +61,7 @@ impl Sched {
     fn active(&self) -> bool {
         matches!(
             self,
-            Sched::ToServer(_) | Sched::ToClient(_) | Sched::Linger(_) | Sched::PeerGone(_)
+            Sched::ToServer(_) | Sched::ToClient(_) | Sched::PeerGone(_)
         )
     }
 }
@@ -79,7 +77,7 @@ enum Stage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ServerSide {
     Open,
-    /// The core asked to close it; flush until the deadline.
+    /// The core asked to close it (`Flush`): no more reading, flush until it says `Now`.
     Closing,
     /// `handle_close` was called.
     Gone,
@@ -193,6 +191,10 @@ pub struct Stats {
     pub multi_frame_calls: u64,
     /// Deliveries cut to one frame because an output limit was near.
     pub split_calls: u64,
+    /// Input calls after which requests waited for the rate in the server's queue.
+    pub delayed_calls: u64,
+    /// Deliveries the adapter did not make because the server paused the connection.
+    pub paused_reads: u64,
     pub client_timeouts: u64,
     pub linger_expired: u64,
     /// Server closes by code.
@@ -212,6 +214,8 @@ impl Stats {
         self.virtual_ms += o.virtual_ms;
         self.multi_frame_calls += o.multi_frame_calls;
         self.split_calls += o.split_calls;
+        self.delayed_calls += o.delayed_calls;
+        self.paused_reads += o.paused_reads;
         self.client_timeouts += o.client_timeouts;
         self.linger_expired += o.linger_expired;
         for (k, v) in &o.closes {
@@ -241,6 +245,8 @@ pub struct Sim {
     stage: Stage,
     server_timer: Option<u64>,
     next_id: u64,
+    /// When the core asked to flush and close each closing connection.
+    closing_since: BTreeMap<ConnId, u64>,
 }
 
 fn ms(n: u64) -> u64 {
@@ -284,6 +290,7 @@ impl Sim {
             stage: Stage::Fault,
             server_timer: None,
             next_id: 1,
+            closing_since: BTreeMap::new(),
             mix,
         }
     }
@@ -352,7 +359,9 @@ impl Sim {
             if self.stage != Stage::Fault {
                 drain_steps += 1;
                 if drain_steps > DRAIN_STEPS {
-                    return Err(format!("no quiescence after {DRAIN_STEPS} drain steps"));
+                    return Err(format!(
+                        "no quiescence after {DRAIN_STEPS} drain steps: {what:?}"
+                    ));
                 }
             }
             self.handle(what)?;
@@ -380,21 +389,6 @@ impl Sim {
                 }
             }
             Sched::ClientTimer(slot) => self.client_timer(slot)?,
-            Sched::Linger(id) => {
-                if self
-                    .links
-                    .get(&id)
-                    .is_some_and(|l| l.server == ServerSide::Closing)
-                {
-                    // Linger ran out: drop what could not be written, close hard.
-                    self.stats.linger_expired += 1;
-                    let l = self.links.get_mut(&id).expect("link");
-                    l.wbuf.clear();
-                    l.wbuf_len = 0;
-                    l.s2c.clear();
-                    self.server_gone(id, "linger expired")?;
-                }
-            }
             Sched::PeerGone(id) => {
                 if self
                     .links
@@ -442,7 +436,21 @@ impl Sim {
                 Order::Exact
             }
             Call::Input(x, ref bytes, ref frames) => {
+                let open = self
+                    .links
+                    .get(&x)
+                    .is_some_and(|l| l.server == ServerSide::Open);
+                if open && bytes.len() > self.server.read_budget(x) {
+                    return Err(format!(
+                        "sim: {} bytes handed to {x} past its read budget {}",
+                        bytes.len(),
+                        self.server.read_budget(x)
+                    ));
+                }
                 self.model.input(x, bytes.len(), frames, now);
+                if self.model.conns.get(&x).is_some_and(|c| c.inbox > 0) {
+                    self.stats.delayed_calls += 1;
+                }
                 self.server.handle_input(x, bytes, now);
                 Order::Exact
             }
@@ -493,16 +501,28 @@ impl Sim {
                 seen.entry(id).or_default().extend(items);
             }
         }
-        while let Some(id) = self.server.poll_close() {
+        // Closes the core wants now come after the checks below.
+        let closes: Vec<Close> = std::iter::from_fn(|| self.server.poll_close()).collect();
+        let mut now_closes = Vec::new();
+        for close in closes {
+            let id = close.conn;
             self.log(Ev::CloseAsked { conn: id.0 });
             let Some(link) = self.links.get_mut(&id) else {
                 return Err(format!("server asked to close unknown connection {id}"));
             };
-            if link.server == ServerSide::Open {
-                link.server = ServerSide::Closing;
-                let t = self.now + nanos(self.cfg.close_linger);
-                self.at(t, Sched::Linger(id));
+            match close.mode {
+                CloseMode::Flush if link.server == ServerSide::Open => {
+                    link.server = ServerSide::Closing;
+                    self.closing_since.insert(id, self.now);
+                }
+                CloseMode::Flush => {
+                    return Err(format!("server asked twice to flush and close {id}"));
+                }
+                CloseMode::Now => now_closes.push(id),
             }
+        }
+        while let Some(id) = self.server.poll_readable() {
+            self.kick_server(id);
         }
         let predicted = self.model.finish(&events)?;
         self.stats.slow_closes += predicted.slow.len() as u64;
@@ -537,7 +557,44 @@ impl Sim {
         }
         self.check_state()?;
         self.schedule_server_timer()?;
+        for id in now_closes {
+            self.close_now(id)?;
+        }
         Ok(opened)
+    }
+
+    /// The core says to close the socket now: its output is written, or the linger ran out.
+    fn close_now(&mut self, id: ConnId) -> Result<(), String> {
+        let Some(link) = self.links.get_mut(&id) else {
+            return Err(format!("server asked to close unknown connection {id}"));
+        };
+        match link.server {
+            ServerSide::Gone => return Ok(()),
+            ServerSide::Open => return Err(format!("{id} closed now without a flush first")),
+            ServerSide::Closing => {}
+        }
+        if link.wbuf.is_empty() && self.server.outbound_bytes(id) == 0 {
+            self.server_gone(id, "flushed and closed")
+        } else if self.now_closing_is_early(id) {
+            Err(format!(
+                "{id} closed before its output was written or its linger ran out"
+            ))
+        } else {
+            // Linger ran out: drop what could not be written, close hard.
+            self.stats.linger_expired += 1;
+            let l = self.links.get_mut(&id).expect("link");
+            l.wbuf.clear();
+            l.wbuf_len = 0;
+            l.s2c.clear();
+            self.server_gone(id, "linger expired")
+        }
+    }
+
+    /// Whether a connection still holding output was told to close before its linger.
+    fn now_closing_is_early(&self, id: ConnId) -> bool {
+        self.closing_since
+            .get(&id)
+            .is_some_and(|t| self.now < t + nanos(self.cfg.close_linger))
     }
 
     /// The next transmit of an eager drain, through `poll_transmit` or through
@@ -610,6 +667,14 @@ impl Sim {
                 }
             }
             self.write_out(id);
+            self.closes_after_write()?;
+            if self
+                .links
+                .get(&id)
+                .is_none_or(|l| l.server == ServerSide::Gone)
+            {
+                return Ok(());
+            }
         }
     }
 
@@ -637,8 +702,21 @@ impl Sim {
         }
     }
 
+    /// Acts on the closes the core asked for outside a call (after `handle_written`).
+    fn closes_after_write(&mut self) -> Result<(), String> {
+        while let Some(close) = self.server.poll_close() {
+            self.log(Ev::CloseAsked { conn: close.conn.0 });
+            if close.mode != CloseMode::Now {
+                return Err(format!("{} asked to flush outside a call", close.conn));
+            }
+            self.close_now(close.conn)?;
+        }
+        Ok(())
+    }
+
     /// The server end of `id` is done: the adapter closes the socket and reports it.
     fn server_gone(&mut self, id: ConnId, why: &'static str) -> Result<(), String> {
+        self.closing_since.remove(&id);
         let link = self.links.get_mut(&id).expect("link");
         link.server = ServerSide::Gone;
         link.s2c_eof = true;
@@ -663,33 +741,29 @@ impl Sim {
         }
     }
 
-    /// Moves the adapter's write buffers into the pipes and finishes closes that flushed.
+    /// Moves the adapter's write buffers into the pipes; the core says which closes are done.
     fn settle(&mut self) -> Result<(), String> {
-        loop {
-            let ids: Vec<ConnId> = self.links.keys().copied().collect();
-            let mut flushed = None;
-            for id in ids {
-                if self.links[&id].server == ServerSide::Gone {
-                    continue;
-                }
-                self.write_out(id);
-                if self.mix.lazy {
-                    self.take_lazily(id)?;
-                }
-                let link = &self.links[&id];
-                if link.server == ServerSide::Closing
-                    && link.wbuf.is_empty()
-                    && self.server.outbound_bytes(id) == 0
-                    && flushed.is_none()
-                {
-                    flushed = Some(id);
-                }
+        let ids: Vec<ConnId> = self.links.keys().copied().collect();
+        for id in ids {
+            if self
+                .links
+                .get(&id)
+                .is_none_or(|l| l.server == ServerSide::Gone)
+            {
+                continue;
             }
-            match flushed {
-                Some(id) => self.server_gone(id, "flushed and closed")?,
-                None => return Ok(()),
+            self.write_out(id);
+            self.closes_after_write()?;
+            if self.mix.lazy
+                && self
+                    .links
+                    .get(&id)
+                    .is_some_and(|l| l.server != ServerSide::Gone)
+            {
+                self.take_lazily(id)?;
             }
         }
+        Ok(())
     }
 
     fn schedule_server_timer(&mut self) -> Result<(), String> {
@@ -785,7 +859,14 @@ impl Sim {
             }
             return Ok(());
         }
-        let len = link.c2s.len();
+        // As an adapter must: no more than the read budget; none at all while paused (the
+        // core names the connection in `poll_readable` when it may be read again).
+        let budget = self.server.read_budget(id);
+        if budget == 0 {
+            self.stats.paused_reads += 1;
+            return Ok(());
+        }
+        let len = link.c2s.len().min(budget);
         let mut n = self.chunk(len);
         let link = &self.links[&id];
         let end = link.delivered + n as u64;
@@ -802,7 +883,8 @@ impl Sim {
         link.delivered += n as u64;
         let mut frames = Vec::new();
         while link.units.front().is_some_and(|u| u.at <= link.delivered) {
-            frames.push(link.units.pop_front().expect("unit").frame);
+            let unit = link.units.pop_front().expect("unit");
+            frames.push((unit.frame, unit.at));
         }
         let more = !link.c2s.is_empty() || link.c2s_eof;
         self.log(Ev::ToServer {
@@ -945,12 +1027,16 @@ impl Sim {
         );
         let s = &mut self.slots[slot];
         s.conn = Some(id);
-        s.client = Some(match &self.cfg.password {
+        let mut client = match &self.cfg.password {
             // Now and then a client does not know the password.
             Some(pw) if !self.work.chance(50) => Client::with_password(&nick, pw),
             Some(_) => Client::with_password(&nick, "guess"),
             None => Client::new(&nick),
-        });
+        };
+        // Half the clients pace themselves to the announced rate; the others flood, so
+        // the server's backpressure is what holds them.
+        client.set_paced(self.work.chance(500));
+        s.client = Some(client);
         s.done = false;
         s.hellos = 1;
         s.received.clear();
@@ -1468,6 +1554,8 @@ impl Sim {
             self.stats.client_timeouts += 1;
             self.disconnect(slot, true);
         } else {
+            // Pacing may have let held requests go.
+            self.flush_client(slot);
             self.arm_client_timer(slot);
         }
         Ok(())
@@ -1607,8 +1695,10 @@ impl Sim {
 
     fn quiet(&self) -> bool {
         self.queue.values().all(|s| !s.active())
-            && self.links.values().all(|l| {
-                l.c2s.is_empty()
+            && self.links.iter().all(|(id, l)| {
+                // Requests waiting for the rate are still to be handled.
+                self.server.inbound_bytes(*id) == 0
+                    && l.c2s.is_empty()
                     && l.s2c.is_empty()
                     && l.wbuf.is_empty()
                     && l.server == ServerSide::Open
@@ -1616,6 +1706,11 @@ impl Sim {
                     && !l.c2s_eof
                     && !l.s2c_eof
             })
+            // Requests a pacing client still holds are still to be sent.
+            && self
+                .slots
+                .iter()
+                .all(|s| s.client.as_ref().is_none_or(|c| c.held_requests() == 0))
     }
 
     fn start_shutdown(&mut self) -> Result<(), String> {
@@ -1696,8 +1791,16 @@ impl Sim {
                 ));
             }
             let inb = s.inbound_bytes(*id);
-            if inb > self.cfg.max_frame_len as usize + 4 {
+            if inb > self.cfg.max_inbound_bytes + self.cfg.max_frame_len as usize + 4 {
                 return Err(format!("{id} holds {inb} inbound bytes"));
+            }
+            // Paused exactly when the model says its queue is full; closing, never read.
+            if s.read_budget(*id) != m.read_budget(*id) {
+                return Err(format!(
+                    "read budget of {id}: server {}, model {}",
+                    s.read_budget(*id),
+                    m.read_budget(*id)
+                ));
             }
         }
         for (key, id) in &m.nicks {
@@ -1886,7 +1989,7 @@ impl Sim {
 /// One call into the server.
 enum Call {
     Open,
-    Input(ConnId, Vec<u8>, Vec<Frame>),
+    Input(ConnId, Vec<u8>, Vec<(Frame, u64)>),
     Close(ConnId),
     Timeout,
     Shutdown,

@@ -28,39 +28,7 @@ fn fail(code: ErrorCode, target: &str, message: String) -> Fail {
     }
 }
 
-/// Whether a request passes flood control.
-pub(crate) enum Admit {
-    Yes,
-    /// Over the rate: drop it and say so.
-    Limited,
-    /// Over the rate too often: the connection is closed.
-    Closed,
-}
-
 impl Server {
-    /// Counts a request against the connection's rate.
-    pub(crate) fn admit(&mut self, id: ConnId, now: Instant) -> Admit {
-        let (rate, burst, strikes) = (
-            self.config.msg_rate,
-            self.config.msg_burst,
-            self.config.flood_strikes,
-        );
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return Admit::Closed;
-        };
-        if conn.limiter.allow(now, rate, burst) {
-            conn.strikes = 0;
-            return Admit::Yes;
-        }
-        conn.strikes += 1;
-        if conn.strikes >= strikes {
-            self.close(id, ErrorCode::Flooding, "flooding", "flooding");
-            Admit::Closed
-        } else {
-            Admit::Limited
-        }
-    }
-
     pub(crate) fn check_nick(&self, nick: &str) -> Outcome {
         validate_nick(nick, self.config.max_nick_len as usize).map_err(|code| {
             fail(

@@ -1,11 +1,12 @@
 //! Per-connection state: decoder, output queue, keepalive and flood control.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::frame::FrameDecoder;
+use crate::rate::RateLimiter;
 use crate::server::irc::IrcSession;
 
 /// Where a connection is in its life.
@@ -45,30 +46,6 @@ impl Proto {
     }
 }
 
-/// A generic cell rate limiter: `rate` requests a second with bursts of `burst`.
-#[derive(Debug, Default)]
-pub(crate) struct RateLimiter {
-    /// Theoretical arrival time of the next request.
-    tat: Option<Instant>,
-}
-
-impl RateLimiter {
-    /// Whether a request at `now` is within the rate; counts it if so.
-    pub fn allow(&mut self, now: Instant, rate: u32, burst: u32) -> bool {
-        if rate == 0 {
-            return true;
-        }
-        let interval = Duration::from_secs(1) / rate;
-        let tolerance = interval * burst.saturating_sub(1);
-        let tat = self.tat.map_or(now, |t| t.max(now));
-        if tat.saturating_duration_since(now) > tolerance {
-            return false;
-        }
-        self.tat = Some(tat + interval);
-        true
-    }
-}
-
 /// One connection as the server sees it.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -95,8 +72,19 @@ pub(crate) struct Conn {
     /// Folded keys of the rooms it sits in, in join order.
     pub rooms: Vec<String>,
     pub limiter: RateLimiter,
-    /// Consecutive rate-limited requests.
-    pub strikes: u32,
+    /// Received bytes not yet handed to the decoder: they wait for the rate to allow the
+    /// next request. At most `max_inbound_bytes`.
+    pub inbox: BytesMut,
+    /// When the partial frame or line held by the decoder got its first byte.
+    pub partial_since: Option<Instant>,
+    /// The adapter was last told it may not read (its read budget was 0).
+    pub paused: bool,
+    /// The peer sent its last byte: close once the inbox is handled.
+    pub eof: bool,
+    /// When a closing connection must be closed whether its output is flushed or not.
+    pub close_at: Option<Instant>,
+    /// The adapter was told to close the socket now.
+    pub finished: bool,
     pub opened: Instant,
     pub last_rx: Instant,
     pub ping_sent: bool,
@@ -122,7 +110,12 @@ impl Conn {
             pending: false,
             rooms: Vec::new(),
             limiter: RateLimiter::default(),
-            strikes: 0,
+            inbox: BytesMut::new(),
+            partial_since: None,
+            paused: false,
+            eof: false,
+            close_at: None,
+            finished: false,
             opened: now,
             last_rx: now,
             ping_sent: false,
@@ -178,19 +171,6 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rate_limiter_allows_burst_then_rate() {
-        let t0 = crate::test_clock::start();
-        let mut rl = RateLimiter::default();
-        let allowed = (0..10).filter(|_| rl.allow(t0, 10, 5)).count();
-        assert_eq!(allowed, 5);
-        // One interval later exactly one more is allowed.
-        assert!(rl.allow(t0 + Duration::from_millis(100), 10, 5));
-        assert!(!rl.allow(t0 + Duration::from_millis(100), 10, 5));
-        // Unlimited when the rate is 0.
-        assert!((0..1000).all(|_| rl.allow(t0, 0, 0)));
-    }
 
     #[test]
     fn batches_respect_max_and_count_in_flight() {

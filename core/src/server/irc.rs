@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use super::chat::{Admit, Fail};
+use super::chat::Fail;
 use super::conn::{Phase, Proto};
 use super::Server;
 use crate::irc::{split_text, write_line, Line, LineDecoder, Message, MAX_LINE};
 use crate::name::fold;
 use crate::packet::{RoomMode, ServerPacket};
+use crate::rate::Cost;
 use crate::{ConnId, ErrorCode};
 
 /// The version shown in `002`, `004` and `WHOIS`.
@@ -116,6 +117,14 @@ pub(crate) fn quit_line(source: &str, reason: &str) -> Bytes {
     buf.freeze()
 }
 
+/// What a command costs against the rate: keepalive and quitting are cheap.
+fn irc_cost(command: &str) -> Cost {
+    match command {
+        "PING" | "PONG" | "QUIT" => Cost::Cheap,
+        _ => Cost::Full,
+    }
+}
+
 /// The IRC channel name of a room.
 fn chan(room: &str) -> String {
     format!("#{room}")
@@ -134,29 +143,25 @@ fn prefix(flags: u8) -> &'static str {
 }
 
 impl Server {
-    /// Handles every whole line in `input`.
-    pub(super) fn irc_input(&mut self, id: ConnId, mut input: &[u8], now: Instant) {
-        loop {
-            let Some(conn) = self.conns.get_mut(&id) else {
-                return;
-            };
-            if conn.phase == Phase::Closing {
-                return;
+    /// Takes one line from the front of `input` and handles it; false if `input` held no
+    /// whole line (its bytes are then buffered by the decoder).
+    pub(super) fn irc_step(&mut self, id: ConnId, input: &mut &[u8], now: Instant) -> bool {
+        let Some(Proto::Irc(session)) = self.conns.get_mut(&id).map(|c| &mut c.proto) else {
+            return false;
+        };
+        match session.lines.decode(input) {
+            None => return false,
+            Some(Line::TooLong) => {
+                self.charge(id, Cost::Full, now);
+                self.numeric(id, "417", &["Input line was too long"]);
             }
-            let Proto::Irc(session) = &mut conn.proto else {
-                return;
-            };
-            match session.lines.decode(&mut input) {
-                None => break,
-                Some(Line::TooLong) => self.numeric(id, "417", &["Input line was too long"]),
-                Some(Line::Text(line)) => {
-                    if let Some(msg) = Message::parse(&line) {
-                        self.irc_command(id, msg, now);
-                    }
-                }
-            }
-            self.close_overflowed();
+            Some(Line::Text(line)) => match Message::parse(&line) {
+                Some(msg) => self.irc_command(id, msg, now),
+                // Even an empty line costs something.
+                None => self.charge(id, Cost::Cheap, now),
+            },
         }
+        true
     }
 
     fn session(&mut self, id: ConnId) -> Option<&mut IrcSession> {
@@ -188,20 +193,8 @@ impl Server {
 
     fn irc_command(&mut self, id: ConnId, msg: Message, now: Instant) {
         let cmd = msg.command.as_str();
-        if !matches!(cmd, "PONG" | "QUIT") {
-            match self.admit(id, now) {
-                Admit::Yes => {}
-                Admit::Closed => return,
-                Admit::Limited => {
-                    let server = self.config.server_name.clone();
-                    let nick = self.nick(id);
-                    let to = if nick.is_empty() { "*" } else { nick.as_str() };
-                    let text = "rate limit exceeded; command dropped";
-                    self.line(id, Some(&server), "NOTICE", &[to, text]);
-                    return;
-                }
-            }
-        }
+        // The one admission point: every command counts against the rate.
+        self.charge(id, irc_cost(cmd), now);
         let registered = self.conns.get(&id).is_some_and(|c| c.phase == Phase::Ready);
         let p: Vec<&str> = msg.params.iter().map(String::as_str).collect();
         match cmd {

@@ -1,8 +1,9 @@
 //! The server state machine: connections in, frames and events out.
 //!
-//! Feed it with [`Server::handle_input`], [`Server::handle_close`],
-//! [`Server::handle_written`] and [`Server::handle_timeout`]; drain it with
-//! [`Server::poll_transmit`] (or [`Server::poll_pending`] and [`Server::take_transmit`]),
+//! Feed it with [`Server::handle_input`] (no more than [`Server::read_budget`] allows),
+//! [`Server::handle_eof`], [`Server::handle_close`], [`Server::handle_written`] and
+//! [`Server::handle_timeout`]; drain it with [`Server::poll_transmit`] (or
+//! [`Server::poll_pending`] and [`Server::take_transmit`]), [`Server::poll_readable`],
 //! [`Server::poll_close`], [`Server::poll_event`] and [`Server::poll_timeout`].
 //!
 //! Layout: `chat.rs` holds the protocol-independent operations (join, say, kick, ...);
@@ -24,9 +25,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use bytes::{Buf, BytesMut};
+
 use crate::frame::FrameDecoder;
 use crate::name::fold;
 use crate::packet::{Member, Packet, RoomInfo, ServerPacket};
+use crate::rate::Cost;
 use crate::{Config, ConnId, ErrorCode};
 use conn::{Conn, Phase, Proto};
 #[cfg(feature = "planted-bugs")]
@@ -40,6 +44,26 @@ pub struct Transmit {
     pub conn: ConnId,
     /// The bytes to write, in order.
     pub data: Bytes,
+}
+
+/// How the adapter must treat a connection the core is closing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseMode {
+    /// Stop reading it at once and keep writing what [`Server::take_transmit`] yields (its
+    /// last output, ending with a bye). A [`CloseMode::Now`] for it follows.
+    Flush,
+    /// Close the socket now, then call [`Server::handle_close`]: its output is written, or
+    /// `close_linger` ran out.
+    Now,
+}
+
+/// A close the core asks of the adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    /// The connection.
+    pub conn: ConnId,
+    /// What to do with it.
+    pub mode: CloseMode,
 }
 
 /// Something that happened, for logging and metrics.
@@ -71,10 +95,15 @@ pub struct Server {
     next_ping: u64,
     conns: Conns,
     registry: Registry,
-    /// Connections the core has decided to close, not yet polled.
-    closing: VecDeque<ConnId>,
+    /// Closes asked of the adapter, not yet polled.
+    closing: VecDeque<Close>,
+    /// Connections that may be read again, not yet polled.
+    readable: VecDeque<ConnId>,
+    /// The latest time any call brought, for deadlines set by calls that carry none.
+    now: Option<Instant>,
     events: VecDeque<Event>,
-    /// Keepalive deadlines; an entry is live only while it equals its connection's `timer`.
+    /// Connection deadlines (keepalive, rate wake-up, partial input, close linger); an
+    /// entry is live only while it equals its connection's `timer`.
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Everyone is being closed: departures are not announced to peers about to go too.
     shutting_down: bool,
@@ -229,7 +258,7 @@ impl<'a> Fanout<'a> {
 }
 
 impl Server {
-    /// A server with the given limits.
+    /// A server with the given limits (check them first with [`Config::validate`]).
     pub fn new(config: Config) -> Self {
         let max_outbound = config.max_outbound_bytes;
         Server {
@@ -244,6 +273,8 @@ impl Server {
             },
             registry: Registry::default(),
             closing: VecDeque::new(),
+            readable: VecDeque::new(),
+            now: None,
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
             shutting_down: false,
@@ -265,6 +296,7 @@ impl Server {
 
     /// Registers a new connection; it must say hello within `hello_timeout`.
     pub fn open(&mut self, now: Instant) -> ConnId {
+        self.now = Some(now);
         let id = ConnId(self.next_id);
         self.next_id += 1;
         self.conns.map.insert(id, Box::new(Conn::new(now)));
@@ -272,13 +304,33 @@ impl Server {
         id
     }
 
-    /// Feeds bytes received from a connection. Its protocol is decided by the first byte:
-    /// `0x00` (the high byte of a native frame length) is native, anything else IRC.
+    /// How many bytes the adapter may read from a connection now and hand to
+    /// [`Server::handle_input`]; 0 means do not read it until [`Server::poll_readable`]
+    /// names it. Never more than `max_inbound_bytes`.
+    pub fn read_budget(&self, id: ConnId) -> usize {
+        match self.conns.get(&id) {
+            Some(c) if c.phase != Phase::Closing && !c.eof => {
+                self.config.max_inbound_bytes.saturating_sub(c.inbox.len())
+            }
+            _ => 0,
+        }
+    }
+
+    /// Feeds bytes received from a connection, at most its [`Server::read_budget`]. Its
+    /// protocol is decided by the first byte: `0x00` (the high byte of a native frame
+    /// length) is native, anything else IRC.
+    ///
+    /// Requests are handled in order as far as the connection's rate allows; the rest wait
+    /// in its inbound queue and are handled by [`Server::handle_timeout`] as the rate
+    /// refills. Bytes past the budget overflow the queue: the connection is closed as a
+    /// flooder.
     pub fn handle_input(&mut self, id: ConnId, input: &[u8], now: Instant) {
+        self.now = Some(now);
+        let max_inbound = self.config.max_inbound_bytes;
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        if conn.phase == Phase::Closing || input.is_empty() {
+        if conn.phase == Phase::Closing || conn.eof || input.is_empty() {
             return;
         }
         conn.last_rx = now;
@@ -292,20 +344,42 @@ impl Server {
                 Proto::Irc(Box::default())
             };
         }
-        let irc = conn.proto.is_irc();
+        if conn.inbox.len() + input.len() > max_inbound {
+            self.overflow(id, input.len());
+            return;
+        }
         if rearm {
             self.schedule(id);
         }
-        if irc {
-            self.irc_input(id, input, now);
-        } else {
-            self.native_input(id, input, now);
+        self.pump(id, input, now);
+    }
+
+    /// Reports that the peer will send nothing more (it closed its sending side). What it
+    /// sent before is still handled, then the connection is closed.
+    pub fn handle_eof(&mut self, id: ConnId, now: Instant) {
+        self.now = Some(now);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        conn.eof = true;
+        if conn.inbox.is_empty() {
+            self.close(
+                id,
+                ErrorCode::ConnectionLost,
+                "connection lost",
+                "connection lost",
+            );
+            self.close_overflowed();
         }
     }
 
     /// Reports that a connection's transport is gone (peer closed, I/O error, or the adapter
     /// finished closing it). Frees everything the connection held.
-    pub fn handle_close(&mut self, id: ConnId, _now: Instant) {
+    pub fn handle_close(&mut self, id: ConnId, now: Instant) {
+        self.now = Some(now);
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
@@ -323,60 +397,249 @@ impl Server {
 
     /// Reports that `bytes` of handed-out output reached the socket.
     pub fn handle_written(&mut self, id: ConnId, bytes: usize) {
-        if let Some(conn) = self.conns.get_mut(&id) {
-            conn.in_flight = conn.in_flight.saturating_sub(bytes);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.in_flight = conn.in_flight.saturating_sub(bytes);
+        if conn.phase == Phase::Closing && conn.queued == 0 && conn.in_flight == 0 {
+            self.finish(id);
         }
     }
 
-    /// Runs keepalive: pings silent connections and closes those silent too long.
+    /// Runs every deadline that has passed: requests waiting for the rate, keepalive pings
+    /// and timeouts, partial input that took too long, close lingers.
+    ///
+    /// Connections due at once are served in id order, so the outcome does not depend on
+    /// how their deadlines were stored.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = Some(now);
+        let mut due = Vec::new();
         while let Some(&Reverse((at, id))) = self.timers.peek() {
             if at > now {
                 break;
             }
             self.timers.pop();
-            let Some(conn) = self.conns.get_mut(&id) else {
-                continue;
-            };
-            if conn.timer != Some(at) {
-                continue;
-            }
-            conn.timer = None;
-            let silent = now.saturating_duration_since(conn.last_rx);
-            match conn.phase {
-                Phase::Closing => continue,
-                Phase::Hello => {
-                    if now.saturating_duration_since(conn.opened) >= self.config.hello_timeout {
-                        self.close(id, ErrorCode::Timeout, "no hello in time", "");
-                        continue;
-                    }
-                }
-                Phase::Ready => {
-                    if silent >= self.config.idle_timeout {
-                        self.close(id, ErrorCode::Timeout, "idle timeout", "ping timeout");
-                        continue;
-                    }
-                    if silent >= self.config.ping_interval && !conn.ping_sent {
-                        conn.ping_sent = true;
-                        let irc = conn.proto.is_irc();
-                        let token = self.next_ping;
-                        self.next_ping += 1;
-                        let ping = if irc {
-                            irc::ping(token)
-                        } else {
-                            ServerPacket::Ping { token }.to_frame()
-                        };
-                        self.conns.send(id, ping);
-                    }
+            if let Some(conn) = self.conns.get_mut(&id) {
+                if conn.timer == Some(at) {
+                    conn.timer = None;
+                    due.push(id);
                 }
             }
-            self.schedule(id);
+        }
+        due.sort();
+        for id in due {
+            self.on_timer(id, now);
         }
         self.close_overflowed();
     }
 
+    /// One connection's passed deadlines.
+    fn on_timer(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.phase == Phase::Closing {
+            if !conn.finished && conn.close_at.is_some_and(|t| t <= now) {
+                self.finish(id);
+            } else {
+                self.schedule(id);
+            }
+            return;
+        }
+        // Requests waiting for the rate were received before any deadline now due.
+        if !conn.inbox.is_empty() {
+            self.pump(id, &[], now);
+        }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        if conn
+            .partial_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= self.config.request_timeout)
+        {
+            self.close(
+                id,
+                ErrorCode::Timeout,
+                "request not completed in time",
+                "request timeout",
+            );
+            return;
+        }
+        let silent = now.saturating_duration_since(conn.last_rx);
+        match conn.phase {
+            Phase::Closing => return,
+            Phase::Hello => {
+                if now.saturating_duration_since(conn.opened) >= self.config.hello_timeout {
+                    self.close(id, ErrorCode::Timeout, "no hello in time", "");
+                    return;
+                }
+            }
+            Phase::Ready => {
+                if silent >= self.config.idle_timeout {
+                    self.close(id, ErrorCode::Timeout, "idle timeout", "ping timeout");
+                    return;
+                }
+                if silent >= self.config.ping_interval && !conn.ping_sent {
+                    conn.ping_sent = true;
+                    let irc = conn.proto.is_irc();
+                    let token = self.next_ping;
+                    self.next_ping += 1;
+                    let ping = if irc {
+                        irc::ping(token)
+                    } else {
+                        ServerPacket::Ping { token }.to_frame()
+                    };
+                    self.conns.send(id, ping);
+                }
+            }
+        }
+        self.schedule(id);
+    }
+
+    /// Handles the requests in the connection's inbound queue and then `fresh`, in order,
+    /// while its rate allows; keeps the rest queued. Then settles what depends on the queue:
+    /// the partial-input clock, the end of input, read interest and the next deadline.
+    fn pump(&mut self, id: ConnId, fresh: &[u8], now: Instant) {
+        let (rate, burst) = (self.config.msg_rate, self.config.msg_burst);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        // Taken out so requests can be handled while it is read; put back below.
+        let mut inbox = std::mem::take(&mut conn.inbox);
+        let queued = !inbox.is_empty();
+        if queued {
+            inbox.extend_from_slice(fresh);
+        }
+        let mut input: &[u8] = if queued { &inbox } else { fresh };
+        let mut handled_any = false;
+        loop {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                return;
+            };
+            if conn.phase == Phase::Closing || input.is_empty() {
+                break;
+            }
+            if !conn.limiter.ready(now, rate, burst) {
+                #[cfg(feature = "planted-bugs")]
+                self.planted_drop(id, &mut input);
+                break;
+            }
+            let handled = if conn.proto.is_irc() {
+                self.irc_step(id, &mut input, now)
+            } else {
+                self.native_step(id, &mut input, now)
+            };
+            self.close_overflowed();
+            if !handled {
+                // The rest was a partial frame or line, now held by the decoder.
+                break;
+            }
+            handled_any = true;
+        }
+        let rest = input.len();
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        if queued {
+            let used = inbox.len() - rest;
+            inbox.advance(used);
+            conn.inbox = inbox;
+        } else if rest > 0 {
+            conn.inbox = BytesMut::from(&fresh[fresh.len() - rest..]);
+        }
+        if conn.inbox.is_empty() {
+            // An idle connection holds no queue memory.
+            conn.inbox = BytesMut::new();
+        }
+        // The partial clock runs only while the server waits on the peer, never while the
+        // peer's bytes wait for the rate.
+        if conn.inbox.is_empty() && conn.proto.buffered() > 0 {
+            if handled_any || conn.partial_since.is_none() {
+                // A new frame or line began with these bytes.
+                conn.partial_since = Some(now);
+            }
+        } else {
+            conn.partial_since = None;
+        }
+        if conn.eof && conn.inbox.is_empty() {
+            self.close(
+                id,
+                ErrorCode::ConnectionLost,
+                "connection lost",
+                "connection lost",
+            );
+            self.close_overflowed();
+            return;
+        }
+        if self.read_budget(id) == 0 {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.paused = true;
+            }
+        } else if let Some(conn) = self.conns.get_mut(&id) {
+            if std::mem::take(&mut conn.paused) {
+                self.readable.push_back(id);
+            }
+        }
+        self.schedule(id);
+    }
+
+    /// The adapter handed over more than the read budget: the inbound queue overflowed.
+    fn overflow(&mut self, id: ConnId, len: usize) {
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        let (waiting, seq) = (conn.inbox.len(), conn.requests.wrapping_add(1));
+        let message = format!(
+            "input queue overflow: {} bytes waiting and {len} more, past the {} allowed; \
+             requests from number {seq} on were dropped",
+            waiting, self.config.max_inbound_bytes
+        );
+        if conn.proto.is_irc() {
+            let server = self.config.server_name.clone();
+            let nick = match self.nick(id) {
+                n if n.is_empty() => "*".to_owned(),
+                n => n,
+            };
+            let mut buf = BytesMut::new();
+            crate::irc::write_line(&mut buf, Some(&server), "NOTICE", &[&nick, &message], true);
+            self.conns.send(id, buf.freeze());
+        } else {
+            self.native_error(id, ErrorCode::RateLimited, 0, seq, message);
+        }
+        self.close(id, ErrorCode::Flooding, "flooding", "flooding");
+        self.close_overflowed();
+    }
+
+    /// Counts a request against its connection's rate; every request is charged.
+    pub(crate) fn charge(&mut self, id: ConnId, cost: Cost, now: Instant) {
+        let rate = self.config.msg_rate;
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.limiter.charge(now, rate, cost);
+        }
+    }
+
+    /// Tells the adapter to close the socket now.
+    fn finish(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            if !conn.finished {
+                conn.finished = true;
+                self.closing.push_back(Close {
+                    conn: id,
+                    mode: CloseMode::Now,
+                });
+            }
+        }
+    }
+
     /// Closes every connection with a bye; the adapter should stop accepting.
-    pub fn shutdown(&mut self, _now: Instant) {
+    pub fn shutdown(&mut self, now: Instant) {
+        self.now = Some(now);
         self.shutting_down = true;
         let mut ids: Vec<ConnId> = self.conns.map.keys().copied().collect();
         ids.sort();
@@ -429,13 +692,26 @@ impl Server {
         None
     }
 
-    /// The next connection the core wants closed.
+    /// The next close the core asks for.
     ///
-    /// The adapter writes what [`Server::take_transmit`] still yields for it (ending with
-    /// a bye), within `close_linger`, closes the socket and calls [`Server::handle_close`].
-    pub fn poll_close(&mut self) -> Option<ConnId> {
-        while let Some(id) = self.closing.pop_front() {
-            if self.conns.map.contains_key(&id) {
+    /// [`CloseMode::Flush`]: stop reading the connection, write what
+    /// [`Server::take_transmit`] still yields for it (ending with a bye). [`CloseMode::Now`]
+    /// follows once that is reported written or `close_linger` has passed (the deadline is
+    /// in [`Server::poll_timeout`]): close the socket and call [`Server::handle_close`].
+    pub fn poll_close(&mut self) -> Option<Close> {
+        while let Some(close) = self.closing.pop_front() {
+            if self.conns.map.contains_key(&close.conn) {
+                return Some(close);
+            }
+        }
+        None
+    }
+
+    /// The next connection that may be read again: its [`Server::read_budget`] was 0 and
+    /// is not any more.
+    pub fn poll_readable(&mut self) -> Option<ConnId> {
+        while let Some(id) = self.readable.pop_front() {
+            if self.read_budget(id) > 0 {
                 return Some(id);
             }
         }
@@ -519,9 +795,12 @@ impl Server {
         self.conns.get(&id).map_or(0, |c| c.queued + c.in_flight)
     }
 
-    /// Bytes of a partial input frame or line a connection holds.
+    /// Input bytes a connection holds: its inbound queue and a partial frame or line.
+    /// At most `max_inbound_bytes` plus one frame (`max_frame_len` + 4).
     pub fn inbound_bytes(&self, id: ConnId) -> usize {
-        self.conns.get(&id).map_or(0, |c| c.proto.buffered())
+        self.conns
+            .get(&id)
+            .map_or(0, |c| c.inbox.len() + c.proto.buffered())
     }
 
     fn nick(&self, id: ConnId) -> String {
@@ -556,16 +835,31 @@ impl Server {
             .collect()
     }
 
-    /// Puts the connection's keepalive deadline in the heap if it is earlier than its entry.
+    /// Puts the connection's earliest deadline in the heap if it is earlier than its entry.
     fn schedule(&mut self, id: ConnId) {
+        let c = &self.config;
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let deadline = match conn.phase {
-            Phase::Closing => return,
-            Phase::Hello => conn.opened + self.config.hello_timeout,
-            Phase::Ready if conn.ping_sent => conn.last_rx + self.config.idle_timeout,
-            Phase::Ready => conn.last_rx + self.config.ping_interval,
+        let keepalive = match conn.phase {
+            Phase::Closing => None,
+            Phase::Hello => Some(conn.opened + c.hello_timeout),
+            Phase::Ready if conn.ping_sent => Some(conn.last_rx + c.idle_timeout),
+            Phase::Ready => Some(conn.last_rx + c.ping_interval),
+        };
+        let wake = if conn.phase != Phase::Closing && !conn.inbox.is_empty() {
+            conn.limiter.wake_at(c.msg_rate, c.msg_burst)
+        } else {
+            None
+        };
+        let partial = conn.partial_since.map(|t| t + c.request_timeout);
+        let linger = conn.close_at.filter(|_| !conn.finished);
+        let Some(deadline) = [keepalive, wake, partial, linger]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
+            return;
         };
         if conn.timer.is_none_or(|t| deadline < t) {
             conn.timer = Some(deadline);
@@ -627,6 +921,10 @@ impl Server {
         };
         conn.phase = Phase::Closing;
         conn.timer = None;
+        // Nothing more is read: what waits unread is dropped with the connection.
+        conn.inbox = BytesMut::new();
+        conn.partial_since = None;
+        conn.close_at = self.now.map(|t| t + self.config.close_linger);
         let bye = if conn.proto.is_irc() {
             irc::error_line(reason)
         } else {
@@ -643,7 +941,11 @@ impl Server {
             conn.pending = true;
             self.conns.pending.push_back(id);
         }
-        self.closing.push_back(id);
+        self.closing.push_back(Close {
+            conn: id,
+            mode: CloseMode::Flush,
+        });
+        self.schedule(id);
         self.events.push_back(Event::Closed {
             conn: id,
             code,

@@ -2,41 +2,39 @@
 
 use std::time::Instant;
 
-use super::chat::{Admit, Fail};
+use super::chat::Fail;
 use super::conn::{Phase, Proto};
 use super::{chunks, Server};
+use crate::config::MAX_ERROR_TEXT;
 use crate::packet::{str_wire_len, ClientPacket, Member, Packet, ServerPacket, PROTOCOL_VERSION};
+use crate::rate::cost_of;
 use crate::{ConnId, DecodeError, ErrorCode};
 
 impl Server {
-    /// Handles every whole frame in `input`.
-    pub(super) fn native_input(&mut self, id: ConnId, mut input: &[u8], now: Instant) {
-        loop {
-            let Some(conn) = self.conns.get_mut(&id) else {
-                return;
-            };
-            if conn.phase == Phase::Closing {
-                return;
+    /// Takes one frame from the front of `input` and handles it; false if `input` held
+    /// no whole frame (its bytes are then buffered by the decoder).
+    pub(super) fn native_step(&mut self, id: ConnId, input: &mut &[u8], now: Instant) -> bool {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        let Proto::Native(decoder) = &mut conn.proto else {
+            return false;
+        };
+        let seq = conn.requests.wrapping_add(1);
+        let decoded = match decoder.decode(input) {
+            Ok(None) => return false,
+            Ok(Some(frame)) => {
+                conn.requests = seq;
+                ClientPacket::decode(frame.type_code, frame.payload)
+                    .map_err(|e| (frame.type_code, e))
             }
-            let Proto::Native(decoder) = &mut conn.proto else {
-                return;
-            };
-            let seq = conn.requests.wrapping_add(1);
-            let decoded = match decoder.decode(&mut input) {
-                Ok(None) => break,
-                Ok(Some(frame)) => {
-                    conn.requests = seq;
-                    ClientPacket::decode(frame.type_code, frame.payload)
-                        .map_err(|e| (frame.type_code, e))
-                }
-                Err(e) => Err((0, e)),
-            };
-            match decoded {
-                Ok(packet) => self.native_packet(id, seq, packet, now),
-                Err((request_type, e)) => self.violation(id, request_type, seq, e),
-            }
-            self.close_overflowed();
+            Err(e) => Err((0, e)),
+        };
+        match decoded {
+            Ok(packet) => self.native_packet(id, seq, packet, now),
+            Err((request_type, e)) => self.violation(id, request_type, seq, e),
         }
+        true
     }
 
     /// A peer broke the framing or packet rules: tell it why and close it.
@@ -46,14 +44,20 @@ impl Server {
         self.close(id, e.code(), &msg, "protocol error");
     }
 
-    fn native_error(
+    pub(super) fn native_error(
         &mut self,
         id: ConnId,
         code: ErrorCode,
         request_type: u8,
         seq: u32,
-        message: String,
+        mut message: String,
     ) {
+        // An error quotes what the peer sent, which may be as long as a frame.
+        if message.len() > MAX_ERROR_TEXT {
+            let cut = crate::irc::cut(&message, MAX_ERROR_TEXT - 3).len();
+            message.truncate(cut);
+            message.push_str("...");
+        }
         self.send_packet(
             id,
             &ServerPacket::Error {
@@ -67,21 +71,9 @@ impl Server {
 
     fn native_packet(&mut self, id: ConnId, seq: u32, packet: ClientPacket, now: Instant) {
         let request_type = packet.type_code();
-        // Flood control counts every request but pongs and quits, which only end things.
-        if !matches!(
-            packet,
-            ClientPacket::Pong { .. } | ClientPacket::Quit { .. }
-        ) {
-            match self.admit(id, now) {
-                Admit::Yes => {}
-                Admit::Closed => return,
-                Admit::Limited => {
-                    let msg = "rate limit exceeded; request dropped".to_owned();
-                    self.native_error(id, ErrorCode::RateLimited, request_type, seq, msg);
-                    return;
-                }
-            }
-        }
+        // Every request counts against the rate; those that only keep a session alive or
+        // end it are cheap.
+        self.charge(id, cost_of(&packet), now);
         let Some(phase) = self.conns.get(&id).map(|c| c.phase) else {
             return;
         };
@@ -116,7 +108,10 @@ impl Server {
             (_, ClientPacket::Say { room, text }) => self.say(id, &room, text, false, now),
             (_, ClientPacket::Whisper { to, text }) => {
                 self.whisper(id, &to, text, false, now).map(|target| {
-                    self.native_away_of(id, target);
+                    // Whispering to oneself says nothing of being away.
+                    if target != id {
+                        self.native_away_of(id, target);
+                    }
                 })
             }
             (_, ClientPacket::Nick { nick }) => self.change_nick(id, &nick),

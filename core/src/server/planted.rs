@@ -14,9 +14,12 @@ pub enum PlantedBug {
     ReorderMessages,
     /// Leaving a room is announced to the leaver only, not to the members who stay.
     SkipLeaveNotice,
+    /// A request that finds its connection over the rate is dropped instead of waiting:
+    /// the old flood control, without its error.
+    DropRateLimited,
 }
 
-use super::conn::Phase;
+use super::conn::{Phase, Proto};
 use super::{Fanout, Server};
 use crate::ConnId;
 
@@ -57,6 +60,30 @@ impl Server {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+impl Server {
+    /// The planted bug that acts when a request must wait for the rate: it is decoded and
+    /// thrown away.
+    pub(super) fn planted_drop(&mut self, id: ConnId, input: &mut &[u8]) {
+        if self.planted != Some(PlantedBug::DropRateLimited) {
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        match &mut conn.proto {
+            Proto::Native(decoder) => {
+                if let Ok(Some(_)) = decoder.decode(input) {
+                    conn.requests = conn.requests.wrapping_add(1);
+                }
+            }
+            Proto::Irc(session) => {
+                session.lines.decode(input);
+            }
+            Proto::Unknown => {}
         }
     }
 }

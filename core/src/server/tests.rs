@@ -13,6 +13,8 @@ struct World {
     clients: Vec<(ConnId, Client)>,
     /// Connections the server asked to close, in order.
     closed: Vec<ConnId>,
+    /// Bytes clients wrote that the server has not read yet.
+    wire: HashMap<ConnId, Vec<u8>>,
 }
 
 impl World {
@@ -22,13 +24,17 @@ impl World {
             now: crate::test_clock::start(),
             clients: Vec::new(),
             closed: Vec::new(),
+            wire: HashMap::new(),
         }
     }
 
     /// Connects a client asking for `nick`; returns its index.
     fn connect(&mut self, nick: &str) -> usize {
         let id = self.server.open(self.now);
-        self.clients.push((id, Client::new(nick)));
+        let mut client = Client::new(nick);
+        // These tests drive the server: its clients send at once, however fast.
+        client.set_paced(false);
+        self.clients.push((id, client));
         let i = self.clients.len() - 1;
         self.pump();
         i
@@ -65,8 +71,15 @@ impl World {
         loop {
             let mut moved = false;
             for (id, client) in &mut self.clients {
+                let wire = self.wire.entry(*id).or_default();
                 if let Some(bytes) = client.poll_transmit() {
-                    self.server.handle_input(*id, &bytes, self.now);
+                    wire.extend_from_slice(&bytes);
+                }
+                // As an adapter would: no more than the server's read budget.
+                let n = wire.len().min(self.server.read_budget(*id));
+                if n > 0 {
+                    self.server.handle_input(*id, &wire[..n], self.now);
+                    wire.drain(..n);
                     moved = true;
                 }
             }
@@ -78,9 +91,11 @@ impl World {
                 }
                 moved = true;
             }
-            while let Some(id) = self.server.poll_close() {
-                self.closed.push(id);
-                self.server.handle_close(id, self.now);
+            while let Some(close) = self.server.poll_close() {
+                match close.mode {
+                    CloseMode::Flush => self.closed.push(close.conn),
+                    CloseMode::Now => self.server.handle_close(close.conn, self.now),
+                }
                 moved = true;
             }
             if !moved {
@@ -844,7 +859,7 @@ fn slow_consumer_is_closed_with_bye_and_memory_bounded() {
                 w.server.handle_written(alice, t.data.len());
             }
         }
-        if let Some(id) = w.server.poll_close() {
+        if let Some(id) = w.server.poll_close().map(|c| c.conn) {
             closed_at = Some((i, id));
             break;
         }
@@ -858,12 +873,22 @@ fn slow_consumer_is_closed_with_bye_and_memory_bounded() {
     ));
 }
 
+/// Texts of the room messages among `events`, in order.
+fn said(events: &[ClientEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Message { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn flood_is_rate_limited_then_closed() {
+fn flood_is_delayed_never_dropped() {
     let config = Config {
         msg_rate: 10,
         msg_burst: 5,
-        flood_strikes: 3,
         ..Config::default()
     };
     let mut w = World::new(config);
@@ -875,32 +900,264 @@ fn flood_is_rate_limited_then_closed() {
     w.advance(Duration::from_secs(1));
     w.events(a);
     w.events(b);
-    for _ in 0..5 {
-        w.client(a).say("r", "spam");
+    for i in 0..6 {
+        w.client(a).say("r", &format!("m{i}"));
     }
     w.pump();
+    // The burst goes at once; the sixth waits for the rate, and nobody hears of an error.
+    assert_eq!(said(&w.events(b)), ["m0", "m1", "m2", "m3", "m4"]);
     assert_eq!(error_code(&w.events(a)), None);
-    w.client(a).say("r", "one too many");
+    let alice = w.id(a);
+    assert_eq!(
+        w.server.poll_timeout(),
+        Some(w.now + Duration::from_millis(100))
+    );
+    w.advance(Duration::from_millis(99));
+    assert!(said(&w.events(b)).is_empty());
+    w.advance(Duration::from_millis(1));
+    assert_eq!(said(&w.events(b)), ["m5"]);
+    // Forty pasted lines: all of them, in order, at the rate.
+    for i in 0..40 {
+        w.client(a).say("r", &format!("p{i}"));
+    }
     w.pump();
-    assert_eq!(error_code(&w.events(a)), Some(ErrorCode::RateLimited));
-    // Waiting refills the bucket.
+    let mut heard = said(&w.events(b));
+    assert!(heard.len() < 40);
+    for _ in 0..40 {
+        w.advance(Duration::from_millis(100));
+        heard.extend(said(&w.events(b)));
+    }
+    let want: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
+    assert_eq!(heard, want);
+    assert!(error_code(&w.events(a)).is_none());
+    assert!(w.closed.is_empty());
+    assert_eq!(w.server.inbound_bytes(alice), 0);
+}
+
+#[test]
+fn every_request_counts_and_cheap_ones_cost_a_tenth() {
+    let config = Config {
+        msg_rate: 10,
+        msg_burst: 2,
+        ..Config::default()
+    };
+    let mut w = World::new(config);
+    let a = w.join_as("alice");
+    w.advance(Duration::from_secs(1));
+    w.events(a);
+    for token in 0..30 {
+        w.client(a).ping(token);
+    }
+    w.pump();
+    let pongs = |ev: Vec<ClientEvent>| {
+        ev.iter()
+            .filter(|e| matches!(e, ClientEvent::Pong { .. }))
+            .count()
+    };
+    // A tenth of an interval each: a burst of two intervals' worth is ten (plus the one
+    // the edge admits), then ten more per interval; never all thirty at once.
+    let first = pongs(w.events(a));
+    assert_eq!(first, 11);
     w.advance(Duration::from_millis(100));
-    w.client(a).say("r", "ok again");
+    assert_eq!(pongs(w.events(a)), 10);
+    w.advance(Duration::from_millis(100));
+    assert_eq!(pongs(w.events(a)), 9);
+}
+
+#[test]
+fn a_paused_connection_is_not_read_and_resumes() {
+    let config = Config {
+        msg_rate: 10,
+        msg_burst: 1,
+        max_inbound_bytes: 256,
+        ..Config::default()
+    };
+    let mut w = World::new(config);
+    let a = w.join_as("alice");
+    w.client(a).join("r");
     w.pump();
-    assert_eq!(error_code(&w.events(a)), None);
-    for _ in 0..3 {
-        w.client(a).say("r", "spam");
+    w.events(a);
+    let alice = w.id(a);
+    // Far more than fits: the harness, like an adapter, reads only the budget.
+    for i in 0..100 {
+        w.client(a).say("r", &format!("line {i}"));
     }
     w.pump();
-    assert_eq!(bye_code(&w.events(a)), Some(ErrorCode::Flooding));
-    // Bob saw 6 messages, then alice leave: the flood never fanned out.
-    let seen = w.events(b);
-    let msgs = seen
-        .iter()
-        .filter(|e| matches!(e, ClientEvent::Message { .. }))
-        .count();
-    assert_eq!(msgs, 6);
-    assert!(matches!(seen.last(), Some(ClientEvent::Left { reason, .. }) if reason == "flooding"));
+    assert_eq!(w.server.read_budget(alice), 0);
+    assert!(w.server.inbound_bytes(alice) <= 256);
+    assert!(w.wire[&alice].len() > 1000, "the rest waits in the socket");
+    assert_eq!(w.server.poll_readable(), None);
+    // Once requests are handled there is room again, and the adapter is told.
+    w.now += Duration::from_millis(100);
+    w.server.handle_timeout(w.now);
+    assert_eq!(w.server.poll_readable(), Some(alice));
+    assert!(w.server.read_budget(alice) > 0);
+    for _ in 0..150 {
+        w.advance(Duration::from_millis(100));
+    }
+    let heard = said(&w.events(a));
+    let want: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
+    assert_eq!(heard, want);
+    assert!(w.closed.is_empty());
+}
+
+#[test]
+fn overflowing_the_inbound_queue_is_flooding_with_an_error() {
+    let config = Config {
+        msg_rate: 10,
+        msg_burst: 1,
+        max_inbound_bytes: 256,
+        ..Config::default()
+    };
+    let mut w = World::new(config);
+    let a = w.join_as("alice");
+    w.client(a).join("r");
+    w.pump();
+    w.events(a);
+    let alice = w.id(a);
+    let mut bytes = Vec::new();
+    for _ in 0..40 {
+        w.client(a).say("r", "spam");
+        bytes.extend_from_slice(&w.client(a).poll_transmit().unwrap());
+    }
+    // An adapter that ignores the budget.
+    w.server.handle_input(alice, &bytes, w.now);
+    w.pump();
+    let ev = w.events(a);
+    assert_eq!(error_code(&ev), Some(ErrorCode::RateLimited));
+    assert_eq!(bye_code(&ev), Some(ErrorCode::Flooding));
+    assert_eq!(w.closed, vec![alice]);
+}
+
+#[test]
+fn a_trickled_frame_is_closed_after_the_request_timeout() {
+    let config = Config {
+        request_timeout: Duration::from_secs(5),
+        ..quiet()
+    };
+    let mut w = World::new(config);
+    let a = w.join_as("alice");
+    let alice = w.id(a);
+    w.client(a).say("nowhere", &"x".repeat(100));
+    let frame = w.client(a).poll_transmit().unwrap();
+    // One byte a second: each is life, but the frame must be whole within five seconds.
+    for byte in frame.iter().take(5) {
+        w.raw(a, &[*byte]);
+        assert!(w.closed.is_empty());
+        w.advance(Duration::from_millis(999));
+    }
+    w.advance(Duration::from_millis(5));
+    assert_eq!(w.closed, vec![alice]);
+    assert_eq!(bye_code(&w.events(a)), Some(ErrorCode::Timeout));
+}
+
+#[test]
+fn waiting_for_the_rate_does_not_run_the_request_timeout() {
+    let config = Config {
+        msg_rate: 1,
+        msg_burst: 1,
+        request_timeout: Duration::from_secs(2),
+        ping_interval: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(120),
+        ..Config::default()
+    };
+    let mut w = World::new(config);
+    let a = w.join_as("alice");
+    w.client(a).join("r");
+    for i in 0..8 {
+        w.client(a).say("r", &format!("m{i}"));
+    }
+    w.pump();
+    for _ in 0..20 {
+        w.advance(Duration::from_secs(1));
+    }
+    assert!(w.closed.is_empty());
+    let heard = said(&w.events(a));
+    assert_eq!(heard.len(), 8);
+}
+
+#[test]
+fn requests_sent_before_end_of_input_are_handled_then_closed() {
+    let config = Config {
+        msg_rate: 10,
+        msg_burst: 1,
+        ..Config::default()
+    };
+    let mut w = World::new(config);
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    w.client(a).join("r");
+    w.client(b).join("r");
+    w.pump();
+    w.advance(Duration::from_secs(1));
+    w.events(b);
+    for i in 0..5 {
+        w.client(a).say("r", &format!("m{i}"));
+    }
+    w.pump();
+    let alice = w.id(a);
+    w.server.handle_eof(alice, w.now);
+    w.pump();
+    assert!(w.closed.is_empty());
+    for _ in 0..5 {
+        w.advance(Duration::from_millis(100));
+    }
+    let ev = w.events(b);
+    assert_eq!(said(&ev), ["m0", "m1", "m2", "m3", "m4"]);
+    assert!(
+        matches!(ev.last(), Some(ClientEvent::Left { reason, .. }) if reason == "connection lost")
+    );
+    assert_eq!(w.closed, vec![alice]);
+}
+
+#[test]
+fn a_close_flushes_then_ends_or_lingers_out() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    let (alice, bob) = (w.id(a), w.id(b));
+    w.client(a).quit("");
+    let bytes = w.client(a).poll_transmit().unwrap();
+    w.server.handle_input(alice, &bytes, w.now);
+    assert_eq!(
+        w.server.poll_close(),
+        Some(Close {
+            conn: alice,
+            mode: CloseMode::Flush
+        })
+    );
+    assert_eq!(w.server.read_budget(alice), 0);
+    // Nothing more until the bye is written.
+    assert_eq!(w.server.poll_close(), None);
+    let t = w.server.take_transmit(alice).unwrap();
+    assert_eq!(w.server.poll_close(), None);
+    w.server.handle_written(alice, t.data.len());
+    assert_eq!(
+        w.server.poll_close(),
+        Some(Close {
+            conn: alice,
+            mode: CloseMode::Now
+        })
+    );
+    w.server.handle_close(alice, w.now);
+    // Bob never reads his bye: the linger ends it, through the core's own deadline.
+    w.server.shutdown(w.now);
+    assert_eq!(
+        w.server.poll_close().map(|c| c.mode),
+        Some(CloseMode::Flush)
+    );
+    let _ = w.server.take_transmit(bob);
+    let linger = Config::default().close_linger;
+    assert_eq!(w.server.poll_timeout(), Some(w.now + linger));
+    w.now += linger;
+    w.server.handle_timeout(w.now);
+    assert_eq!(
+        w.server.poll_close(),
+        Some(Close {
+            conn: bob,
+            mode: CloseMode::Now
+        })
+    );
 }
 
 #[test]
@@ -943,4 +1200,48 @@ fn input_after_close_is_ignored() {
         .filter(|e| matches!(e, Event::Closed { .. }))
         .count();
     assert_eq!(closes, 1);
+}
+
+#[test]
+fn a_paced_client_never_makes_the_server_wait() {
+    let config = Config {
+        msg_rate: 10,
+        msg_burst: 5,
+        ..Config::default()
+    };
+    let mut w = World::new(config);
+    let b = w.join_as("bob");
+    // Paced from its hello on, as clients are by default.
+    let id = w.server.open(w.now);
+    w.clients.push((id, Client::new("alice")));
+    let a = w.clients.len() - 1;
+    w.client(b).join("r");
+    w.client(a).join("r");
+    w.pump();
+    let alice = w.id(a);
+    // A pasted block: the client holds what is over the announced rate.
+    for i in 0..40 {
+        w.client(a).say("r", &format!("p{i}"));
+    }
+    w.pump();
+    assert!(w.client(a).held_requests() > 30);
+    let mut heard = said(&w.events(b));
+    for _ in 0..100 {
+        let Some(at) = w.client(a).poll_timeout() else {
+            break;
+        };
+        if w.client(a).held_requests() == 0 {
+            break;
+        }
+        w.now = w.now.max(at);
+        let now = w.now;
+        w.client(a).handle_timeout(now);
+        w.server.handle_timeout(w.now);
+        w.pump();
+        // Whatever the client sent, the server could handle at once.
+        assert_eq!(w.server.inbound_bytes(alice), 0);
+        heard.extend(said(&w.events(b)));
+    }
+    let want: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
+    assert_eq!(heard, want);
 }
