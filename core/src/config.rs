@@ -1,6 +1,6 @@
 //! Every limit and timer of the server, in one place.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::packet::Limits;
 
@@ -46,6 +46,13 @@ pub struct Config {
     pub password: Option<String>,
     /// Message of the day shown to IRC clients at registration. Default none (`422`).
     pub motd: Option<String>,
+    /// An instant and the Unix time in seconds at that instant, from which the core tells
+    /// wall-clock times (signon, topic and room creation times, `TIME`) without reading a
+    /// clock. Default none: such times show as 0.
+    pub wall_clock: Option<(Instant, u64)>,
+    /// IRC server operators: a name and the SHA-256 of the password, in lowercase hex.
+    /// Default none.
+    pub operators: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -70,6 +77,8 @@ impl Default for Config {
             server_name: "switchboard.local".to_owned(),
             password: None,
             motd: None,
+            wall_clock: None,
+            operators: Vec::new(),
         }
     }
 }
@@ -88,6 +97,17 @@ impl Config {
             idle_timeout_ms: millis(self.idle_timeout),
             msg_rate: self.msg_rate,
             msg_burst: self.msg_burst,
+        }
+    }
+}
+
+impl Config {
+    /// The Unix time (seconds) at `at`, as told by [`Config::wall_clock`]; 0 without it.
+    pub fn unix_time(&self, at: Instant) -> u64 {
+        match self.wall_clock {
+            Some((origin, secs)) if at >= origin => secs + (at - origin).as_secs(),
+            Some((origin, secs)) => secs.saturating_sub((origin - at).as_secs()),
+            None => 0,
         }
     }
 }

@@ -163,6 +163,26 @@ const FLAGS: &[Flag] = &[
         get: |c| c.password.as_ref().map_or("none", |_| "set").to_owned(),
     },
     Flag {
+        name: "oper",
+        value: "NAME:SHA256",
+        help: "an IRC operator: name and the SHA-256 of its password in hex (repeatable)",
+        set: |c, v| {
+            let (name, hash) = v
+                .split_once(':')
+                .ok_or_else(|| format!("`{v}` is not NAME:SHA256"))?;
+            let hex = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+            if name.is_empty() || name.contains([' ', '\r', '\n', '\0']) || !hex {
+                return Err(format!(
+                    "`{v}` is not NAME:SHA256 (a name, then 64 hex digits: `sha256sum`)"
+                ));
+            }
+            c.operators
+                .push((name.to_owned(), hash.to_ascii_lowercase()));
+            Ok(())
+        },
+        get: |c| c.operators.len().to_string() + " configured",
+    },
+    Flag {
         name: "motd",
         value: "TEXT",
         help: "message of the day for IRC clients (or --motd-file PATH)",
@@ -228,6 +248,11 @@ fn parse(program: &str, args: impl Iterator<Item = String>) -> Result<Options, S
         config: Config::default(),
         quiet: false,
     };
+    // The core reads no clock: it is told the wall-clock time once, at an instant.
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    options.config.wall_clock = Some((std::time::Instant::now(), unix));
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         let Some(name) = arg.strip_prefix("--") else {

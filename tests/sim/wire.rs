@@ -402,6 +402,12 @@ impl Tap {
                     continue;
                 }
                 _ if in_list => return Err(format!("{packet:?} inside a list")),
+                // The simulator sets no room rules and invites no one.
+                ServerPacket::RuleChanged { .. }
+                | ServerPacket::Invited { .. }
+                | ServerPacket::Rules { .. } => {
+                    return Err(format!("{packet:?} though no rule was asked for"))
+                }
                 ServerPacket::Welcome {
                     version,
                     nick,

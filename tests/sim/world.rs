@@ -1266,6 +1266,7 @@ impl Sim {
             0 => (
                 ClientPacket::Join {
                     room: "no room!".into(),
+                    key: String::new(),
                 },
                 "join bad name",
             ),

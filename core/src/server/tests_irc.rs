@@ -132,14 +132,17 @@ fn registration_burst() {
         .iter()
         .map(|l| l.split(' ').nth(1).unwrap_or(""))
         .collect();
-    assert_eq!(codes, ["001", "002", "003", "004", "005", "422"]);
+    assert_eq!(
+        codes,
+        ["001", "002", "003", "004", "005", "005", "251", "252", "253", "254", "255", "422"]
+    );
     assert_eq!(
         lines[0],
         ":irc.test 001 ann :Welcome to the Switchboard network, ann!~ann@irc.test"
     );
     assert_eq!(
         lines[3],
-        ":irc.test 004 ann irc.test switchboard-0.1.0 i otv :ov"
+        ":irc.test 004 ann irc.test switchboard-0.1.0 io beiklmnostv :beklov"
     );
     for token in [
         "CASEMAPPING=ascii",
@@ -148,12 +151,10 @@ fn registration_burst() {
         "CHANNELLEN=65",
         "TOPICLEN=390",
         "PREFIX=(ov)@+",
+        "CHANMODES=be,k,l,imnst",
     ] {
-        assert!(
-            lines[4].contains(token),
-            "{token} missing from {}",
-            lines[4]
-        );
+        let isupport = format!("{} {}", lines[4], lines[5]);
+        assert!(isupport.contains(token), "{token} missing from {isupport}");
     }
 }
 
@@ -443,7 +444,7 @@ fn names_list_who_whois() {
         ":irc.test 319 bob alice :@#r",
         ":irc.test 312 bob alice irc.test :switchboard-0.1.0",
         ":irc.test 301 bob alice :lunch",
-        ":irc.test 317 bob alice 0 :seconds idle",
+        ":irc.test 317 bob alice 0 0 :seconds idle, signon time",
         ":irc.test 318 bob alice :End of /WHOIS list",
         ":irc.test 401 bob nobody :No such nick/channel",
         ":irc.test 318 bob nobody :End of /WHOIS list",
@@ -480,8 +481,9 @@ fn topics_and_moderation() {
     w.send(i, "TOPIC #r :mine now\r\nMODE #r\r\nMODE #r +t\r\n");
     let lines = w.lines(i);
     assert!(lines[0].contains(" 482 bob #r "), "{lines:?}");
-    assert_eq!(lines[1], ":irc.test 324 bob #r :+t");
-    assert!(lines[2].contains(" 482 bob #r "), "{lines:?}");
+    assert_eq!(lines[1], ":irc.test 324 bob #r :+nt");
+    assert_eq!(lines[2], ":irc.test 329 bob #r :0");
+    assert!(lines[3].contains(" 482 bob #r "), "{lines:?}");
     // Giving bob operator status lets him.
     w.client(a).set_mode("r", RoomMode::Operator, true, "bob");
     w.pump();
