@@ -46,10 +46,10 @@ pub struct Config {
     pub password: Option<String>,
     /// Message of the day shown to IRC clients at registration. Default none (`422`).
     pub motd: Option<String>,
-    /// An instant and the Unix time in seconds at that instant, from which the core tells
+    /// An instant and the time since the Unix epoch at that instant, from which the core tells
     /// wall-clock times (signon, topic and room creation times, `TIME`) without reading a
     /// clock. Default none: such times show as 0.
-    pub wall_clock: Option<(Instant, u64)>,
+    pub wall_clock: Option<(Instant, Duration)>,
     /// IRC server operators: a name and the SHA-256 of the password, in lowercase hex.
     /// Default none.
     pub operators: Vec<(String, String)>,
@@ -105,8 +105,8 @@ impl Config {
     /// The Unix time (seconds) at `at`, as told by [`Config::wall_clock`]; 0 without it.
     pub fn unix_time(&self, at: Instant) -> u64 {
         match self.wall_clock {
-            Some((origin, secs)) if at >= origin => secs + (at - origin).as_secs(),
-            Some((origin, secs)) => secs.saturating_sub((origin - at).as_secs()),
+            Some((origin, since)) if at >= origin => (since + (at - origin)).as_secs(),
+            Some((origin, since)) => since.saturating_sub(origin - at).as_secs(),
             None => 0,
         }
     }

@@ -251,7 +251,7 @@ fn parse(program: &str, args: impl Iterator<Item = String>) -> Result<Options, S
     // The core reads no clock: it is told the wall-clock time once, at an instant.
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+        .unwrap_or_default();
     options.config.wall_clock = Some((std::time::Instant::now(), unix));
     let mut args = args.peekable();
     while let Some(arg) = args.next() {

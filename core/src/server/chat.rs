@@ -495,43 +495,14 @@ impl Server {
         on: bool,
         nick: &str,
     ) -> Outcome {
-        let key = self.operator_key(id, room)?;
-        let target = if mode.takes_nick() {
-            Some(self.target_in(&key, room, nick)?)
-        } else {
-            None
-        };
-        let target_nick = target.map(|t| self.nick(t)).unwrap_or_default();
-        let source = self.source(id);
-        let by = self.nick(id);
-        let Some(r) = self.registry.room_mut(&key) else {
-            return Ok(());
-        };
-        let changed = match (mode, target) {
-            (RoomMode::TopicLock, _) => std::mem::replace(&mut r.topic_lock, on) != on,
-            (RoomMode::Operator, Some(t)) => toggle(&mut r.operators, t, on),
-            (RoomMode::Voice, Some(t)) => toggle(&mut r.voiced, t, on),
-            _ => false,
-        };
-        if changed {
-            let notice = ServerPacket::ModeChanged {
-                room: r.name.clone(),
-                by,
-                mode,
-                on,
-                nick: target_nick,
-            };
+        if let Some((key, notice)) = self.apply_mode(id, room, mode, on, nick)? {
+            let source = self.source(id);
             self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
         }
         Ok(())
     }
 
     /// Sets or clears a room rule; operators only. A change that changes nothing is quiet.
-    ///
-    /// Checks: the room exists, the requester is its operator, then the argument: a key is
-    /// 1 to 23 bytes without spaces, commas or control characters; a limit is a number from
-    /// 1 to 65,535; a mask is 1 to 100 bytes without spaces or control characters and gets
-    /// `!*@*` or `@*` added when it lacks them. At most 100 bans and 100 exemptions.
     pub(crate) fn set_rule(
         &mut self,
         id: ConnId,
@@ -540,6 +511,66 @@ impl Server {
         on: bool,
         arg: &str,
     ) -> Outcome {
+        if let Some((key, notice)) = self.apply_rule(id, room, rule, on, arg)? {
+            let source = self.source(id);
+            self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
+        }
+        Ok(())
+    }
+
+    /// The rule of [`Server::set_mode`] without the relay: the room key and the notice to
+    /// relay, if anything changed (IRC relays several changes as one MODE line).
+    pub(crate) fn apply_mode(
+        &mut self,
+        id: ConnId,
+        room: &str,
+        mode: RoomMode,
+        on: bool,
+        nick: &str,
+    ) -> Outcome<Option<(String, ServerPacket)>> {
+        let key = self.operator_key(id, room)?;
+        let target = if mode.takes_nick() {
+            Some(self.target_in(&key, room, nick)?)
+        } else {
+            None
+        };
+        let target_nick = target.map(|t| self.nick(t)).unwrap_or_default();
+        let by = self.nick(id);
+        let Some(r) = self.registry.room_mut(&key) else {
+            return Ok(None);
+        };
+        let changed = match (mode, target) {
+            (RoomMode::TopicLock, _) => std::mem::replace(&mut r.topic_lock, on) != on,
+            (RoomMode::Operator, Some(t)) => toggle(&mut r.operators, t, on),
+            (RoomMode::Voice, Some(t)) => toggle(&mut r.voiced, t, on),
+            _ => false,
+        };
+        Ok(changed.then(|| {
+            let notice = ServerPacket::ModeChanged {
+                room: r.name.clone(),
+                by,
+                mode,
+                on,
+                nick: target_nick,
+            };
+            (key.clone(), notice)
+        }))
+    }
+
+    /// The rule of [`Server::set_rule`] without the relay (see [`Server::apply_mode`]).
+    ///
+    /// Checks: the room exists, the requester is its operator, then the argument: a key is
+    /// 1 to 23 bytes without spaces, commas or control characters; a limit is a number from
+    /// 1 to 65,535; a mask is 1 to 100 bytes without spaces or control characters and gets
+    /// `!*@*` or `@*` added when it lacks them. At most 100 bans and 100 exemptions.
+    pub(crate) fn apply_rule(
+        &mut self,
+        id: ConnId,
+        room: &str,
+        rule: RoomRule,
+        on: bool,
+        arg: &str,
+    ) -> Outcome<Option<(String, ServerPacket)>> {
         let key = self.operator_key(id, room)?;
         let bad = |what: &str| {
             Err(fail(
@@ -570,10 +601,9 @@ impl Server {
             }
             _ => arg.clear(),
         }
-        let source = self.source(id);
         let by = self.nick(id);
         let Some(r) = self.registry.room_mut(&key) else {
-            return Ok(());
+            return Ok(None);
         };
         let changed = match rule {
             RoomRule::Key if on => std::mem::replace(&mut r.key, arg.clone()) != arg,
@@ -609,7 +639,7 @@ impl Server {
                 has != on
             }
         };
-        if changed {
+        Ok(changed.then(|| {
             let notice = ServerPacket::RuleChanged {
                 room: r.name.clone(),
                 by,
@@ -617,9 +647,8 @@ impl Server {
                 on,
                 arg,
             };
-            self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
-        }
-        Ok(())
+            (key.clone(), notice)
+        }))
     }
 
     /// Invites a user into a room: the inviter must be in it (and its operator under `i`),

@@ -12,7 +12,7 @@ use super::conn::{Phase, Proto};
 use super::Server;
 use crate::irc::{split_text, write_line, Line, LineDecoder, Message, MAX_LINE};
 use crate::name::{fold, mask_matches};
-use crate::packet::{RoomMode, RoomRule, ServerPacket};
+use crate::packet::{Packet, RoomMode, RoomRule, ServerPacket};
 use crate::{ConnId, ErrorCode};
 
 /// The version shown in `002`, `004` and `WHOIS`.
@@ -448,6 +448,7 @@ impl Server {
             format!("CHANNELLEN={}", c.max_room_len as usize + 1),
             "CHANTYPES=#".to_owned(),
             "ELIST=MNU".to_owned(),
+            "WHOX".to_owned(),
             "EXCEPTS=e".to_owned(),
             format!("KICKLEN={}", c.max_reason_len),
             "MAXLIST=be:100".to_owned(),
@@ -826,13 +827,74 @@ impl Server {
         );
     }
 
+    /// One WHOX `354` line: the fields asked for, in the fixed order `tcuihsnfdlaor`.
+    fn whox_line(&mut self, id: ConnId, channel: &str, whom: ConnId, flags: u8, spec: &str) {
+        let (fields, token) = spec.split_once(',').unwrap_or((spec, ""));
+        let server = self.config.server_name.clone();
+        let oper = self.is_oper(whom);
+        let Some(c) = self.conns.get(&whom) else {
+            return;
+        };
+        let state = format!(
+            "{}{}{}",
+            if c.away.is_empty() { 'H' } else { 'G' },
+            if oper { "*" } else { "" },
+            prefix(flags)
+        );
+        let mut out: Vec<String> = Vec::new();
+        for f in "tcuihsnfdlaor".chars().filter(|f| fields.contains(*f)) {
+            out.push(match f {
+                't' => match token
+                    .chars()
+                    .filter(|c| c.is_ascii_digit())
+                    .take(3)
+                    .collect()
+                {
+                    t if String::is_empty(&t) => "0".to_owned(),
+                    t => t,
+                },
+                'c' => channel.to_owned(),
+                'u' => c.user().to_owned(),
+                // No addresses are shown, as everywhere else.
+                'i' => "255.255.255.255".to_owned(),
+                'h' | 's' => server.clone(),
+                'n' => c.nick.clone(),
+                'f' => state.clone(),
+                'd' => "0".to_owned(),
+                // Idle time is shown only in WHOIS.
+                'l' => "0".to_owned(),
+                // No accounts exist.
+                'a' => "0".to_owned(),
+                'o' => "n/a".to_owned(),
+                _ => c.realname.clone(),
+            });
+        }
+        if out.is_empty() {
+            return;
+        }
+        let params: Vec<&str> = out.iter().map(String::as_str).collect();
+        // The real name is last and may hold spaces, so it alone may be trailing.
+        let mut buf = BytesMut::new();
+        let nick = self.nick(id);
+        let mut all = vec![nick.as_str()];
+        all.extend_from_slice(&params);
+        write_line(&mut buf, Some(&server), "354", &all, fields.contains('r'));
+        self.conns.send(id, buf.freeze());
+    }
+
     /// `WHO #chan [o]` lists a channel's members (invisible ones only to members; a secret
     /// channel only to members); `WHO mask [o]` lists the users whose nick, user name, host
     /// or real name match the mask (`*` or `0`: everyone), leaving out invisible users who
     /// share no channel with the asker. Flag `o`: server operators only.
     fn irc_who(&mut self, id: ConnId, p: &[&str]) {
         let mask = p.first().copied().unwrap_or("*");
-        let opers_only = p.get(1).is_some_and(|f| f.contains('o'));
+        // `o` before any `%`: operators only; after `%`: WHOX fields, then `,token`.
+        let (flags, whox) = match p.get(1).map(|f| f.split_once('%')) {
+            Some(Some((flags, fields))) => (flags, Some(fields)),
+            Some(None) => (p[1], None),
+            None => ("", None),
+        };
+        let opers_only = flags.contains('o');
         let mut lines: Vec<(String, ConnId, u8)> = Vec::new();
         if let Some(room) = mask.strip_prefix('#') {
             if let Some(r) = self.registry.room(&fold(room)) {
@@ -864,8 +926,12 @@ impl Server {
             }
         }
         for (ch, whom, flags) in lines {
-            if !opers_only || self.is_oper(whom) {
-                self.who_line(id, &ch, whom, flags);
+            if opers_only && !self.is_oper(whom) {
+                continue;
+            }
+            match whox {
+                Some(fields) => self.whox_line(id, &ch, whom, flags, fields),
+                None => self.who_line(id, &ch, whom, flags),
             }
         }
         self.numeric(id, "315", &[mask, "End of WHO list"]);
@@ -937,16 +1003,26 @@ impl Server {
         if p.len() < 2 {
             return self.numeric(id, "461", &["KICK", "Not enough parameters"]);
         }
-        let Some(room) = self.channel(id, p[0]) else {
-            return;
-        };
         let kicker = self.nick(id);
         let reason = p.get(2).copied().unwrap_or(&kicker).to_owned();
-        for nick in p[1].split(',').filter(|s| !s.is_empty()) {
+        // One channel: every nick is kicked from it. Several: channels and nicks pair up.
+        let chans: Vec<&str> = p[0].split(',').filter(|s| !s.is_empty()).collect();
+        let nicks: Vec<&str> = p[1].split(',').filter(|s| !s.is_empty()).collect();
+        for (i, nick) in nicks.into_iter().enumerate() {
+            let target = match chans.as_slice() {
+                [one] => *one,
+                many => match many.get(i) {
+                    Some(c) => *c,
+                    None => break,
+                },
+            };
+            let Some(room) = self.channel(id, target) else {
+                continue;
+            };
             match self.kick(id, room, nick, &reason) {
                 Ok(()) => {}
                 Err(fail) if fail.code == ErrorCode::TargetNotInRoom => {
-                    self.numeric(id, "441", &[nick, p[0], "They aren't on that channel"]);
+                    self.numeric(id, "441", &[nick, target, "They aren't on that channel"]);
                 }
                 Err(fail) => {
                     let fail = self.room_fail(room, fail);
@@ -1073,6 +1149,7 @@ impl Server {
         }
         let mut args = p[1..].iter();
         let mut on = true;
+        let mut changes: Vec<ServerPacket> = Vec::new();
         for c in change.chars() {
             match c {
                 '+' => on = true,
@@ -1091,8 +1168,8 @@ impl Server {
                         } else {
                             ""
                         };
-                        match self.set_mode(id, room, mode, on, nick) {
-                            Ok(()) => {}
+                        match self.apply_mode(id, room, mode, on, nick) {
+                            Ok(change) => changes.extend(change.map(|(_, n)| n)),
                             Err(fail) if fail.code == ErrorCode::TargetNotInRoom => {
                                 self.numeric(
                                     id,
@@ -1116,17 +1193,88 @@ impl Server {
                             }
                             ""
                         };
-                        match self.set_rule(id, room, rule, on, arg) {
-                            Ok(()) => {}
+                        match self.apply_rule(id, room, rule, on, arg) {
+                            Ok(change) => changes.extend(change.map(|(_, n)| n)),
                             Err(fail) if fail.code == ErrorCode::InvalidText => {
                                 let letter = (letter as char).to_string();
-                                self.numeric(id, "696", &[target, &letter, arg, &fail.message]);
+                                let shown =
+                                    if arg.is_empty() || arg.contains(' ') || rule == RoomRule::Key
+                                    {
+                                        "*"
+                                    } else {
+                                        crate::irc::cut(arg, 100)
+                                    };
+                                self.numeric(id, "696", &[target, &letter, shown, &fail.message]);
                             }
                             Err(fail) => self.irc_fail(id, &fail, "MODE"),
                         }
                     } else {
-                        self.numeric(id, "472", &[&c.to_string(), "is unknown mode char to me"]);
+                        let shown = if c.is_control() { '?' } else { c };
+                        let shown = shown.to_string();
+                        self.numeric(id, "472", &[&shown, "is unknown mode char to me"]);
                     }
+                }
+            }
+        }
+        self.relay_mode_changes(id, &key, &changes);
+    }
+
+    /// Relays the changes one MODE request made: native members get a packet per change,
+    /// IRC members one MODE line with all of them (`+it-n key`), as IRC clients expect.
+    fn relay_mode_changes(&mut self, id: ConnId, key: &str, changes: &[ServerPacket]) {
+        if changes.is_empty() {
+            return;
+        }
+        let source = self.source(id);
+        let (mut flags, mut args, mut sign) = (String::new(), Vec::<String>::new(), ' ');
+        let mut room_name = String::new();
+        for change in changes {
+            let (room, letter, on, arg) = match change {
+                ServerPacket::ModeChanged {
+                    room,
+                    mode,
+                    on,
+                    nick,
+                    ..
+                } => (room, mode.letter(), *on, nick),
+                ServerPacket::RuleChanged {
+                    room,
+                    rule,
+                    on,
+                    arg,
+                    ..
+                } => (room, rule.letter(), *on, arg),
+                _ => continue,
+            };
+            room_name.clone_from(room);
+            let s = if on { '+' } else { '-' };
+            if s != sign {
+                flags.push(s);
+                sign = s;
+            }
+            flags.push(letter as char);
+            if !arg.is_empty() {
+                args.push(arg.clone());
+            }
+        }
+        let ch = chan(&room_name);
+        let mut params = vec![ch.as_str(), flags.as_str()];
+        params.extend(args.iter().map(String::as_str));
+        let mut buf = BytesMut::new();
+        write_line(&mut buf, Some(&source), "MODE", &params, false);
+        let line = buf.freeze();
+        let frames: Vec<Bytes> = changes.iter().map(|c| c.to_frame()).collect();
+        let members = self
+            .registry
+            .room(key)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
+        for m in members {
+            if self.conns.get(&m).is_some_and(|c| c.proto.is_irc()) {
+                self.conns.send(m, line.clone());
+            } else {
+                for f in &frames {
+                    self.conns.send(m, f.clone());
                 }
             }
         }
@@ -1241,6 +1389,12 @@ impl Server {
         self.numeric(id, "254", &[&rooms.to_string(), "channels formed"]);
         let text = format!("I have {users} clients and 0 servers");
         self.numeric(id, "255", &[&text]);
+        // The short form (no count parameters): clients read the text.
+        let max = self.registry.max_nicks();
+        let text = format!("Current local users {users}, max {max}");
+        self.numeric(id, "265", &[&text]);
+        let text = format!("Current global users {users}, max {max}");
+        self.numeric(id, "266", &[&text]);
     }
 
     fn irc_version(&mut self, id: ConnId) {

@@ -121,6 +121,8 @@ pub(crate) struct Registry {
     /// Nick, user name and real name of the last users who left or changed nick, newest
     /// last, for WHOWAS.
     gone: std::collections::VecDeque<(String, String, String)>,
+    /// The most nicks held at once.
+    max_nicks: usize,
 }
 
 impl Registry {
@@ -131,6 +133,7 @@ impl Registry {
             Entry::Occupied(_) => Ok(()),
             Entry::Vacant(e) => {
                 e.insert(conn);
+                self.max_nicks = self.max_nicks.max(self.nicks.len());
                 Ok(())
             }
         }
@@ -173,6 +176,11 @@ impl Registry {
         let mut ids: Vec<ConnId> = self.nicks.values().copied().collect();
         ids.sort();
         ids
+    }
+
+    /// The most nicks held at once since the server started.
+    pub fn max_nicks(&self) -> usize {
+        self.max_nicks
     }
 
     pub fn nick_count(&self) -> usize {
