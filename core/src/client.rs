@@ -601,7 +601,10 @@ impl Client {
             } => {
                 if let Some(view) = self.rooms.get_mut(&fold(&room)) {
                     let letter = rule.letter() as char;
-                    if !matches!(rule, RoomRule::Ban | RoomRule::BanExempt) {
+                    if !matches!(
+                        rule,
+                        RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt
+                    ) {
                         view.modes.retain(|c| c != letter);
                         if on {
                             view.modes.push(letter);

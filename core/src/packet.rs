@@ -158,6 +158,8 @@ pub enum RoomRule {
     Ban,
     /// `e`: users matching the mask (the argument) are exempt from bans.
     BanExempt,
+    /// `I`: users matching the mask (the argument) may join under `i` without an invitation.
+    InviteExempt,
 }
 
 impl RoomRule {
@@ -172,6 +174,7 @@ impl RoomRule {
             RoomRule::Secret => b's',
             RoomRule::Ban => b'b',
             RoomRule::BanExempt => b'e',
+            RoomRule::InviteExempt => b'I',
         }
     }
 
@@ -186,6 +189,7 @@ impl RoomRule {
             b's' => RoomRule::Secret,
             b'b' => RoomRule::Ban,
             b'e' => RoomRule::BanExempt,
+            b'I' => RoomRule::InviteExempt,
             _ => return None,
         })
     }
@@ -194,7 +198,7 @@ impl RoomRule {
     pub fn takes_arg(self, on: bool) -> bool {
         match self {
             RoomRule::Key | RoomRule::Limit => on,
-            RoomRule::Ban | RoomRule::BanExempt => true,
+            RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => true,
             _ => false,
         }
     }

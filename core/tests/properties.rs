@@ -25,7 +25,7 @@ fn mode(g: &mut Gen) -> RoomMode {
 }
 
 fn rule(g: &mut Gen) -> RoomRule {
-    let letters = b"klimnsbe";
+    let letters = b"klimnsbeI";
     RoomRule::from_letter(*g.choose(letters).unwrap_or(&b'k')).unwrap_or(RoomRule::Key)
 }
 

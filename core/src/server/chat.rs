@@ -190,7 +190,7 @@ impl Server {
             if !r.invited.contains(&id) {
                 let refused = if r.is_banned(&source) {
                     Some((ErrorCode::Banned, "you are banned from"))
-                } else if r.invite_only {
+                } else if r.invite_only && !r.is_invite_exempt(&source) {
                     Some((ErrorCode::InviteOnlyRoom, "an invitation is needed to join"))
                 } else if !r.key.is_empty() && r.key != given_key {
                     Some((ErrorCode::BadRoomKey, "the right key is needed to join"))
@@ -593,7 +593,7 @@ impl Server {
                 Ok(n) if (1..=65_535).contains(&n) => arg = n.to_string(),
                 _ => return bad("limit: a number from 1 to 65535"),
             },
-            RoomRule::Ban | RoomRule::BanExempt => {
+            RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => {
                 if arg.is_empty() || arg.len() > 100 || arg.bytes().any(|b| b <= b' ') {
                     return bad("mask: 1 to 100 bytes, no spaces");
                 }
@@ -617,11 +617,11 @@ impl Server {
             RoomRule::Moderated => std::mem::replace(&mut r.moderated, on) != on,
             RoomRule::NoOutside => std::mem::replace(&mut r.no_outside, on) != on,
             RoomRule::Secret => std::mem::replace(&mut r.secret, on) != on,
-            RoomRule::Ban | RoomRule::BanExempt => {
-                let list = if rule == RoomRule::Ban {
-                    &mut r.bans
-                } else {
-                    &mut r.exempts
+            RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => {
+                let list = match rule {
+                    RoomRule::Ban => &mut r.bans,
+                    RoomRule::BanExempt => &mut r.exempts,
+                    _ => &mut r.invexes,
                 };
                 let has = list.iter().any(|m| m.eq_ignore_ascii_case(&arg));
                 if on && !has {

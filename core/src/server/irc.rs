@@ -33,6 +33,8 @@ pub(crate) struct IrcSession {
     pub invisible: bool,
     /// User mode `o`: a server operator, after `OPER`.
     pub oper: bool,
+    /// User mode `w`: receives WALLOPS.
+    pub wallops: bool,
 }
 
 /// How a notice relayed to a room or a nick reads in IRC, or `None` if IRC has no form of it.
@@ -273,6 +275,12 @@ impl Server {
             "OPER" => self.irc_oper(id, &p),
             "KILL" => self.irc_kill(id, &p),
             "WHOWAS" => self.irc_whowas(id, &p),
+            "LINKS" => {
+                let server = self.config.server_name.clone();
+                self.numeric(id, "364", &[&server, &server, "0 Switchboard chat server"]);
+                self.numeric(id, "365", &["*", "End of /LINKS list"]);
+            }
+            "WALLOPS" => self.irc_wallops(id, &p),
             _ => {
                 // Never echo control bytes back.
                 let shown: String = cmd.chars().filter(|c| !c.is_control()).take(32).collect();
@@ -430,7 +438,7 @@ impl Server {
         self.numeric(
             id,
             "004",
-            &[&server, VERSION, "io", "beiklmnostv", "beklov"],
+            &[&server, VERSION, "iow", "Ibeiklmnostv", "Ibeklov"],
         );
         self.irc_isupport(id);
         self.irc_lusers(id);
@@ -444,14 +452,15 @@ impl Server {
             "AWAYLEN".to_owned() + &format!("={}", c.max_reason_len),
             "CASEMAPPING=ascii".to_owned(),
             format!("CHANLIMIT=#:{}", c.max_rooms_per_conn),
-            "CHANMODES=be,k,l,imnst".to_owned(),
+            "CHANMODES=beI,k,l,imnst".to_owned(),
             format!("CHANNELLEN={}", c.max_room_len as usize + 1),
             "CHANTYPES=#".to_owned(),
             "ELIST=MNU".to_owned(),
             "WHOX".to_owned(),
             "EXCEPTS=e".to_owned(),
+            "INVEX=I".to_owned(),
             format!("KICKLEN={}", c.max_reason_len),
-            "MAXLIST=be:100".to_owned(),
+            "MAXLIST=beI:100".to_owned(),
             "MODES=4".to_owned(),
             "NETWORK=Switchboard".to_owned(),
             format!("NICKLEN={}", c.max_nick_len),
@@ -1047,10 +1056,15 @@ impl Server {
             return self.numeric(id, "502", &["Can't change mode for other users"]);
         }
         let Some(change) = p.get(1) else {
-            let (i, o) = self
+            let (i, o, w) = self
                 .session(id)
-                .map_or((false, false), |s| (s.invisible, s.oper));
-            let modes = format!("+{}{}", if i { "i" } else { "" }, if o { "o" } else { "" });
+                .map_or((false, false, false), |s| (s.invisible, s.oper, s.wallops));
+            let modes: String = [(i, 'i'), (o, 'o'), (w, 'w')]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, c)| *c)
+                .collect();
+            let modes = format!("+{modes}");
             return self.numeric(id, "221", &[&modes]);
         };
         let mut on = true;
@@ -1070,6 +1084,7 @@ impl Server {
                     continue;
                 }
                 'i' => &mut s.invisible,
+                'w' => &mut s.wallops,
                 // `+o` comes only from OPER; anyone may drop it.
                 'o' if !on => &mut s.oper,
                 'o' => continue,
@@ -1124,23 +1139,21 @@ impl Server {
             self.numeric(id, "324", &params);
             return self.numeric(id, "329", &[target, &created]);
         };
-        if p.len() == 1 && matches!(change, "b" | "+b" | "e" | "+e") {
-            let bans = change.ends_with('b');
+        if p.len() == 1 && matches!(change, "b" | "+b" | "e" | "+e" | "I" | "+I") {
+            let which = change.trim_start_matches('+');
             let list = self
                 .registry
                 .room(&key)
-                .map(|r| {
-                    if bans {
-                        r.bans.clone()
-                    } else {
-                        r.exempts.clone()
-                    }
+                .map(|r| match which {
+                    "b" => r.bans.clone(),
+                    "e" => r.exempts.clone(),
+                    _ => r.invexes.clone(),
                 })
                 .unwrap_or_default();
-            let (item, end, text) = if bans {
-                ("367", "368", "End of channel ban list")
-            } else {
-                ("348", "349", "End of channel exception list")
+            let (item, end, text) = match which {
+                "b" => ("367", "368", "End of channel ban list"),
+                "e" => ("348", "349", "End of channel exception list"),
+                _ => ("346", "347", "End of channel invite list"),
             };
             for mask in list {
                 self.numeric(id, item, &[target, &mask]);
@@ -1305,6 +1318,19 @@ fn format_utc(secs: u64) -> String {
 
 impl Server {
     fn irc_invite(&mut self, id: ConnId, p: &[&str]) {
+        if p.is_empty() {
+            // The channels this user is invited to.
+            let rooms: Vec<String> = self
+                .registry
+                .sorted()
+                .filter(|r| r.invited.contains(&id))
+                .map(|r| chan(&r.name))
+                .collect();
+            for ch in rooms {
+                self.numeric(id, "336", &[&ch]);
+            }
+            return self.numeric(id, "337", &["End of /INVITE list"]);
+        }
         if p.len() < 2 {
             return self.numeric(id, "461", &["INVITE", "Not enough parameters"]);
         }
@@ -1378,7 +1404,13 @@ impl Server {
             .filter(|&c| self.is_oper(c))
             .count();
         let rooms = self.registry.room_count();
-        let unknown = self.conns.map.len().saturating_sub(users);
+        // Connections still registering; closing ones are gone already for this count.
+        let unknown = self
+            .conns
+            .map
+            .values()
+            .filter(|c| c.phase == Phase::Hello)
+            .count();
         let text = format!(
             "There are {} users and {invisible} invisible on 1 servers",
             users - invisible
@@ -1500,6 +1532,33 @@ impl Server {
             .collect();
         let why = format!("Killed ({killer} ({reason}))");
         self.close(whom, ErrorCode::Quit, &why, &why);
+    }
+
+    /// `WALLOPS :text`: server operators only (`481`); every user with mode `w`, and the
+    /// sender, gets it.
+    fn irc_wallops(&mut self, id: ConnId, p: &[&str]) {
+        let Some(text) = p.first().filter(|t| !t.is_empty()) else {
+            return self.numeric(id, "461", &["WALLOPS", "Not enough parameters"]);
+        };
+        if !self.is_oper(id) {
+            return self.numeric(
+                id,
+                "481",
+                &["Permission Denied- You're not an IRC operator"],
+            );
+        }
+        let mut buf = BytesMut::new();
+        write_line(&mut buf, Some(&self.source(id)), "WALLOPS", &[text], true);
+        let line = buf.freeze();
+        for whom in self.registry.holders() {
+            let wants = matches!(
+                self.conns.get(&whom).map(|c| &c.proto),
+                Some(Proto::Irc(s)) if s.wallops
+            );
+            if wants || whom == id {
+                self.conns.send(whom, line.clone());
+            }
+        }
     }
 
     fn irc_whowas(&mut self, id: ConnId, p: &[&str]) {

@@ -41,6 +41,8 @@ pub(crate) struct Room {
     pub bans: Vec<String>,
     /// Mode `e`: masks exempt from the bans.
     pub exempts: Vec<String>,
+    /// Mode `I`: masks that may join under `i` without an invitation.
+    pub invexes: Vec<String>,
 }
 
 impl Room {
@@ -68,6 +70,11 @@ impl Room {
     pub fn is_banned(&self, source: &str) -> bool {
         self.bans.iter().any(|m| mask_matches(m, source))
             && !self.exempts.iter().any(|m| mask_matches(m, source))
+    }
+
+    /// Whether an invitation-only room lets `source` in without an invitation (mode `I`).
+    pub fn is_invite_exempt(&self, source: &str) -> bool {
+        self.invexes.iter().any(|m| mask_matches(m, source))
     }
 
     /// Whether `id` (with source `source`) may speak here: the rule for mode `n`, `m` and
@@ -214,6 +221,7 @@ impl Registry {
             secret: false,
             bans: Vec::new(),
             exempts: Vec::new(),
+            invexes: Vec::new(),
             name: name.to_owned(),
             seq: 0,
             members: Vec::new(),

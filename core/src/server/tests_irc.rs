@@ -145,7 +145,7 @@ fn registration_burst() {
     );
     assert_eq!(
         lines[3],
-        ":irc.test 004 ann irc.test switchboard-0.1.0 io beiklmnostv :beklov"
+        ":irc.test 004 ann irc.test switchboard-0.1.0 iow Ibeiklmnostv :Ibeklov"
     );
     for token in [
         "CASEMAPPING=ascii",
@@ -154,7 +154,7 @@ fn registration_burst() {
         "CHANNELLEN=65",
         "TOPICLEN=390",
         "PREFIX=(ov)@+",
-        "CHANMODES=be,k,l,imnst",
+        "CHANMODES=beI,k,l,imnst",
     ] {
         let isupport = format!("{} {}", lines[4], lines[5]);
         assert!(isupport.contains(token), "{token} missing from {isupport}");
