@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::client::{Client, ClientEvent};
-use crate::packet::RoomMode;
+use crate::client::{Client, ClientEvent, RoomEvent};
+use crate::packet::{RoomMode, RoomRule};
 
 /// A server with native clients and raw IRC connections.
 struct Mixed {
@@ -680,4 +680,359 @@ fn ping_is_a_barrier_for_irc() {
     assert_eq!(lines.last().unwrap(), ":irc.test PONG irc.test :barrier");
     assert!(has(&lines, "JOIN #r"));
     assert!(matches!(w.events(a)[..], [ClientEvent::Joined { .. }]));
+}
+
+/// The error codes a native client got, in order.
+fn errors(events: &[ClientEvent]) -> Vec<ErrorCode> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .collect()
+}
+
+fn said(events: &[ClientEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Message { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_banned_users_messages_never_reach_the_room_in_either_protocol() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let c = w.native("carol");
+    let i = w.irc("bob");
+    w.client(a).join("r");
+    w.pump();
+    w.client(c).join("r");
+    w.pump();
+    w.send(i, "JOIN #r\r\n");
+    w.events(a);
+    w.events(c);
+    w.lines(i);
+    // The native operator bans bob by mask; the IRC member sees it as MODE.
+    w.client(a).set_rule("r", RoomRule::Ban, true, "bob");
+    w.pump();
+    assert_eq!(
+        w.lines(i),
+        vec![":alice!native@irc.test MODE #r +b bob!*@*"]
+    );
+    w.send(i, "PRIVMSG #r :let me talk\r\n");
+    assert_eq!(
+        w.lines(i),
+        vec![":irc.test 404 bob #r :Cannot send to channel"]
+    );
+    assert!(said(&w.events(a)).is_empty());
+    assert!(said(&w.events(c)).is_empty());
+    // An IRC operator bans carol; her native message is refused and reaches no one.
+    w.client(a).set_mode("r", RoomMode::Operator, true, "bob");
+    w.pump();
+    w.send(i, "MODE #r +b carol!*@*\r\n");
+    w.lines(i);
+    w.events(a);
+    w.client(c).say("r", "me neither?");
+    w.pump();
+    assert_eq!(errors(&w.events(c)), vec![ErrorCode::CannotSpeak]);
+    assert!(w.lines(i).is_empty());
+    assert!(said(&w.events(a)).is_empty());
+    // A banned user may not join again; an exemption lets it.
+    w.client(c).leave("r", "");
+    w.pump();
+    w.client(c).join("r");
+    w.pump();
+    assert_eq!(errors(&w.events(c)), vec![ErrorCode::Banned]);
+    w.send(i, "MODE #r +e carol!*@*\r\nMODE #r b\r\n");
+    let lines = w.lines(i);
+    assert!(has(&lines, " 367 bob #r :bob!*@*"), "{lines:?}");
+    assert!(has(&lines, " 367 bob #r :carol!*@*"), "{lines:?}");
+    assert!(has(&lines, " 368 bob #r "), "{lines:?}");
+    w.client(c).join("r");
+    w.pump();
+    assert!(errors(&w.events(c)).is_empty());
+}
+
+#[test]
+fn keys_and_limits_hold_for_native_and_irc_joiners() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("bob");
+    let a = w.native("alice");
+    let j = w.irc("dan");
+    w.send(i, "JOIN #r\r\nMODE #r +kl sesame 2\r\n");
+    let lines = w.lines(i);
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some(":bob!~bob@irc.test MODE #r +kl sesame 2"),
+        "{lines:?}"
+    );
+    // The key, for both protocols.
+    w.client(a).join("r");
+    w.pump();
+    assert_eq!(errors(&w.events(a)), vec![ErrorCode::BadRoomKey]);
+    w.send(j, "JOIN #r wrong\r\n");
+    assert_eq!(
+        w.lines(j),
+        vec![":irc.test 475 dan #r :Cannot join channel (+k)"]
+    );
+    w.client(a).join_with_key("r", "sesame");
+    w.pump();
+    assert!(errors(&w.events(a)).is_empty());
+    assert_eq!(w.server.room_members("r").map(|m| m.len()), Some(2));
+    // The limit of two: full now, for IRC and native alike.
+    w.send(j, "JOIN #r sesame\r\n");
+    assert_eq!(
+        w.lines(j),
+        vec![":irc.test 471 dan #r :Cannot join channel (+l)"]
+    );
+    let e = w.native("erin");
+    w.client(e).join_with_key("r", "sesame");
+    w.pump();
+    assert_eq!(errors(&w.events(e)), vec![ErrorCode::RoomFull]);
+    // MODE shows key and limit to members only.
+    w.lines(i);
+    w.send(i, "MODE #r\r\n");
+    assert_eq!(w.lines(i)[0], ":irc.test 324 bob #r +kln sesame :2");
+    w.send(j, "MODE #r\r\n");
+    assert_eq!(w.lines(j)[0], ":irc.test 324 dan #r :+n");
+    // The native operator state reads the same: alice asks for the rules.
+    w.client(a).list_rules("r");
+    w.pump();
+    assert_eq!(
+        w.native[a].1.poll_room_event(),
+        Some(RoomEvent::Rules {
+            room: "r".into(),
+            modes: "kln".into(),
+            key: "sesame".into(),
+            limit: 2,
+            bans: vec![],
+        })
+    );
+    // Bad arguments are refused with the reason.
+    w.send(i, "MODE #r +l many\r\n");
+    assert!(has(&w.lines(i), " 696 bob #r l many :invalid limit"));
+    w.client(a).set_rule("r", RoomRule::Key, true, "has space");
+    w.pump();
+    assert_eq!(errors(&w.events(a)), vec![ErrorCode::NotOperator]);
+}
+
+#[test]
+fn invite_only_rooms_take_invitations_from_either_protocol() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    let j = w.irc("dan");
+    w.client(a).join("r");
+    w.pump();
+    w.client(a).set_rule("r", RoomRule::InviteOnly, true, "");
+    w.pump();
+    w.send(i, "JOIN #r\r\n");
+    assert_eq!(
+        w.lines(i),
+        vec![":irc.test 473 bob #r :Cannot join channel (+i)"]
+    );
+    // A native invitation reaches the IRC user as INVITE; it lets him in once.
+    w.events(a);
+    while w.native[a].1.poll_room_event().is_some() {}
+    w.client(a).invite("r", "bob");
+    w.pump();
+    assert_eq!(w.lines(i), vec![":alice!native@irc.test INVITE bob #r"]);
+    assert_eq!(
+        w.native[a].1.poll_room_event(),
+        Some(RoomEvent::Invited {
+            room: "r".into(),
+            by: "alice".into(),
+            nick: "bob".into()
+        })
+    );
+    w.send(i, "INVITE\r\n");
+    assert_eq!(
+        w.lines(i),
+        vec![
+            ":irc.test 336 bob :#r",
+            ":irc.test 337 bob :End of /INVITE list"
+        ]
+    );
+    w.send(i, "JOIN #r\r\n");
+    assert!(has(&w.lines(i), " 366 bob #r "));
+    // Members who are not operators may not invite under +i.
+    w.send(i, "INVITE dan #r\r\n");
+    assert_eq!(
+        w.lines(i),
+        vec![":irc.test 482 bob #r :You're not channel operator"]
+    );
+    w.send(j, "JOIN #r\r\n");
+    assert!(has(&w.lines(j), " 473 dan #r "));
+    // An invite exception by mask lets dan in without an invitation.
+    w.client(a)
+        .set_rule("r", RoomRule::InviteExempt, true, "dan!*@*");
+    w.pump();
+    w.send(j, "JOIN #r\r\n");
+    assert!(has(&w.lines(j), " 366 dan #r "));
+}
+
+#[test]
+fn moderation_and_outside_messages() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    let j = w.irc("dan");
+    w.client(a).join("r");
+    w.pump();
+    w.send(i, "JOIN #r\r\n");
+    w.events(a);
+    w.lines(i);
+    // +m: only operators and voiced members speak.
+    w.client(a).set_rule("r", RoomRule::Moderated, true, "");
+    w.pump();
+    w.lines(i);
+    w.send(i, "PRIVMSG #r :hello?\r\n");
+    assert!(has(&w.lines(i), " 404 bob #r "));
+    assert!(said(&w.events(a)).is_empty());
+    w.client(a).set_mode("r", RoomMode::Voice, true, "bob");
+    w.pump();
+    w.events(a);
+    w.send(i, "PRIVMSG #r :now I may\r\n");
+    assert_eq!(said(&w.events(a)), vec!["now I may".to_owned()]);
+    // +n (the default): outsiders get 404; without it they may speak in.
+    w.send(j, "PRIVMSG #r :from outside\r\n");
+    assert!(has(&w.lines(j), " 404 dan #r "));
+    w.client(a).set_rule("r", RoomRule::Moderated, false, "");
+    w.client(a).set_rule("r", RoomRule::NoOutside, false, "");
+    w.pump();
+    w.events(a);
+    w.send(j, "PRIVMSG #r :from outside\r\n");
+    assert!(w.lines(j).is_empty());
+    assert_eq!(said(&w.events(a)), vec!["from outside".to_owned()]);
+    assert!(has(
+        &w.lines(i),
+        ":dan!~dan@irc.test PRIVMSG #r :from outside"
+    ));
+}
+
+#[test]
+fn secret_rooms_are_hidden_from_outsiders() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let c = w.native("carol");
+    let i = w.irc("bob");
+    w.client(a).join("hidden");
+    w.client(a).join("open");
+    w.pump();
+    w.client(a).set_rule("hidden", RoomRule::Secret, true, "");
+    w.pump();
+    w.client(c).list_rooms();
+    w.pump();
+    let rooms: Vec<String> = w
+        .events(c)
+        .into_iter()
+        .flat_map(|e| match e {
+            ClientEvent::RoomList(list) => list.into_iter().map(|r| r.name).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(rooms, vec!["open".to_owned()]);
+    w.send(i, "LIST\r\nNAMES #hidden\r\nWHOIS alice\r\n");
+    let lines = w.lines(i);
+    assert!(!has(&lines, " 322 bob #hidden "), "{lines:?}");
+    assert!(!has(&lines, " 353 "), "{lines:?}");
+    assert!(has(&lines, " 319 bob alice :@#open"), "{lines:?}");
+    assert!(
+        has(&lines, " 366 bob #hidden :End of /NAMES list"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn one_mode_request_is_one_line_for_irc_and_a_packet_per_change_for_natives() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("bob");
+    let a = w.native("alice");
+    w.send(i, "JOIN #r\r\n");
+    w.client(a).join("r");
+    w.pump();
+    w.lines(i);
+    w.send(i, "MODE #r +it-n\r\n");
+    assert_eq!(w.lines(i), vec![":bob!~bob@irc.test MODE #r +it-n"]);
+    let got: Vec<RoomEvent> = std::iter::from_fn(|| w.native[a].1.poll_room_event()).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        w.native[a].1.room("r").map(|r| r.modes.clone()),
+        Some("i".into())
+    );
+    // The topic lock is a RoomMode and reaches natives as ModeChanged.
+    assert!(w.events(a).iter().any(|e| matches!(
+        e,
+        ClientEvent::ModeChanged {
+            mode: RoomMode::TopicLock,
+            on: true,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn an_irc_line_is_cut_to_one_line_and_a_native_one_split() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("bob");
+    let j = w.irc("dan");
+    // A PRIVMSG that fills a 512-byte line gets longer with the server's prefix.
+    let text = "a".repeat(512 - "PRIVMSG dan :\r\n".len());
+    w.send(i, &format!("PRIVMSG dan :{text}\r\n"));
+    let lines = w.lines(j);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with(":bob!~bob@irc.test PRIVMSG dan :aaa"));
+    // NUL or a bare CR get a reply that says so, not 412; 421 shows no control bytes.
+    w.send(
+        i,
+        "PRIVMSG dan :a\0b\r\nPRIVMSG dan :a\rb\r\nFOO\x01\x02\r\n",
+    );
+    let lines = w.lines(i);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].contains(" 400 bob PRIVMSG :PRIVMSG text may not hold a NUL"));
+    assert!(lines[1].contains(" 400 bob PRIVMSG "));
+    assert_eq!(lines[2], ":irc.test 421 bob FOO :Unknown command");
+    assert!(w.lines(j).is_empty());
+}
+
+#[test]
+fn oper_kill_and_user_queries() {
+    let mut w = Mixed::new(Config {
+        operators: vec![("root".into(), crate::sha256::hex_digest(b"hunter2"))],
+        ..config()
+    });
+    let i = w.irc("bob");
+    let j = w.irc("dan");
+    w.send(i, "KILL dan :no\r\nOPER root wrong\r\n");
+    let lines = w.lines(i);
+    assert!(lines[0].contains(" 481 bob "), "{lines:?}");
+    assert!(lines[1].contains(" 464 bob "), "{lines:?}");
+    w.send(
+        i,
+        "OPER root hunter2\r\nWHOIS bob\r\nISON dan nobody bob\r\nUSERHOST bob dan\r\n",
+    );
+    let lines = w.lines(i);
+    assert!(has(&lines, " 381 bob "), "{lines:?}");
+    assert!(has(&lines, ":bob MODE bob :+o"), "{lines:?}");
+    assert!(has(&lines, " 313 bob bob :is an IRC operator"), "{lines:?}");
+    assert!(has(&lines, " 303 bob :dan bob"), "{lines:?}");
+    assert!(
+        has(&lines, " 302 bob :bob*=+~bob@irc.test dan=+~dan@irc.test"),
+        "{lines:?}"
+    );
+    w.send(i, "KILL dan :spam\r\n");
+    assert!(w.closed.contains(&w.irc[j].0));
+    assert!(has(&w.lines(j), "ERROR :Closing Link: Killed (bob (spam))"));
+    w.send(i, "WHOWAS dan\r\n");
+    let lines = w.lines(i);
+    assert!(
+        has(&lines, " 314 bob dan ~dan irc.test * :Real dan"),
+        "{lines:?}"
+    );
+    assert!(has(&lines, " 369 bob dan "), "{lines:?}");
 }
