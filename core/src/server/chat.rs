@@ -223,9 +223,24 @@ impl Server {
         }
         conn.rooms.push(key.clone());
         let nick = conn.nick.clone();
-        let name = self.registry.join(&key, room, id, now).name.clone();
-        let joined = ServerPacket::Joined { room: name, nick };
-        self.relay_room(&key, &mut Fanout::new(&joined, &source), None);
+        let away = !conn.away.is_empty();
+        let r = self.registry.join(&key, room, id, now);
+        let (name, members) = (r.name.clone(), r.members.clone());
+        let joined = ServerPacket::Joined {
+            room: name.clone(),
+            nick,
+        };
+        let mut fan = Fanout::new(&joined, &source);
+        for m in members {
+            match self.irc_extended_join(m, id, &name) {
+                Some(line) => self.conns.send(m, line),
+                None => self.conns.deliver(m, &mut fan),
+            }
+        }
+        if away {
+            // away-notify: members learn at once that the joiner is away.
+            self.irc_away_notify(id);
+        }
         Ok(key)
     }
 
@@ -308,6 +323,9 @@ impl Server {
         fan.notice = notice;
         fan.from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
         self.relay_room(&key, &mut fan, Some(id));
+        if fan.from_irc && self.irc_caps(id) & super::irc::cap::ECHO_MESSAGE != 0 {
+            self.conns.deliver(id, &mut fan);
+        }
         if !member && !fan.from_irc {
             // A native sender's confirmation, as members get theirs from the relay.
             self.conns.deliver(id, &mut fan);
@@ -348,7 +366,8 @@ impl Server {
         fan.from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
         self.conns.deliver(target, &mut fan);
         let sender_is_native = self.conns.get(&id).is_some_and(|c| !c.proto.is_irc());
-        if target != id && sender_is_native {
+        let echo = self.irc_caps(id) & super::irc::cap::ECHO_MESSAGE != 0;
+        if target != id && (sender_is_native || echo) {
             self.conns.deliver(id, &mut fan);
         }
         Ok(target)
@@ -693,6 +712,7 @@ impl Server {
         };
         let mut fan = Fanout::new(&invited, &source);
         self.conns.deliver(target, &mut fan);
+        self.irc_invite_notify(&key, id, target);
         Ok(target)
     }
 
@@ -702,6 +722,7 @@ impl Server {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.away = message.to_owned();
         }
+        self.irc_away_notify(id);
         Ok(())
     }
 

@@ -15,6 +15,27 @@ use crate::name::{fold, mask_matches};
 use crate::packet::{Packet, RoomMode, RoomRule, ServerPacket};
 use crate::{ConnId, ErrorCode};
 
+/// The IRCv3 capabilities offered, as bits of `IrcSession::caps`.
+pub(super) mod cap {
+    pub const MULTI_PREFIX: u16 = 1;
+    pub const USERHOST_IN_NAMES: u16 = 2;
+    pub const AWAY_NOTIFY: u16 = 4;
+    pub const ECHO_MESSAGE: u16 = 8;
+    pub const EXTENDED_JOIN: u16 = 16;
+    pub const INVITE_NOTIFY: u16 = 32;
+    pub const CAP_NOTIFY: u16 = 64;
+    /// Every capability with its name, in the order `CAP LS` lists them.
+    pub const ALL: [(&str, u16); 7] = [
+        ("away-notify", AWAY_NOTIFY),
+        ("cap-notify", CAP_NOTIFY),
+        ("echo-message", ECHO_MESSAGE),
+        ("extended-join", EXTENDED_JOIN),
+        ("invite-notify", INVITE_NOTIFY),
+        ("multi-prefix", MULTI_PREFIX),
+        ("userhost-in-names", USERHOST_IN_NAMES),
+    ];
+}
+
 /// The version shown in `002`, `004` and `WHOIS`.
 const VERSION: &str = concat!("switchboard-", env!("CARGO_PKG_VERSION"));
 
@@ -35,6 +56,8 @@ pub(crate) struct IrcSession {
     pub oper: bool,
     /// User mode `w`: receives WALLOPS.
     pub wallops: bool,
+    /// Enabled IRCv3 capabilities ([`cap`] bits).
+    pub caps: u16,
 }
 
 /// How a notice relayed to a room or a nick reads in IRC, or `None` if IRC has no form of it.
@@ -150,6 +173,17 @@ pub(crate) fn quit_line(source: &str, reason: &str) -> Bytes {
 /// The IRC channel name of a room.
 fn chan(room: &str) -> String {
     format!("#{room}")
+}
+
+/// Every prefix of a member, highest first (`multi-prefix`).
+fn all_prefixes(flags: u8) -> &'static str {
+    use crate::packet::Member;
+    match (flags & Member::OPERATOR != 0, flags & Member::VOICE != 0) {
+        (true, true) => "@+",
+        (true, false) => "@",
+        (false, true) => "+",
+        (false, false) => "",
+    }
 }
 
 /// A member's prefix in NAMES and WHO: `@` for operators, `+` for voice.
@@ -299,22 +333,56 @@ impl Server {
             .first()
             .map(|s| s.to_ascii_uppercase())
             .unwrap_or_default();
+        let registered = self.conns.get(&id).is_some_and(|c| c.phase == Phase::Ready);
         match sub.as_str() {
-            // No capabilities are implemented, so none are offered and any request is refused.
-            "LS" | "LIST" => {
-                if sub == "LS" {
-                    if let Some(s) = self.session(id) {
-                        s.negotiating = true;
+            "LS" => {
+                let v302 = p.get(1).and_then(|v| v.parse::<u32>().ok()) >= Some(302);
+                if let Some(s) = self.session(id) {
+                    s.negotiating = !registered;
+                    // Version 302 implies cap-notify.
+                    if v302 {
+                        s.caps |= cap::CAP_NOTIFY;
                     }
                 }
-                self.line(id, Some(&server), "CAP", &[&nick, &sub, ""]);
+                let all: Vec<&str> = cap::ALL.iter().map(|(name, _)| *name).collect();
+                self.line(id, Some(&server), "CAP", &[&nick, "LS", &all.join(" ")]);
+            }
+            "LIST" => {
+                let caps = self.irc_caps(id);
+                let on: Vec<&str> = cap::ALL
+                    .iter()
+                    .filter(|(_, bit)| caps & bit != 0)
+                    .map(|(name, _)| *name)
+                    .collect();
+                self.line(id, Some(&server), "CAP", &[&nick, "LIST", &on.join(" ")]);
             }
             "REQ" => {
-                if let Some(s) = self.session(id) {
-                    s.negotiating = true;
-                }
                 let asked = p.get(1).copied().unwrap_or("");
-                self.line(id, Some(&server), "CAP", &[&nick, "NAK", asked]);
+                // All or nothing: one unknown name refuses the whole request.
+                let mut add = 0;
+                let mut remove = 0;
+                let mut known = true;
+                for name in asked.split(' ').filter(|n| !n.is_empty()) {
+                    let (off, name) = match name.strip_prefix('-') {
+                        Some(n) => (true, n),
+                        None => (false, name),
+                    };
+                    match cap::ALL.iter().find(|(n, _)| *n == name) {
+                        Some((_, bit)) if off => remove |= bit,
+                        Some((_, bit)) => add |= bit,
+                        None => known = false,
+                    }
+                }
+                let answer = if known && !asked.trim().is_empty() {
+                    if let Some(s) = self.session(id) {
+                        s.negotiating = !registered;
+                        s.caps = (s.caps | add) & !remove;
+                    }
+                    "ACK"
+                } else {
+                    "NAK"
+                };
+                self.line(id, Some(&server), "CAP", &[&nick, answer, asked]);
             }
             "END" => {
                 if let Some(s) = self.session(id) {
@@ -323,6 +391,103 @@ impl Server {
                 self.irc_try_register(id);
             }
             _ => self.numeric(id, "410", &[&sub, "Invalid CAP command"]),
+        }
+    }
+
+    /// The IRCv3 capabilities a connection enabled (none for native ones).
+    pub(super) fn irc_caps(&self, id: ConnId) -> u16 {
+        match self.conns.get(&id).map(|c| &c.proto) {
+            Some(Proto::Irc(s)) => s.caps,
+            _ => 0,
+        }
+    }
+
+    /// Tells IRC members sharing a room with `id` that have `away-notify` its away status.
+    pub(super) fn irc_away_notify(&mut self, id: ConnId) {
+        let source = self.source(id);
+        let away = self
+            .conns
+            .get(&id)
+            .map(|c| c.away.clone())
+            .unwrap_or_default();
+        let mut buf = BytesMut::new();
+        if away.is_empty() {
+            write_line(&mut buf, Some(&source), "AWAY", &[], false);
+        } else {
+            write_line(&mut buf, Some(&source), "AWAY", &[&away], true);
+        }
+        let line = buf.freeze();
+        for peer in self.peers(id) {
+            if peer != id && self.irc_caps(peer) & cap::AWAY_NOTIFY != 0 {
+                self.conns.send(peer, line.clone());
+            }
+        }
+    }
+
+    /// Everyone sharing a room with `id`, in id order, once each.
+    fn peers(&self, id: ConnId) -> Vec<ConnId> {
+        let mut peers: Vec<ConnId> = self
+            .conns
+            .get(&id)
+            .map(|c| {
+                c.rooms
+                    .iter()
+                    .filter_map(|k| self.registry.room(k))
+                    .flat_map(|r| r.members.iter().copied())
+                    .collect()
+            })
+            .unwrap_or_default();
+        peers.sort();
+        peers.dedup();
+        peers
+    }
+
+    /// The JOIN an IRC member with `extended-join` sees: account (`*`, none exist) and
+    /// real name added. `None` for members without it, who get the plain relay.
+    pub(super) fn irc_extended_join(
+        &self,
+        member: ConnId,
+        joiner: ConnId,
+        room: &str,
+    ) -> Option<Bytes> {
+        if self.irc_caps(member) & cap::EXTENDED_JOIN == 0 {
+            return None;
+        }
+        let real = self
+            .conns
+            .get(&joiner)
+            .map(|c| c.realname.clone())
+            .unwrap_or_default();
+        let mut buf = BytesMut::new();
+        write_line(
+            &mut buf,
+            Some(&self.source(joiner)),
+            "JOIN",
+            &[&chan(room), "*", &real],
+            true,
+        );
+        Some(buf.freeze())
+    }
+
+    /// `invite-notify`: the room's other operators with the capability see the INVITE.
+    pub(super) fn irc_invite_notify(&mut self, key: &str, by: ConnId, target: ConnId) {
+        let Some(r) = self.registry.room(key) else {
+            return;
+        };
+        let (ch, ops) = (chan(&r.name), r.operators.clone());
+        let mut buf = BytesMut::new();
+        write_line(
+            &mut buf,
+            Some(&self.source(by)),
+            "INVITE",
+            &[&self.nick(target), &ch],
+            false,
+        );
+        let line = buf.freeze();
+        for op in ops {
+            if op != by && op != target && self.irc_caps(op) & cap::INVITE_NOTIFY != 0 {
+                self.conns.send(op, line.clone());
+            }
         }
     }
 
@@ -674,10 +839,24 @@ impl Server {
         };
         let ch = chan(&room.name);
         let kind = if room.secret { "@" } else { "=" };
-        let names: Vec<String> = self
-            .members(key)
-            .into_iter()
-            .map(|m| format!("{}{}", prefix(m.flags), m.nick))
+        let caps = self.irc_caps(id);
+        let server = &self.config.server_name;
+        let names: Vec<String> = room
+            .members
+            .iter()
+            .filter_map(|&m| self.conns.get(&m).map(|c| (c, room.flags(m))))
+            .map(|(c, flags)| {
+                let pre = if caps & cap::MULTI_PREFIX != 0 {
+                    all_prefixes(flags)
+                } else {
+                    prefix(flags)
+                };
+                if caps & cap::USERHOST_IN_NAMES != 0 {
+                    format!("{pre}{}!{}@{server}", c.nick, c.user())
+                } else {
+                    format!("{pre}{}", c.nick)
+                }
+            })
             .collect();
         // Keep each 353 well inside one line.
         let budget = MAX_LINE - 2 - self.config.server_name.len() - ch.len() - 80;
@@ -815,6 +994,7 @@ impl Server {
     fn who_line(&mut self, id: ConnId, channel: &str, whom: ConnId, flags: u8) {
         let server = self.config.server_name.clone();
         let oper = self.is_oper(whom);
+        let multi = self.irc_caps(id) & cap::MULTI_PREFIX != 0;
         let Some(c) = self.conns.get(&whom) else {
             return;
         };
@@ -822,7 +1002,11 @@ impl Server {
             "{}{}{}",
             if c.away.is_empty() { 'H' } else { 'G' },
             if oper { "*" } else { "" },
-            prefix(flags)
+            if multi {
+                all_prefixes(flags)
+            } else {
+                prefix(flags)
+            }
         );
         let (user, nick, real) = (
             c.user().to_owned(),

@@ -125,7 +125,13 @@ fn registration_burst() {
     let i = w.irc_raw();
     w.send(i, "CAP LS 302\r\nNICK ann\r\nUSER ann 0 * :Ann Example\r\n");
     let lines = w.lines(i);
-    assert_eq!(lines, vec![":irc.test CAP * LS :"]);
+    assert_eq!(
+        lines,
+        vec![
+            ":irc.test CAP * LS :away-notify cap-notify echo-message extended-join \
+             invite-notify multi-prefix userhost-in-names"
+        ]
+    );
     w.send(i, "CAP END\r\n");
     let lines = w.lines(i);
     let codes: Vec<&str> = lines
@@ -1035,4 +1041,64 @@ fn oper_kill_and_user_queries() {
         "{lines:?}"
     );
     assert!(has(&lines, " 369 bob dan "), "{lines:?}");
+}
+
+#[test]
+fn ircv3_capabilities_change_what_a_client_sees() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc_raw();
+    w.send(
+        i,
+        "CAP LS 302\r\nCAP REQ :multi-prefix bogus\r\n\
+         CAP REQ :multi-prefix userhost-in-names echo-message away-notify extended-join\r\n\
+         NICK bob\r\nUSER bob 0 * :Bob B\r\nCAP END\r\nCAP LIST\r\n",
+    );
+    let lines = w.lines(i);
+    assert!(has(&lines, "CAP * NAK :multi-prefix bogus"), "{lines:?}");
+    assert!(
+        has(&lines, "CAP * ACK :multi-prefix userhost-in-names"),
+        "{lines:?}"
+    );
+    assert!(
+        has(
+            &lines,
+            "CAP bob LIST :away-notify cap-notify echo-message extended-join multi-prefix \
+             userhost-in-names"
+        ),
+        "{lines:?}"
+    );
+    let j = w.irc("dan");
+    w.client(a).join("r");
+    w.pump();
+    w.client(a).set_mode("r", RoomMode::Voice, true, "alice");
+    w.client(a).away("busy");
+    w.pump();
+    w.send(j, "JOIN #r\r\n");
+    w.send(i, "JOIN #r\r\n");
+    let lines = w.lines(i);
+    // extended-join for bob's own join, away-notify for alice, every prefix and full
+    // sources in NAMES.
+    assert_eq!(lines[0], ":bob!~bob@irc.test JOIN #r * :Bob B");
+    assert!(
+        has(
+            &lines,
+            " 353 bob = #r :@+alice!native@irc.test dan!~dan@irc.test bob!~bob@irc.test"
+        ),
+        "{lines:?}"
+    );
+    // dan, without the capabilities, sees the plain forms.
+    assert_eq!(
+        w.lines(j).last().map(String::as_str),
+        Some(":bob!~bob@irc.test JOIN #r")
+    );
+    // echo-message: bob gets his own message back, dan gets it once.
+    w.send(i, "PRIVMSG #r :hi\r\n");
+    assert_eq!(w.lines(i), vec![":bob!~bob@irc.test PRIVMSG #r :hi"]);
+    assert_eq!(w.lines(j), vec![":bob!~bob@irc.test PRIVMSG #r :hi"]);
+    // away-notify: alice coming back is seen by bob only.
+    w.client(a).away("");
+    w.pump();
+    assert_eq!(w.lines(i), vec![":alice!native@irc.test AWAY"]);
+    assert!(w.lines(j).is_empty());
 }
