@@ -216,7 +216,21 @@ impl Server {
                 Some(Line::TooLong) => self.numeric(id, "417", &["Input line was too long"]),
                 Some(Line::Text(line)) => {
                     if let Some(msg) = Message::parse(&line) {
-                        self.irc_command(id, msg, now);
+                        // UTF8ONLY: text meant for others must be UTF-8 as sent; other
+                        // commands (a real name, say) are read lossily.
+                        let text = matches!(msg.command.as_str(), "PRIVMSG" | "NOTICE");
+                        if text && std::str::from_utf8(&line).is_err() {
+                            let server = self.config.server_name.clone();
+                            let why = "Message rejected: it is not valid UTF-8";
+                            self.line(
+                                id,
+                                Some(&server),
+                                "FAIL",
+                                &[&msg.command, "INVALID_UTF8", why],
+                            );
+                        } else {
+                            self.irc_command(id, msg, now);
+                        }
                     }
                 }
             }
@@ -633,6 +647,7 @@ impl Server {
             "TARGMAX=JOIN:,PART:,PRIVMSG:,NOTICE:,NAMES:,LIST:,KICK:,WHOIS:1,ISON:,USERHOST:5"
                 .to_owned(),
             format!("TOPICLEN={}", c.max_topic_len),
+            "UTF8ONLY".to_owned(),
         ];
         // At most 13 tokens a line, as clients expect.
         for part in isupport.chunks(13) {

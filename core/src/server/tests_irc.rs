@@ -367,7 +367,7 @@ fn direct_messages_across_protocols_and_errors() {
 }
 
 #[test]
-fn invalid_utf8_is_replaced_not_passed_through() {
+fn invalid_utf8_text_is_refused_and_other_fields_replaced() {
     let mut w = Mixed::new(config());
     let a = w.native("alice");
     let i = w.irc("bob");
@@ -376,10 +376,19 @@ fn invalid_utf8_is_replaced_not_passed_through() {
     w.send(i, "JOIN #r\r\n");
     w.events(a);
     let id = w.irc[i].0;
+    w.lines(i);
     w.server.handle_input(id, b"PRIVMSG #r :caf\xe9\r\n", w.now);
     w.pump();
+    assert!(w.events(a).is_empty());
+    assert_eq!(
+        w.lines(i),
+        vec![":irc.test FAIL PRIVMSG INVALID_UTF8 :Message rejected: it is not valid UTF-8"]
+    );
+    // A topic (or a real name) is read lossily: each bad sequence becomes U+FFFD.
+    w.server.handle_input(id, b"TOPIC #r :caf\xe9\r\n", w.now);
+    w.pump();
     let ev = w.events(a);
-    assert!(matches!(&ev[0], ClientEvent::Message { text, .. } if text == "caf\u{fffd}"));
+    assert!(matches!(&ev[0], ClientEvent::Topic { topic, .. } if topic == "caf\u{fffd}"));
 }
 
 #[test]
