@@ -2,7 +2,7 @@
 # Runs irctest's RFC core profile (../shared/IRCTEST.md) against a freshly started example
 # server of every runtime; exits non-zero if any test fails or anything is missing.
 #
-#   tests/irctest.sh [PROFILE]        PROFILE: core (default), modes, wide or ircv3
+#   tests/irctest.sh [PROFILE [PYTEST ARGS...]]   PROFILE: core (default), modes, wide, ircv3
 #
 # Needs python3 (with venv) and the shared irctest copy beside the clone (../shared, or
 # SHARED=DIR). The virtual environment is made once, from PyPI, in target/irctest-venv.
@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SHARED=${SHARED:-$ROOT/../shared}
 PROFILE=${1:-core}
+shift || true
 RUNNER=$SHARED/irctest-run.sh
 if [ ! -x "$RUNNER" ] || [ ! -d "$SHARED/irctest" ]; then
   echo "irctest.sh: no irctest at $SHARED (set SHARED=DIR)" >&2
@@ -54,7 +55,7 @@ for server in smol-server async-std-server std-server; do
     continue
   fi
   echo "== $server on $addr, $PROFILE profile"
-  if IRCTEST_LOG=$LOGDIR/$server.log "$RUNNER" "${addr%:*}" "${addr##*:}" \
+  if IRCTEST_LOG=$LOGDIR/$server.log "$RUNNER" "${addr%:*}" "${addr##*:}" "$@" \
       | tail -n 2; then
     :
   else
