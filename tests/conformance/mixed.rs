@@ -411,13 +411,22 @@ pub fn irc_invalid_utf8(start: Start) {
     bob.join("r");
     let mut carol = IrcClient::connect(server.addr, "carol");
     carol.join("r");
-    // Latin-1 é, then a lone continuation byte and a truncated 3-byte sequence.
-    bob.write_raw(b"PRIVMSG #r :caf\xe9 \x80 \xe2\x82!\r\n");
+    // Message text must be UTF-8 as sent (UTF8ONLY): it is refused and reaches no one.
+    bob.write_raw(b"PRIVMSG #r :caf\xe9\r\n");
+    bob.expect("FAIL INVALID_UTF8", |m| {
+        m.command == "FAIL" && m.params.get(1).map(String::as_str) == Some("INVALID_UTF8")
+    });
+    // Elsewhere, Latin-1 é, a lone continuation byte and a truncated 3-byte sequence are
+    // each replaced.
+    bob.write_raw(b"TOPIC #r :caf\xe9 \x80 \xe2\x82!\r\n");
     let want = "caf\u{fffd} \u{fffd} \u{fffd}!";
-    alice.expect("the repaired message", |e| is_message(e, "r", "bob", want));
+    alice.expect(
+        "the repaired topic",
+        |e| matches!(e, ClientEvent::Topic { room, topic, .. } if room == "r" && topic == want),
+    );
     // IRC peers get it repaired too (the test client fails on invalid UTF-8).
-    carol.expect("the repaired PRIVMSG", |m| {
-        is(m, "bob", "PRIVMSG", &["#r", want])
+    carol.expect("the repaired TOPIC", |m| {
+        is(m, "bob", "TOPIC", &["#r", want])
     });
     // The connection goes on.
     bob.send("PRIVMSG #r :plain");
