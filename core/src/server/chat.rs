@@ -703,6 +703,11 @@ impl Server {
             ));
         }
         if !r.invited.contains(&target) {
+            // Invitees who never join (or leave the server) are not removed one by one:
+            // the list keeps the latest 100.
+            if r.invited.len() >= 100 {
+                r.invited.remove(0);
+            }
             r.invited.push(target);
         }
         let invited = ServerPacket::Invited {
