@@ -24,13 +24,17 @@ pub(super) mod cap {
     pub const EXTENDED_JOIN: u16 = 16;
     pub const INVITE_NOTIFY: u16 = 32;
     pub const CAP_NOTIFY: u16 = 64;
+    pub const BATCH: u16 = 128;
+    pub const LABELED_RESPONSE: u16 = 256;
     /// Every capability with its name, in the order `CAP LS` lists them.
-    pub const ALL: [(&str, u16); 7] = [
+    pub const ALL: [(&str, u16); 9] = [
         ("away-notify", AWAY_NOTIFY),
+        ("batch", BATCH),
         ("cap-notify", CAP_NOTIFY),
         ("echo-message", ECHO_MESSAGE),
         ("extended-join", EXTENDED_JOIN),
         ("invite-notify", INVITE_NOTIFY),
+        ("labeled-response", LABELED_RESPONSE),
         ("multi-prefix", MULTI_PREFIX),
         ("userhost-in-names", USERHOST_IN_NAMES),
     ];
@@ -58,6 +62,8 @@ pub(crate) struct IrcSession {
     pub wallops: bool,
     /// Enabled IRCv3 capabilities ([`cap`] bits).
     pub caps: u16,
+    /// Labeled-response batches opened so far, which names the next.
+    batches: u64,
 }
 
 /// How a notice relayed to a room or a nick reads in IRC, or `None` if IRC has no form of it.
@@ -219,6 +225,9 @@ impl Server {
                         // UTF8ONLY: text meant for others must be UTF-8 as sent; other
                         // commands (a real name, say) are read lossily.
                         let text = matches!(msg.command.as_str(), "PRIVMSG" | "NOTICE");
+                        let label = crate::irc::label_tag(&line)
+                            .filter(|_| self.irc_caps(id) & cap::LABELED_RESPONSE != 0);
+                        let start = self.conns.get(&id).map_or(0, |c| c.out.len());
                         if text && std::str::from_utf8(&line).is_err() {
                             let server = self.config.server_name.clone();
                             let why = "Message rejected: it is not valid UTF-8";
@@ -230,6 +239,9 @@ impl Server {
                             );
                         } else {
                             self.irc_command(id, msg, now);
+                        }
+                        if let Some(label) = label {
+                            self.irc_label(id, start, &label);
                         }
                     }
                 }
@@ -406,6 +418,57 @@ impl Server {
             }
             _ => self.numeric(id, "410", &[&sub, "Invalid CAP command"]),
         }
+    }
+
+    /// labeled-response: wraps what the labelled command queued for its sender (output
+    /// entries from `start` on): nothing becomes `ACK`, one line gets the label tag, more
+    /// become a `labeled-response` batch.
+    fn irc_label(&mut self, id: ConnId, start: usize, label: &str) {
+        let server = self.config.server_name.clone();
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.phase == Phase::Closing || conn.out.len() < start {
+            return;
+        }
+        let taken: Vec<Bytes> = conn.out.drain(start..).collect();
+        let bytes: usize = taken.iter().map(Bytes::len).sum();
+        conn.queued -= bytes;
+        let text: Vec<u8> = taken.concat();
+        let lines: Vec<&[u8]> = text
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.is_empty())
+            .collect();
+        let mut out = BytesMut::new();
+        match lines.as_slice() {
+            [] => {
+                out.extend_from_slice(format!("@label={label} :{server} ACK\r\n").as_bytes());
+            }
+            [one] => {
+                out.extend_from_slice(format!("@label={label} ").as_bytes());
+                out.extend_from_slice(one);
+                out.extend_from_slice(b"\r\n");
+            }
+            many => {
+                let n = match self.session(id) {
+                    Some(s) => {
+                        s.batches += 1;
+                        s.batches
+                    }
+                    None => return,
+                };
+                let head = format!("@label={label} :{server} BATCH +lr{n} labeled-response\r\n");
+                out.extend_from_slice(head.as_bytes());
+                for line in many {
+                    out.extend_from_slice(format!("@batch=lr{n} ").as_bytes());
+                    out.extend_from_slice(line);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(format!(":{server} BATCH -lr{n}\r\n").as_bytes());
+            }
+        }
+        self.conns.send(id, out.freeze());
     }
 
     /// The IRCv3 capabilities a connection enabled (none for native ones).

@@ -128,8 +128,8 @@ fn registration_burst() {
     assert_eq!(
         lines,
         vec![
-            ":irc.test CAP * LS :away-notify cap-notify echo-message extended-join \
-             invite-notify multi-prefix userhost-in-names"
+            ":irc.test CAP * LS :away-notify batch cap-notify echo-message extended-join \
+             invite-notify labeled-response multi-prefix userhost-in-names"
         ]
     );
     w.send(i, "CAP END\r\n");
@@ -1110,4 +1110,32 @@ fn ircv3_capabilities_change_what_a_client_sees() {
     w.pump();
     assert_eq!(w.lines(i), vec![":alice!native@irc.test AWAY"]);
     assert!(w.lines(j).is_empty());
+}
+
+#[test]
+fn labeled_responses_ack_tag_or_batch_what_a_command_caused() {
+    let mut w = Mixed::new(config());
+    let i = w.irc_raw();
+    w.send(
+        i,
+        "CAP REQ :batch labeled-response\r\nNICK bob\r\nUSER bob 0 * :Bob\r\nCAP END\r\n",
+    );
+    w.lines(i);
+    w.send(
+        i,
+        "@label=a1 PONG x\r\n@label=b2 PING t\r\n@label=c3 JOIN #r\r\nPING u\r\n",
+    );
+    let lines = w.lines(i);
+    assert_eq!(lines[0], "@label=a1 :irc.test ACK");
+    assert_eq!(lines[1], "@label=b2 :irc.test PONG irc.test :t");
+    assert_eq!(lines[2], "@label=c3 :irc.test BATCH +lr1 labeled-response");
+    assert_eq!(lines[3], "@batch=lr1 :bob!~bob@irc.test JOIN #r");
+    assert!(lines[4].starts_with("@batch=lr1 :irc.test 353 bob = #r :@bob"));
+    assert!(lines[5].starts_with("@batch=lr1 :irc.test 366 bob #r "));
+    assert_eq!(lines[6], ":irc.test BATCH -lr1");
+    // Unlabelled commands, and clients without the capability, get plain replies.
+    assert_eq!(lines[7], ":irc.test PONG irc.test :u");
+    let j = w.irc("dan");
+    w.send(j, "@label=z9 PING v\r\n");
+    assert_eq!(w.lines(j), vec![":irc.test PONG irc.test :v"]);
 }
