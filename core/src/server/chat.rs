@@ -239,7 +239,7 @@ impl Server {
         }
         if away {
             // away-notify: members learn at once that the joiner is away.
-            self.irc_away_notify(id);
+            self.irc_away_notify(id, Some(&key));
         }
         Ok(key)
     }
@@ -727,7 +727,7 @@ impl Server {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.away = message.to_owned();
         }
-        self.irc_away_notify(id);
+        self.irc_away_notify(id, None);
         Ok(())
     }
 

@@ -479,8 +479,9 @@ impl Server {
         }
     }
 
-    /// Tells IRC members sharing a room with `id` that have `away-notify` its away status.
-    pub(super) fn irc_away_notify(&mut self, id: ConnId) {
+    /// Tells IRC members sharing a room with `id` (or only room `key`'s members) that have
+    /// `away-notify` its away status.
+    pub(super) fn irc_away_notify(&mut self, id: ConnId, key: Option<&str>) {
         let source = self.source(id);
         let away = self
             .conns
@@ -494,7 +495,15 @@ impl Server {
             write_line(&mut buf, Some(&source), "AWAY", &[&away], true);
         }
         let line = buf.freeze();
-        for peer in self.peers(id) {
+        let peers = match key {
+            Some(k) => self
+                .registry
+                .room(k)
+                .map(|r| r.members.clone())
+                .unwrap_or_default(),
+            None => self.peers(id),
+        };
+        for peer in peers {
             if peer != id && self.irc_caps(peer) & cap::AWAY_NOTIFY != 0 {
                 self.conns.send(peer, line.clone());
             }
