@@ -26,8 +26,9 @@ pub(super) mod cap {
     pub const CAP_NOTIFY: u16 = 64;
     pub const BATCH: u16 = 128;
     pub const LABELED_RESPONSE: u16 = 256;
+    pub const SETNAME: u16 = 512;
     /// Every capability with its name, in the order `CAP LS` lists them.
-    pub const ALL: [(&str, u16); 9] = [
+    pub const ALL: [(&str, u16); 10] = [
         ("away-notify", AWAY_NOTIFY),
         ("batch", BATCH),
         ("cap-notify", CAP_NOTIFY),
@@ -36,6 +37,7 @@ pub(super) mod cap {
         ("invite-notify", INVITE_NOTIFY),
         ("labeled-response", LABELED_RESPONSE),
         ("multi-prefix", MULTI_PREFIX),
+        ("setname", SETNAME),
         ("userhost-in-names", USERHOST_IN_NAMES),
     ];
 }
@@ -341,6 +343,7 @@ impl Server {
                 self.numeric(id, "365", &["*", "End of /LINKS list"]);
             }
             "WALLOPS" => self.irc_wallops(id, &p),
+            "SETNAME" => self.irc_setname(id, &p),
             _ => {
                 // Never echo control bytes back.
                 let shown: String = cmd.chars().filter(|c| !c.is_control()).take(32).collect();
@@ -1803,6 +1806,41 @@ impl Server {
             .collect();
         let why = format!("Killed ({killer} ({reason}))");
         self.close(whom, ErrorCode::Quit, &why, &why);
+    }
+
+    /// `SETNAME :realname` (IRCv3 setname): changes the real name (the reason rules, or
+    /// `FAIL SETNAME INVALID_REALNAME`); the sender and everyone sharing a channel with it
+    /// who enabled `setname` get `SETNAME :realname`.
+    fn irc_setname(&mut self, id: ConnId, p: &[&str]) {
+        let Some(&name) = p.first().filter(|n| !n.is_empty()) else {
+            return self.numeric(id, "461", &["SETNAME", "Not enough parameters"]);
+        };
+        let max = self.config.max_reason_len as usize;
+        if crate::name::validate_reason(name, max).is_err() {
+            let server = self.config.server_name.clone();
+            let why = format!("A real name is at most {max} bytes without NUL, CR or LF");
+            return self.line(
+                id,
+                Some(&server),
+                "FAIL",
+                &["SETNAME", "INVALID_REALNAME", &why],
+            );
+        }
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.realname = name.to_owned();
+        }
+        let mut buf = BytesMut::new();
+        write_line(&mut buf, Some(&self.source(id)), "SETNAME", &[name], true);
+        let line = buf.freeze();
+        let mut peers = self.peers(id);
+        if !peers.contains(&id) {
+            peers.push(id);
+        }
+        for peer in peers {
+            if self.irc_caps(peer) & cap::SETNAME != 0 {
+                self.conns.send(peer, line.clone());
+            }
+        }
     }
 
     /// `WALLOPS :text`: server operators only (`481`); every user with mode `w`, and the

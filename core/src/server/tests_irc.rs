@@ -129,7 +129,7 @@ fn registration_burst() {
         lines,
         vec![
             ":irc.test CAP * LS :away-notify batch cap-notify echo-message extended-join \
-             invite-notify labeled-response multi-prefix userhost-in-names"
+             invite-notify labeled-response multi-prefix setname userhost-in-names"
         ]
     );
     w.send(i, "CAP END\r\n");
@@ -1109,6 +1109,18 @@ fn ircv3_capabilities_change_what_a_client_sees() {
     w.client(a).away("");
     w.pump();
     assert_eq!(w.lines(i), vec![":alice!native@irc.test AWAY"]);
+    assert!(w.lines(j).is_empty());
+    // setname: bob and nobody without the capability hears of a new real name.
+    w.send(i, "CAP REQ setname\r\nSETNAME :Robert B\r\nWHOIS bob\r\n");
+    let lines = w.lines(i);
+    assert!(
+        has(&lines, ":bob!~bob@irc.test SETNAME :Robert B"),
+        "{lines:?}"
+    );
+    assert!(
+        has(&lines, " 311 bob bob ~bob irc.test * :Robert B"),
+        "{lines:?}"
+    );
     assert!(w.lines(j).is_empty());
 }
 
