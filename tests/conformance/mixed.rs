@@ -68,7 +68,7 @@ pub fn irc_join_and_part_seen_by_native(start: Start) {
     // A native join, seen on IRC with the native source.
     let mut carol = TestClient::in_room(server.addr, "carol", "r");
     let join = bob.expect("carol's JOIN", |m| is(m, "carol", "JOIN", &["#r"]));
-    assert_eq!(join.source.as_deref(), Some("carol!native@irc.test"));
+    assert_eq!(join.source.as_deref(), Some("carol!~carol@irc.test"));
     bob.send("PART #r :see you");
     bob.expect("own PART", |m| is(m, "bob", "PART", &["#r", "see you"]));
     alice.expect("bob's leave", |e| is_left(e, "bob", "see you"));
@@ -102,7 +102,7 @@ pub fn irc_messages_both_ways(start: Start) {
     alice.expect("own message", |e| is_message(e, "r", "alice", "hello, irc"));
     for irc in [&mut bob, &mut carol] {
         let m = irc.expect("alice's PRIVMSG", |m| m.command == "PRIVMSG");
-        assert_eq!(m.source.as_deref(), Some("alice!native@irc.test"));
+        assert_eq!(m.source.as_deref(), Some("alice!~alice@irc.test"));
         assert_eq!(m.params, ["#r", "hello, irc"]);
     }
     bob.send("PRIVMSG #r :hello, native");
@@ -322,7 +322,7 @@ pub fn direct_messages_across_protocols(start: Start) {
     let mut carol = IrcClient::connect(server.addr, "carol");
     alice.send(|c| c.whisper("BOB", "psst"));
     let m = bob.expect("the whisper", |m| m.command == "PRIVMSG");
-    assert_eq!(m.source.as_deref(), Some("alice!native@irc.test"));
+    assert_eq!(m.source.as_deref(), Some("alice!~alice@irc.test"));
     assert_eq!(m.params, ["bob", "psst"]);
     bob.send("PRIVMSG Alice :psst yourself");
     alice.expect(

@@ -211,7 +211,10 @@ impl Server {
                 message: "wrong server password".into(),
             });
         }
-        self.register(id, nick, "", "")?;
+        // A native client has no user name of its own: its nick at sign-on stands in, so
+        // that IRC bans by user name (`*!*~alice@*`) single it out.
+        let user = format!("~{}", crate::irc::cut(nick, 16));
+        self.register(id, nick, &user, "")?;
         let welcome = ServerPacket::Welcome {
             version: PROTOCOL_VERSION,
             nick: nick.to_owned(),

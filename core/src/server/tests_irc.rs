@@ -269,7 +269,7 @@ fn join_part_and_messages_both_ways() {
     w.pump();
     assert_eq!(
         w.lines(i),
-        vec![":alice!native@irc.test PRIVMSG #rust :hello irc"]
+        vec![":alice!~alice@irc.test PRIVMSG #rust :hello irc"]
     );
     // IRC to native; no echo to the IRC sender.
     w.send(i, "PRIVMSG #rust :hello native\r\n");
@@ -330,7 +330,7 @@ fn direct_messages_across_protocols_and_errors() {
     let i = w.irc("bob");
     w.client(a).whisper("bob", "psst");
     w.pump();
-    assert_eq!(w.lines(i), vec![":alice!native@irc.test PRIVMSG bob :psst"]);
+    assert_eq!(w.lines(i), vec![":alice!~alice@irc.test PRIVMSG bob :psst"]);
     w.send(i, "PRIVMSG alice :hi back\r\nNOTICE alice :fyi\r\n");
     let ev = w.events(a);
     assert_eq!(
@@ -455,10 +455,10 @@ fn names_list_who_whois() {
         ":irc.test 321 bob Channel :Users  Name",
         ":irc.test 322 bob #r 2 :all about r",
         ":irc.test 323 bob :End of /LIST",
-        ":irc.test 352 bob #r native irc.test irc.test alice G@ :0 ",
+        ":irc.test 352 bob #r ~alice irc.test irc.test alice G@ :0 ",
         ":irc.test 352 bob #r ~bob irc.test irc.test bob H :0 Real bob",
         ":irc.test 315 bob #r :End of WHO list",
-        ":irc.test 311 bob alice native irc.test * :",
+        ":irc.test 311 bob alice ~alice irc.test * :",
         ":irc.test 319 bob alice :@#r",
         ":irc.test 312 bob alice irc.test :switchboard-0.1.0",
         ":irc.test 301 bob alice :lunch",
@@ -495,7 +495,7 @@ fn topics_and_moderation() {
     // The operator (the creator) locks it; then only operators may.
     w.client(a).set_mode("r", RoomMode::TopicLock, true, "");
     w.pump();
-    assert_eq!(w.lines(i), vec![":alice!native@irc.test MODE #r +t"]);
+    assert_eq!(w.lines(i), vec![":alice!~alice@irc.test MODE #r +t"]);
     w.send(i, "TOPIC #r :mine now\r\nMODE #r\r\nMODE #r +t\r\n");
     let lines = w.lines(i);
     assert!(lines[0].contains(" 482 bob #r "), "{lines:?}");
@@ -505,7 +505,7 @@ fn topics_and_moderation() {
     // Giving bob operator status lets him.
     w.client(a).set_mode("r", RoomMode::Operator, true, "bob");
     w.pump();
-    assert_eq!(w.lines(i), vec![":alice!native@irc.test MODE #r +o bob"]);
+    assert_eq!(w.lines(i), vec![":alice!~alice@irc.test MODE #r +o bob"]);
     w.send(i, "TOPIC #r :mine now\r\n");
     assert_eq!(w.lines(i), vec![":bob!~bob@irc.test TOPIC #r :mine now"]);
     assert!(w.native[a].1.room("r").unwrap().is_operator("bob"));
@@ -559,7 +559,7 @@ fn kick_across_protocols() {
     w.lines(i);
     w.client(b).kick("s", "carol", "bye");
     w.pump();
-    assert_eq!(w.lines(i), vec![":bob!native@irc.test KICK #s carol :bye"]);
+    assert_eq!(w.lines(i), vec![":bob!~bob@irc.test KICK #s carol :bye"]);
     w.send(i, "KICK #s bob\r\n");
     assert!(has(&w.lines(i), " 442 carol #s "));
 }
@@ -578,7 +578,7 @@ fn away_is_seen_by_messages_and_cleared() {
     w.pump();
     assert_eq!(
         w.lines(i),
-        vec![":alice!native@irc.test PRIVMSG bob :there?"]
+        vec![":alice!~alice@irc.test PRIVMSG bob :there?"]
     );
     let ev = w.events(a);
     assert!(ev.contains(&ClientEvent::Away {
@@ -737,7 +737,7 @@ fn a_banned_users_messages_never_reach_the_room_in_either_protocol() {
     w.pump();
     assert_eq!(
         w.lines(i),
-        vec![":alice!native@irc.test MODE #r +b bob!*@*"]
+        vec![":alice!~alice@irc.test MODE #r +b bob!*@*"]
     );
     w.send(i, "PRIVMSG #r :let me talk\r\n");
     assert_eq!(
@@ -856,7 +856,7 @@ fn invite_only_rooms_take_invitations_from_either_protocol() {
     while w.native[a].1.poll_room_event().is_some() {}
     w.client(a).invite("r", "bob");
     w.pump();
-    assert_eq!(w.lines(i), vec![":alice!native@irc.test INVITE bob #r"]);
+    assert_eq!(w.lines(i), vec![":alice!~alice@irc.test INVITE bob #r"]);
     assert_eq!(
         w.native[a].1.poll_room_event(),
         Some(RoomEvent::Invited {
@@ -1092,7 +1092,7 @@ fn ircv3_capabilities_change_what_a_client_sees() {
     assert!(
         has(
             &lines,
-            " 353 bob = #r :@+alice!native@irc.test dan!~dan@irc.test bob!~bob@irc.test"
+            " 353 bob = #r :@+alice!~alice@irc.test dan!~dan@irc.test bob!~bob@irc.test"
         ),
         "{lines:?}"
     );
@@ -1108,7 +1108,7 @@ fn ircv3_capabilities_change_what_a_client_sees() {
     // away-notify: alice coming back is seen by bob only.
     w.client(a).away("");
     w.pump();
-    assert_eq!(w.lines(i), vec![":alice!native@irc.test AWAY"]);
+    assert_eq!(w.lines(i), vec![":alice!~alice@irc.test AWAY"]);
     assert!(w.lines(j).is_empty());
     // setname: bob and nobody without the capability hears of a new real name.
     w.send(i, "CAP REQ setname\r\nSETNAME :Robert B\r\nWHOIS bob\r\n");
