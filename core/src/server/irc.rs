@@ -714,7 +714,7 @@ impl Server {
             "EXCEPTS=e".to_owned(),
             "INVEX=I".to_owned(),
             format!("KICKLEN={}", c.max_reason_len),
-            "MAXLIST=beI:100".to_owned(),
+            "MAXLIST=b:100,e:100,I:100".to_owned(),
             "MODES=4".to_owned(),
             "NETWORK=Switchboard".to_owned(),
             format!("NICKLEN={}", c.max_nick_len),
