@@ -8,7 +8,8 @@ use bytes::{Bytes, BytesMut};
 use crate::frame::FrameDecoder;
 use crate::name::fold;
 use crate::packet::{
-    ClientPacket, Limits, Member, Packet, RoomInfo, RoomMode, ServerPacket, PROTOCOL_VERSION,
+    ClientPacket, Limits, Member, Packet, RoomInfo, RoomMode, RoomRule, ServerPacket,
+    PROTOCOL_VERSION,
 };
 use crate::rate::{cost_of, Cost, RateLimiter};
 use crate::{DecodeError, ErrorCode};
@@ -151,6 +152,47 @@ pub enum ClientEvent {
     },
 }
 
+/// What the server told about room rules and invitations: kept apart from [`ClientEvent`]
+/// (see [`Client::poll_room_event`]) so existing exhaustive matches on it stay valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// A room rule was set or cleared.
+    RuleChanged {
+        /// The room.
+        room: String,
+        /// The operator who did it.
+        by: String,
+        /// The rule.
+        rule: RoomRule,
+        /// Set or cleared.
+        on: bool,
+        /// The key, limit or mask (empty for the others).
+        arg: String,
+    },
+    /// Someone (perhaps this client) was invited into a room.
+    Invited {
+        /// The room.
+        room: String,
+        /// Who invited.
+        by: String,
+        /// Who is invited.
+        nick: String,
+    },
+    /// A room's rules, as asked for with [`Client::list_rules`].
+    Rules {
+        /// The room.
+        room: String,
+        /// The flag modes set, as letters.
+        modes: String,
+        /// The key (shown to members only).
+        key: String,
+        /// The member limit, 0 for none.
+        limit: u32,
+        /// The ban masks.
+        bans: Vec<String>,
+    },
+}
+
 /// A room this client sits in, as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RoomView {
@@ -160,6 +202,9 @@ pub struct RoomView {
     pub members: Vec<String>,
     /// Its topic (empty: none).
     pub topic: String,
+    /// Its flag modes as letters (`i`, `k`, `l`, `m`, `n`, `s`, `t`), as far as told:
+    /// by [`RoomEvent::Rules`] and every rule change since.
+    pub modes: String,
     /// Member flags ([`Member::OPERATOR`], [`Member::VOICE`]) by folded nick.
     flags: BTreeMap<String, u8>,
     /// Folded nicks of `members`, so a join in a large room is not a scan of it.
@@ -233,6 +278,7 @@ pub struct Client {
     decoder: FrameDecoder,
     out: BytesMut,
     events: VecDeque<ClientEvent>,
+    room_events: VecDeque<RoomEvent>,
     nick: String,
     registered: bool,
     closed: bool,
@@ -280,6 +326,7 @@ impl Client {
             decoder: FrameDecoder::new(max_frame_len),
             out: BytesMut::new(),
             events: VecDeque::new(),
+            room_events: VecDeque::new(),
             nick: String::new(),
             registered: false,
             closed: false,
@@ -401,9 +448,45 @@ impl Client {
 
     /// Joins a room.
     pub fn join(&mut self, room: &str) -> u32 {
+        self.join_with_key(room, "")
+    }
+
+    /// Joins a room that has a key (mode `k`).
+    pub fn join_with_key(&mut self, room: &str, key: &str) -> u32 {
         self.send(&ClientPacket::Join {
             room: room.to_owned(),
+            key: key.to_owned(),
         })
+    }
+
+    /// Sets or clears a room rule (operators only); `arg` is the key, limit or mask.
+    pub fn set_rule(&mut self, room: &str, rule: RoomRule, on: bool, arg: &str) -> u32 {
+        self.send(&ClientPacket::SetRule {
+            room: room.to_owned(),
+            rule,
+            on,
+            arg: arg.to_owned(),
+        })
+    }
+
+    /// Invites a user into a room.
+    pub fn invite(&mut self, room: &str, nick: &str) -> u32 {
+        self.send(&ClientPacket::Invite {
+            room: room.to_owned(),
+            nick: nick.to_owned(),
+        })
+    }
+
+    /// Asks for a room's rules and bans (answered with [`RoomEvent::Rules`]).
+    pub fn list_rules(&mut self, room: &str) -> u32 {
+        self.send(&ClientPacket::ListRules {
+            room: room.to_owned(),
+        })
+    }
+
+    /// The next room-rule or invitation event, if any.
+    pub fn poll_room_event(&mut self) -> Option<RoomEvent> {
+        self.room_events.pop_front()
     }
 
     /// Leaves a room.
@@ -600,6 +683,58 @@ impl Client {
 
     fn handle_packet(&mut self, packet: ServerPacket) {
         let event = match packet {
+            ServerPacket::RuleChanged {
+                room,
+                by,
+                rule,
+                on,
+                arg,
+            } => {
+                if let Some(view) = self.rooms.get_mut(&fold(&room)) {
+                    let letter = rule.letter() as char;
+                    if !matches!(
+                        rule,
+                        RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt
+                    ) {
+                        view.modes.retain(|c| c != letter);
+                        if on {
+                            view.modes.push(letter);
+                        }
+                    }
+                }
+                self.room_events.push_back(RoomEvent::RuleChanged {
+                    room,
+                    by,
+                    rule,
+                    on,
+                    arg,
+                });
+                return;
+            }
+            ServerPacket::Invited { room, by, nick } => {
+                self.room_events
+                    .push_back(RoomEvent::Invited { room, by, nick });
+                return;
+            }
+            ServerPacket::Rules {
+                room,
+                modes,
+                key,
+                limit,
+                bans,
+            } => {
+                if let Some(view) = self.rooms.get_mut(&fold(&room)) {
+                    view.modes = modes.clone();
+                }
+                self.room_events.push_back(RoomEvent::Rules {
+                    room,
+                    modes,
+                    key,
+                    limit,
+                    bans,
+                });
+                return;
+            }
             ServerPacket::Welcome { nick, limits, .. } => {
                 self.nick = nick.clone();
                 self.registered = true;

@@ -1,6 +1,6 @@
 //! Every limit and timer of the server, in one place.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::packet::Limits;
 
@@ -52,6 +52,13 @@ pub struct Config {
     pub password: Option<String>,
     /// Message of the day shown to IRC clients at registration. Default none (`422`).
     pub motd: Option<String>,
+    /// An instant and the time since the Unix epoch at that instant, from which the core tells
+    /// wall-clock times (signon, topic and room creation times, `TIME`) without reading a
+    /// clock. Default none: such times show as 0.
+    pub wall_clock: Option<(Instant, Duration)>,
+    /// IRC server operators: a name and the SHA-256 of the password, in lowercase hex.
+    /// Default none.
+    pub operators: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -77,6 +84,8 @@ impl Default for Config {
             server_name: "switchboard.local".to_owned(),
             password: None,
             motd: None,
+            wall_clock: None,
+            operators: Vec::new(),
         }
     }
 }
@@ -216,6 +225,15 @@ impl Config {
             .into_iter()
             .max_by_key(|(n, _)| *n)
             .unwrap_or((0, ""))
+    }
+
+    /// The Unix time (seconds) at `at`, as told by [`Config::wall_clock`]; 0 without it.
+    pub fn unix_time(&self, at: Instant) -> u64 {
+        match self.wall_clock {
+            Some((origin, since)) if at >= origin => (since + (at - origin)).as_secs(),
+            Some((origin, since)) => since.saturating_sub(origin - at).as_secs(),
+            None => 0,
+        }
     }
 }
 

@@ -115,6 +115,18 @@ pub enum ErrorCode {
     NotOperator,
     /// The member named is not in that room.
     TargetNotInRoom,
+    /// The room has a key (mode `k`) and the join did not give it.
+    BadRoomKey,
+    /// The room is at its member limit (mode `l`).
+    RoomFull,
+    /// The room is invite-only (mode `i`) and the joiner was not invited.
+    InviteOnlyRoom,
+    /// A ban mask of the room (mode `b`) matches the requester.
+    Banned,
+    /// The room's rules do not let the requester speak there (modes `n`, `m`, `b`).
+    CannotSpeak,
+    /// The user named is already in that room.
+    TargetInRoom,
     /// The text is empty, too long or holds NUL, CR or LF.
     InvalidText,
     /// The request was dropped: the connection exceeded its message rate.
@@ -158,6 +170,12 @@ impl ErrorCode {
             ErrorCode::NoSuchRoom => 34,
             ErrorCode::NotOperator => 35,
             ErrorCode::TargetNotInRoom => 36,
+            ErrorCode::BadRoomKey => 37,
+            ErrorCode::RoomFull => 38,
+            ErrorCode::InviteOnlyRoom => 39,
+            ErrorCode::Banned => 42,
+            ErrorCode::CannotSpeak => 43,
+            ErrorCode::TargetInRoom => 44,
             ErrorCode::InvalidText => 40,
             ErrorCode::RateLimited => 41,
             ErrorCode::Quit => 50,
@@ -192,6 +210,12 @@ impl ErrorCode {
             34 => ErrorCode::NoSuchRoom,
             35 => ErrorCode::NotOperator,
             36 => ErrorCode::TargetNotInRoom,
+            37 => ErrorCode::BadRoomKey,
+            38 => ErrorCode::RoomFull,
+            39 => ErrorCode::InviteOnlyRoom,
+            42 => ErrorCode::Banned,
+            43 => ErrorCode::CannotSpeak,
+            44 => ErrorCode::TargetInRoom,
             40 => ErrorCode::InvalidText,
             41 => ErrorCode::RateLimited,
             50 => ErrorCode::Quit,

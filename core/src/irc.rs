@@ -153,6 +153,24 @@ impl Message {
     }
 }
 
+/// The value of a line's `label` message tag, if it has one made only of ASCII letters,
+/// digits and `-_.+/=` (at most 64 bytes); other labels are ignored, so a label never needs
+/// escaping when it is sent back.
+pub fn label_tag(line: &[u8]) -> Option<String> {
+    let tags = line.strip_prefix(b"@")?;
+    let end = tags.iter().position(|&b| b == b' ').unwrap_or(tags.len());
+    tags[..end]
+        .split(|&b| b == b';')
+        .find_map(|tag| tag.strip_prefix(b"label="))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.+/=".contains(b))
+        })
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
 /// Appends `:source COMMAND params... :last` and CR LF, at most 512 bytes in all.
 ///
 /// Only the last parameter may hold spaces or start with a colon; it is cut to fit. It gets
@@ -220,6 +238,16 @@ pub fn split_text(text: &str, max: usize) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels() {
+        assert_eq!(label_tag(b"@label=ab1;x=y PING z"), Some("ab1".into()));
+        assert_eq!(label_tag(b"@x=y;label=q.w PING z"), Some("q.w".into()));
+        assert_eq!(label_tag(b"@x=y PING :label=no"), None);
+        assert_eq!(label_tag(b"PING label=no"), None);
+        assert_eq!(label_tag(b"@label=a\\sb PING"), None);
+        assert_eq!(label_tag(b"@label= PING"), None);
+    }
 
     fn lines(dec: &mut LineDecoder, mut input: &[u8]) -> Vec<Line> {
         std::iter::from_fn(|| dec.decode(&mut input)).collect()

@@ -13,12 +13,15 @@ pub mod name;
 pub mod packet;
 mod rate;
 pub mod server;
+pub mod sha256;
 
-pub use client::{Client, ClientEvent};
+pub use client::{Client, ClientEvent, RoomEvent};
 pub use config::{Config, ConfigError};
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{Frame, FrameDecoder};
-pub use packet::{ClientPacket, Limits, Member, Packet, RoomInfo, RoomMode, ServerPacket};
+pub use packet::{
+    ClientPacket, Limits, Member, Packet, RoomInfo, RoomMode, RoomRule, ServerPacket,
+};
 #[cfg(feature = "planted-bugs")]
 pub use server::PlantedBug;
 pub use server::{Close, CloseMode, Event, Server, Transmit};

@@ -62,6 +62,35 @@ pub fn fold(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
+/// Whether `text` matches the glob `mask` (`*` any run, `?` one character), ASCII
+/// case-insensitively: the rule for WHO masks and room bans.
+pub fn mask_matches(mask: &str, text: &str) -> bool {
+    let (m, t): (Vec<char>, Vec<char>) = (
+        mask.chars().map(|c| c.to_ascii_lowercase()).collect(),
+        text.chars().map(|c| c.to_ascii_lowercase()).collect(),
+    );
+    // Iterative matching with one backtrack point: linear memory, no recursion on
+    // peer-controlled input.
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < t.len() {
+        if i < m.len() && (m[i] == '?' || m[i] == t[j]) {
+            i += 1;
+            j += 1;
+        } else if i < m.len() && m[i] == '*' {
+            star = Some((i, j));
+            i += 1;
+        } else if let Some((si, sj)) = star {
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    m[i..].iter().all(|&c| c == '*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +126,20 @@ mod tests {
         assert!(validate_text("a\0b", 64).is_err());
         assert!(validate_text("abcd", 3).is_err());
         assert!(validate_reason("", 3).is_ok());
+    }
+
+    #[test]
+    fn masks() {
+        assert!(mask_matches("*", "anything"));
+        assert!(mask_matches("*", ""));
+        assert!(mask_matches("coolni*", "coolNick"));
+        assert!(!mask_matches("coolni*", "otherNick"));
+        assert!(mask_matches("a?c", "ABC"));
+        assert!(!mask_matches("a?c", "ac"));
+        assert!(mask_matches("*!*@*.example", "bob!~b@host.example"));
+        assert!(!mask_matches("*!*@*.example", "bob!~b@host.example.org"));
+        assert!(mask_matches("b*b*b", "bxbyb"));
+        assert!(!mask_matches("b*b*b", "bxby"));
     }
 
     #[test]

@@ -139,6 +139,71 @@ impl RoomMode {
     }
 }
 
+/// A room rule that operators set: the room-wide modes beside [`RoomMode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomRule {
+    /// `k`: joiners must give this key (the argument).
+    Key,
+    /// `l`: at most this many members (the argument, a decimal number).
+    Limit,
+    /// `i`: only invited users may join.
+    InviteOnly,
+    /// `m`: only operators and voiced members may speak.
+    Moderated,
+    /// `n`: only members may speak to the room (on when a room is made).
+    NoOutside,
+    /// `s`: the room is left out of room lists for non-members.
+    Secret,
+    /// `b`: users whose `nick!user@host` matches the mask (the argument) may not join or speak.
+    Ban,
+    /// `e`: users matching the mask (the argument) are exempt from bans.
+    BanExempt,
+    /// `I`: users matching the mask (the argument) may join under `i` without an invitation.
+    InviteExempt,
+}
+
+impl RoomRule {
+    /// The rule's letter on the wire (and in IRC).
+    pub fn letter(self) -> u8 {
+        match self {
+            RoomRule::Key => b'k',
+            RoomRule::Limit => b'l',
+            RoomRule::InviteOnly => b'i',
+            RoomRule::Moderated => b'm',
+            RoomRule::NoOutside => b'n',
+            RoomRule::Secret => b's',
+            RoomRule::Ban => b'b',
+            RoomRule::BanExempt => b'e',
+            RoomRule::InviteExempt => b'I',
+        }
+    }
+
+    /// The rule for a letter.
+    pub fn from_letter(letter: u8) -> Option<RoomRule> {
+        Some(match letter {
+            b'k' => RoomRule::Key,
+            b'l' => RoomRule::Limit,
+            b'i' => RoomRule::InviteOnly,
+            b'm' => RoomRule::Moderated,
+            b'n' => RoomRule::NoOutside,
+            b's' => RoomRule::Secret,
+            b'b' => RoomRule::Ban,
+            b'e' => RoomRule::BanExempt,
+            b'I' => RoomRule::InviteExempt,
+            _ => return None,
+        })
+    }
+
+    /// Whether setting (`on`) or clearing the rule takes an argument.
+    pub fn takes_arg(self, on: bool) -> bool {
+        match self {
+            RoomRule::Key | RoomRule::Limit => on,
+            RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => true,
+            _ => false,
+        }
+    }
+}
+
 /// A packet a client sends to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientPacket {
@@ -155,6 +220,8 @@ pub enum ClientPacket {
     Join {
         /// The room.
         room: String,
+        /// The room's key, if it has one (mode `k`); empty otherwise.
+        key: String,
     },
     /// Leaves a room.
     Leave {
@@ -229,6 +296,29 @@ pub enum ClientPacket {
     Whois {
         /// The nickname.
         nick: String,
+    },
+    /// Sets or clears a room rule (operators only).
+    SetRule {
+        /// The room.
+        room: String,
+        /// The rule.
+        rule: RoomRule,
+        /// Set (true) or clear (false).
+        on: bool,
+        /// The key, limit or mask (empty for the others).
+        arg: String,
+    },
+    /// Invites a user into a room (members; operators only under `i`).
+    Invite {
+        /// The room.
+        room: String,
+        /// Who is invited.
+        nick: String,
+    },
+    /// Asks for a room's rules and ban list.
+    ListRules {
+        /// The room.
+        room: String,
     },
     /// Sets or clears a room mode (operators only).
     SetMode {
@@ -381,6 +471,41 @@ pub enum ServerPacket {
         /// Its rooms, each as a member entry naming the room.
         rooms: Vec<Member>,
     },
+    /// A room rule was set or cleared.
+    RuleChanged {
+        /// The room.
+        room: String,
+        /// The operator who did it.
+        by: String,
+        /// The rule.
+        rule: RoomRule,
+        /// Set or cleared.
+        on: bool,
+        /// The key, limit or mask (empty for the others).
+        arg: String,
+    },
+    /// Someone was invited into a room: sent to the invitee and, as confirmation, the inviter.
+    Invited {
+        /// The room.
+        room: String,
+        /// Who invited.
+        by: String,
+        /// Who is invited.
+        nick: String,
+    },
+    /// A room's rules, on join and on request.
+    Rules {
+        /// The room.
+        room: String,
+        /// The flag rules and modes set, as letters (`i`, `k`, `l`, `m`, `n`, `s`, `t`).
+        modes: String,
+        /// The key (empty if none, or if the asker is not a member).
+        key: String,
+        /// The member limit, 0 for none.
+        limit: u32,
+        /// The ban masks.
+        bans: Vec<String>,
+    },
     /// A room mode was set or cleared.
     ModeChanged {
         /// The room.
@@ -430,6 +555,12 @@ pub mod client_type {
     pub const WHOIS: u8 = 0x0F;
     /// Set mode.
     pub const SET_MODE: u8 = 0x10;
+    /// [`ClientPacket::SetRule`]
+    pub const SET_RULE: u8 = 0x11;
+    /// [`ClientPacket::Invite`]
+    pub const INVITE: u8 = 0x12;
+    /// [`ClientPacket::ListRules`]
+    pub const LIST_RULES: u8 = 0x13;
 }
 
 /// Type codes of server packets.
@@ -468,6 +599,12 @@ pub mod server_type {
     pub const WHOIS_REPLY: u8 = 0x90;
     /// Mode changed.
     pub const MODE_CHANGED: u8 = 0x91;
+    /// [`ServerPacket::RuleChanged`]
+    pub const RULE_CHANGED: u8 = 0x92;
+    /// [`ServerPacket::Invited`]
+    pub const INVITED: u8 = 0x93;
+    /// [`ServerPacket::Rules`]
+    pub const RULES: u8 = 0x94;
 }
 
 /// Appends a string: `u16` byte length, then UTF-8.
@@ -568,6 +705,23 @@ impl<'a> Reader<'a> {
         })
     }
 
+    fn rule(&mut self, field: &'static str) -> Result<RoomRule, DecodeError> {
+        let letter = self.u8(field)?;
+        RoomRule::from_letter(letter).ok_or(DecodeError::InvalidValue {
+            type_code: self.type_code,
+            field,
+        })
+    }
+
+    fn strs(&mut self, field: &'static str) -> Result<Vec<String>, DecodeError> {
+        let count = self.u16(field)?;
+        let mut out = Vec::new();
+        for _ in 0..count {
+            out.push(self.str(field)?);
+        }
+        Ok(out)
+    }
+
     fn members(&mut self) -> Result<Vec<Member>, DecodeError> {
         let count = self.u16("count")?;
         // No reservation from the declared count: a lying count must not allocate.
@@ -613,6 +767,9 @@ impl Packet for ClientPacket {
             ClientPacket::Away { .. } => AWAY,
             ClientPacket::Whois { .. } => WHOIS,
             ClientPacket::SetMode { .. } => SET_MODE,
+            ClientPacket::SetRule { .. } => SET_RULE,
+            ClientPacket::Invite { .. } => INVITE,
+            ClientPacket::ListRules { .. } => LIST_RULES,
         }
     }
 
@@ -628,7 +785,28 @@ impl Packet for ClientPacket {
                 put_str(buf, nick);
                 put_str(buf, password);
             }
-            ClientPacket::Join { room } | ClientPacket::ListMembers { room } => put_str(buf, room),
+            ClientPacket::Join { room, key } => {
+                put_str(buf, room);
+                put_str(buf, key);
+            }
+            ClientPacket::ListMembers { room } | ClientPacket::ListRules { room } => {
+                put_str(buf, room)
+            }
+            ClientPacket::SetRule {
+                room,
+                rule,
+                on,
+                arg,
+            } => {
+                put_str(buf, room);
+                buf.put_u8(rule.letter());
+                buf.put_u8(u8::from(*on));
+                put_str(buf, arg);
+            }
+            ClientPacket::Invite { room, nick } => {
+                put_str(buf, room);
+                put_str(buf, nick);
+            }
             ClientPacket::Leave { room, reason } => {
                 put_str(buf, room);
                 put_str(buf, reason);
@@ -690,6 +868,20 @@ impl Packet for ClientPacket {
                 }
             }
             JOIN => ClientPacket::Join {
+                room: r.str("room")?,
+                key: r.str("key")?,
+            },
+            SET_RULE => ClientPacket::SetRule {
+                room: r.str("room")?,
+                rule: r.rule("rule")?,
+                on: r.flag("on")?,
+                arg: r.str("arg")?,
+            },
+            INVITE => ClientPacket::Invite {
+                room: r.str("room")?,
+                nick: r.str("nick")?,
+            },
+            LIST_RULES => ClientPacket::ListRules {
                 room: r.str("room")?,
             },
             LEAVE => ClientPacket::Leave {
@@ -769,6 +961,9 @@ impl Packet for ServerPacket {
             ServerPacket::Away { .. } => AWAY,
             ServerPacket::WhoisReply { .. } => WHOIS_REPLY,
             ServerPacket::ModeChanged { .. } => MODE_CHANGED,
+            ServerPacket::RuleChanged { .. } => RULE_CHANGED,
+            ServerPacket::Invited { .. } => INVITED,
+            ServerPacket::Rules { .. } => RULES,
         }
     }
 
@@ -884,6 +1079,40 @@ impl Packet for ServerPacket {
                 put_str(buf, away);
                 buf.put_u32(*idle_secs);
                 put_members(buf, rooms);
+            }
+            ServerPacket::RuleChanged {
+                room,
+                by,
+                rule,
+                on,
+                arg,
+            } => {
+                put_str(buf, room);
+                put_str(buf, by);
+                buf.put_u8(rule.letter());
+                buf.put_u8(u8::from(*on));
+                put_str(buf, arg);
+            }
+            ServerPacket::Invited { room, by, nick } => {
+                put_str(buf, room);
+                put_str(buf, by);
+                put_str(buf, nick);
+            }
+            ServerPacket::Rules {
+                room,
+                modes,
+                key,
+                limit,
+                bans,
+            } => {
+                put_str(buf, room);
+                put_str(buf, modes);
+                put_str(buf, key);
+                buf.put_u32(*limit);
+                buf.put_u16(bans.len().min(u16::MAX as usize) as u16);
+                for b in bans.iter().take(u16::MAX as usize) {
+                    put_str(buf, b);
+                }
             }
             ServerPacket::ModeChanged {
                 room,
@@ -1002,6 +1231,25 @@ impl Packet for ServerPacket {
                 away: r.str("away")?,
                 idle_secs: r.u32("idle_secs")?,
                 rooms: r.members()?,
+            },
+            RULE_CHANGED => ServerPacket::RuleChanged {
+                room: r.str("room")?,
+                by: r.str("by")?,
+                rule: r.rule("rule")?,
+                on: r.flag("on")?,
+                arg: r.str("arg")?,
+            },
+            INVITED => ServerPacket::Invited {
+                room: r.str("room")?,
+                by: r.str("by")?,
+                nick: r.str("nick")?,
+            },
+            RULES => ServerPacket::Rules {
+                room: r.str("room")?,
+                modes: r.str("modes")?,
+                key: r.str("key")?,
+                limit: r.u32("limit")?,
+                bans: r.strs("bans")?,
             },
             MODE_CHANGED => ServerPacket::ModeChanged {
                 room: r.str("room")?,

@@ -100,3 +100,109 @@ quickcheck! {
         lines_of(&bytes, &[]) == lines_of(&bytes, &cuts)
     }
 }
+
+/// A command line built from the commands and parameters the server knows, so random
+/// sequences reach deep into channel modes, invitations, operators and queries.
+#[derive(Debug, Clone)]
+struct Command(String);
+
+impl Arbitrary for Command {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let commands = [
+            "PRIVMSG", "NOTICE", "JOIN", "PART", "NICK", "TOPIC", "KICK", "MODE", "INVITE", "WHO",
+            "WHOIS", "WHOWAS", "ISON", "USERHOST", "LIST", "NAMES", "AWAY", "OPER", "KILL",
+            "WALLOPS", "LUSERS", "MOTD", "TIME", "VERSION", "HELP", "LINKS", "CAP",
+        ];
+        let params = [
+            "#r",
+            "#s",
+            "#r,#s",
+            "0",
+            "a",
+            "b",
+            "c",
+            "*",
+            "a*",
+            "+i",
+            "-i",
+            "+w",
+            "+o",
+            "+k",
+            "key",
+            "+l",
+            "3",
+            "-l",
+            "+b",
+            "b!*@*",
+            "-b",
+            "+e",
+            "+I",
+            "+m",
+            "+v",
+            "+n",
+            "-n",
+            "+s",
+            "+t",
+            "+imnst",
+            "-k",
+            "%tcuihsnfdlaor,7",
+            "o",
+            "REQ",
+            "LS",
+            "302",
+            ":echo-message labeled-response batch",
+            "root",
+            "pw",
+            ":some text",
+            ">1",
+            "!#r*",
+        ];
+        let label = if bool::arbitrary(g) { "@label=x " } else { "" };
+        let mut line = format!("{label}{}", g.choose(&commands).unwrap_or(&"PING"));
+        for _ in 0..usize::arbitrary(g) % 4 {
+            line.push(' ');
+            line.push_str(g.choose(&params).unwrap_or(&"a"));
+        }
+        Command(line)
+    }
+}
+
+quickcheck! {
+    fn the_server_survives_any_command_sequence(cmds: Vec<(u8, Command)>) -> bool {
+        use switchboard_core::{Config, Server};
+        let mut config = Config::default();
+        config.msg_rate = 0;
+        config.operators = vec![("root".into(), switchboard_core::sha256::hex_digest(b"pw"))];
+        let mut server = Server::new(config);
+        let now = std::time::Instant::now();
+        let ids: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                let id = server.open(now);
+                server.handle_input(id, format!("NICK {n}\r\nUSER {n} 0 * :{n}\r\n").as_bytes(), now);
+                id
+            })
+            .collect();
+        for (who, cmd) in &cmds {
+            let id = ids[*who as usize % ids.len()];
+            server.handle_input(id, format!("{}\r\n", cmd.0).as_bytes(), now);
+        }
+        // Every line the server wrote is valid UTF-8 and fits IRC's 512 bytes (tags aside).
+        while let Some(t) = server.poll_transmit() {
+            let Ok(text) = std::str::from_utf8(&t.data) else {
+                return false;
+            };
+            for line in text.split_terminator("\r\n") {
+                let body = match line.strip_prefix('@') {
+                    Some(tagged) => tagged.split_once(' ').map_or("", |(_, rest)| rest),
+                    None => line,
+                };
+                if body.len() + 2 > MAX_LINE || line.contains(['\r', '\n', '\0']) {
+                    return false;
+                }
+            }
+            server.handle_written(t.conn, t.data.len());
+        }
+        true
+    }
+}

@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use quickcheck::{quickcheck, Arbitrary, Gen, TestResult};
 use switchboard_core::{
     ClientPacket, Config, DecodeError, ErrorCode, FrameDecoder, Limits, Member, Packet, RoomInfo,
-    RoomMode, Server, ServerPacket,
+    RoomMode, RoomRule, Server, ServerPacket,
 };
 
 #[derive(Debug, Clone)]
@@ -24,6 +24,11 @@ fn mode(g: &mut Gen) -> RoomMode {
         .unwrap_or(&RoomMode::Voice)
 }
 
+fn rule(g: &mut Gen) -> RoomRule {
+    let letters = b"klimnsbeI";
+    RoomRule::from_letter(*g.choose(letters).unwrap_or(&b'k')).unwrap_or(RoomRule::Key)
+}
+
 fn members(g: &mut Gen) -> Vec<Member> {
     Vec::<(String, u8)>::arbitrary(g)
         .into_iter()
@@ -37,13 +42,27 @@ fn code(g: &mut Gen) -> ErrorCode {
 
 impl Arbitrary for AnyClient {
     fn arbitrary(g: &mut Gen) -> Self {
-        let p = match u8::arbitrary(g) % 16 {
+        let p = match u8::arbitrary(g) % 19 {
             0 => ClientPacket::Hello {
                 version: u16::arbitrary(g),
                 nick: s(g),
                 password: s(g),
             },
-            1 => ClientPacket::Join { room: s(g) },
+            1 => ClientPacket::Join {
+                room: s(g),
+                key: s(g),
+            },
+            16 => ClientPacket::SetRule {
+                room: s(g),
+                rule: rule(g),
+                on: bool::arbitrary(g),
+                arg: s(g),
+            },
+            17 => ClientPacket::Invite {
+                room: s(g),
+                nick: s(g),
+            },
+            18 => ClientPacket::ListRules { room: s(g) },
             2 => ClientPacket::Leave {
                 room: s(g),
                 reason: s(g),
@@ -90,7 +109,7 @@ impl Arbitrary for AnyClient {
 
 impl Arbitrary for AnyServer {
     fn arbitrary(g: &mut Gen) -> Self {
-        let p = match u8::arbitrary(g) % 17 {
+        let p = match u8::arbitrary(g) % 20 {
             0 => ServerPacket::Welcome {
                 version: u16::arbitrary(g),
                 nick: s(g),
@@ -179,6 +198,25 @@ impl Arbitrary for AnyServer {
                 away: s(g),
                 idle_secs: u32::arbitrary(g),
                 rooms: members(g),
+            },
+            17 => ServerPacket::RuleChanged {
+                room: s(g),
+                by: s(g),
+                rule: rule(g),
+                on: bool::arbitrary(g),
+                arg: s(g),
+            },
+            18 => ServerPacket::Invited {
+                room: s(g),
+                by: s(g),
+                nick: s(g),
+            },
+            19 => ServerPacket::Rules {
+                room: s(g),
+                modes: s(g),
+                key: s(g),
+                limit: u32::arbitrary(g),
+                bans: Vec::<String>::arbitrary(g),
             },
             _ => ServerPacket::ModeChanged {
                 room: s(g),

@@ -145,6 +145,7 @@ macro_rules! settings {
             irc_listen: Option<String>,
             motd_file: Option<toml::Spanned<PathBuf>>,
             quiet: Option<bool>,
+            oper: Option<toml::Spanned<Vec<String>>>,
             $($name: Option<toml::Spanned<$ty>>,)*
         }
 
@@ -278,6 +279,10 @@ struct Cli {
     /// No log line per connection (warnings and errors only)
     #[arg(long)]
     quiet: bool,
+    /// An IRC server operator: a name and the SHA-256 of its password in hex (`sha256sum`);
+    /// repeatable
+    #[arg(long, value_name = "NAME:SHA256")]
+    oper: Vec<String>,
     #[command(flatten)]
     config_flags: ConfigFlags,
     /// Print the settings in effect as a config file, and exit
@@ -382,6 +387,21 @@ fn options(cli: Cli) -> Result<Options, String> {
         let motd = read_motd(path.get_ref()).map_err(|e| at.error(path.span(), "motd_file", e))?;
         config.motd = Some(motd);
     }
+    if !cli.oper.is_empty() {
+        for v in &cli.oper {
+            config.operators.push(operator(v).map_err(|e| format!("--oper: {e}"))?);
+        }
+    } else if let Some(list) = &file.oper {
+        for v in list.get_ref() {
+            let op = operator(v).map_err(|e| at.error(list.span(), "oper", e))?;
+            config.operators.push(op);
+        }
+    }
+    // The core reads no clock: it is told the wall-clock time at one instant.
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    config.wall_clock = Some((std::time::Instant::now(), unix));
     // Values that cannot work together are refused by the flag that set them.
     config.validate().map_err(|e| {
         let flag = ConfigFlags::flag_of(e.field).unwrap_or_else(|| e.field.to_owned());
@@ -407,15 +427,34 @@ fn dump_config(options: &Options) -> String {
         #[serde(skip_serializing_if = "Option::is_none")]
         irc_listen: Option<&'a str>,
         quiet: bool,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        oper: Vec<String>,
     }
     let own = Own {
         listen: &options.listen,
         irc_listen: options.irc_listen.as_deref(),
         quiet: options.quiet,
+        oper: (options.config.operators.iter())
+            .map(|(name, hash)| format!("{name}:{hash}"))
+            .collect(),
     };
     let mut text = toml::to_string(&own).unwrap_or_default();
     text += &toml::to_string(&ConfigFlags::of(&options.config)).unwrap_or_default();
     text
+}
+
+/// An operator entry, `NAME:SHA256`, as the core keeps it: the name and the hash in lower case.
+fn operator(v: &str) -> Result<(String, String), String> {
+    let (name, hash) = v
+        .split_once(':')
+        .ok_or_else(|| format!("`{v}` is not NAME:SHA256"))?;
+    let hex = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+    if name.is_empty() || name.contains([' ', '\r', '\n', '\0']) || !hex {
+        return Err(format!(
+            "`{v}` is not NAME:SHA256 (a name, then 64 hex digits: `sha256sum`)"
+        ));
+    }
+    Ok((name.to_owned(), hash.to_ascii_lowercase()))
 }
 
 /// The message of the day in the file at `path`.
@@ -519,7 +558,9 @@ mod tests {
             .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
             .collect();
         assert!(fields.len() >= 19, "{fields:?}");
-        for field in fields {
+        // Operators have their own repeatable flag (`--oper`); the wall clock is read at start.
+        let own = ["operators", "wall_clock"];
+        for field in fields.into_iter().filter(|f| !own.contains(f)) {
             assert!(
                 ConfigFlags::FIELDS.contains(&field),
                 "Config::{field} has no flag: add it to settings! in examples/common/mod.rs"

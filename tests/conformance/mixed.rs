@@ -67,7 +67,7 @@ pub fn irc_join_and_part_seen_by_native(start: Start) {
     // A native join, seen on IRC with the native source.
     let mut carol = TestClient::in_room(server.addr, "carol", "r");
     let join = bob.expect("carol's JOIN", |m| is(m, "carol", "JOIN", &["#r"]));
-    assert_eq!(join.source.as_deref(), Some("carol!native@irc.test"));
+    assert_eq!(join.source.as_deref(), Some("carol!~carol@irc.test"));
     bob.send("PART #r :see you");
     bob.expect("own PART", |m| is(m, "bob", "PART", &["#r", "see you"]));
     alice.expect("bob's leave", |e| is_left(e, "bob", "see you"));
@@ -101,7 +101,7 @@ pub fn irc_messages_both_ways(start: Start) {
     alice.expect("own message", |e| is_message(e, "r", "alice", "hello, irc"));
     for irc in [&mut bob, &mut carol] {
         let m = irc.expect("alice's PRIVMSG", |m| m.command == "PRIVMSG");
-        assert_eq!(m.source.as_deref(), Some("alice!native@irc.test"));
+        assert_eq!(m.source.as_deref(), Some("alice!~alice@irc.test"));
         assert_eq!(m.params, ["#r", "hello, irc"]);
     }
     bob.send("PRIVMSG #r :hello, native");
@@ -321,7 +321,7 @@ pub fn direct_messages_across_protocols(start: Start) {
     let mut carol = IrcClient::connect(server.addr, "carol");
     alice.send(|c| c.whisper("BOB", "psst"));
     let m = bob.expect("the whisper", |m| m.command == "PRIVMSG");
-    assert_eq!(m.source.as_deref(), Some("alice!native@irc.test"));
+    assert_eq!(m.source.as_deref(), Some("alice!~alice@irc.test"));
     assert_eq!(m.params, ["bob", "psst"]);
     bob.send("PRIVMSG Alice :psst yourself");
     alice.expect(
@@ -410,13 +410,22 @@ pub fn irc_invalid_utf8(start: Start) {
     bob.join("r");
     let mut carol = IrcClient::connect(server.addr, "carol");
     carol.join("r");
-    // Latin-1 é, then a lone continuation byte and a truncated 3-byte sequence.
-    bob.write_raw(b"PRIVMSG #r :caf\xe9 \x80 \xe2\x82!\r\n");
+    // Message text must be UTF-8 as sent (UTF8ONLY): it is refused and reaches no one.
+    bob.write_raw(b"PRIVMSG #r :caf\xe9\r\n");
+    bob.expect("FAIL INVALID_UTF8", |m| {
+        m.command == "FAIL" && m.params.get(1).map(String::as_str) == Some("INVALID_UTF8")
+    });
+    // Elsewhere, Latin-1 é, a lone continuation byte and a truncated 3-byte sequence are
+    // each replaced.
+    bob.write_raw(b"TOPIC #r :caf\xe9 \x80 \xe2\x82!\r\n");
     let want = "caf\u{fffd} \u{fffd} \u{fffd}!";
-    alice.expect("the repaired message", |e| is_message(e, "r", "bob", want));
+    alice.expect(
+        "the repaired topic",
+        |e| matches!(e, ClientEvent::Topic { room, topic, .. } if room == "r" && topic == want),
+    );
     // IRC peers get it repaired too (the test client fails on invalid UTF-8).
-    carol.expect("the repaired PRIVMSG", |m| {
-        is(m, "bob", "PRIVMSG", &["#r", want])
+    carol.expect("the repaired TOPIC", |m| {
+        is(m, "bob", "TOPIC", &["#r", want])
     });
     // The connection goes on.
     bob.send("PRIVMSG #r :plain");

@@ -644,7 +644,7 @@ impl Model {
             ) => self.hello(x, *version, nick, password),
             (Phase::Hello, _) => Err(ErrorCode::HelloRequired),
             (_, P::Hello { .. }) => Err(ErrorCode::AlreadyRegistered),
-            (_, P::Join { room }) => self.join(x, room),
+            (_, P::Join { room, .. }) => self.join(x, room),
             (_, P::Leave { room, reason }) => self.leave(x, room, reason),
             (_, P::Say { room, text }) => self.say(x, room, text),
             (_, P::Whisper { to, text }) => self.whisper(x, to, text),
@@ -697,6 +697,11 @@ impl Model {
                     nick,
                 },
             ) => self.set_mode(x, room, *mode, *on, nick),
+            // Room rules and invitations are covered by the core's unit tests; the
+            // simulator's generator never sends them.
+            (_, P::SetRule { .. } | P::Invite { .. } | P::ListRules { .. }) => {
+                panic!("the model has no room rules, yet {p:?} was sent")
+            }
         };
         if let Err(code) = result {
             self.error(x, code, rt, seq);
@@ -1116,7 +1121,7 @@ pub fn frame_name(f: &Frame) -> String {
     match f {
         Frame::Packet(p) => match p {
             ClientPacket::Hello { nick, version, .. } => format!("hello({nick},v{version})"),
-            ClientPacket::Join { room } => format!("join({room})"),
+            ClientPacket::Join { room, .. } => format!("join({room})"),
             ClientPacket::Leave { room, .. } => format!("leave({room})"),
             ClientPacket::Say { room, text } => {
                 format!("say({room},{})", text.split(' ').next().unwrap_or(""))
@@ -1142,6 +1147,13 @@ pub fn frame_name(f: &Frame) -> String {
                 if *on { '+' } else { '-' },
                 mode.letter() as char
             ),
+            ClientPacket::SetRule { room, rule, on, .. } => format!(
+                "rule({room},{}{})",
+                if *on { '+' } else { '-' },
+                rule.letter() as char
+            ),
+            ClientPacket::Invite { room, nick } => format!("invite({room},{nick})"),
+            ClientPacket::ListRules { room } => format!("rules({room})"),
         },
         Frame::Bad { what, .. } => format!("BAD:{what}"),
     }

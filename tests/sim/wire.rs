@@ -402,6 +402,12 @@ impl Tap {
                     continue;
                 }
                 _ if in_list => return Err(format!("{packet:?} inside a list")),
+                // The simulator sets no room rules and invites no one.
+                ServerPacket::RuleChanged { .. }
+                | ServerPacket::Invited { .. }
+                | ServerPacket::Rules { .. } => {
+                    return Err(format!("{packet:?} though no rule was asked for"))
+                }
                 ServerPacket::Welcome {
                     version,
                     nick,
@@ -591,7 +597,7 @@ pub fn malformed(kind: u64, max_frame_len: u32, filler: u8) -> Piece {
     };
     let (bytes, at, f) = match kind % MALFORMED_KINDS {
         0 => {
-            let code = [0x00, 0x11, 0x42, 0x81, 0xff][filler as usize % 5];
+            let code = [0x00, 0x14, 0x42, 0x81, 0xff][filler as usize % 5];
             let b = frame(code, &[filler; 3]);
             let n = b.len();
             (b, n, bad(UnknownType, code, true, "unknown type"))

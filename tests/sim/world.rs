@@ -1352,6 +1352,7 @@ impl Sim {
             0 => (
                 ClientPacket::Join {
                     room: "no room!".into(),
+                    key: String::new(),
                 },
                 "join bad name",
             ),

@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::conn::Phase;
 use super::{Fanout, Server};
 use crate::name::{fold, validate_nick, validate_reason, validate_room, validate_text};
-use crate::packet::{RoomMode, ServerPacket};
+use crate::packet::{RoomMode, RoomRule, ServerPacket};
 use crate::{ConnId, ErrorCode};
 
 /// Why an operation was refused: the code, what it was about (a nick or room, for
@@ -102,6 +102,13 @@ impl Server {
         }
     }
 
+    /// The display name of a room, or `room` itself if there is no such room.
+    pub(crate) fn room_name(&self, room: &str) -> String {
+        self.registry
+            .room(&fold(room))
+            .map_or_else(|| room.to_owned(), |r| r.name.clone())
+    }
+
     /// Gives a connection its nickname and makes it a chat participant.
     pub(crate) fn register(
         &mut self,
@@ -130,11 +137,41 @@ impl Server {
     }
 
     /// Joins a room (creating it, with the joiner as operator); returns its key.
-    pub(crate) fn join(&mut self, id: ConnId, room: &str) -> Outcome<String> {
+    ///
+    /// Checks, first failure wins: the name, already in it, the per-connection room limit,
+    /// then the room's rules: ban (`b`), invite-only (`i`), key (`k`), member limit (`l`).
+    /// An invitation passes all four rule checks.
+    pub(crate) fn join(
+        &mut self,
+        id: ConnId,
+        room: &str,
+        given_key: &str,
+        now: Instant,
+    ) -> Outcome<String> {
         self.check_room(room)?;
         let key = fold(room);
         let max_rooms = self.config.max_rooms_per_conn as usize;
         let source = self.source(id);
+        let in_room = self.conns.get(&id).is_some_and(|c| c.rooms.contains(&key));
+        if let (Some(r), false) = (self.registry.room(&key), in_room) {
+            let name = r.name.clone();
+            if !r.invited.contains(&id) {
+                let refused = if r.is_banned(&source) {
+                    Some((ErrorCode::Banned, "you are banned from"))
+                } else if r.invite_only && !r.is_invite_exempt(&source) {
+                    Some((ErrorCode::InviteOnlyRoom, "an invitation is needed to join"))
+                } else if !r.key.is_empty() && r.key != given_key {
+                    Some((ErrorCode::BadRoomKey, "the right key is needed to join"))
+                } else if r.limit > 0 && r.members.len() >= r.limit as usize {
+                    Some((ErrorCode::RoomFull, "no room left in"))
+                } else {
+                    None
+                };
+                if let Some((code, why)) = refused {
+                    return Err(fail(code, room, format!("{why} `{name}`")));
+                }
+            }
+        }
         let Some(conn) = self.conns.get_mut(&id) else {
             return Ok(key);
         };
@@ -154,9 +191,24 @@ impl Server {
         }
         conn.rooms.push(key.clone());
         let nick = conn.nick.clone();
-        let name = self.registry.join(&key, room, id).name.clone();
-        let joined = ServerPacket::Joined { room: name, nick };
-        self.relay_room(&key, &mut Fanout::new(&joined, &source), None);
+        let away = !conn.away.is_empty();
+        let r = self.registry.join(&key, room, id, now);
+        let (name, members) = (r.name.clone(), r.members.clone());
+        let joined = ServerPacket::Joined {
+            room: name.clone(),
+            nick,
+        };
+        let mut fan = Fanout::new(&joined, &source);
+        for m in members {
+            match self.irc_extended_join(m, id, &name) {
+                Some(line) => self.conns.send(m, line),
+                None => self.conns.deliver(m, &mut fan),
+            }
+        }
+        if away {
+            // away-notify: members learn at once that the joiner is away.
+            self.irc_away_notify(id, Some(&key));
+        }
         Ok(key)
     }
 
@@ -200,8 +252,27 @@ impl Server {
         now: Instant,
     ) -> Outcome {
         self.check_text(&text)?;
-        let key = self.member_key(id, room)?;
         let source = self.source(id);
+        // Without mode `n` non-members may speak to a room, so the room must exist; with
+        // it (the default) a non-member gets `NotInRoom`, as it always did.
+        let key = match self.room_key(room) {
+            Ok(key) => key,
+            Err(_) => self.member_key(id, room)?,
+        };
+        let member = self.registry.room(&key).is_some_and(|r| r.is_member(id));
+        let Some(r) = self.registry.room(&key) else {
+            return Ok(());
+        };
+        if !member && r.no_outside {
+            self.member_key(id, room)?;
+        }
+        if !r.may_speak(id, &source) {
+            return Err(fail(
+                ErrorCode::CannotSpeak,
+                room,
+                format!("the rules of `{}` do not let you speak there", r.name),
+            ));
+        }
         let from = self.nick(id);
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.last_said = now;
@@ -218,7 +289,15 @@ impl Server {
         };
         let mut fan = Fanout::new(&message, &source);
         fan.notice = notice;
+        fan.from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
         self.relay_room(&key, &mut fan, Some(id));
+        if fan.from_irc && self.irc_caps(id) & super::irc::cap::ECHO_MESSAGE != 0 {
+            self.conns.deliver(id, &mut fan);
+        }
+        if !member && !fan.from_irc {
+            // A native sender's confirmation, as members get theirs from the relay.
+            self.conns.deliver(id, &mut fan);
+        }
         #[cfg(feature = "planted-bugs")]
         self.planted_say(id, &key, &mut fan);
         Ok(())
@@ -252,9 +331,11 @@ impl Server {
         };
         let mut fan = Fanout::new(&direct, &source);
         fan.notice = notice;
+        fan.from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
         self.conns.deliver(target, &mut fan);
         let sender_is_native = self.conns.get(&id).is_some_and(|c| !c.proto.is_irc());
-        if target != id && sender_is_native {
+        let echo = self.irc_caps(id) & super::irc::cap::ECHO_MESSAGE != 0;
+        if target != id && (sender_is_native || echo) {
             self.conns.deliver(id, &mut fan);
         }
         Ok(target)
@@ -272,6 +353,10 @@ impl Server {
             .map_err(|code| fail(code, nick, format!("nick `{nick}` is taken")))?;
         if fold(&old) != fold(nick) {
             self.registry.release_nick(&old, id);
+            if let Some(c) = self.conns.get(&id) {
+                let (user, realname) = (c.user().to_owned(), c.realname.clone());
+                self.registry.remember(&old, &user, &realname);
+            }
         }
         let source = self.source(id);
         let Some(conn) = self.conns.get_mut(&id) else {
@@ -298,7 +383,13 @@ impl Server {
     }
 
     /// Sets a room's topic: any member, or only operators while the topic is locked.
-    pub(crate) fn set_topic(&mut self, id: ConnId, room: &str, topic: &str) -> Outcome {
+    pub(crate) fn set_topic(
+        &mut self,
+        id: ConnId,
+        room: &str,
+        topic: &str,
+        now: Instant,
+    ) -> Outcome {
         self.check_reason(topic, self.config.max_topic_len)?;
         let key = self.member_key(id, room)?;
         let source = self.source(id);
@@ -315,6 +406,7 @@ impl Server {
         }
         r.topic = topic.to_owned();
         r.topic_by = by.clone();
+        r.topic_at = now;
         let notice = ServerPacket::Topic {
             room: r.name.clone(),
             topic: topic.to_owned(),
@@ -390,6 +482,39 @@ impl Server {
         on: bool,
         nick: &str,
     ) -> Outcome {
+        if let Some((key, notice)) = self.apply_mode(id, room, mode, on, nick)? {
+            let source = self.source(id);
+            self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
+        }
+        Ok(())
+    }
+
+    /// Sets or clears a room rule; operators only. A change that changes nothing is quiet.
+    pub(crate) fn set_rule(
+        &mut self,
+        id: ConnId,
+        room: &str,
+        rule: RoomRule,
+        on: bool,
+        arg: &str,
+    ) -> Outcome {
+        if let Some((key, notice)) = self.apply_rule(id, room, rule, on, arg)? {
+            let source = self.source(id);
+            self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
+        }
+        Ok(())
+    }
+
+    /// The rule of [`Server::set_mode`] without the relay: the room key and the notice to
+    /// relay, if anything changed (IRC relays several changes as one MODE line).
+    pub(crate) fn apply_mode(
+        &mut self,
+        id: ConnId,
+        room: &str,
+        mode: RoomMode,
+        on: bool,
+        nick: &str,
+    ) -> Outcome<Option<(String, ServerPacket)>> {
         let key = self.operator_key(id, room)?;
         let target = if mode.takes_nick() {
             Some(self.target_in(&key, room, nick)?)
@@ -397,10 +522,9 @@ impl Server {
             None
         };
         let target_nick = target.map(|t| self.nick(t)).unwrap_or_default();
-        let source = self.source(id);
         let by = self.nick(id);
         let Some(r) = self.registry.room_mut(&key) else {
-            return Ok(());
+            return Ok(None);
         };
         let changed = match (mode, target) {
             (RoomMode::TopicLock, _) => std::mem::replace(&mut r.topic_lock, on) != on,
@@ -408,7 +532,7 @@ impl Server {
             (RoomMode::Voice, Some(t)) => toggle(&mut r.voiced, t, on),
             _ => false,
         };
-        if changed {
+        Ok(changed.then(|| {
             let notice = ServerPacket::ModeChanged {
                 room: r.name.clone(),
                 by,
@@ -416,9 +540,153 @@ impl Server {
                 on,
                 nick: target_nick,
             };
-            self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
+            (key.clone(), notice)
+        }))
+    }
+
+    /// The rule of [`Server::set_rule`] without the relay (see [`Server::apply_mode`]).
+    ///
+    /// Checks: the room exists, the requester is its operator, then the argument: a key is
+    /// 1 to 23 bytes without spaces, commas or control characters; a limit is a number from
+    /// 1 to 65,535; a mask is 1 to 100 bytes without spaces or control characters and gets
+    /// `!*@*` or `@*` added when it lacks them. At most 100 bans and 100 exemptions.
+    pub(crate) fn apply_rule(
+        &mut self,
+        id: ConnId,
+        room: &str,
+        rule: RoomRule,
+        on: bool,
+        arg: &str,
+    ) -> Outcome<Option<(String, ServerPacket)>> {
+        let key = self.operator_key(id, room)?;
+        let bad = |what: &str| {
+            Err(fail(
+                ErrorCode::InvalidText,
+                arg,
+                format!("invalid {what} `{arg}`"),
+            ))
+        };
+        let mut arg = arg.to_owned();
+        match rule {
+            RoomRule::Key if on => {
+                if arg.is_empty()
+                    || arg.len() > 23
+                    || arg.bytes().any(|b| b <= b' ' || b == b',' || b == 0x7f)
+                {
+                    return bad("key: 1 to 23 bytes, no spaces or commas");
+                }
+            }
+            RoomRule::Limit if on => match arg.parse::<u32>() {
+                Ok(n) if (1..=65_535).contains(&n) => arg = n.to_string(),
+                _ => return bad("limit: a number from 1 to 65535"),
+            },
+            RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => {
+                if arg.is_empty() || arg.len() > 100 || arg.bytes().any(|b| b <= b' ') {
+                    return bad("mask: 1 to 100 bytes, no spaces");
+                }
+                arg = full_mask(&arg);
+            }
+            _ => arg.clear(),
         }
-        Ok(())
+        let by = self.nick(id);
+        let Some(r) = self.registry.room_mut(&key) else {
+            return Ok(None);
+        };
+        let changed = match rule {
+            RoomRule::Key if on => std::mem::replace(&mut r.key, arg.clone()) != arg,
+            RoomRule::Key => !std::mem::take(&mut r.key).is_empty(),
+            RoomRule::Limit if on => {
+                let n = arg.parse().unwrap_or(0);
+                std::mem::replace(&mut r.limit, n) != n
+            }
+            RoomRule::Limit => std::mem::replace(&mut r.limit, 0) != 0,
+            RoomRule::InviteOnly => std::mem::replace(&mut r.invite_only, on) != on,
+            RoomRule::Moderated => std::mem::replace(&mut r.moderated, on) != on,
+            RoomRule::NoOutside => std::mem::replace(&mut r.no_outside, on) != on,
+            RoomRule::Secret => std::mem::replace(&mut r.secret, on) != on,
+            RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => {
+                let list = match rule {
+                    RoomRule::Ban => &mut r.bans,
+                    RoomRule::BanExempt => &mut r.exempts,
+                    _ => &mut r.invexes,
+                };
+                let has = list.iter().any(|m| m.eq_ignore_ascii_case(&arg));
+                if on && !has {
+                    if list.len() >= 100 {
+                        return Err(fail(
+                            ErrorCode::InvalidText,
+                            &arg,
+                            format!("`{}` already has 100 masks of that kind", r.name),
+                        ));
+                    }
+                    list.push(arg.clone());
+                } else if !on && has {
+                    list.retain(|m| !m.eq_ignore_ascii_case(&arg));
+                }
+                has != on
+            }
+        };
+        Ok(changed.then(|| {
+            let notice = ServerPacket::RuleChanged {
+                room: r.name.clone(),
+                by,
+                rule,
+                on,
+                arg,
+            };
+            (key.clone(), notice)
+        }))
+    }
+
+    /// Invites a user into a room: the inviter must be in it (and its operator under `i`),
+    /// the invitee must exist and not be in it. The invitation lasts until it joins.
+    pub(crate) fn invite(&mut self, id: ConnId, room: &str, nick: &str) -> Outcome<ConnId> {
+        let Some(target) = self.registry.find_nick(nick) else {
+            return Err(fail(
+                ErrorCode::NoSuchNick,
+                nick,
+                format!("no one is called `{nick}`"),
+            ));
+        };
+        let key = self.room_key(room)?;
+        self.member_key(id, room)?;
+        let source = self.source(id);
+        let by = self.nick(id);
+        let target_nick = self.nick(target);
+        let Some(r) = self.registry.room_mut(&key) else {
+            return Ok(target);
+        };
+        if r.invite_only && !r.is_operator(id) {
+            return Err(fail(
+                ErrorCode::NotOperator,
+                room,
+                format!("only operators may invite to `{}`", r.name),
+            ));
+        }
+        if r.is_member(target) {
+            return Err(fail(
+                ErrorCode::TargetInRoom,
+                nick,
+                format!("`{target_nick}` is already in `{}`", r.name),
+            ));
+        }
+        if !r.invited.contains(&target) {
+            // Invitees who never join (or leave the server) are not removed one by one:
+            // the list keeps the latest 100.
+            if r.invited.len() >= 100 {
+                r.invited.remove(0);
+            }
+            r.invited.push(target);
+        }
+        let invited = ServerPacket::Invited {
+            room: r.name.clone(),
+            by,
+            nick: target_nick,
+        };
+        let mut fan = Fanout::new(&invited, &source);
+        self.conns.deliver(target, &mut fan);
+        self.irc_invite_notify(&key, id, target);
+        Ok(target)
     }
 
     /// Sets (or, with an empty message, clears) the connection's away message.
@@ -427,6 +695,7 @@ impl Server {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.away = message.to_owned();
         }
+        self.irc_away_notify(id, None);
         Ok(())
     }
 
@@ -443,6 +712,16 @@ impl Server {
             format!("quit: {reason}")
         };
         self.close(id, ErrorCode::Quit, "goodbye", &left);
+    }
+}
+
+/// A ban mask completed to `nick!user@host` form: `bob` is `bob!*@*`, `bob!x` is `bob!x@*`.
+fn full_mask(mask: &str) -> String {
+    match (mask.contains('!'), mask.contains('@')) {
+        (true, true) => mask.to_owned(),
+        (true, false) => format!("{mask}@*"),
+        (false, true) => format!("*!{mask}"),
+        (false, false) => format!("{mask}!*@*"),
     }
 }
 

@@ -11,10 +11,37 @@ use super::chat::Fail;
 use super::conn::{Phase, Proto};
 use super::Server;
 use crate::irc::{split_text, write_line, Line, LineDecoder, Message, MAX_LINE};
-use crate::name::fold;
-use crate::packet::{RoomMode, ServerPacket};
+use crate::name::{fold, mask_matches};
+use crate::packet::{Packet, RoomMode, RoomRule, ServerPacket};
 use crate::rate::Cost;
 use crate::{ConnId, ErrorCode};
+
+/// The IRCv3 capabilities offered, as bits of `IrcSession::caps`.
+pub(super) mod cap {
+    pub const MULTI_PREFIX: u16 = 1;
+    pub const USERHOST_IN_NAMES: u16 = 2;
+    pub const AWAY_NOTIFY: u16 = 4;
+    pub const ECHO_MESSAGE: u16 = 8;
+    pub const EXTENDED_JOIN: u16 = 16;
+    pub const INVITE_NOTIFY: u16 = 32;
+    pub const CAP_NOTIFY: u16 = 64;
+    pub const BATCH: u16 = 128;
+    pub const LABELED_RESPONSE: u16 = 256;
+    pub const SETNAME: u16 = 512;
+    /// Every capability with its name, in the order `CAP LS` lists them.
+    pub const ALL: [(&str, u16); 10] = [
+        ("away-notify", AWAY_NOTIFY),
+        ("batch", BATCH),
+        ("cap-notify", CAP_NOTIFY),
+        ("echo-message", ECHO_MESSAGE),
+        ("extended-join", EXTENDED_JOIN),
+        ("invite-notify", INVITE_NOTIFY),
+        ("labeled-response", LABELED_RESPONSE),
+        ("multi-prefix", MULTI_PREFIX),
+        ("setname", SETNAME),
+        ("userhost-in-names", USERHOST_IN_NAMES),
+    ];
+}
 
 /// The version shown in `002`, `004` and `WHOIS`.
 const VERSION: &str = concat!("switchboard-", env!("CARGO_PKG_VERSION"));
@@ -30,13 +57,23 @@ pub(crate) struct IrcSession {
     password: Option<String>,
     /// Registration waits while capability negotiation is open.
     negotiating: bool,
-    /// User mode `i`, recorded and reported; it changes nothing, since `WHO` never lists
-    /// users by mask.
-    invisible: bool,
+    /// User mode `i`: left out of `WHO` masks for users who share no channel with it.
+    pub invisible: bool,
+    /// User mode `o`: a server operator, after `OPER`.
+    pub oper: bool,
+    /// User mode `w`: receives WALLOPS.
+    pub wallops: bool,
+    /// Enabled IRCv3 capabilities ([`cap`] bits).
+    pub caps: u16,
+    /// Labeled-response batches opened so far, which names the next.
+    batches: u64,
 }
 
 /// How a notice relayed to a room or a nick reads in IRC, or `None` if IRC has no form of it.
-pub(crate) fn relay(packet: &ServerPacket, source: &str, notice: bool) -> Option<Bytes> {
+///
+/// `cut`: the text came from an IRC line, so it is cut to one line (as other servers do)
+/// rather than split, which is kept for native messages longer than a line.
+pub(crate) fn relay(packet: &ServerPacket, source: &str, notice: bool, cut: bool) -> Option<Bytes> {
     let mut buf = BytesMut::new();
     let src = Some(source);
     match packet {
@@ -52,9 +89,29 @@ pub(crate) fn relay(packet: &ServerPacket, source: &str, notice: bool) -> Option
             }
         }
         ServerPacket::Message { room, text, .. } => {
-            write_text(&mut buf, source, notice, &chan(room), text);
+            write_text(&mut buf, source, notice, &chan(room), text, cut);
         }
-        ServerPacket::Direct { to, text, .. } => write_text(&mut buf, source, notice, to, text),
+        ServerPacket::Direct { to, text, .. } => {
+            write_text(&mut buf, source, notice, to, text, cut)
+        }
+        ServerPacket::RuleChanged {
+            room,
+            rule,
+            on,
+            arg,
+            ..
+        } => {
+            let flag = format!("{}{}", if *on { '+' } else { '-' }, rule.letter() as char);
+            let chan = chan(room);
+            if arg.is_empty() {
+                write_line(&mut buf, src, "MODE", &[&chan, &flag], false);
+            } else {
+                write_line(&mut buf, src, "MODE", &[&chan, &flag, arg], false);
+            }
+        }
+        ServerPacket::Invited { room, nick, .. } => {
+            write_line(&mut buf, src, "INVITE", &[nick, &chan(room)], false)
+        }
         ServerPacket::NickChanged { new, .. } => write_line(&mut buf, src, "NICK", &[new], false),
         ServerPacket::Topic { room, topic, .. } => {
             write_line(&mut buf, src, "TOPIC", &[&chan(room), topic], true);
@@ -83,11 +140,16 @@ pub(crate) fn relay(packet: &ServerPacket, source: &str, notice: bool) -> Option
 }
 
 /// `PRIVMSG` or `NOTICE` lines carrying `text`, split so each line fits 512 bytes.
-fn write_text(buf: &mut BytesMut, source: &str, notice: bool, target: &str, text: &str) {
+fn write_text(buf: &mut BytesMut, source: &str, notice: bool, target: &str, text: &str, cut: bool) {
     let command = if notice { "NOTICE" } else { "PRIVMSG" };
     // ":" source " " command " " target " :" text CR LF
     let overhead = 1 + source.len() + 1 + command.len() + 1 + target.len() + 2 + 2;
-    for part in split_text(text, MAX_LINE.saturating_sub(overhead)) {
+    let room = MAX_LINE.saturating_sub(overhead);
+    if cut {
+        let part = crate::irc::cut(text, room.max(4));
+        return write_line(buf, Some(source), command, &[target, part], true);
+    }
+    for part in split_text(text, room) {
         write_line(buf, Some(source), command, &[target, part], true);
     }
 }
@@ -130,6 +192,17 @@ fn chan(room: &str) -> String {
     format!("#{room}")
 }
 
+/// Every prefix of a member, highest first (`multi-prefix`).
+fn all_prefixes(flags: u8) -> &'static str {
+    use crate::packet::Member;
+    match (flags & Member::OPERATOR != 0, flags & Member::VOICE != 0) {
+        (true, true) => "@+",
+        (true, false) => "@",
+        (false, true) => "+",
+        (false, false) => "",
+    }
+}
+
 /// A member's prefix in NAMES and WHO: `@` for operators, `+` for voice.
 fn prefix(flags: u8) -> &'static str {
     use crate::packet::Member;
@@ -156,7 +229,30 @@ impl Server {
                 self.numeric(id, "417", &["Input line was too long"]);
             }
             Some(Line::Text(line)) => match Message::parse(&line) {
-                Some(msg) => self.irc_command(id, msg, now),
+                Some(msg) => {
+                    // UTF8ONLY: text meant for others must be UTF-8 as sent; other
+                    // commands (a real name, say) are read lossily.
+                    let text = matches!(msg.command.as_str(), "PRIVMSG" | "NOTICE");
+                    let label = crate::irc::label_tag(&line)
+                        .filter(|_| self.irc_caps(id) & cap::LABELED_RESPONSE != 0);
+                    let start = self.conns.get(&id).map_or(0, |c| c.out.len());
+                    if text && std::str::from_utf8(&line).is_err() {
+                        self.charge(id, Cost::Full, now);
+                        let server = self.config.server_name.clone();
+                        let why = "Message rejected: it is not valid UTF-8";
+                        self.line(
+                            id,
+                            Some(&server),
+                            "FAIL",
+                            &[&msg.command, "INVALID_UTF8", why],
+                        );
+                    } else {
+                        self.irc_command(id, msg, now);
+                    }
+                    if let Some(label) = label {
+                        self.irc_label(id, start, &label);
+                    }
+                }
                 // Even an empty line costs something.
                 None => self.charge(id, Cost::Cheap, now),
             },
@@ -212,19 +308,43 @@ impl Server {
             "PONG" => {}
             "QUIT" => self.quit(id, p.first().copied().unwrap_or("")),
             _ if !registered => self.numeric(id, "451", &["You have not registered"]),
-            "JOIN" => self.irc_join(id, &p),
+            "JOIN" => self.irc_join(id, &p, now),
             "PART" => self.irc_part(id, &p),
             "PRIVMSG" => self.irc_privmsg(id, &p, false, now),
             "NOTICE" => self.irc_privmsg(id, &p, true, now),
             "NAMES" => self.irc_names(id, &p),
             "LIST" => self.irc_list(id, &p),
-            "TOPIC" => self.irc_topic(id, &p),
+            "TOPIC" => self.irc_topic(id, &p, now),
             "WHO" => self.irc_who(id, &p),
             "WHOIS" => self.irc_whois(id, &p, now),
             "AWAY" => self.irc_away(id, &p),
             "KICK" => self.irc_kick(id, &p),
             "MODE" => self.irc_mode(id, &p),
-            _ => self.numeric(id, "421", &[cmd, "Unknown command"]),
+            "INVITE" => self.irc_invite(id, &p),
+            "ISON" => self.irc_ison(id, &p),
+            "USERHOST" => self.irc_userhost(id, &p),
+            "LUSERS" => self.irc_lusers(id),
+            "MOTD" => self.irc_motd(id),
+            "VERSION" => self.irc_version(id),
+            "TIME" => self.irc_time(id, now),
+            "ADMIN" => self.irc_admin(id),
+            "INFO" => self.irc_info(id),
+            "HELP" | "HELPOP" => self.irc_help(id, &p),
+            "OPER" => self.irc_oper(id, &p),
+            "KILL" => self.irc_kill(id, &p),
+            "WHOWAS" => self.irc_whowas(id, &p),
+            "LINKS" => {
+                let server = self.config.server_name.clone();
+                self.numeric(id, "364", &[&server, &server, "0 Switchboard chat server"]);
+                self.numeric(id, "365", &["*", "End of /LINKS list"]);
+            }
+            "WALLOPS" => self.irc_wallops(id, &p),
+            "SETNAME" => self.irc_setname(id, &p),
+            _ => {
+                // Never echo control bytes back.
+                let shown: String = cmd.chars().filter(|c| !c.is_control()).take(32).collect();
+                self.numeric(id, "421", &[&shown, "Unknown command"])
+            }
         }
     }
 
@@ -238,22 +358,56 @@ impl Server {
             .first()
             .map(|s| s.to_ascii_uppercase())
             .unwrap_or_default();
+        let registered = self.conns.get(&id).is_some_and(|c| c.phase == Phase::Ready);
         match sub.as_str() {
-            // No capabilities are implemented, so none are offered and any request is refused.
-            "LS" | "LIST" => {
-                if sub == "LS" {
-                    if let Some(s) = self.session(id) {
-                        s.negotiating = true;
+            "LS" => {
+                let v302 = p.get(1).and_then(|v| v.parse::<u32>().ok()) >= Some(302);
+                if let Some(s) = self.session(id) {
+                    s.negotiating = !registered;
+                    // Version 302 implies cap-notify.
+                    if v302 {
+                        s.caps |= cap::CAP_NOTIFY;
                     }
                 }
-                self.line(id, Some(&server), "CAP", &[&nick, &sub, ""]);
+                let all: Vec<&str> = cap::ALL.iter().map(|(name, _)| *name).collect();
+                self.line(id, Some(&server), "CAP", &[&nick, "LS", &all.join(" ")]);
+            }
+            "LIST" => {
+                let caps = self.irc_caps(id);
+                let on: Vec<&str> = cap::ALL
+                    .iter()
+                    .filter(|(_, bit)| caps & bit != 0)
+                    .map(|(name, _)| *name)
+                    .collect();
+                self.line(id, Some(&server), "CAP", &[&nick, "LIST", &on.join(" ")]);
             }
             "REQ" => {
-                if let Some(s) = self.session(id) {
-                    s.negotiating = true;
-                }
                 let asked = p.get(1).copied().unwrap_or("");
-                self.line(id, Some(&server), "CAP", &[&nick, "NAK", asked]);
+                // All or nothing: one unknown name refuses the whole request.
+                let mut add = 0;
+                let mut remove = 0;
+                let mut known = true;
+                for name in asked.split(' ').filter(|n| !n.is_empty()) {
+                    let (off, name) = match name.strip_prefix('-') {
+                        Some(n) => (true, n),
+                        None => (false, name),
+                    };
+                    match cap::ALL.iter().find(|(n, _)| *n == name) {
+                        Some((_, bit)) if off => remove |= bit,
+                        Some((_, bit)) => add |= bit,
+                        None => known = false,
+                    }
+                }
+                let answer = if known && !asked.trim().is_empty() {
+                    if let Some(s) = self.session(id) {
+                        s.negotiating = !registered;
+                        s.caps = (s.caps | add) & !remove;
+                    }
+                    "ACK"
+                } else {
+                    "NAK"
+                };
+                self.line(id, Some(&server), "CAP", &[&nick, answer, asked]);
             }
             "END" => {
                 if let Some(s) = self.session(id) {
@@ -262,6 +416,163 @@ impl Server {
                 self.irc_try_register(id);
             }
             _ => self.numeric(id, "410", &[&sub, "Invalid CAP command"]),
+        }
+    }
+
+    /// labeled-response: wraps what the labelled command queued for its sender (output
+    /// entries from `start` on): nothing becomes `ACK`, one line gets the label tag, more
+    /// become a `labeled-response` batch.
+    fn irc_label(&mut self, id: ConnId, start: usize, label: &str) {
+        let server = self.config.server_name.clone();
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.phase == Phase::Closing || conn.out.len() < start {
+            return;
+        }
+        let taken: Vec<Bytes> = conn.out.drain(start..).collect();
+        let bytes: usize = taken.iter().map(Bytes::len).sum();
+        conn.queued -= bytes;
+        let text: Vec<u8> = taken.concat();
+        let lines: Vec<&[u8]> = text
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.is_empty())
+            .collect();
+        let mut out = BytesMut::new();
+        match lines.as_slice() {
+            [] => {
+                out.extend_from_slice(format!("@label={label} :{server} ACK\r\n").as_bytes());
+            }
+            [one] => {
+                out.extend_from_slice(format!("@label={label} ").as_bytes());
+                out.extend_from_slice(one);
+                out.extend_from_slice(b"\r\n");
+            }
+            many => {
+                let n = match self.session(id) {
+                    Some(s) => {
+                        s.batches += 1;
+                        s.batches
+                    }
+                    None => return,
+                };
+                let head = format!("@label={label} :{server} BATCH +lr{n} labeled-response\r\n");
+                out.extend_from_slice(head.as_bytes());
+                for line in many {
+                    out.extend_from_slice(format!("@batch=lr{n} ").as_bytes());
+                    out.extend_from_slice(line);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(format!(":{server} BATCH -lr{n}\r\n").as_bytes());
+            }
+        }
+        self.conns.send(id, out.freeze());
+    }
+
+    /// The IRCv3 capabilities a connection enabled (none for native ones).
+    pub(super) fn irc_caps(&self, id: ConnId) -> u16 {
+        match self.conns.get(&id).map(|c| &c.proto) {
+            Some(Proto::Irc(s)) => s.caps,
+            _ => 0,
+        }
+    }
+
+    /// Tells IRC members sharing a room with `id` (or only room `key`'s members) that have
+    /// `away-notify` its away status.
+    pub(super) fn irc_away_notify(&mut self, id: ConnId, key: Option<&str>) {
+        let source = self.source(id);
+        let away = self
+            .conns
+            .get(&id)
+            .map(|c| c.away.clone())
+            .unwrap_or_default();
+        let mut buf = BytesMut::new();
+        if away.is_empty() {
+            write_line(&mut buf, Some(&source), "AWAY", &[], false);
+        } else {
+            write_line(&mut buf, Some(&source), "AWAY", &[&away], true);
+        }
+        let line = buf.freeze();
+        let peers = match key {
+            Some(k) => self
+                .registry
+                .room(k)
+                .map(|r| r.members.clone())
+                .unwrap_or_default(),
+            None => self.peers(id),
+        };
+        for peer in peers {
+            if peer != id && self.irc_caps(peer) & cap::AWAY_NOTIFY != 0 {
+                self.conns.send(peer, line.clone());
+            }
+        }
+    }
+
+    /// Everyone sharing a room with `id`, in id order, once each.
+    fn peers(&self, id: ConnId) -> Vec<ConnId> {
+        let mut peers: Vec<ConnId> = self
+            .conns
+            .get(&id)
+            .map(|c| {
+                c.rooms
+                    .iter()
+                    .filter_map(|k| self.registry.room(k))
+                    .flat_map(|r| r.members.iter().copied())
+                    .collect()
+            })
+            .unwrap_or_default();
+        peers.sort();
+        peers.dedup();
+        peers
+    }
+
+    /// The JOIN an IRC member with `extended-join` sees: account (`*`, none exist) and
+    /// real name added. `None` for members without it, who get the plain relay.
+    pub(super) fn irc_extended_join(
+        &self,
+        member: ConnId,
+        joiner: ConnId,
+        room: &str,
+    ) -> Option<Bytes> {
+        if self.irc_caps(member) & cap::EXTENDED_JOIN == 0 {
+            return None;
+        }
+        let real = self
+            .conns
+            .get(&joiner)
+            .map(|c| c.realname.clone())
+            .unwrap_or_default();
+        let mut buf = BytesMut::new();
+        write_line(
+            &mut buf,
+            Some(&self.source(joiner)),
+            "JOIN",
+            &[&chan(room), "*", &real],
+            true,
+        );
+        Some(buf.freeze())
+    }
+
+    /// `invite-notify`: the room's other operators with the capability see the INVITE.
+    pub(super) fn irc_invite_notify(&mut self, key: &str, by: ConnId, target: ConnId) {
+        let Some(r) = self.registry.room(key) else {
+            return;
+        };
+        let (ch, ops) = (chan(&r.name), r.operators.clone());
+        let mut buf = BytesMut::new();
+        write_line(
+            &mut buf,
+            Some(&self.source(by)),
+            "INVITE",
+            &[&self.nick(target), &ch],
+            false,
+        );
+        let line = buf.freeze();
+        for op in ops {
+            if op != by && op != target && self.irc_caps(op) & cap::INVITE_NOTIFY != 0 {
+                self.conns.send(op, line.clone());
+            }
         }
     }
 
@@ -361,24 +672,8 @@ impl Server {
     }
 
     fn irc_welcome(&mut self, id: ConnId) {
-        let nick = self.nick(id);
         let source = self.source(id);
         let server = self.config.server_name.clone();
-        let c = &self.config;
-        let isupport = [
-            "CASEMAPPING=ascii".to_owned(),
-            "CHANTYPES=#".to_owned(),
-            format!("CHANNELLEN={}", c.max_room_len as usize + 1),
-            format!("NICKLEN={}", c.max_nick_len),
-            format!("TOPICLEN={}", c.max_topic_len),
-            format!("KICKLEN={}", c.max_reason_len),
-            format!("AWAYLEN={}", c.max_reason_len),
-            format!("CHANLIMIT=#:{}", c.max_rooms_per_conn),
-            "PREFIX=(ov)@+".to_owned(),
-            "CHANMODES=,,,t".to_owned(),
-            "NETWORK=Switchboard".to_owned(),
-        ];
-        let motd = c.motd.clone();
         self.numeric(
             id,
             "001",
@@ -390,11 +685,52 @@ impl Server {
             &[&format!("Your host is {server}, running version {VERSION}")],
         );
         self.numeric(id, "003", &[&format!("This server runs {VERSION}")]);
-        self.numeric(id, "004", &[&server, VERSION, "i", "otv", "ov"]);
-        let mut tokens: Vec<&str> = isupport.iter().map(String::as_str).collect();
-        tokens.push("are supported by this server");
-        self.numeric(id, "005", &tokens);
-        match motd {
+        self.numeric(
+            id,
+            "004",
+            &[&server, VERSION, "iow", "Ibeiklmnostv", "Ibeklov"],
+        );
+        self.irc_isupport(id);
+        self.irc_lusers(id);
+        self.irc_motd(id);
+    }
+
+    /// `005`: what this server supports, each token true of it.
+    fn irc_isupport(&mut self, id: ConnId) {
+        let c = &self.config;
+        let isupport = [
+            "AWAYLEN".to_owned() + &format!("={}", c.max_reason_len),
+            "CASEMAPPING=ascii".to_owned(),
+            format!("CHANLIMIT=#:{}", c.max_rooms_per_conn),
+            "CHANMODES=beI,k,l,imnst".to_owned(),
+            format!("CHANNELLEN={}", c.max_room_len as usize + 1),
+            "CHANTYPES=#".to_owned(),
+            "ELIST=MNU".to_owned(),
+            "WHOX".to_owned(),
+            "EXCEPTS=e".to_owned(),
+            "INVEX=I".to_owned(),
+            format!("KICKLEN={}", c.max_reason_len),
+            "MAXLIST=b:100,e:100,I:100".to_owned(),
+            "MODES=4".to_owned(),
+            "NETWORK=Switchboard".to_owned(),
+            format!("NICKLEN={}", c.max_nick_len),
+            "PREFIX=(ov)@+".to_owned(),
+            "TARGMAX=JOIN:,PART:,PRIVMSG:,NOTICE:,NAMES:,LIST:,KICK:,WHOIS:1,ISON:,USERHOST:5"
+                .to_owned(),
+            format!("TOPICLEN={}", c.max_topic_len),
+            "UTF8ONLY".to_owned(),
+        ];
+        // At most 13 tokens a line, as clients expect.
+        for part in isupport.chunks(13) {
+            let mut tokens: Vec<&str> = part.iter().map(String::as_str).collect();
+            tokens.push("are supported by this server");
+            self.numeric(id, "005", &tokens);
+        }
+    }
+
+    fn irc_motd(&mut self, id: ConnId) {
+        let server = self.config.server_name.clone();
+        match self.config.motd.clone() {
             Some(text) => {
                 self.numeric(id, "375", &[&format!("- {server} Message of the day -")]);
                 for line in text.lines() {
@@ -404,7 +740,6 @@ impl Server {
             }
             None => self.numeric(id, "422", &["MOTD File is missing"]),
         }
-        let _ = nick;
     }
 
     /// Replies to a refused operation with the numeric IRC clients expect.
@@ -427,6 +762,16 @@ impl Server {
             }
             ErrorCode::InvalidText => self.numeric(id, "412", &["No text to send"]),
             ErrorCode::AlreadyInRoom => {}
+            ErrorCode::BadRoomKey => self.numeric(id, "475", &[&ch, "Cannot join channel (+k)"]),
+            ErrorCode::RoomFull => self.numeric(id, "471", &[&ch, "Cannot join channel (+l)"]),
+            ErrorCode::InviteOnlyRoom => {
+                self.numeric(id, "473", &[&ch, "Cannot join channel (+i)"])
+            }
+            ErrorCode::Banned => self.numeric(id, "474", &[&ch, "Cannot join channel (+b)"]),
+            ErrorCode::CannotSpeak => self.numeric(id, "404", &[&ch, "Cannot send to channel"]),
+            ErrorCode::TargetInRoom => {
+                self.numeric(id, "443", &[t, command, "is already on channel"])
+            }
             _ => self.numeric(id, "400", &[command, &fail.message]),
         }
     }
@@ -440,7 +785,7 @@ impl Server {
         room
     }
 
-    fn irc_join(&mut self, id: ConnId, p: &[&str]) {
+    fn irc_join(&mut self, id: ConnId, p: &[&str], now: Instant) {
         let Some(list) = p.first() else {
             return self.numeric(id, "461", &["JOIN", "Not enough parameters"]);
         };
@@ -451,11 +796,13 @@ impl Server {
             }
             return;
         }
+        let mut keys = p.get(1).map(|k| k.split(',')).into_iter().flatten();
         for param in list.split(',').filter(|s| !s.is_empty()) {
+            let given = keys.next().unwrap_or("");
             let Some(room) = self.channel(id, param) else {
                 continue;
             };
-            match self.join(id, room) {
+            match self.join(id, room, given, now) {
                 Ok(key) => {
                     self.irc_topic_reply(id, &key, false);
                     self.irc_names_reply(id, &key);
@@ -509,6 +856,13 @@ impl Server {
             }
             return;
         }
+        if text.contains(['\0', '\r']) {
+            if !notice {
+                let why = format!("{command} text may not hold a NUL or a bare CR; not sent");
+                self.numeric(id, "400", &[command, &why]);
+            }
+            return;
+        }
         for target in targets.split(',').filter(|s| !s.is_empty()) {
             let result = match target.strip_prefix('#') {
                 Some(room) => self
@@ -549,29 +903,53 @@ impl Server {
             return;
         };
         let (ch, topic) = (chan(&room.name), room.topic.clone());
+        let by = room.topic_by.clone();
+        let at = self.config.unix_time(room.topic_at).to_string();
         if !topic.is_empty() {
             self.numeric(id, "332", &[&ch, &topic]);
+            self.numeric(id, "333", &[&ch, &by, &at]);
         } else if always {
             self.numeric(id, "331", &[&ch, "No topic is set"]);
         }
     }
 
+    /// `353` lines for a room, then `366` unless `end` is false (a NAMES of several
+    /// channels ends with one `366` naming them all).
     fn irc_names_reply(&mut self, id: ConnId, key: &str) {
+        self.irc_names_lines(id, key, true);
+    }
+
+    fn irc_names_lines(&mut self, id: ConnId, key: &str, end: bool) {
         let Some(room) = self.registry.room(key) else {
             return;
         };
         let ch = chan(&room.name);
-        let names: Vec<String> = self
-            .members(key)
-            .into_iter()
-            .map(|m| format!("{}{}", prefix(m.flags), m.nick))
+        let kind = if room.secret { "@" } else { "=" };
+        let caps = self.irc_caps(id);
+        let server = &self.config.server_name;
+        let names: Vec<String> = room
+            .members
+            .iter()
+            .filter_map(|&m| self.conns.get(&m).map(|c| (c, room.flags(m))))
+            .map(|(c, flags)| {
+                let pre = if caps & cap::MULTI_PREFIX != 0 {
+                    all_prefixes(flags)
+                } else {
+                    prefix(flags)
+                };
+                if caps & cap::USERHOST_IN_NAMES != 0 {
+                    format!("{pre}{}!{}@{server}", c.nick, c.user())
+                } else {
+                    format!("{pre}{}", c.nick)
+                }
+            })
             .collect();
         // Keep each 353 well inside one line.
         let budget = MAX_LINE - 2 - self.config.server_name.len() - ch.len() - 80;
         let mut line = String::new();
         for name in names {
             if !line.is_empty() && line.len() + 1 + name.len() > budget {
-                self.numeric(id, "353", &["=", &ch, &line]);
+                self.numeric(id, "353", &[kind, &ch, &line]);
                 line.clear();
             }
             if !line.is_empty() {
@@ -580,35 +958,94 @@ impl Server {
             line.push_str(&name);
         }
         if !line.is_empty() {
-            self.numeric(id, "353", &["=", &ch, &line]);
+            self.numeric(id, "353", &[kind, &ch, &line]);
         }
-        self.numeric(id, "366", &[&ch, "End of /NAMES list"]);
+        if end {
+            self.numeric(id, "366", &[&ch, "End of /NAMES list"]);
+        }
+    }
+
+    /// Whether `viewer` may see `whom` in WHO replies: itself, anyone visible, or an
+    /// invisible user who shares a channel with it.
+    fn visible_to(&self, viewer: ConnId, whom: ConnId) -> bool {
+        if viewer == whom {
+            return true;
+        }
+        !self.is_invisible(whom) || self.share_room(viewer, whom)
+    }
+
+    fn is_invisible(&self, id: ConnId) -> bool {
+        matches!(self.conns.get(&id).map(|c| &c.proto), Some(Proto::Irc(s)) if s.invisible)
+    }
+
+    fn share_room(&self, a: ConnId, b: ConnId) -> bool {
+        self.conns.get(&a).is_some_and(|c| {
+            c.rooms
+                .iter()
+                .any(|k| self.registry.room(k).is_some_and(|r| r.is_member(b)))
+        })
+    }
+
+    fn is_oper(&self, id: ConnId) -> bool {
+        matches!(self.conns.get(&id).map(|c| &c.proto), Some(Proto::Irc(s)) if s.oper)
     }
 
     fn irc_names(&mut self, id: ConnId, p: &[&str]) {
         let Some(list) = p.first() else {
             return self.numeric(id, "366", &["*", "End of /NAMES list"]);
         };
-        for param in list.split(',').filter(|s| !s.is_empty()) {
+        let params: Vec<&str> = list.split(',').filter(|s| !s.is_empty()).collect();
+        let several = params.len() > 1;
+        for param in &params {
             let key = fold(param.strip_prefix('#').unwrap_or(param));
-            if self.registry.room(&key).is_some() && param.starts_with('#') {
-                self.irc_names_reply(id, &key);
-            } else {
+            let visible = self
+                .registry
+                .room(&key)
+                .is_some_and(|r| !r.secret || r.is_member(id));
+            if visible && param.starts_with('#') {
+                self.irc_names_lines(id, &key, !several);
+            } else if !several {
                 self.numeric(id, "366", &[param, "End of /NAMES list"]);
             }
         }
+        if several {
+            self.numeric(id, "366", &[list, "End of /NAMES list"]);
+        }
     }
 
+    /// `LIST [targets]`: each target a channel name, a mask (`*x*`), a negated mask
+    /// (`!*x*`) or a member count bound (`>N`, `<N`); a room is listed if it passes every
+    /// mask and bound and, when names are given, is one of them. Secret rooms are listed
+    /// only to their members.
     fn irc_list(&mut self, id: ConnId, p: &[&str]) {
-        let wanted: Option<Vec<String>> = p.first().map(|list| {
-            list.split(',')
-                .map(|c| fold(c.strip_prefix('#').unwrap_or(c)))
-                .collect()
-        });
+        let mut names: Vec<String> = Vec::new();
+        let mut masks: Vec<(bool, String)> = Vec::new();
+        let (mut more, mut less) = (None::<usize>, None::<usize>);
+        for t in p.first().map(|l| l.split(',')).into_iter().flatten() {
+            if let Some(n) = t.strip_prefix('>') {
+                more = n.parse().ok().or(more);
+            } else if let Some(n) = t.strip_prefix('<') {
+                less = n.parse().ok().or(less);
+            } else if let Some(m) = t.strip_prefix('!') {
+                masks.push((false, m.to_owned()));
+            } else if t.contains(['*', '?']) {
+                masks.push((true, t.to_owned()));
+            } else if !t.is_empty() {
+                names.push(fold(t.strip_prefix('#').unwrap_or(t)));
+            }
+        }
         let rows: Vec<(String, String, String)> = self
             .registry
             .sorted()
-            .filter(|r| wanted.as_ref().is_none_or(|w| w.contains(&fold(&r.name))))
+            .filter(|r| !r.secret || r.is_member(id))
+            .filter(|r| names.is_empty() || names.contains(&fold(&r.name)))
+            .filter(|r| {
+                masks
+                    .iter()
+                    .all(|(want, m)| mask_matches(m, &chan(&r.name)) == *want)
+            })
+            .filter(|r| more.is_none_or(|n| r.members.len() > n))
+            .filter(|r| less.is_none_or(|n| r.members.len() < n))
             .map(|r| (chan(&r.name), r.members.len().to_string(), r.topic.clone()))
             .collect();
         self.numeric(id, "321", &["Channel", "Users  Name"]);
@@ -618,7 +1055,7 @@ impl Server {
         self.numeric(id, "323", &["End of /LIST"]);
     }
 
-    fn irc_topic(&mut self, id: ConnId, p: &[&str]) {
+    fn irc_topic(&mut self, id: ConnId, p: &[&str], now: Instant) {
         let Some(param) = p.first() else {
             return self.numeric(id, "461", &["TOPIC", "Not enough parameters"]);
         };
@@ -631,7 +1068,7 @@ impl Server {
                 Err(fail) => self.irc_fail(id, &fail, "TOPIC"),
             },
             Some(topic) => {
-                if let Err(fail) = self.set_topic(id, room, topic) {
+                if let Err(fail) = self.set_topic(id, room, topic, now) {
                     let fail = self.room_fail(room, fail);
                     self.irc_fail(id, &fail, "TOPIC");
                 }
@@ -642,13 +1079,20 @@ impl Server {
     /// One `352` line for `whom`, seen in `channel` (or `*`) with room flags `flags`.
     fn who_line(&mut self, id: ConnId, channel: &str, whom: ConnId, flags: u8) {
         let server = self.config.server_name.clone();
+        let oper = self.is_oper(whom);
+        let multi = self.irc_caps(id) & cap::MULTI_PREFIX != 0;
         let Some(c) = self.conns.get(&whom) else {
             return;
         };
         let state = format!(
-            "{}{}",
+            "{}{}{}",
             if c.away.is_empty() { 'H' } else { 'G' },
-            prefix(flags)
+            if oper { "*" } else { "" },
+            if multi {
+                all_prefixes(flags)
+            } else {
+                prefix(flags)
+            }
         );
         let (user, nick, real) = (
             c.user().to_owned(),
@@ -662,20 +1106,112 @@ impl Server {
         );
     }
 
+    /// One WHOX `354` line: the fields asked for, in the fixed order `tcuihsnfdlaor`.
+    fn whox_line(&mut self, id: ConnId, channel: &str, whom: ConnId, flags: u8, spec: &str) {
+        let (fields, token) = spec.split_once(',').unwrap_or((spec, ""));
+        let server = self.config.server_name.clone();
+        let oper = self.is_oper(whom);
+        let Some(c) = self.conns.get(&whom) else {
+            return;
+        };
+        let state = format!(
+            "{}{}{}",
+            if c.away.is_empty() { 'H' } else { 'G' },
+            if oper { "*" } else { "" },
+            prefix(flags)
+        );
+        let mut out: Vec<String> = Vec::new();
+        for f in "tcuihsnfdlaor".chars().filter(|f| fields.contains(*f)) {
+            out.push(match f {
+                't' => match token
+                    .chars()
+                    .filter(|c| c.is_ascii_digit())
+                    .take(3)
+                    .collect()
+                {
+                    t if String::is_empty(&t) => "0".to_owned(),
+                    t => t,
+                },
+                'c' => channel.to_owned(),
+                'u' => c.user().to_owned(),
+                // No addresses are shown, as everywhere else.
+                'i' => "255.255.255.255".to_owned(),
+                'h' | 's' => server.clone(),
+                'n' => c.nick.clone(),
+                'f' => state.clone(),
+                'd' => "0".to_owned(),
+                // Idle time is shown only in WHOIS.
+                'l' => "0".to_owned(),
+                // No accounts exist.
+                'a' => "0".to_owned(),
+                'o' => "n/a".to_owned(),
+                _ => c.realname.clone(),
+            });
+        }
+        if out.is_empty() {
+            return;
+        }
+        let params: Vec<&str> = out.iter().map(String::as_str).collect();
+        // The real name is last and may hold spaces, so it alone may be trailing.
+        let mut buf = BytesMut::new();
+        let nick = self.nick(id);
+        let mut all = vec![nick.as_str()];
+        all.extend_from_slice(&params);
+        write_line(&mut buf, Some(&server), "354", &all, fields.contains('r'));
+        self.conns.send(id, buf.freeze());
+    }
+
+    /// `WHO #chan [o]` lists a channel's members (invisible ones only to members; a secret
+    /// channel only to members); `WHO mask [o]` lists the users whose nick, user name, host
+    /// or real name match the mask (`*` or `0`: everyone), leaving out invisible users who
+    /// share no channel with the asker. Flag `o`: server operators only.
     fn irc_who(&mut self, id: ConnId, p: &[&str]) {
         let mask = p.first().copied().unwrap_or("*");
+        // `o` before any `%`: operators only; after `%`: WHOX fields, then `,token`.
+        let (flags, whox) = match p.get(1).map(|f| f.split_once('%')) {
+            Some(Some((flags, fields))) => (flags, Some(fields)),
+            Some(None) => (p[1], None),
+            None => ("", None),
+        };
+        let opers_only = flags.contains('o');
+        let mut lines: Vec<(String, ConnId, u8)> = Vec::new();
         if let Some(room) = mask.strip_prefix('#') {
-            let key = fold(room);
-            if let Some(r) = self.registry.room(&key) {
-                let ch = chan(&r.name);
-                let members: Vec<(ConnId, u8)> =
-                    r.members.iter().map(|&m| (m, r.flags(m))).collect();
-                for (m, flags) in members {
-                    self.who_line(id, &ch, m, flags);
+            if let Some(r) = self.registry.room(&fold(room)) {
+                let member = r.is_member(id);
+                if !r.secret || member {
+                    let ch = chan(&r.name);
+                    for &m in &r.members {
+                        lines.push((ch.clone(), m, r.flags(m)));
+                    }
+                    lines.retain(|(_, m, _)| member || self.visible_to(id, *m));
                 }
             }
-        } else if let Some(whom) = self.registry.find_nick(mask) {
-            self.who_line(id, "*", whom, 0);
+        } else {
+            let m = if mask == "0" { "*" } else { mask };
+            let server = self.config.server_name.clone();
+            for whom in self.registry.holders() {
+                let Some(c) = self.conns.get(&whom) else {
+                    continue;
+                };
+                let hit = mask_matches(m, &c.nick)
+                    || mask_matches(m, c.user())
+                    || mask_matches(m, &server)
+                    || mask_matches(m, &c.realname);
+                // Invisibility hides users from masks only, not from their exact nick.
+                let exact = !m.contains(['*', '?']);
+                if hit && (exact || self.visible_to(id, whom)) {
+                    lines.push(("*".to_owned(), whom, 0));
+                }
+            }
+        }
+        for (ch, whom, flags) in lines {
+            if opers_only && !self.is_oper(whom) {
+                continue;
+            }
+            match whox {
+                Some(fields) => self.whox_line(id, &ch, whom, flags, fields),
+                None => self.who_line(id, &ch, whom, flags),
+            }
         }
         self.numeric(id, "315", &[mask, "End of WHO list"]);
     }
@@ -690,6 +1226,7 @@ impl Server {
             self.numeric(id, "401", &[nick, "No such nick/channel"]);
             return self.numeric(id, "318", &[nick, "End of /WHOIS list"]);
         };
+        let oper = self.is_oper(whom);
         let Some(c) = self.conns.get(&whom) else {
             return;
         };
@@ -703,10 +1240,12 @@ impl Server {
             .saturating_duration_since(c.last_said)
             .as_secs()
             .to_string();
+        let signon = self.config.unix_time(c.opened).to_string();
         let chans: Vec<String> = c
             .rooms
             .iter()
             .filter_map(|k| self.registry.room(k))
+            .filter(|r| !r.secret || r.is_member(id))
             .map(|r| format!("{}{}", prefix(r.flags(whom)), chan(&r.name)))
             .collect();
         self.numeric(id, "311", &[&n, &user, &server, "*", &real]);
@@ -714,10 +1253,17 @@ impl Server {
             self.numeric(id, "319", &[&n, &chans.join(" ")]);
         }
         self.numeric(id, "312", &[&n, &server, VERSION]);
+        if oper {
+            self.numeric(id, "313", &[&n, "is an IRC operator"]);
+        }
         if !away.is_empty() {
             self.numeric(id, "301", &[&n, &away]);
         }
-        self.numeric(id, "317", &[&n, &idle, "seconds idle"]);
+        self.numeric(
+            id,
+            "317",
+            &[&n, &idle, &signon, "seconds idle, signon time"],
+        );
         self.numeric(id, "318", &[&n, "End of /WHOIS list"]);
     }
 
@@ -736,16 +1282,26 @@ impl Server {
         if p.len() < 2 {
             return self.numeric(id, "461", &["KICK", "Not enough parameters"]);
         }
-        let Some(room) = self.channel(id, p[0]) else {
-            return;
-        };
         let kicker = self.nick(id);
         let reason = p.get(2).copied().unwrap_or(&kicker).to_owned();
-        for nick in p[1].split(',').filter(|s| !s.is_empty()) {
+        // One channel: every nick is kicked from it. Several: channels and nicks pair up.
+        let chans: Vec<&str> = p[0].split(',').filter(|s| !s.is_empty()).collect();
+        let nicks: Vec<&str> = p[1].split(',').filter(|s| !s.is_empty()).collect();
+        for (i, nick) in nicks.into_iter().enumerate() {
+            let target = match chans.as_slice() {
+                [one] => *one,
+                many => match many.get(i) {
+                    Some(c) => *c,
+                    None => break,
+                },
+            };
+            let Some(room) = self.channel(id, target) else {
+                continue;
+            };
             match self.kick(id, room, nick, &reason) {
                 Ok(()) => {}
                 Err(fail) if fail.code == ErrorCode::TargetNotInRoom => {
-                    self.numeric(id, "441", &[nick, p[0], "They aren't on that channel"]);
+                    self.numeric(id, "441", &[nick, target, "They aren't on that channel"]);
                 }
                 Err(fail) => {
                     let fail = self.room_fail(room, fail);
@@ -770,54 +1326,25 @@ impl Server {
             return self.numeric(id, "502", &["Can't change mode for other users"]);
         }
         let Some(change) = p.get(1) else {
-            let modes = if self.session(id).is_some_and(|s| s.invisible) {
-                "+i"
-            } else {
-                "+"
-            };
-            return self.numeric(id, "221", &[modes]);
+            let (i, o, w) = self
+                .session(id)
+                .map_or((false, false, false), |s| (s.invisible, s.oper, s.wallops));
+            let modes: String = [(i, 'i'), (o, 'o'), (w, 'w')]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, c)| *c)
+                .collect();
+            let modes = format!("+{modes}");
+            return self.numeric(id, "221", &[&modes]);
         };
         let mut on = true;
         let mut applied = String::new();
+        let mut unknown = false;
         for c in change.chars() {
-            match c {
-                '+' => on = true,
-                '-' => on = false,
-                'i' => {
-                    if let Some(s) = self.session(id) {
-                        if s.invisible != on {
-                            s.invisible = on;
-                            applied.push(if on { '+' } else { '-' });
-                            applied.push('i');
-                        }
-                    }
-                }
-                _ => self.numeric(id, "501", &["Unknown MODE flag"]),
-            }
-        }
-        if !applied.is_empty() {
-            let nick = self.nick(id);
-            self.line(id, Some(&nick), "MODE", &[&nick, &applied]);
-        }
-    }
-
-    fn irc_room_mode(&mut self, id: ConnId, target: &str, room: &str, p: &[&str]) {
-        let key = match self.room_key(room) {
-            Ok(key) => key,
-            Err(fail) => return self.irc_fail(id, &fail, "MODE"),
-        };
-        let Some(&change) = p.first() else {
-            let locked = self.registry.room(&key).is_some_and(|r| r.topic_lock);
-            return self.numeric(id, "324", &[target, if locked { "+t" } else { "+" }]);
-        };
-        // Clients ask for the ban list on join; there are no bans.
-        if change == "b" || change == "+b" && p.len() == 1 {
-            return self.numeric(id, "368", &[target, "End of channel ban list"]);
-        }
-        let mut args = p[1..].iter();
-        let mut on = true;
-        for c in change.chars() {
-            let mode = match c {
+            let Some(s) = self.session(id) else {
+                return;
+            };
+            let flag = match c {
                 '+' => {
                     on = true;
                     continue;
@@ -826,30 +1353,537 @@ impl Server {
                     on = false;
                     continue;
                 }
-                _ => RoomMode::from_letter(c as u8).filter(|_| c.is_ascii()),
-            };
-            let Some(mode) = mode else {
-                self.numeric(id, "472", &[&c.to_string(), "is unknown mode char to me"]);
-                continue;
-            };
-            let nick = if mode.takes_nick() {
-                match args.next() {
-                    Some(n) => *n,
-                    None => {
-                        self.numeric(id, "461", &["MODE", "Not enough parameters"]);
-                        continue;
-                    }
+                'i' => &mut s.invisible,
+                'w' => &mut s.wallops,
+                // `+o` comes only from OPER; anyone may drop it.
+                'o' if !on => &mut s.oper,
+                'o' => continue,
+                _ => {
+                    unknown = true;
+                    continue;
                 }
-            } else {
-                ""
             };
-            match self.set_mode(id, room, mode, on, nick) {
-                Ok(()) => {}
-                Err(fail) if fail.code == ErrorCode::TargetNotInRoom => {
-                    self.numeric(id, "441", &[nick, target, "They aren't on that channel"]);
-                }
-                Err(fail) => self.irc_fail(id, &fail, "MODE"),
+            if *flag != on {
+                *flag = on;
+                applied.push(if on { '+' } else { '-' });
+                applied.push(c);
             }
         }
+        if unknown {
+            self.numeric(id, "501", &["Unknown MODE flag"]);
+        }
+        if !applied.is_empty() {
+            let nick = self.nick(id);
+            self.line(id, Some(&nick), "MODE", &[&nick, &applied]);
+        }
+    }
+
+    /// `MODE #chan`: `324` with the flag modes and, to members, the key and limit, then
+    /// `329`. `MODE #chan b` or `e` (or `+b`/`+e` alone): the list. Otherwise each letter
+    /// is applied in order, taking arguments in order, by the same rules as native
+    /// SetMode and SetRule; a missing argument skips that letter.
+    fn irc_room_mode(&mut self, id: ConnId, target: &str, room: &str, p: &[&str]) {
+        let key = match self.room_key(room) {
+            Ok(key) => key,
+            Err(fail) => return self.irc_fail(id, &fail, "MODE"),
+        };
+        let Some(&change) = p.first() else {
+            let Some(r) = self.registry.room(&key) else {
+                return;
+            };
+            let mut modes = format!("+{}", r.flag_letters());
+            let mut args: Vec<String> = Vec::new();
+            if r.is_member(id) {
+                if !r.key.is_empty() {
+                    args.push(r.key.clone());
+                }
+                if r.limit > 0 {
+                    args.push(r.limit.to_string());
+                }
+            } else {
+                modes.retain(|c| c != 'k' && c != 'l');
+            }
+            let created = self.config.unix_time(r.created).to_string();
+            let mut params = vec![target, modes.as_str()];
+            params.extend(args.iter().map(String::as_str));
+            self.numeric(id, "324", &params);
+            return self.numeric(id, "329", &[target, &created]);
+        };
+        if p.len() == 1 && matches!(change, "b" | "+b" | "e" | "+e" | "I" | "+I") {
+            let which = change.trim_start_matches('+');
+            let list = self
+                .registry
+                .room(&key)
+                .map(|r| match which {
+                    "b" => r.bans.clone(),
+                    "e" => r.exempts.clone(),
+                    _ => r.invexes.clone(),
+                })
+                .unwrap_or_default();
+            let (item, end, text) = match which {
+                "b" => ("367", "368", "End of channel ban list"),
+                "e" => ("348", "349", "End of channel exception list"),
+                _ => ("346", "347", "End of channel invite list"),
+            };
+            for mask in list {
+                self.numeric(id, item, &[target, &mask]);
+            }
+            return self.numeric(id, end, &[target, text]);
+        }
+        let mut args = p[1..].iter();
+        let mut on = true;
+        let mut changes: Vec<ServerPacket> = Vec::new();
+        for c in change.chars() {
+            match c {
+                '+' => on = true,
+                '-' => on = false,
+                _ => {
+                    let letter = if c.is_ascii() { c as u8 } else { 0 };
+                    if let Some(mode) = RoomMode::from_letter(letter) {
+                        let nick = if mode.takes_nick() {
+                            match args.next() {
+                                Some(n) => *n,
+                                None => {
+                                    self.numeric(id, "461", &["MODE", "Not enough parameters"]);
+                                    continue;
+                                }
+                            }
+                        } else {
+                            ""
+                        };
+                        match self.apply_mode(id, room, mode, on, nick) {
+                            Ok(change) => changes.extend(change.map(|(_, n)| n)),
+                            Err(fail) if fail.code == ErrorCode::TargetNotInRoom => {
+                                self.numeric(
+                                    id,
+                                    "441",
+                                    &[nick, target, "They aren't on that channel"],
+                                );
+                            }
+                            Err(fail) => self.irc_fail(id, &fail, "MODE"),
+                        }
+                    } else if let Some(rule) = RoomRule::from_letter(letter) {
+                        let arg = if rule.takes_arg(on) {
+                            match args.next() {
+                                Some(a) => *a,
+                                // `MODE #c +b` with other letters: the list is not shown.
+                                None => continue,
+                            }
+                        } else {
+                            // `-k key` carries the old key; it is not needed.
+                            if rule == RoomRule::Key && !on {
+                                args.next();
+                            }
+                            ""
+                        };
+                        match self.apply_rule(id, room, rule, on, arg) {
+                            Ok(change) => changes.extend(change.map(|(_, n)| n)),
+                            Err(fail) if fail.code == ErrorCode::InvalidText => {
+                                let letter = (letter as char).to_string();
+                                let shown =
+                                    if arg.is_empty() || arg.contains(' ') || rule == RoomRule::Key
+                                    {
+                                        "*"
+                                    } else {
+                                        crate::irc::cut(arg, 100)
+                                    };
+                                self.numeric(id, "696", &[target, &letter, shown, &fail.message]);
+                            }
+                            Err(fail) => self.irc_fail(id, &fail, "MODE"),
+                        }
+                    } else {
+                        let shown = if c.is_control() { '?' } else { c };
+                        let shown = shown.to_string();
+                        self.numeric(id, "472", &[&shown, "is unknown mode char to me"]);
+                    }
+                }
+            }
+        }
+        self.relay_mode_changes(id, &key, &changes);
+    }
+
+    /// Relays the changes one MODE request made: native members get a packet per change,
+    /// IRC members one MODE line with all of them (`+it-n key`), as IRC clients expect.
+    fn relay_mode_changes(&mut self, id: ConnId, key: &str, changes: &[ServerPacket]) {
+        if changes.is_empty() {
+            return;
+        }
+        let source = self.source(id);
+        let (mut flags, mut args, mut sign) = (String::new(), Vec::<String>::new(), ' ');
+        let mut room_name = String::new();
+        for change in changes {
+            let (room, letter, on, arg) = match change {
+                ServerPacket::ModeChanged {
+                    room,
+                    mode,
+                    on,
+                    nick,
+                    ..
+                } => (room, mode.letter(), *on, nick),
+                ServerPacket::RuleChanged {
+                    room,
+                    rule,
+                    on,
+                    arg,
+                    ..
+                } => (room, rule.letter(), *on, arg),
+                _ => continue,
+            };
+            room_name.clone_from(room);
+            let s = if on { '+' } else { '-' };
+            if s != sign {
+                flags.push(s);
+                sign = s;
+            }
+            flags.push(letter as char);
+            if !arg.is_empty() {
+                args.push(arg.clone());
+            }
+        }
+        let ch = chan(&room_name);
+        let mut params = vec![ch.as_str(), flags.as_str()];
+        params.extend(args.iter().map(String::as_str));
+        let mut buf = BytesMut::new();
+        write_line(&mut buf, Some(&source), "MODE", &params, false);
+        let line = buf.freeze();
+        let frames: Vec<Bytes> = changes.iter().map(|c| c.to_frame()).collect();
+        let members = self
+            .registry
+            .room(key)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
+        for m in members {
+            if self.conns.get(&m).is_some_and(|c| c.proto.is_irc()) {
+                self.conns.send(m, line.clone());
+            } else {
+                for f in &frames {
+                    self.conns.send(m, f.clone());
+                }
+            }
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for a Unix time.
+fn format_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Days to a civil date (proleptic Gregorian), after Howard Hinnant's algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+impl Server {
+    fn irc_invite(&mut self, id: ConnId, p: &[&str]) {
+        if p.is_empty() {
+            // The channels this user is invited to.
+            let rooms: Vec<String> = self
+                .registry
+                .sorted()
+                .filter(|r| r.invited.contains(&id))
+                .map(|r| chan(&r.name))
+                .collect();
+            for ch in rooms {
+                self.numeric(id, "336", &[&ch]);
+            }
+            return self.numeric(id, "337", &["End of /INVITE list"]);
+        }
+        if p.len() < 2 {
+            return self.numeric(id, "461", &["INVITE", "Not enough parameters"]);
+        }
+        let (nick, target) = (p[0], p[1]);
+        let Some(room) = self.channel(id, target) else {
+            return;
+        };
+        match self.invite(id, room, nick) {
+            Ok(whom) => {
+                let n = self.nick(whom);
+                let ch = chan(&self.room_name(room));
+                self.numeric(id, "341", &[&n, &ch]);
+                self.irc_away_reply(id, whom);
+            }
+            Err(fail) => {
+                let fail = self.room_fail(room, fail);
+                match fail.code {
+                    ErrorCode::TargetInRoom => {
+                        self.numeric(id, "443", &[nick, target, "is already on channel"])
+                    }
+                    _ => self.irc_fail(id, &fail, "INVITE"),
+                }
+            }
+        }
+    }
+
+    fn irc_ison(&mut self, id: ConnId, p: &[&str]) {
+        if p.is_empty() {
+            return self.numeric(id, "461", &["ISON", "Not enough parameters"]);
+        }
+        let online: Vec<String> = p
+            .iter()
+            .flat_map(|s| s.split(' '))
+            .filter_map(|n| self.registry.find_nick(n))
+            .map(|c| self.nick(c))
+            .collect();
+        self.numeric(id, "303", &[&online.join(" ")]);
+    }
+
+    fn irc_userhost(&mut self, id: ConnId, p: &[&str]) {
+        if p.is_empty() {
+            return self.numeric(id, "461", &["USERHOST", "Not enough parameters"]);
+        }
+        let server = self.config.server_name.clone();
+        let mut replies = Vec::new();
+        for n in p.iter().take(5) {
+            let Some(whom) = self.registry.find_nick(n) else {
+                continue;
+            };
+            let oper = if self.is_oper(whom) { "*" } else { "" };
+            if let Some(c) = self.conns.get(&whom) {
+                let away = if c.away.is_empty() { '+' } else { '-' };
+                replies.push(format!("{}{oper}={away}{}@{server}", c.nick, c.user()));
+            }
+        }
+        self.numeric(id, "302", &[&replies.join(" ")]);
+    }
+
+    fn irc_lusers(&mut self, id: ConnId) {
+        let users = self.registry.nick_count();
+        let invisible = self
+            .registry
+            .holders()
+            .into_iter()
+            .filter(|&c| self.is_invisible(c))
+            .count();
+        let opers = self
+            .registry
+            .holders()
+            .into_iter()
+            .filter(|&c| self.is_oper(c))
+            .count();
+        let rooms = self.registry.room_count();
+        // Connections still registering; closing ones are gone already for this count.
+        let unknown = self
+            .conns
+            .map
+            .values()
+            .filter(|c| c.phase == Phase::Hello)
+            .count();
+        let text = format!(
+            "There are {} users and {invisible} invisible on 1 servers",
+            users - invisible
+        );
+        self.numeric(id, "251", &[&text]);
+        self.numeric(id, "252", &[&opers.to_string(), "operator(s) online"]);
+        self.numeric(id, "253", &[&unknown.to_string(), "unknown connection(s)"]);
+        self.numeric(id, "254", &[&rooms.to_string(), "channels formed"]);
+        let text = format!("I have {users} clients and 0 servers");
+        self.numeric(id, "255", &[&text]);
+        // The short form (no count parameters): clients read the text.
+        let max = self.registry.max_nicks();
+        let text = format!("Current local users {users}, max {max}");
+        self.numeric(id, "265", &[&text]);
+        let text = format!("Current global users {users}, max {max}");
+        self.numeric(id, "266", &[&text]);
+    }
+
+    fn irc_version(&mut self, id: ConnId) {
+        let server = self.config.server_name.clone();
+        self.numeric(id, "351", &[VERSION, &server, "Switchboard chat server"]);
+        self.irc_isupport(id);
+    }
+
+    fn irc_time(&mut self, id: ConnId, now: Instant) {
+        let server = self.config.server_name.clone();
+        let unix = self.config.unix_time(now);
+        self.numeric(
+            id,
+            "391",
+            &[&server, &unix.to_string(), "0", &format_utc(unix)],
+        );
+    }
+
+    fn irc_admin(&mut self, id: ConnId) {
+        let server = self.config.server_name.clone();
+        self.numeric(id, "256", &[&server, "Administrative info"]);
+        self.numeric(id, "257", &["Switchboard chat server"]);
+        self.numeric(id, "258", &["No administrator is configured"]);
+        self.numeric(id, "259", &["-"]);
+    }
+
+    fn irc_info(&mut self, id: ConnId) {
+        self.numeric(
+            id,
+            "371",
+            &[&format!(
+                "{VERSION}: a chat server for native and IRC clients"
+            )],
+        );
+        self.numeric(id, "374", &["End of INFO list"]);
+    }
+
+    fn irc_help(&mut self, id: ConnId, p: &[&str]) {
+        let topic = p.first().map_or("*".to_owned(), |t| t.to_ascii_lowercase());
+        let lines: &[&str] = &[
+            "Switchboard speaks the IRC subset in its docs/IRC.md.",
+            "Channels: JOIN PART TOPIC NAMES LIST INVITE KICK MODE",
+            "Messages: PRIVMSG NOTICE AWAY",
+            "Users: NICK WHO WHOIS WHOWAS ISON USERHOST",
+            "Server: MOTD LUSERS VERSION TIME ADMIN INFO PING OPER KILL QUIT",
+        ];
+        self.numeric(id, "704", &[&topic, lines[0]]);
+        for line in &lines[1..] {
+            self.numeric(id, "705", &[&topic, line]);
+        }
+        self.numeric(id, "706", &[&topic, "End of /HELP"]);
+    }
+
+    /// `OPER name password`: `381` and user mode `+o` if the name is configured and the
+    /// password's SHA-256 matches; `464` otherwise (the same reply for an unknown name).
+    fn irc_oper(&mut self, id: ConnId, p: &[&str]) {
+        if p.len() < 2 {
+            return self.numeric(id, "461", &["OPER", "Not enough parameters"]);
+        }
+        let hash = crate::sha256::hex_digest(p[1].as_bytes());
+        let ok = self
+            .config
+            .operators
+            .iter()
+            .any(|(name, h)| name == p[0] && h.eq_ignore_ascii_case(&hash));
+        if !ok {
+            return self.numeric(id, "464", &["Password incorrect"]);
+        }
+        let newly = self
+            .session(id)
+            .is_some_and(|s| !std::mem::replace(&mut s.oper, true));
+        self.numeric(id, "381", &["You are now an IRC operator"]);
+        if newly {
+            let nick = self.nick(id);
+            self.line(id, Some(&nick), "MODE", &[&nick, "+o"]);
+        }
+    }
+
+    /// `KILL nick [:reason]`: server operators only (`481`); the target is closed with the
+    /// reason and its peers see it quit.
+    fn irc_kill(&mut self, id: ConnId, p: &[&str]) {
+        if p.is_empty() {
+            return self.numeric(id, "461", &["KILL", "Not enough parameters"]);
+        }
+        if !self.is_oper(id) {
+            return self.numeric(
+                id,
+                "481",
+                &["Permission Denied- You're not an IRC operator"],
+            );
+        }
+        let Some(whom) = self.registry.find_nick(p[0]) else {
+            return self.numeric(id, "401", &[p[0], "No such nick/channel"]);
+        };
+        let killer = self.nick(id);
+        let reason: String = p
+            .get(1)
+            .copied()
+            .unwrap_or("no reason")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(self.config.max_reason_len as usize)
+            .collect();
+        let why = format!("Killed ({killer} ({reason}))");
+        self.close(whom, ErrorCode::Quit, &why, &why);
+    }
+
+    /// `SETNAME :realname` (IRCv3 setname): changes the real name (the reason rules, or
+    /// `FAIL SETNAME INVALID_REALNAME`); the sender and everyone sharing a channel with it
+    /// who enabled `setname` get `SETNAME :realname`.
+    fn irc_setname(&mut self, id: ConnId, p: &[&str]) {
+        let Some(&name) = p.first().filter(|n| !n.is_empty()) else {
+            return self.numeric(id, "461", &["SETNAME", "Not enough parameters"]);
+        };
+        let max = self.config.max_reason_len as usize;
+        if crate::name::validate_reason(name, max).is_err() {
+            let server = self.config.server_name.clone();
+            let why = format!("A real name is at most {max} bytes without NUL, CR or LF");
+            return self.line(
+                id,
+                Some(&server),
+                "FAIL",
+                &["SETNAME", "INVALID_REALNAME", &why],
+            );
+        }
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.realname = name.to_owned();
+        }
+        let mut buf = BytesMut::new();
+        write_line(&mut buf, Some(&self.source(id)), "SETNAME", &[name], true);
+        let line = buf.freeze();
+        let mut peers = self.peers(id);
+        if !peers.contains(&id) {
+            peers.push(id);
+        }
+        for peer in peers {
+            if self.irc_caps(peer) & cap::SETNAME != 0 {
+                self.conns.send(peer, line.clone());
+            }
+        }
+    }
+
+    /// `WALLOPS :text`: server operators only (`481`); every user with mode `w`, and the
+    /// sender, gets it.
+    fn irc_wallops(&mut self, id: ConnId, p: &[&str]) {
+        let Some(text) = p.first().filter(|t| !t.is_empty()) else {
+            return self.numeric(id, "461", &["WALLOPS", "Not enough parameters"]);
+        };
+        if !self.is_oper(id) {
+            return self.numeric(
+                id,
+                "481",
+                &["Permission Denied- You're not an IRC operator"],
+            );
+        }
+        let mut buf = BytesMut::new();
+        write_line(&mut buf, Some(&self.source(id)), "WALLOPS", &[text], true);
+        let line = buf.freeze();
+        for whom in self.registry.holders() {
+            let wants = matches!(
+                self.conns.get(&whom).map(|c| &c.proto),
+                Some(Proto::Irc(s)) if s.wallops
+            );
+            if wants || whom == id {
+                self.conns.send(whom, line.clone());
+            }
+        }
+    }
+
+    fn irc_whowas(&mut self, id: ConnId, p: &[&str]) {
+        let Some(&nick) = p.first().filter(|n| !n.is_empty()) else {
+            return self.numeric(id, "431", &["No nickname given"]);
+        };
+        let max = p
+            .get(1)
+            .and_then(|c| c.parse::<usize>().ok())
+            .filter(|&c| c > 0)
+            .unwrap_or(usize::MAX);
+        let server = self.config.server_name.clone();
+        let was = self.registry.was(nick);
+        if was.is_empty() {
+            self.numeric(id, "406", &[nick, "There was no such nickname"]);
+        }
+        for (n, user, real) in was.into_iter().take(max) {
+            self.numeric(id, "314", &[&n, &user, &server, "*", &real]);
+            self.numeric(id, "312", &[&n, &server, VERSION]);
+        }
+        self.numeric(id, "369", &[nick, "End of WHOWAS"]);
     }
 }

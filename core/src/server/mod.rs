@@ -226,6 +226,8 @@ pub(crate) struct Fanout<'a> {
     source: &'a str,
     /// For IRC: relay a message as NOTICE rather than PRIVMSG.
     notice: bool,
+    /// For IRC: the text came from an IRC line, so it is cut to one line rather than split.
+    from_irc: bool,
     native: Option<Bytes>,
     irc: Option<Option<Bytes>>,
 }
@@ -236,6 +238,7 @@ impl<'a> Fanout<'a> {
             packet,
             source,
             notice: false,
+            from_irc: false,
             native: None,
             irc: None,
         }
@@ -244,8 +247,9 @@ impl<'a> Fanout<'a> {
     fn encoded(&mut self, irc: bool) -> Option<Bytes> {
         if irc {
             let (packet, source, notice) = (self.packet, self.source, self.notice);
+            let cut = self.from_irc;
             self.irc
-                .get_or_insert_with(|| irc::relay(packet, source, notice))
+                .get_or_insert_with(|| irc::relay(packet, source, notice, cut))
                 .clone()
         } else {
             Some(
@@ -998,6 +1002,10 @@ impl Server {
             for peer in irc_peers {
                 self.conns.send(peer, quit.clone());
             }
+        }
+        if let Some(c) = self.conns.get(&id) {
+            let (user, realname) = (c.user().to_owned(), c.realname.clone());
+            self.registry.remember(&nick, &user, &realname);
         }
         self.registry.release_nick(&nick, id);
     }

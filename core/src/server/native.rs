@@ -101,8 +101,8 @@ impl Server {
                 target: String::new(),
                 message: "hello was already accepted".into(),
             }),
-            (_, ClientPacket::Join { room }) => self.join(id, &room).map(|key| {
-                self.native_room_state(id, &key);
+            (_, ClientPacket::Join { room, key }) => self.join(id, &room, &key, now).map(|k| {
+                self.native_room_state(id, &k);
             }),
             (_, ClientPacket::Leave { room, reason }) => self.leave(id, &room, &reason),
             (_, ClientPacket::Say { room, text }) => self.say(id, &room, text, false, now),
@@ -126,7 +126,7 @@ impl Server {
                 self.send_packet(id, &ServerPacket::Pong { token });
                 Ok(())
             }
-            (_, ClientPacket::SetTopic { room, topic }) => self.set_topic(id, &room, &topic),
+            (_, ClientPacket::SetTopic { room, topic }) => self.set_topic(id, &room, &topic, now),
             (_, ClientPacket::Kick { room, nick, reason }) => self.kick(id, &room, &nick, &reason),
             (_, ClientPacket::Away { message }) => self.set_away(id, &message).map(|()| {
                 self.native_away_of(id, id);
@@ -141,6 +141,31 @@ impl Server {
                     nick,
                 },
             ) => self.set_mode(id, &room, mode, on, &nick),
+            (
+                _,
+                ClientPacket::SetRule {
+                    room,
+                    rule,
+                    on,
+                    arg,
+                },
+            ) => self.set_rule(id, &room, rule, on, &arg),
+            (_, ClientPacket::Invite { room, nick }) => {
+                self.invite(id, &room, &nick).map(|target| {
+                    // The inviter's confirmation, unless it invited itself (told already).
+                    if target != id {
+                        let invited = ServerPacket::Invited {
+                            room: self.room_name(&room),
+                            by: self.nick(id),
+                            nick: self.nick(target),
+                        };
+                        self.send_packet(id, &invited);
+                    }
+                })
+            }
+            (_, ClientPacket::ListRules { room }) => self.room_key(&room).map(|key| {
+                self.native_rules(id, &key);
+            }),
         };
         if let Err(fail) = result {
             self.native_error(id, fail.code, request_type, seq, fail.message);
@@ -181,7 +206,10 @@ impl Server {
                 message: "wrong server password".into(),
             });
         }
-        self.register(id, nick, "", "")?;
+        // A native client has no user name of its own: its nick at sign-on stands in, so
+        // that IRC bans by user name (`*!*~alice@*`) single it out.
+        let user = format!("~{}", crate::irc::cut(nick, 16));
+        self.register(id, nick, &user, "")?;
         let welcome = ServerPacket::Welcome {
             version: PROTOCOL_VERSION,
             nick: nick.to_owned(),
@@ -221,8 +249,27 @@ impl Server {
         self.send_packet(to, &away);
     }
 
+    /// A room's rules; the key only for members.
+    fn native_rules(&mut self, id: ConnId, key: &str) {
+        let Some(r) = self.registry.room(key) else {
+            return;
+        };
+        let rules = ServerPacket::Rules {
+            room: r.name.clone(),
+            modes: r.flag_letters(),
+            key: if r.is_member(id) {
+                r.key.clone()
+            } else {
+                String::new()
+            },
+            limit: r.limit,
+            bans: r.bans.clone(),
+        };
+        self.send_packet(id, &rules);
+    }
+
     fn native_room_list(&mut self, id: ConnId) {
-        let rooms = self.registry.list();
+        let rooms = self.registry.list_for(id);
         let budget = self.list_budget(0);
         for (part, last) in chunks(rooms, budget, |r| str_wire_len(&r.name) + 4) {
             self.send_packet(id, &ServerPacket::RoomList { rooms: part, last });

@@ -2,8 +2,9 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::time::Instant;
 
-use crate::name::fold;
+use crate::name::{fold, mask_matches};
 use crate::packet::{Member, RoomInfo};
 use crate::{ConnId, ErrorCode};
 
@@ -19,6 +20,29 @@ pub(crate) struct Room {
     pub topic_lock: bool,
     pub operators: Vec<ConnId>,
     pub voiced: Vec<ConnId>,
+    /// When the room was made and its topic last set.
+    pub created: Instant,
+    pub topic_at: Instant,
+    /// Mode `k`: the key a joiner must give; empty for none.
+    pub key: String,
+    /// Mode `l`: the most members; 0 for no limit.
+    pub limit: u32,
+    /// Mode `i`: only invited connections (or ban-exempt ones, see `exempt`) may join.
+    pub invite_only: bool,
+    /// Connections invited since they last joined.
+    pub invited: Vec<ConnId>,
+    /// Mode `m`: only operators and voiced members may speak.
+    pub moderated: bool,
+    /// Mode `n`: only members may speak (on by default).
+    pub no_outside: bool,
+    /// Mode `s`: hidden from room lists and WHOIS of non-members.
+    pub secret: bool,
+    /// Mode `b`: `nick!user@host` masks that may neither join nor speak.
+    pub bans: Vec<String>,
+    /// Mode `e`: masks exempt from the bans.
+    pub exempts: Vec<String>,
+    /// Mode `I`: masks that may join under `i` without an invitation.
+    pub invexes: Vec<String>,
 }
 
 impl Room {
@@ -42,10 +66,57 @@ impl Room {
         flags
     }
 
+    /// Whether a connection with source `source` (`nick!user@host`) is banned here.
+    pub fn is_banned(&self, source: &str) -> bool {
+        self.bans.iter().any(|m| mask_matches(m, source))
+            && !self.exempts.iter().any(|m| mask_matches(m, source))
+    }
+
+    /// Whether an invitation-only room lets `source` in without an invitation (mode `I`).
+    pub fn is_invite_exempt(&self, source: &str) -> bool {
+        self.invexes.iter().any(|m| mask_matches(m, source))
+    }
+
+    /// Whether `id` (with source `source`) may speak here: the rule for mode `n`, `m` and
+    /// `b`. Operators always may.
+    pub fn may_speak(&self, id: ConnId, source: &str) -> bool {
+        if self.is_operator(id) {
+            return true;
+        }
+        let member = self.is_member(id);
+        if self.no_outside && !member {
+            return false;
+        }
+        if self.moderated && !self.voiced.contains(&id) {
+            return false;
+        }
+        !self.is_banned(source) || self.voiced.contains(&id)
+    }
+
+    /// The room's flag modes as letters, in IRC order (`iklmnst`), without arguments.
+    pub fn flag_letters(&self) -> String {
+        let mut s = String::new();
+        for (on, c) in [
+            (self.invite_only, 'i'),
+            (!self.key.is_empty(), 'k'),
+            (self.limit > 0, 'l'),
+            (self.moderated, 'm'),
+            (self.no_outside, 'n'),
+            (self.secret, 's'),
+            (self.topic_lock, 't'),
+        ] {
+            if on {
+                s.push(c);
+            }
+        }
+        s
+    }
+
     fn remove(&mut self, id: ConnId) {
         self.members.retain(|m| *m != id);
         self.operators.retain(|m| *m != id);
         self.voiced.retain(|m| *m != id);
+        self.invited.retain(|m| *m != id);
     }
 }
 
@@ -54,6 +125,11 @@ impl Room {
 pub(crate) struct Registry {
     rooms: HashMap<String, Room>,
     nicks: HashMap<String, ConnId>,
+    /// Nick, user name and real name of the last users who left or changed nick, newest
+    /// last, for WHOWAS.
+    gone: std::collections::VecDeque<(String, String, String)>,
+    /// The most nicks held at once.
+    max_nicks: usize,
 }
 
 impl Registry {
@@ -64,6 +140,7 @@ impl Registry {
             Entry::Occupied(_) => Ok(()),
             Entry::Vacant(e) => {
                 e.insert(conn);
+                self.max_nicks = self.max_nicks.max(self.nicks.len());
                 Ok(())
             }
         }
@@ -77,9 +154,40 @@ impl Registry {
         }
     }
 
+    /// Records a user who left or changed nick, keeping the last 256.
+    pub fn remember(&mut self, nick: &str, user: &str, realname: &str) {
+        if self.gone.len() == 256 {
+            self.gone.pop_front();
+        }
+        self.gone
+            .push_back((nick.to_owned(), user.to_owned(), realname.to_owned()));
+    }
+
+    /// The recorded users who held `nick`, newest first.
+    pub fn was(&self, nick: &str) -> Vec<(String, String, String)> {
+        self.gone
+            .iter()
+            .rev()
+            .filter(|(n, _, _)| n.eq_ignore_ascii_case(nick))
+            .cloned()
+            .collect()
+    }
+
     /// The connection holding `nick`.
     pub fn find_nick(&self, nick: &str) -> Option<ConnId> {
         self.nicks.get(&fold(nick)).copied()
+    }
+
+    /// Every connection holding a nick, in id order.
+    pub fn holders(&self) -> Vec<ConnId> {
+        let mut ids: Vec<ConnId> = self.nicks.values().copied().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The most nicks held at once since the server started.
+    pub fn max_nicks(&self) -> usize {
+        self.max_nicks
     }
 
     pub fn nick_count(&self) -> usize {
@@ -100,8 +208,20 @@ impl Registry {
 
     /// Adds `conn` to the room `key`, creating it (named `name`, with `conn` its operator)
     /// if needed.
-    pub fn join(&mut self, key: &str, name: &str, conn: ConnId) -> &Room {
+    pub fn join(&mut self, key: &str, name: &str, conn: ConnId, now: Instant) -> &Room {
         let room = self.rooms.entry(key.to_owned()).or_insert_with(|| Room {
+            created: now,
+            topic_at: now,
+            key: String::new(),
+            limit: 0,
+            invite_only: false,
+            invited: Vec::new(),
+            moderated: false,
+            no_outside: true,
+            secret: false,
+            bans: Vec::new(),
+            exempts: Vec::new(),
+            invexes: Vec::new(),
             name: name.to_owned(),
             seq: 0,
             members: Vec::new(),
@@ -112,6 +232,7 @@ impl Registry {
             voiced: Vec::new(),
         });
         room.members.push(conn);
+        room.invited.retain(|m| *m != conn);
         room
     }
 
@@ -128,6 +249,17 @@ impl Registry {
     /// Every room with its member count, sorted by folded name.
     pub fn list(&self) -> Vec<RoomInfo> {
         self.sorted()
+            .map(|room| RoomInfo {
+                name: room.name.clone(),
+                members: room.members.len() as u32,
+            })
+            .collect()
+    }
+
+    /// The rooms `viewer` may see listed (secret ones only if it sits in them), sorted.
+    pub fn list_for(&self, viewer: ConnId) -> Vec<RoomInfo> {
+        self.sorted()
+            .filter(|room| !room.secret || room.is_member(viewer))
             .map(|room| RoomInfo {
                 name: room.name.clone(),
                 members: room.members.len() as u32,

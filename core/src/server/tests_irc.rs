@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::client::{Client, ClientEvent};
-use crate::packet::RoomMode;
+use crate::client::{Client, ClientEvent, RoomEvent};
+use crate::packet::{RoomMode, RoomRule};
 
 /// A server with native clients and raw IRC connections.
 struct Mixed {
@@ -139,21 +139,33 @@ fn registration_burst() {
     let i = w.irc_raw();
     w.send(i, "CAP LS 302\r\nNICK ann\r\nUSER ann 0 * :Ann Example\r\n");
     let lines = w.lines(i);
-    assert_eq!(lines, vec![":irc.test CAP * LS :"]);
+    assert_eq!(
+        lines,
+        vec![
+            ":irc.test CAP * LS :away-notify batch cap-notify echo-message extended-join \
+             invite-notify labeled-response multi-prefix setname userhost-in-names"
+        ]
+    );
     w.send(i, "CAP END\r\n");
     let lines = w.lines(i);
     let codes: Vec<&str> = lines
         .iter()
         .map(|l| l.split(' ').nth(1).unwrap_or(""))
         .collect();
-    assert_eq!(codes, ["001", "002", "003", "004", "005", "422"]);
+    assert_eq!(
+        codes,
+        [
+            "001", "002", "003", "004", "005", "005", "251", "252", "253", "254", "255", "265",
+            "266", "422"
+        ]
+    );
     assert_eq!(
         lines[0],
         ":irc.test 001 ann :Welcome to the Switchboard network, ann!~ann@irc.test"
     );
     assert_eq!(
         lines[3],
-        ":irc.test 004 ann irc.test switchboard-0.1.0 i otv :ov"
+        ":irc.test 004 ann irc.test switchboard-0.1.0 iow Ibeiklmnostv :Ibeklov"
     );
     for token in [
         "CASEMAPPING=ascii",
@@ -162,12 +174,10 @@ fn registration_burst() {
         "CHANNELLEN=65",
         "TOPICLEN=390",
         "PREFIX=(ov)@+",
+        "CHANMODES=beI,k,l,imnst",
     ] {
-        assert!(
-            lines[4].contains(token),
-            "{token} missing from {}",
-            lines[4]
-        );
+        let isupport = format!("{} {}", lines[4], lines[5]);
+        assert!(isupport.contains(token), "{token} missing from {isupport}");
     }
 }
 
@@ -273,7 +283,7 @@ fn join_part_and_messages_both_ways() {
     w.pump();
     assert_eq!(
         w.lines(i),
-        vec![":alice!native@irc.test PRIVMSG #rust :hello irc"]
+        vec![":alice!~alice@irc.test PRIVMSG #rust :hello irc"]
     );
     // IRC to native; no echo to the IRC sender.
     w.send(i, "PRIVMSG #rust :hello native\r\n");
@@ -334,7 +344,7 @@ fn direct_messages_across_protocols_and_errors() {
     let i = w.irc("bob");
     w.client(a).whisper("bob", "psst");
     w.pump();
-    assert_eq!(w.lines(i), vec![":alice!native@irc.test PRIVMSG bob :psst"]);
+    assert_eq!(w.lines(i), vec![":alice!~alice@irc.test PRIVMSG bob :psst"]);
     w.send(i, "PRIVMSG alice :hi back\r\nNOTICE alice :fyi\r\n");
     let ev = w.events(a);
     assert_eq!(
@@ -371,7 +381,7 @@ fn direct_messages_across_protocols_and_errors() {
 }
 
 #[test]
-fn invalid_utf8_is_replaced_not_passed_through() {
+fn invalid_utf8_text_is_refused_and_other_fields_replaced() {
     let mut w = Mixed::new(config());
     let a = w.native("alice");
     let i = w.irc("bob");
@@ -380,10 +390,19 @@ fn invalid_utf8_is_replaced_not_passed_through() {
     w.send(i, "JOIN #r\r\n");
     w.events(a);
     let id = w.irc[i].0;
+    w.lines(i);
     w.server.handle_input(id, b"PRIVMSG #r :caf\xe9\r\n", w.now);
     w.pump();
+    assert!(w.events(a).is_empty());
+    assert_eq!(
+        w.lines(i),
+        vec![":irc.test FAIL PRIVMSG INVALID_UTF8 :Message rejected: it is not valid UTF-8"]
+    );
+    // A topic (or a real name) is read lossily: each bad sequence becomes U+FFFD.
+    w.server.handle_input(id, b"TOPIC #r :caf\xe9\r\n", w.now);
+    w.pump();
     let ev = w.events(a);
-    assert!(matches!(&ev[0], ClientEvent::Message { text, .. } if text == "caf\u{fffd}"));
+    assert!(matches!(&ev[0], ClientEvent::Topic { topic, .. } if topic == "caf\u{fffd}"));
 }
 
 #[test]
@@ -450,14 +469,14 @@ fn names_list_who_whois() {
         ":irc.test 321 bob Channel :Users  Name",
         ":irc.test 322 bob #r 2 :all about r",
         ":irc.test 323 bob :End of /LIST",
-        ":irc.test 352 bob #r native irc.test irc.test alice G@ :0 ",
+        ":irc.test 352 bob #r ~alice irc.test irc.test alice G@ :0 ",
         ":irc.test 352 bob #r ~bob irc.test irc.test bob H :0 Real bob",
         ":irc.test 315 bob #r :End of WHO list",
-        ":irc.test 311 bob alice native irc.test * :",
+        ":irc.test 311 bob alice ~alice irc.test * :",
         ":irc.test 319 bob alice :@#r",
         ":irc.test 312 bob alice irc.test :switchboard-0.1.0",
         ":irc.test 301 bob alice :lunch",
-        ":irc.test 317 bob alice 0 :seconds idle",
+        ":irc.test 317 bob alice 0 0 :seconds idle, signon time",
         ":irc.test 318 bob alice :End of /WHOIS list",
         ":irc.test 401 bob nobody :No such nick/channel",
         ":irc.test 318 bob nobody :End of /WHOIS list",
@@ -490,16 +509,17 @@ fn topics_and_moderation() {
     // The operator (the creator) locks it; then only operators may.
     w.client(a).set_mode("r", RoomMode::TopicLock, true, "");
     w.pump();
-    assert_eq!(w.lines(i), vec![":alice!native@irc.test MODE #r +t"]);
+    assert_eq!(w.lines(i), vec![":alice!~alice@irc.test MODE #r +t"]);
     w.send(i, "TOPIC #r :mine now\r\nMODE #r\r\nMODE #r +t\r\n");
     let lines = w.lines(i);
     assert!(lines[0].contains(" 482 bob #r "), "{lines:?}");
-    assert_eq!(lines[1], ":irc.test 324 bob #r :+t");
-    assert!(lines[2].contains(" 482 bob #r "), "{lines:?}");
+    assert_eq!(lines[1], ":irc.test 324 bob #r :+nt");
+    assert_eq!(lines[2], ":irc.test 329 bob #r :0");
+    assert!(lines[3].contains(" 482 bob #r "), "{lines:?}");
     // Giving bob operator status lets him.
     w.client(a).set_mode("r", RoomMode::Operator, true, "bob");
     w.pump();
-    assert_eq!(w.lines(i), vec![":alice!native@irc.test MODE #r +o bob"]);
+    assert_eq!(w.lines(i), vec![":alice!~alice@irc.test MODE #r +o bob"]);
     w.send(i, "TOPIC #r :mine now\r\n");
     assert_eq!(w.lines(i), vec![":bob!~bob@irc.test TOPIC #r :mine now"]);
     assert!(w.native[a].1.room("r").unwrap().is_operator("bob"));
@@ -553,7 +573,7 @@ fn kick_across_protocols() {
     w.lines(i);
     w.client(b).kick("s", "carol", "bye");
     w.pump();
-    assert_eq!(w.lines(i), vec![":bob!native@irc.test KICK #s carol :bye"]);
+    assert_eq!(w.lines(i), vec![":bob!~bob@irc.test KICK #s carol :bye"]);
     w.send(i, "KICK #s bob\r\n");
     assert!(has(&w.lines(i), " 442 carol #s "));
 }
@@ -572,7 +592,7 @@ fn away_is_seen_by_messages_and_cleared() {
     w.pump();
     assert_eq!(
         w.lines(i),
-        vec![":alice!native@irc.test PRIVMSG bob :there?"]
+        vec![":alice!~alice@irc.test PRIVMSG bob :there?"]
     );
     let ev = w.events(a);
     assert!(ev.contains(&ClientEvent::Away {
@@ -697,4 +717,459 @@ fn ping_is_a_barrier_for_irc() {
     assert_eq!(lines.last().unwrap(), ":irc.test PONG irc.test :barrier");
     assert!(has(&lines, "JOIN #r"));
     assert!(matches!(w.events(a)[..], [ClientEvent::Joined { .. }]));
+}
+
+/// The error codes a native client got, in order.
+fn errors(events: &[ClientEvent]) -> Vec<ErrorCode> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .collect()
+}
+
+fn said(events: &[ClientEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Message { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_banned_users_messages_never_reach_the_room_in_either_protocol() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let c = w.native("carol");
+    let i = w.irc("bob");
+    w.client(a).join("r");
+    w.pump();
+    w.client(c).join("r");
+    w.pump();
+    w.send(i, "JOIN #r\r\n");
+    w.events(a);
+    w.events(c);
+    w.lines(i);
+    // The native operator bans bob by mask; the IRC member sees it as MODE.
+    w.client(a).set_rule("r", RoomRule::Ban, true, "bob");
+    w.pump();
+    assert_eq!(
+        w.lines(i),
+        vec![":alice!~alice@irc.test MODE #r +b bob!*@*"]
+    );
+    w.send(i, "PRIVMSG #r :let me talk\r\n");
+    assert_eq!(
+        w.lines(i),
+        vec![":irc.test 404 bob #r :Cannot send to channel"]
+    );
+    assert!(said(&w.events(a)).is_empty());
+    assert!(said(&w.events(c)).is_empty());
+    // An IRC operator bans carol; her native message is refused and reaches no one.
+    w.client(a).set_mode("r", RoomMode::Operator, true, "bob");
+    w.pump();
+    w.send(i, "MODE #r +b carol!*@*\r\n");
+    w.lines(i);
+    w.events(a);
+    w.client(c).say("r", "me neither?");
+    w.pump();
+    assert_eq!(errors(&w.events(c)), vec![ErrorCode::CannotSpeak]);
+    assert!(w.lines(i).is_empty());
+    assert!(said(&w.events(a)).is_empty());
+    // A banned user may not join again; an exemption lets it.
+    w.client(c).leave("r", "");
+    w.pump();
+    w.client(c).join("r");
+    w.pump();
+    assert_eq!(errors(&w.events(c)), vec![ErrorCode::Banned]);
+    w.send(i, "MODE #r +e carol!*@*\r\nMODE #r b\r\n");
+    let lines = w.lines(i);
+    assert!(has(&lines, " 367 bob #r :bob!*@*"), "{lines:?}");
+    assert!(has(&lines, " 367 bob #r :carol!*@*"), "{lines:?}");
+    assert!(has(&lines, " 368 bob #r "), "{lines:?}");
+    w.client(c).join("r");
+    w.pump();
+    assert!(errors(&w.events(c)).is_empty());
+}
+
+#[test]
+fn keys_and_limits_hold_for_native_and_irc_joiners() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("bob");
+    let a = w.native("alice");
+    let j = w.irc("dan");
+    w.send(i, "JOIN #r\r\nMODE #r +kl sesame 2\r\n");
+    let lines = w.lines(i);
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some(":bob!~bob@irc.test MODE #r +kl sesame 2"),
+        "{lines:?}"
+    );
+    // The key, for both protocols.
+    w.client(a).join("r");
+    w.pump();
+    assert_eq!(errors(&w.events(a)), vec![ErrorCode::BadRoomKey]);
+    w.send(j, "JOIN #r wrong\r\n");
+    assert_eq!(
+        w.lines(j),
+        vec![":irc.test 475 dan #r :Cannot join channel (+k)"]
+    );
+    w.client(a).join_with_key("r", "sesame");
+    w.pump();
+    assert!(errors(&w.events(a)).is_empty());
+    assert_eq!(w.server.room_members("r").map(|m| m.len()), Some(2));
+    // The limit of two: full now, for IRC and native alike.
+    w.send(j, "JOIN #r sesame\r\n");
+    assert_eq!(
+        w.lines(j),
+        vec![":irc.test 471 dan #r :Cannot join channel (+l)"]
+    );
+    let e = w.native("erin");
+    w.client(e).join_with_key("r", "sesame");
+    w.pump();
+    assert_eq!(errors(&w.events(e)), vec![ErrorCode::RoomFull]);
+    // MODE shows key and limit to members only.
+    w.lines(i);
+    w.send(i, "MODE #r\r\n");
+    assert_eq!(w.lines(i)[0], ":irc.test 324 bob #r +kln sesame :2");
+    w.send(j, "MODE #r\r\n");
+    assert_eq!(w.lines(j)[0], ":irc.test 324 dan #r :+n");
+    // The native operator state reads the same: alice asks for the rules.
+    w.client(a).list_rules("r");
+    w.pump();
+    assert_eq!(
+        w.native[a].1.poll_room_event(),
+        Some(RoomEvent::Rules {
+            room: "r".into(),
+            modes: "kln".into(),
+            key: "sesame".into(),
+            limit: 2,
+            bans: vec![],
+        })
+    );
+    // Bad arguments are refused with the reason.
+    w.send(i, "MODE #r +l many\r\n");
+    assert!(has(&w.lines(i), " 696 bob #r l many :invalid limit"));
+    w.client(a).set_rule("r", RoomRule::Key, true, "has space");
+    w.pump();
+    assert_eq!(errors(&w.events(a)), vec![ErrorCode::NotOperator]);
+}
+
+#[test]
+fn invite_only_rooms_take_invitations_from_either_protocol() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    let j = w.irc("dan");
+    w.client(a).join("r");
+    w.pump();
+    w.client(a).set_rule("r", RoomRule::InviteOnly, true, "");
+    w.pump();
+    w.send(i, "JOIN #r\r\n");
+    assert_eq!(
+        w.lines(i),
+        vec![":irc.test 473 bob #r :Cannot join channel (+i)"]
+    );
+    // A native invitation reaches the IRC user as INVITE; it lets him in once.
+    w.events(a);
+    while w.native[a].1.poll_room_event().is_some() {}
+    w.client(a).invite("r", "bob");
+    w.pump();
+    assert_eq!(w.lines(i), vec![":alice!~alice@irc.test INVITE bob #r"]);
+    assert_eq!(
+        w.native[a].1.poll_room_event(),
+        Some(RoomEvent::Invited {
+            room: "r".into(),
+            by: "alice".into(),
+            nick: "bob".into()
+        })
+    );
+    w.send(i, "INVITE\r\n");
+    assert_eq!(
+        w.lines(i),
+        vec![
+            ":irc.test 336 bob :#r",
+            ":irc.test 337 bob :End of /INVITE list"
+        ]
+    );
+    w.send(i, "JOIN #r\r\n");
+    assert!(has(&w.lines(i), " 366 bob #r "));
+    // Members who are not operators may not invite under +i.
+    w.send(i, "INVITE dan #r\r\n");
+    assert_eq!(
+        w.lines(i),
+        vec![":irc.test 482 bob #r :You're not channel operator"]
+    );
+    w.send(j, "JOIN #r\r\n");
+    assert!(has(&w.lines(j), " 473 dan #r "));
+    // An invite exception by mask lets dan in without an invitation.
+    w.client(a)
+        .set_rule("r", RoomRule::InviteExempt, true, "dan!*@*");
+    w.pump();
+    w.send(j, "JOIN #r\r\n");
+    assert!(has(&w.lines(j), " 366 dan #r "));
+}
+
+#[test]
+fn moderation_and_outside_messages() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    let j = w.irc("dan");
+    w.client(a).join("r");
+    w.pump();
+    w.send(i, "JOIN #r\r\n");
+    w.events(a);
+    w.lines(i);
+    // +m: only operators and voiced members speak.
+    w.client(a).set_rule("r", RoomRule::Moderated, true, "");
+    w.pump();
+    w.lines(i);
+    w.send(i, "PRIVMSG #r :hello?\r\n");
+    assert!(has(&w.lines(i), " 404 bob #r "));
+    assert!(said(&w.events(a)).is_empty());
+    w.client(a).set_mode("r", RoomMode::Voice, true, "bob");
+    w.pump();
+    w.events(a);
+    w.send(i, "PRIVMSG #r :now I may\r\n");
+    assert_eq!(said(&w.events(a)), vec!["now I may".to_owned()]);
+    // +n (the default): outsiders get 404; without it they may speak in.
+    w.send(j, "PRIVMSG #r :from outside\r\n");
+    assert!(has(&w.lines(j), " 404 dan #r "));
+    w.client(a).set_rule("r", RoomRule::Moderated, false, "");
+    w.client(a).set_rule("r", RoomRule::NoOutside, false, "");
+    w.pump();
+    w.events(a);
+    w.send(j, "PRIVMSG #r :from outside\r\n");
+    assert!(w.lines(j).is_empty());
+    assert_eq!(said(&w.events(a)), vec!["from outside".to_owned()]);
+    assert!(has(
+        &w.lines(i),
+        ":dan!~dan@irc.test PRIVMSG #r :from outside"
+    ));
+}
+
+#[test]
+fn secret_rooms_are_hidden_from_outsiders() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let c = w.native("carol");
+    let i = w.irc("bob");
+    w.client(a).join("hidden");
+    w.client(a).join("open");
+    w.pump();
+    w.client(a).set_rule("hidden", RoomRule::Secret, true, "");
+    w.pump();
+    w.client(c).list_rooms();
+    w.pump();
+    let rooms: Vec<String> = w
+        .events(c)
+        .into_iter()
+        .flat_map(|e| match e {
+            ClientEvent::RoomList(list) => list.into_iter().map(|r| r.name).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(rooms, vec!["open".to_owned()]);
+    w.send(i, "LIST\r\nNAMES #hidden\r\nWHOIS alice\r\n");
+    let lines = w.lines(i);
+    assert!(!has(&lines, " 322 bob #hidden "), "{lines:?}");
+    assert!(!has(&lines, " 353 "), "{lines:?}");
+    assert!(has(&lines, " 319 bob alice :@#open"), "{lines:?}");
+    assert!(
+        has(&lines, " 366 bob #hidden :End of /NAMES list"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn one_mode_request_is_one_line_for_irc_and_a_packet_per_change_for_natives() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("bob");
+    let a = w.native("alice");
+    w.send(i, "JOIN #r\r\n");
+    w.client(a).join("r");
+    w.pump();
+    w.lines(i);
+    w.send(i, "MODE #r +it-n\r\n");
+    assert_eq!(w.lines(i), vec![":bob!~bob@irc.test MODE #r +it-n"]);
+    let got: Vec<RoomEvent> = std::iter::from_fn(|| w.native[a].1.poll_room_event()).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        w.native[a].1.room("r").map(|r| r.modes.clone()),
+        Some("i".into())
+    );
+    // The topic lock is a RoomMode and reaches natives as ModeChanged.
+    assert!(w.events(a).iter().any(|e| matches!(
+        e,
+        ClientEvent::ModeChanged {
+            mode: RoomMode::TopicLock,
+            on: true,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn an_irc_line_is_cut_to_one_line_and_a_native_one_split() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("bob");
+    let j = w.irc("dan");
+    // A PRIVMSG that fills a 512-byte line gets longer with the server's prefix.
+    let text = "a".repeat(512 - "PRIVMSG dan :\r\n".len());
+    w.send(i, &format!("PRIVMSG dan :{text}\r\n"));
+    let lines = w.lines(j);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with(":bob!~bob@irc.test PRIVMSG dan :aaa"));
+    // NUL or a bare CR get a reply that says so, not 412; 421 shows no control bytes.
+    w.send(
+        i,
+        "PRIVMSG dan :a\0b\r\nPRIVMSG dan :a\rb\r\nFOO\x01\x02\r\n",
+    );
+    let lines = w.lines(i);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].contains(" 400 bob PRIVMSG :PRIVMSG text may not hold a NUL"));
+    assert!(lines[1].contains(" 400 bob PRIVMSG "));
+    assert_eq!(lines[2], ":irc.test 421 bob FOO :Unknown command");
+    assert!(w.lines(j).is_empty());
+}
+
+#[test]
+fn oper_kill_and_user_queries() {
+    let mut w = Mixed::new(Config {
+        operators: vec![("root".into(), crate::sha256::hex_digest(b"hunter2"))],
+        ..config()
+    });
+    let i = w.irc("bob");
+    let j = w.irc("dan");
+    w.send(i, "KILL dan :no\r\nOPER root wrong\r\n");
+    let lines = w.lines(i);
+    assert!(lines[0].contains(" 481 bob "), "{lines:?}");
+    assert!(lines[1].contains(" 464 bob "), "{lines:?}");
+    w.send(
+        i,
+        "OPER root hunter2\r\nWHOIS bob\r\nISON dan nobody bob\r\nUSERHOST bob dan\r\n",
+    );
+    let lines = w.lines(i);
+    assert!(has(&lines, " 381 bob "), "{lines:?}");
+    assert!(has(&lines, ":bob MODE bob :+o"), "{lines:?}");
+    assert!(has(&lines, " 313 bob bob :is an IRC operator"), "{lines:?}");
+    assert!(has(&lines, " 303 bob :dan bob"), "{lines:?}");
+    assert!(
+        has(&lines, " 302 bob :bob*=+~bob@irc.test dan=+~dan@irc.test"),
+        "{lines:?}"
+    );
+    w.send(i, "KILL dan :spam\r\n");
+    assert!(w.closed.contains(&w.irc[j].0));
+    assert!(has(&w.lines(j), "ERROR :Closing Link: Killed (bob (spam))"));
+    w.send(i, "WHOWAS dan\r\n");
+    let lines = w.lines(i);
+    assert!(
+        has(&lines, " 314 bob dan ~dan irc.test * :Real dan"),
+        "{lines:?}"
+    );
+    assert!(has(&lines, " 369 bob dan "), "{lines:?}");
+}
+
+#[test]
+fn ircv3_capabilities_change_what_a_client_sees() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc_raw();
+    w.send(
+        i,
+        "CAP LS 302\r\nCAP REQ :multi-prefix bogus\r\n\
+         CAP REQ :multi-prefix userhost-in-names echo-message away-notify extended-join\r\n\
+         NICK bob\r\nUSER bob 0 * :Bob B\r\nCAP END\r\nCAP LIST\r\n",
+    );
+    let lines = w.lines(i);
+    assert!(has(&lines, "CAP * NAK :multi-prefix bogus"), "{lines:?}");
+    assert!(
+        has(&lines, "CAP * ACK :multi-prefix userhost-in-names"),
+        "{lines:?}"
+    );
+    assert!(
+        has(
+            &lines,
+            "CAP bob LIST :away-notify cap-notify echo-message extended-join multi-prefix \
+             userhost-in-names"
+        ),
+        "{lines:?}"
+    );
+    let j = w.irc("dan");
+    w.client(a).join("r");
+    w.pump();
+    w.client(a).set_mode("r", RoomMode::Voice, true, "alice");
+    w.client(a).away("busy");
+    w.pump();
+    w.send(j, "JOIN #r\r\n");
+    w.send(i, "JOIN #r\r\n");
+    let lines = w.lines(i);
+    // extended-join for bob's own join, away-notify for alice, every prefix and full
+    // sources in NAMES.
+    assert_eq!(lines[0], ":bob!~bob@irc.test JOIN #r * :Bob B");
+    assert!(
+        has(
+            &lines,
+            " 353 bob = #r :@+alice!~alice@irc.test dan!~dan@irc.test bob!~bob@irc.test"
+        ),
+        "{lines:?}"
+    );
+    // dan, without the capabilities, sees the plain forms.
+    assert_eq!(
+        w.lines(j).last().map(String::as_str),
+        Some(":bob!~bob@irc.test JOIN #r")
+    );
+    // echo-message: bob gets his own message back, dan gets it once.
+    w.send(i, "PRIVMSG #r :hi\r\n");
+    assert_eq!(w.lines(i), vec![":bob!~bob@irc.test PRIVMSG #r :hi"]);
+    assert_eq!(w.lines(j), vec![":bob!~bob@irc.test PRIVMSG #r :hi"]);
+    // away-notify: alice coming back is seen by bob only.
+    w.client(a).away("");
+    w.pump();
+    assert_eq!(w.lines(i), vec![":alice!~alice@irc.test AWAY"]);
+    assert!(w.lines(j).is_empty());
+    // setname: bob and nobody without the capability hears of a new real name.
+    w.send(i, "CAP REQ setname\r\nSETNAME :Robert B\r\nWHOIS bob\r\n");
+    let lines = w.lines(i);
+    assert!(
+        has(&lines, ":bob!~bob@irc.test SETNAME :Robert B"),
+        "{lines:?}"
+    );
+    assert!(
+        has(&lines, " 311 bob bob ~bob irc.test * :Robert B"),
+        "{lines:?}"
+    );
+    assert!(w.lines(j).is_empty());
+}
+
+#[test]
+fn labeled_responses_ack_tag_or_batch_what_a_command_caused() {
+    let mut w = Mixed::new(config());
+    let i = w.irc_raw();
+    w.send(
+        i,
+        "CAP REQ :batch labeled-response\r\nNICK bob\r\nUSER bob 0 * :Bob\r\nCAP END\r\n",
+    );
+    w.lines(i);
+    w.send(
+        i,
+        "@label=a1 PONG x\r\n@label=b2 PING t\r\n@label=c3 JOIN #r\r\nPING u\r\n",
+    );
+    let lines = w.lines(i);
+    assert_eq!(lines[0], "@label=a1 :irc.test ACK");
+    assert_eq!(lines[1], "@label=b2 :irc.test PONG irc.test :t");
+    assert_eq!(lines[2], "@label=c3 :irc.test BATCH +lr1 labeled-response");
+    assert_eq!(lines[3], "@batch=lr1 :bob!~bob@irc.test JOIN #r");
+    assert!(lines[4].starts_with("@batch=lr1 :irc.test 353 bob = #r :@bob"));
+    assert!(lines[5].starts_with("@batch=lr1 :irc.test 366 bob #r "));
+    assert_eq!(lines[6], ":irc.test BATCH -lr1");
+    // Unlabelled commands, and clients without the capability, get plain replies.
+    assert_eq!(lines[7], ":irc.test PONG irc.test :u");
+    let j = w.irc("dan");
+    w.send(j, "@label=z9 PING v\r\n");
+    assert_eq!(w.lines(j), vec![":irc.test PONG irc.test :v"]);
 }

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs irctest's RFC core profile (../shared/IRCTEST.md) against a freshly started example
+# server of every runtime; exits non-zero if any test fails or anything is missing.
+#
+#   tests/irctest.sh [PROFILE [PYTEST ARGS...]]   PROFILE: core (default), modes, wide, ircv3
+#
+# Needs python3 (with venv) and the shared irctest copy beside the clone (../shared, or
+# SHARED=DIR). The virtual environment is made once, from PyPI, in target/irctest-venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SHARED=${SHARED:-$ROOT/../shared}
+PROFILE=${1:-core}
+shift || true
+RUNNER=$SHARED/irctest-run.sh
+if [ ! -x "$RUNNER" ] || [ ! -d "$SHARED/irctest" ]; then
+  echo "irctest.sh: no irctest at $SHARED (set SHARED=DIR)" >&2
+  exit 1
+fi
+
+VENV=$ROOT/target/irctest-venv
+if ! "$VENV/bin/python" -c 'import pytest, pytest_timeout' 2>/dev/null; then
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet -r "$SHARED/irctest/requirements.txt" pytest-timeout
+fi
+export IRCTEST_PYTHON=$VENV/bin/python IRCTEST_PROFILE=$PROFILE
+
+# The operator the modes profile uses: operuser / operpassword.
+OPER_HASH=$(printf %s operpassword | "$IRCTEST_PYTHON" -c \
+  'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
+
+cargo build --quiet --all-features --example smol-server --example async-std-server \
+  --example std-server
+
+failed=()
+LOGDIR=$(mktemp -d -t irctest-ci.XXXXXX)
+for server in smol-server async-std-server std-server; do
+  out=$LOGDIR/$server.out
+  # Flood control is relaxed: irctest sends bursts faster than the default rate allows.
+  "$ROOT/target/debug/examples/$server" --listen 127.0.0.1:0 --quiet \
+    --server-name My.Little.Server --msg-rate 0 --oper "operuser:$OPER_HASH" \
+    >"$out" 2>"$LOGDIR/$server.err" &
+  pid=$!
+  addr=
+  for _ in $(seq 100); do
+    addr=$(sed -n 's/^listening on //p' "$out" | head -n1)
+    [ -n "$addr" ] && break
+    sleep 0.1
+  done
+  if [ -z "$addr" ]; then
+    echo "irctest.sh: $server did not start: $(cat "$LOGDIR/$server.err")" >&2
+    kill "$pid" 2>/dev/null || true
+    failed+=("$server (did not start)")
+    continue
+  fi
+  echo "== $server on $addr, $PROFILE profile"
+  if IRCTEST_LOG=$LOGDIR/$server.log "$RUNNER" "${addr%:*}" "${addr##*:}" "$@" \
+      | tail -n 2; then
+    :
+  else
+    failed+=("$server")
+    grep -E '^(FAILED|ERROR) ' "$LOGDIR/$server.log" || true
+  fi
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "irctest.sh: failures on: ${failed[*]} (logs in $LOGDIR)" >&2
+  exit 1
+fi
+echo "irctest.sh: $PROFILE profile passed on every runtime"
