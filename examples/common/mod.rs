@@ -394,7 +394,9 @@ fn options(cli: Cli) -> Result<Options, String> {
     }
     if !cli.oper.is_empty() {
         for v in &cli.oper {
-            config.operators.push(operator(v).map_err(|e| format!("--oper: {e}"))?);
+            config
+                .operators
+                .push(operator(v).map_err(|e| format!("--oper: {e}"))?);
         }
     } else if let Some(list) = &file.oper {
         for v in list.get_ref() {
