@@ -119,6 +119,12 @@ pub enum ErrorCode {
     InvalidText,
     /// The request was dropped: the connection exceeded its message rate.
     RateLimited,
+    /// A History request's limit is 0 or above the server's page limit.
+    InvalidLimit,
+    /// A History request's `before` is past the room's newest message id.
+    InvalidCursor,
+    /// History is switched off on this server, or its store failed or is too far behind.
+    HistoryUnavailable,
     /// Bye: the client asked to quit.
     Quit,
     /// Bye: the connection was silent past the idle timeout (or never said hello in time).
@@ -160,6 +166,9 @@ impl ErrorCode {
             ErrorCode::TargetNotInRoom => 36,
             ErrorCode::InvalidText => 40,
             ErrorCode::RateLimited => 41,
+            ErrorCode::InvalidLimit => 42,
+            ErrorCode::InvalidCursor => 43,
+            ErrorCode::HistoryUnavailable => 44,
             ErrorCode::Quit => 50,
             ErrorCode::Timeout => 51,
             ErrorCode::SlowConsumer => 52,
@@ -194,6 +203,9 @@ impl ErrorCode {
             36 => ErrorCode::TargetNotInRoom,
             40 => ErrorCode::InvalidText,
             41 => ErrorCode::RateLimited,
+            42 => ErrorCode::InvalidLimit,
+            43 => ErrorCode::InvalidCursor,
+            44 => ErrorCode::HistoryUnavailable,
             50 => ErrorCode::Quit,
             51 => ErrorCode::Timeout,
             52 => ErrorCode::SlowConsumer,

@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod frame;
+pub mod history;
 pub mod irc;
 pub mod name;
 pub mod packet;
@@ -17,6 +18,7 @@ pub use client::{Client, ClientEvent};
 pub use config::Config;
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{Frame, FrameDecoder};
+pub use history::{HistoryOptions, RoomRecord, StoreOp, StoredMessage};
 pub use packet::{ClientPacket, Limits, Member, Packet, RoomInfo, RoomMode, ServerPacket};
 #[cfg(feature = "planted-bugs")]
 pub use server::PlantedBug;

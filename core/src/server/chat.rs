@@ -112,7 +112,7 @@ impl Server {
     }
 
     /// The folded key of a room the connection sits in, or `NotInRoom`.
-    fn member_key(&self, id: ConnId, room: &str) -> Outcome<String> {
+    pub(crate) fn member_key(&self, id: ConnId, room: &str) -> Outcome<String> {
         let key = fold(room);
         match self.conns.get(&id) {
             Some(c) if c.rooms.contains(&key) => Ok(key),
@@ -186,7 +186,15 @@ impl Server {
         }
         conn.rooms.push(key.clone());
         let nick = conn.nick.clone();
-        let name = self.registry.join(&key, room, id).name.clone();
+        let created = self.registry.room(&key).is_none();
+        self.registry.join(&key, room, id);
+        if created {
+            self.history_restore(&key);
+        }
+        let name = self
+            .registry
+            .room(&key)
+            .map_or_else(String::new, |r| r.name.clone());
         let joined = ServerPacket::Joined { room: name, nick };
         self.relay_room(&key, &mut Fanout::new(&joined, &source), None);
         Ok(key)
@@ -233,6 +241,7 @@ impl Server {
     ) -> Outcome {
         self.check_text(&text)?;
         let key = self.member_key(id, room)?;
+        self.history_ready(room)?;
         let source = self.source(id);
         let from = self.nick(id);
         if let Some(conn) = self.conns.get_mut(&id) {
@@ -248,6 +257,7 @@ impl Server {
             seq: r.seq,
             text,
         };
+        self.history_append(id, &key, &message, notice, now);
         let mut fan = Fanout::new(&message, &source);
         fan.notice = notice;
         self.relay_room(&key, &mut fan, Some(id));
@@ -353,6 +363,7 @@ impl Server {
             by,
         };
         self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
+        self.history_topic(&key, id);
         Ok(())
     }
 

@@ -104,6 +104,10 @@ pub(crate) struct Conn {
     pub requests: u32,
     /// The deadline of this connection's live entry in the timer heap.
     pub timer: Option<Instant>,
+    /// The history store op whose answer this connection's output waits for (0: none).
+    pub hold_until: u64,
+    /// Output queued while held, counted in `queued`; it follows `out` on release.
+    pub held: VecDeque<Bytes>,
 }
 
 impl Conn {
@@ -128,7 +132,16 @@ impl Conn {
             ping_sent: false,
             requests: 0,
             timer: None,
+            hold_until: 0,
+            held: VecDeque::new(),
         }
+    }
+
+    /// Ends a hold: what was held follows what is queued.
+    pub fn release_held(&mut self) {
+        self.hold_until = 0;
+        self.out.append(&mut self.held);
+        self.held = VecDeque::new();
     }
 
     /// The user name shown in IRC sources and WHO: native clients have none of their own.

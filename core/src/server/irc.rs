@@ -466,6 +466,7 @@ impl Server {
                 Ok(key) => {
                     self.irc_topic_reply(id, &key, false);
                     self.irc_names_reply(id, &key);
+                    self.history_on_join(id, &key);
                 }
                 Err(fail) => self.irc_fail(id, &fail, "JOIN"),
             }

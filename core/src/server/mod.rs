@@ -11,6 +11,7 @@
 
 mod chat;
 mod conn;
+mod history;
 pub(crate) mod irc;
 mod native;
 #[cfg(feature = "planted-bugs")]
@@ -78,6 +79,8 @@ pub struct Server {
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Everyone is being closed: departures are not announced to peers about to go too.
     shutting_down: bool,
+    /// Room history, when switched on (`history.rs`).
+    history: Option<Box<history::History>>,
     /// The deliberate bug switched on by the simulation tests, if any.
     #[cfg(feature = "planted-bugs")]
     planted: Option<PlantedBug>,
@@ -157,6 +160,11 @@ fn push(
         return;
     }
     conn.queued += bytes.len();
+    if conn.hold_until != 0 {
+        // Waiting for a history answer that must go out first (history.rs).
+        conn.held.push_back(bytes);
+        return;
+    }
     conn.out.push_back(bytes);
     if !conn.pending {
         conn.pending = true;
@@ -247,6 +255,7 @@ impl Server {
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
             shutting_down: false,
+            history: None,
             #[cfg(feature = "planted-bugs")]
             planted: None,
         }
@@ -619,8 +628,11 @@ impl Server {
         if code == ErrorCode::SlowConsumer {
             // What it did not read is stale; only the bye is worth sending.
             conn.out.clear();
+            conn.held.clear();
             conn.queued = 0;
         }
+        // A pending history answer will not come in time: what was held goes first.
+        conn.release_held();
         self.depart(id, left_reason);
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
@@ -725,3 +737,6 @@ mod tests;
 
 #[cfg(test)]
 mod tests_irc;
+
+#[cfg(test)]
+mod tests_history;

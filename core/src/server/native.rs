@@ -111,6 +111,7 @@ impl Server {
             }),
             (_, ClientPacket::Join { room }) => self.join(id, &room).map(|key| {
                 self.native_room_state(id, &key);
+                self.history_on_join(id, &key);
             }),
             (_, ClientPacket::Leave { room, reason }) => self.leave(id, &room, &reason),
             (_, ClientPacket::Say { room, text }) => self.say(id, &room, text, false, now),
@@ -146,6 +147,14 @@ impl Server {
                     nick,
                 },
             ) => self.set_mode(id, &room, mode, on, &nick),
+            (
+                _,
+                ClientPacket::History {
+                    room,
+                    before,
+                    limit,
+                },
+            ) => self.history_request(id, &room, before, limit),
         };
         if let Err(fail) = result {
             self.native_error(id, fail.code, request_type, seq, fail.message);

@@ -14,6 +14,8 @@ pub enum PlantedBug {
     ReorderMessages,
     /// Leaving a room is announced to the leaver only, not to the members who stay.
     SkipLeaveNotice,
+    /// A history replay leaves out the newest stored message it loaded.
+    ReplaySkipsNewest,
 }
 
 use super::conn::Phase;
