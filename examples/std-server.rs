@@ -17,6 +17,9 @@ fn main() {
     if options.quiet {
         server = server.with_logger(|_| {});
     }
+    if let Some(history) = common::open_history(&options.history) {
+        server = server.with_history(history);
+    }
     // The main address first: scripts read the first line.
     common::announce(server.local_addr());
     if let Some(irc) = irc {

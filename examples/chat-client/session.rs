@@ -40,6 +40,8 @@ pub struct Session {
     fresh_join: Option<String>,
     /// The server confirmed an away message and no return since.
     away: bool,
+    /// Per room (folded), the id of the oldest message shown: where `/history` goes on.
+    history_cursor: std::collections::HashMap<String, u64>,
 }
 
 /// A mode request awaiting its outcome. The server answers a request that changes nothing
@@ -74,6 +76,7 @@ impl Session {
             mode_checks: Vec::new(),
             fresh_join: None,
             away: false,
+            history_cursor: std::collections::HashMap::new(),
         }
     }
 
@@ -221,6 +224,14 @@ impl Session {
             Command::Whois(nick) => {
                 self.client.whois(&nick);
             }
+            Command::History(n) => match &self.current {
+                Some(room) => {
+                    let key = room.to_ascii_lowercase();
+                    let before = self.history_cursor.get(&key).copied().unwrap_or(0);
+                    self.client.history(room, before, n.unwrap_or(50));
+                }
+                None => return vec![not_in_a_room()],
+            },
             Command::Ping => {
                 let (token, _) = self.ping();
                 self.pings.push((token, now));
@@ -390,10 +401,40 @@ impl Session {
                 }
             }
             ClientEvent::Message {
-                room, from, text, ..
-            } => out.push(render::message(&room, &from, &text, &me)),
+                room,
+                from,
+                text,
+                seq,
+            } => {
+                // The oldest message seen is where `/history` goes back from.
+                self.history_cursor
+                    .entry(room.to_ascii_lowercase())
+                    .or_insert(seq);
+                out.push(render::message(&room, &from, &text, &me))
+            }
             ClientEvent::Direct { from, to, text } => {
                 out.push(render::direct(&from, &to, &text, &me))
+            }
+            ClientEvent::Replayed {
+                room,
+                from,
+                time_ms,
+                text,
+                id,
+            } => {
+                let cursor = self
+                    .history_cursor
+                    .entry(room.to_ascii_lowercase())
+                    .or_insert(id);
+                *cursor = (*cursor).min(id);
+                out.push(render::replayed(&room, &from, time_ms, &text))
+            }
+            ClientEvent::HistoryEnd { room, oldest, more } => {
+                if oldest > 0 {
+                    self.history_cursor
+                        .insert(room.to_ascii_lowercase(), oldest);
+                }
+                out.extend(render::history_end(&room, oldest > 0, more));
             }
             ClientEvent::RoomList(rooms) => out.extend(render::room_list(&rooms)),
             ClientEvent::Members { room, members } => {

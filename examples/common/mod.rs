@@ -20,6 +20,84 @@ pub struct Options {
     pub config: Config,
     /// Whether to drop the per-connection log lines.
     pub quiet: bool,
+    /// Room history: where and how much.
+    pub history: HistoryFlags,
+}
+
+/// The history flags: `--data-dir`, `--no-history`/`--history`, `--history-max-messages`,
+/// `--history-max-age`, `--history-on-join`.
+pub struct HistoryFlags {
+    /// Whether history is kept.
+    pub enabled: bool,
+    /// The directory holding the history file.
+    pub data_dir: String,
+    /// Messages kept per room (None: all).
+    pub max_messages: Option<u64>,
+    /// Age past which messages are dropped (None: never).
+    pub max_age: Option<Duration>,
+    /// Messages replayed to a joiner.
+    pub on_join: u16,
+}
+
+/// The data directory when `--data-dir` is not given.
+pub const DEFAULT_DATA_DIR: &str = "./switchboard-data";
+
+/// A duration such as `90s`, `30m`, `12h`, `7d` (a bare number is seconds).
+fn duration(value: &str) -> Result<Duration, String> {
+    let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => value.split_at(i),
+        None => (value, "s"),
+    };
+    let n: u64 = number(digits)?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "`{value}` is not a duration: use a number and s, m, h or d"
+            ))
+        }
+    };
+    if n == 0 {
+        return Err("a zero age keeps nothing: use --no-history".to_owned());
+    }
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
+}
+
+/// Opens the history store the flags ask for, or exits naming what is wrong with it.
+pub fn open_history(flags: &HistoryFlags) -> Option<switchboard::store::History> {
+    use switchboard::store::{History, Retention, SqliteStore, Sync};
+    if !flags.enabled {
+        return None;
+    }
+    let retention = Retention {
+        max_messages: flags.max_messages,
+        max_age: flags.max_age,
+    };
+    let dir = std::path::Path::new(&flags.data_dir);
+    let opened = SqliteStore::open(dir, retention, Sync::Normal).and_then(|store| {
+        let opts = switchboard::core::HistoryOptions {
+            on_join: flags.on_join,
+            ..Default::default()
+        };
+        History::new(Box::new(store), opts)
+    });
+    match opened {
+        Ok(history) => {
+            eprintln!(
+                "history in {} ({} rooms)",
+                SqliteStore::file_in(dir).display(),
+                history.room_count()
+            );
+            Some(history)
+        }
+        Err(e) => {
+            eprintln!("cannot keep history: {e}");
+            process::exit(1);
+        }
+    }
 }
 
 /// One flag that sets a field of [`Config`].
@@ -183,7 +261,17 @@ fn usage(program: &str) -> String {
          \x20 --irc-listen ADDR{:pad4$}also listen here, for IRC clients by convention (6667)\n\
          \x20 --motd-file PATH{:pad5$}message of the day for IRC clients, from a file\n\
          \x20 --quiet{:pad2$}no log line per connection\n\
+         \x20 --data-dir DIR{:pad6$}where history is kept (default {DEFAULT_DATA_DIR})\n\
+         \x20 --no-history{:pad7$}keep no history (also --history 0; --history 1: keep it)\n\
+         \x20 --history-max-messages N{:pad8$}messages kept per room (default all)\n\
+         \x20 --history-max-age AGE{:pad9$}age past which messages go: 90s, 30m, 12h, 7d\n\
+         \x20 --history-on-join N{:pad10$}messages replayed to a joiner (default 50)\n\
          \x20 --help{:pad3$}this text\n",
+        "",
+        "",
+        "",
+        "",
+        "",
         "",
         "",
         "",
@@ -194,6 +282,11 @@ fn usage(program: &str) -> String {
         pad5 = 30 - "--motd-file PATH".len(),
         pad2 = 30 - "--quiet".len(),
         pad3 = 30 - "--help".len(),
+        pad6 = 30 - "--data-dir DIR".len(),
+        pad7 = 30 - "--no-history".len(),
+        pad8 = 30 - "--history-max-messages N".len(),
+        pad9 = 30 - "--history-max-age AGE".len(),
+        pad10 = 30 - "--history-on-join N".len(),
     );
     for flag in FLAGS {
         let left = format!("--{} {}", flag.name, flag.value);
@@ -227,6 +320,13 @@ fn parse(program: &str, args: impl Iterator<Item = String>) -> Result<Options, S
         irc_listen: None,
         config: Config::default(),
         quiet: false,
+        history: HistoryFlags {
+            enabled: true,
+            data_dir: DEFAULT_DATA_DIR.to_owned(),
+            max_messages: None,
+            max_age: None,
+            on_join: 50,
+        },
     };
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
@@ -244,9 +344,19 @@ fn parse(program: &str, args: impl Iterator<Item = String>) -> Result<Options, S
                 process::exit(0);
             }
             "quiet" => options.quiet = true,
+            "no-history" => options.history.enabled = false,
             _ => {
                 let flag = FLAGS.iter().find(|f| f.name == name);
-                let own = ["listen", "irc-listen", "motd-file"];
+                let own = [
+                    "listen",
+                    "irc-listen",
+                    "motd-file",
+                    "data-dir",
+                    "history",
+                    "history-max-messages",
+                    "history-max-age",
+                    "history-on-join",
+                ];
                 if flag.is_none() && !own.contains(&name) {
                     return Err(format!("unknown flag `--{name}`"));
                 }
@@ -263,6 +373,32 @@ fn parse(program: &str, args: impl Iterator<Item = String>) -> Result<Options, S
                     (None, "motd-file") => {
                         options.config.motd =
                             Some(read_motd(&value).map_err(|e| format!("--{name}: {e}"))?)
+                    }
+                    (None, "data-dir") => options.history.data_dir = value,
+                    (None, "history") => {
+                        options.history.enabled = match value.as_str() {
+                            "0" | "off" => false,
+                            "1" | "on" => true,
+                            _ => return Err(format!("--{name}: `{value}` is not 0 or 1")),
+                        }
+                    }
+                    (None, "history-max-messages") => {
+                        let n: u64 = number(&value).map_err(|e| format!("--{name}: {e}"))?;
+                        if n == 0 {
+                            return Err(format!("--{name}: 0 keeps nothing: use --no-history"));
+                        }
+                        options.history.max_messages = Some(n);
+                    }
+                    (None, "history-max-age") => {
+                        options.history.max_age =
+                            Some(duration(&value).map_err(|e| format!("--{name}: {e}"))?)
+                    }
+                    (None, "history-on-join") => {
+                        let n: u16 = number(&value).map_err(|e| format!("--{name}: {e}"))?;
+                        if n > 200 {
+                            return Err(format!("--{name}: at most 200, the page limit"));
+                        }
+                        options.history.on_join = n;
                     }
                     _ => options.listen = value,
                 }

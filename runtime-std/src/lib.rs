@@ -34,6 +34,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use switchboard_core::{Config, ConnId, Event};
+use switchboard_store::{History, Worker};
 
 pub use handle::Handle;
 
@@ -63,6 +64,7 @@ pub struct Server {
     log: Logger,
     handle: Handle,
     max_connections: Option<usize>,
+    history: Option<History>,
 }
 
 /// Memory mappings one connection's two threads take: each thread's stack and guard page,
@@ -99,6 +101,7 @@ impl Server {
             log: stderr_logger(),
             handle,
             max_connections: None,
+            history: None,
         })
     }
 
@@ -135,6 +138,12 @@ impl Server {
         self
     }
 
+    /// Keeps room history in `history`'s store (run on a thread of its own).
+    pub fn with_history(mut self, history: History) -> Server {
+        self.history = Some(history);
+        self
+    }
+
     /// Accepts on the calling thread until [`Handle::shutdown`], then says bye to every
     /// client and returns once every bye is written (each within `close_linger`).
     ///
@@ -147,6 +156,7 @@ impl Server {
             log,
             handle,
             max_connections,
+            history,
         } = self;
         let max_connections = max_connections.unwrap_or_else(thread_budget);
         let shared = Arc::new(Shared {
@@ -158,6 +168,7 @@ impl Server {
                 timer_at: None,
                 shutting_down: false,
                 stopping: false,
+                store: None,
             }),
             timer: Condvar::new(),
             idle: Condvar::new(),
@@ -165,6 +176,19 @@ impl Server {
             log,
             handle,
         });
+        if let Some(history) = history {
+            let weak = Arc::downgrade(&shared);
+            let mut st = shared.lock();
+            // The store thread applies its answers itself, under the lock like any reader.
+            let worker = history.start(&mut st.server, move |batch| {
+                if let Some(shared) = weak.upgrade() {
+                    let mut st = shared.lock();
+                    switchboard_store::apply(batch, &mut st.server);
+                    shared.drain(&mut st);
+                }
+            })?;
+            st.store = Some(worker);
+        }
         let timer = {
             let shared = shared.clone();
             thread::Builder::new()
@@ -212,9 +236,15 @@ impl Server {
             st = shared.idle.wait(st).unwrap_or_else(PoisonError::into_inner);
         }
         st.stopping = true;
+        let store = st.store.take();
         drop(st);
         shared.timer.notify_one();
         let _ = timer.join();
+        // What was submitted is written before `run` returns (the lock is free for the
+        // store thread's last answers).
+        if let Some(store) = store {
+            store.finish();
+        }
         failed.map_or(Ok(()), Err)
     }
 }
@@ -246,6 +276,8 @@ struct State {
     shutting_down: bool,
     /// Ends the timer thread.
     stopping: bool,
+    /// The history store thread, when history is on.
+    store: Option<Worker>,
 }
 
 /// The adapter's side of one connection.
@@ -292,6 +324,11 @@ impl Shared {
                 Event::Closed { conn, code, reason } => {
                     (self.log)(&format!("{conn} closed: {code}: {reason}"))
                 }
+            }
+        }
+        if let Some(store) = &st.store {
+            while let Some(op) = st.server.poll_store() {
+                store.submit(op);
             }
         }
         if let Some(next) = st.server.poll_timeout() {

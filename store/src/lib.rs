@@ -7,14 +7,16 @@
 
 #![forbid(unsafe_code)]
 
+mod setup;
 mod sqlite;
 mod worker;
 
 use std::time::Duration;
 
+pub use setup::History;
 pub use sqlite::{SqliteStore, Sync};
 pub use switchboard_core::{RoomRecord, StoreOp, StoredMessage};
-pub use worker::{Answer, Worker};
+pub use worker::{apply, Answer, Worker};
 
 /// Why the store failed, naming the file where there is one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

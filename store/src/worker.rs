@@ -36,6 +36,14 @@ impl Answer {
     }
 }
 
+/// Hands a batch of answers to the core, first tying its clock to the wall clock again.
+pub fn apply(answers: Vec<Answer>, server: &mut Server) {
+    server.set_wall_clock(Instant::now(), unix_ms());
+    for answer in answers {
+        answer.apply(server);
+    }
+}
+
 /// A store running on a thread of its own.
 pub struct Worker {
     tx: Option<mpsc::Sender<StoreOp>>,

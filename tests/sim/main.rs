@@ -86,6 +86,7 @@ fn plant_name(bug: PlantedBug) -> &'static str {
         PlantedBug::DeliverToNonMember => "deliver-to-non-member",
         PlantedBug::ReorderMessages => "reorder-messages",
         PlantedBug::SkipLeaveNotice => "skip-leave-notice",
+        PlantedBug::ReplaySkipsNewest => "replay-skips-newest",
     }
 }
 

@@ -460,6 +460,9 @@ impl Tap {
                     reason,
                 },
                 ServerPacket::Away { nick, message } => Out::Away { nick, message },
+                ServerPacket::Replay { .. } | ServerPacket::HistoryEnd { .. } => {
+                    return Err(format!("server sent {packet:?} with history off"));
+                }
                 ServerPacket::WhoisReply {
                     nick, away, rooms, ..
                 } => Out::Whois {
