@@ -4,6 +4,7 @@
 //! Set SWITCHBOARD_TEST_LOG=1 to see the servers' log lines.
 
 mod client;
+mod history;
 mod irc_client;
 mod mixed;
 mod runtimes;

@@ -24,7 +24,7 @@ pub struct Running {
 }
 
 impl Running {
-    fn new(
+    pub(crate) fn new(
         (addr, irc_addr): (SocketAddr, SocketAddr),
         shutdown: impl Fn() + Send + 'static,
         connections: impl Fn() -> usize + Send + 'static,
@@ -108,9 +108,19 @@ fn logger() -> impl Fn(&str) + Send + Sync + 'static {
 
 #[cfg(feature = "smol")]
 pub fn smol(config: Config) -> Running {
-    let mut server = switchboard::smol::Server::bind("127.0.0.1:0", config)
+    smol_with(config, |s| s)
+}
+
+/// As [`smol`], the server set up by `setup` first (to give it history, say).
+#[cfg(feature = "smol")]
+pub fn smol_with(
+    config: Config,
+    setup: impl FnOnce(switchboard::smol::Server) -> switchboard::smol::Server,
+) -> Running {
+    let server = switchboard::smol::Server::bind("127.0.0.1:0", config)
         .expect("bind")
         .with_logger(logger());
+    let mut server = setup(server);
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
     let (h1, h2) = (server.handle(), server.handle());
@@ -124,9 +134,19 @@ pub fn smol(config: Config) -> Running {
 
 #[cfg(feature = "async-std")]
 pub fn async_std(config: Config) -> Running {
-    let mut server = switchboard::async_std::Server::bind("127.0.0.1:0", config)
+    async_std_with(config, |s| s)
+}
+
+/// As [`async_std`], the server set up by `setup` first.
+#[cfg(feature = "async-std")]
+pub fn async_std_with(
+    config: Config,
+    setup: impl FnOnce(switchboard::async_std::Server) -> switchboard::async_std::Server,
+) -> Running {
+    let server = switchboard::async_std::Server::bind("127.0.0.1:0", config)
         .expect("bind")
         .with_logger(logger());
+    let mut server = setup(server);
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
     let (h1, h2) = (server.handle(), server.handle());
@@ -140,9 +160,19 @@ pub fn async_std(config: Config) -> Running {
 
 #[cfg(feature = "std")]
 pub fn std(config: Config) -> Running {
-    let mut server = switchboard::std::Server::bind("127.0.0.1:0", config)
+    std_with(config, |s| s)
+}
+
+/// As [`std`], the server set up by `setup` first.
+#[cfg(feature = "std")]
+pub fn std_with(
+    config: Config,
+    setup: impl FnOnce(switchboard::std::Server) -> switchboard::std::Server,
+) -> Running {
+    let server = switchboard::std::Server::bind("127.0.0.1:0", config)
         .expect("bind")
         .with_logger(logger());
+    let mut server = setup(server);
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
     let (h1, h2) = (server.handle(), server.handle());
