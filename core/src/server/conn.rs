@@ -104,10 +104,9 @@ pub(crate) struct Conn {
     pub requests: u32,
     /// The deadline of this connection's live entry in the timer heap.
     pub timer: Option<Instant>,
-    /// The history store op whose answer this connection's output waits for (0: none).
-    pub hold_until: u64,
-    /// Output queued while held, counted in `queued`; it follows `out` on release.
-    pub held: VecDeque<Bytes>,
+    /// Output waiting for history store answers, counted in `queued`: one segment per op
+    /// waited for, in op order, each released (after `out`) once its op is answered.
+    pub held: VecDeque<(u64, VecDeque<Bytes>)>,
 }
 
 impl Conn {
@@ -132,16 +131,17 @@ impl Conn {
             ping_sent: false,
             requests: 0,
             timer: None,
-            hold_until: 0,
             held: VecDeque::new(),
         }
     }
 
-    /// Ends a hold: what was held follows what is queued.
-    pub fn release_held(&mut self) {
-        self.hold_until = 0;
-        self.out.append(&mut self.held);
-        self.held = VecDeque::new();
+    /// Releases what waited for ops up to `op` (all of it for `u64::MAX`) behind `out`.
+    pub fn release_held(&mut self, op: u64) {
+        while self.held.front().is_some_and(|(at, _)| *at <= op) {
+            if let Some((_, mut segment)) = self.held.pop_front() {
+                self.out.append(&mut segment);
+            }
+        }
     }
 
     /// The user name shown in IRC sources and WHO: native clients have none of their own.

@@ -154,12 +154,7 @@ impl Server {
             return;
         };
         let mut tell = Vec::new();
-        if let Some(load) = h.loads.remove(&op) {
-            tell.push((
-                load.conn,
-                format!("history of `{}` unavailable: {message}", load.room),
-            ));
-        }
+        let failed_load = h.loads.remove(&op);
         if let Some(i) = h.appends.iter().position(|a| a.0 == op) {
             if let Some((_, conn, room, id)) = h.appends.remove(i) {
                 tell.push((
@@ -169,9 +164,30 @@ impl Server {
             }
         }
         for (conn, text) in tell {
-            self.history_notice(conn, text);
+            self.history_notice(conn, text, op);
+        }
+        // In the replay's place, ahead of what was held for it: the error, then the end
+        // marker every replay has, an incomplete one saying there may be more.
+        if let Some(load) = failed_load {
+            let text = format!("history of `{}` unavailable: {message}", load.room);
+            self.history_notice(load.conn, text, op - 1);
+            self.send_replay(load.conn, &load.room, &[], true, true);
         }
         self.finish(op);
+    }
+
+    /// The newest message id of a room (0: none), with history on.
+    pub fn history_last_id(&self, room: &str) -> Option<u64> {
+        self.history.as_ref()?;
+        Some(self.registry.room(&fold(room)).map_or_else(
+            || {
+                self.history
+                    .as_ref()
+                    .and_then(|h| h.rooms.get(&fold(room)))
+                    .map_or(0, |s| s.last_id)
+            },
+            |r| r.seq,
+        ))
     }
 
     /// Wall-clock time of `now`, in Unix milliseconds.
@@ -388,7 +404,7 @@ impl Server {
         self.hold(id, op);
     }
 
-    /// Queues everything for `id` behind op `op` until it is answered.
+    /// Queues everything for `id` from now on behind op `op`, until it is answered.
     fn hold(&mut self, id: ConnId, op: u64) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
@@ -396,9 +412,15 @@ impl Server {
         if conn.phase == Phase::Closing {
             return;
         }
-        conn.hold_until = conn.hold_until.max(op);
+        conn.held.push_back((op, VecDeque::new()));
         if let Some(h) = self.history.as_deref_mut() {
             h.holds.push_back((op, id));
+        }
+    }
+
+    fn rehold(&mut self, id: ConnId, held: VecDeque<(u64, VecDeque<Bytes>)>) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.held = held;
         }
     }
 
@@ -423,10 +445,7 @@ impl Server {
             let Some(conn) = self.conns.get_mut(&id) else {
                 continue;
             };
-            if conn.hold_until > op || conn.hold_until == 0 {
-                continue;
-            }
-            conn.release_held();
+            conn.release_held(op);
             if !conn.out.is_empty() && !conn.pending {
                 conn.pending = true;
                 self.conns.pending.push_back(id);
@@ -448,10 +467,11 @@ impl Server {
             return;
         };
         let irc = conn.proto.is_irc();
-        let held = conn.hold_until;
-        if ahead {
-            conn.hold_until = 0;
-        }
+        let held = if ahead {
+            std::mem::take(&mut conn.held)
+        } else {
+            VecDeque::new()
+        };
         let server = self.config.server_name.clone();
         for row in rows {
             let frame = if irc {
@@ -480,14 +500,15 @@ impl Server {
             };
             self.conns.send(id, end.to_frame());
         }
-        if let Some(conn) = self.conns.get_mut(&id) {
-            conn.hold_until = held;
+        if ahead {
+            self.rehold(id, held);
         }
         self.close_overflowed();
     }
 
-    /// Tells a connection something about history outside any request.
-    fn history_notice(&mut self, id: ConnId, text: String) {
+    /// Tells a connection something about history outside any request: behind what waited
+    /// for ops up to `after`, ahead of what waits for later ones.
+    fn history_notice(&mut self, id: ConnId, text: String, after: u64) {
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
@@ -510,8 +531,16 @@ impl Server {
                 .to_frame(),
             )
         };
-        if let Some(bytes) = bytes {
-            self.conns.send(id, bytes);
+        let Some(bytes) = bytes else {
+            return;
+        };
+        let later = self.conns.get_mut(&id).map(|c| {
+            let i = c.held.iter().position(|(at, _)| *at > after);
+            c.held.split_off(i.unwrap_or(c.held.len()))
+        });
+        self.conns.send(id, bytes);
+        if let (Some(mut later), Some(conn)) = (later, self.conns.get_mut(&id)) {
+            conn.held.append(&mut later);
         }
     }
 }

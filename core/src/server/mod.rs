@@ -160,9 +160,9 @@ fn push(
         return;
     }
     conn.queued += bytes.len();
-    if conn.hold_until != 0 {
+    if let Some((_, segment)) = conn.held.back_mut() {
         // Waiting for a history answer that must go out first (history.rs).
-        conn.held.push_back(bytes);
+        segment.push_back(bytes);
         return;
     }
     conn.out.push_back(bytes);
@@ -632,7 +632,7 @@ impl Server {
             conn.queued = 0;
         }
         // A pending history answer will not come in time: what was held goes first.
-        conn.release_held();
+        conn.release_held(u64::MAX);
         self.depart(id, left_reason);
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
