@@ -414,10 +414,8 @@ fn observe(c: &mut Sim1, e: ClientEvent) -> Result<(), String> {
             }
             stay.live.push((seq, from, text));
         }
-        ClientEvent::Error { code, message, .. } => {
-            if code != ErrorCode::HistoryUnavailable {
-                return Err(format!("{}: unexpected error {code:?}: {message}", c.nick));
-            }
+        ClientEvent::Error { code, message, .. } if code != ErrorCode::HistoryUnavailable => {
+            return Err(format!("{}: unexpected error {code:?}: {message}", c.nick));
         }
         _ => {}
     }
