@@ -176,6 +176,17 @@ impl Server {
         self.finish(op);
     }
 
+    /// Who set a room's topic and when (Unix seconds), and when the room was created (Unix
+    /// seconds), as history knows them: IRC's `333` and `329`.
+    pub(crate) fn history_times(&self, key: &str) -> Option<(String, u64, u64)> {
+        let stored = self.history.as_ref()?.rooms.get(key)?;
+        Some((
+            stored.topic_by.clone(),
+            stored.topic_ms / 1000,
+            stored.created_ms / 1000,
+        ))
+    }
+
     /// The newest message id of a room (0: none), with history on.
     pub fn history_last_id(&self, room: &str) -> Option<u64> {
         self.history.as_ref()?;

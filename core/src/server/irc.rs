@@ -559,6 +559,10 @@ impl Server {
         let (ch, topic) = (chan(&room.name), room.topic.clone());
         if !topic.is_empty() {
             self.numeric(id, "332", &[&ch, &topic]);
+            // Who set it and when, where history knows (history.rs).
+            if let Some((by, at, _)) = self.history_times(key).filter(|t| t.1 > 0) {
+                self.numeric(id, "333", &[&ch, &by, &at.to_string()]);
+            }
         } else if always {
             self.numeric(id, "331", &[&ch, "No topic is set"]);
         }

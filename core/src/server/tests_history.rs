@@ -21,6 +21,8 @@ struct World {
     now: Instant,
     clients: Vec<(ConnId, Client)>,
     store: MemStore,
+    /// Output for connections that are not clients (raw IRC ones), as text.
+    others: String,
 }
 
 const T0_MS: u64 = 1_700_000_000_000;
@@ -39,6 +41,7 @@ impl World {
             now,
             clients: Vec::new(),
             store: MemStore::default(),
+            others: String::new(),
         }
     }
 
@@ -63,8 +66,9 @@ impl World {
             }
             while let Some(t) = self.server.poll_transmit() {
                 self.server.handle_written(t.conn, t.data.len());
-                if let Some((_, c)) = self.clients.iter_mut().find(|(id, _)| *id == t.conn) {
-                    c.handle_input(&t.data, self.now).expect("bad frame");
+                match self.clients.iter_mut().find(|(id, _)| *id == t.conn) {
+                    Some((_, c)) => c.handle_input(&t.data, self.now).expect("bad frame"),
+                    None => self.others.push_str(&String::from_utf8_lossy(&t.data)),
                 }
                 moved = true;
             }
@@ -435,4 +439,42 @@ fn a_close_while_held_flushes_what_was_held_before_the_bye() {
     // The late answer finds nobody and changes nothing.
     w.run_store();
     assert_eq!(w.store.rooms["r"].len(), 1);
+}
+
+#[test]
+fn irc_joiners_get_the_replay_as_stamped_lines_and_the_topic_time() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.c(a).set_topic("r", "the topic");
+    w.pump();
+    w.say_many(a, "r", 2);
+    w.c(a).say("r", "\u{1}ACTION waves\u{1}");
+    w.pump();
+    w.run_store();
+    let irc = w.server.open(w.now);
+    w.server
+        .handle_input(irc, b"NICK i\r\nUSER i 0 * :i\r\nJOIN #r\r\n", w.now);
+    w.pump();
+    assert!(w.others.contains(" 366 "), "{}", w.others);
+    assert!(
+        !w.others.contains(":a!history@"),
+        "held until the load is answered"
+    );
+    w.run_store();
+    let text = w.others.clone();
+    // The topic was set in the input at T0.
+    let at = T0_MS / 1000;
+    assert!(text.contains(&format!(" 333 i #r a :{at}\r\n")), "{text}");
+    assert!(
+        text.contains(":a!history@switchboard.local PRIVMSG #r :[2023-11-14 22:13:20] m0\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("PRIVMSG #r :\u{1}ACTION [2023-11-14 22:13:20] waves\u{1}\r\n"),
+        "{text}"
+    );
+    let replay = text.find("m0").unwrap_or(usize::MAX);
+    let names = text.find(" 366 ").unwrap_or(0);
+    assert!(names < replay, "{text}");
 }
