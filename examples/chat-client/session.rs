@@ -676,6 +676,85 @@ mod tests {
         assert_eq!(h.screen(bob), ["#rust <bob> hi"]);
     }
 
+    /// Runs the server's history ops on an in-memory log until none are left.
+    fn run_store(h: &mut Harness, log: &mut Vec<switchboard::core::StoredMessage>) {
+        use switchboard::core::StoreOp;
+        while let Some(op) = h.server.poll_store() {
+            match op {
+                StoreOp::Append { op, message, .. } => {
+                    log.push(message);
+                    h.server.handle_stored(op);
+                }
+                StoreOp::Load {
+                    op, before, limit, ..
+                } => {
+                    let older: Vec<_> = log.iter().filter(|m| m.id < before).cloned().collect();
+                    let skip = older.len().saturating_sub(limit as usize);
+                    h.server.handle_history(op, older[skip..].to_vec());
+                }
+                other => h.server.handle_stored(other.op()),
+            }
+            h.pump();
+        }
+    }
+
+    #[test]
+    fn replayed_lines_are_dimmed_with_their_date_and_history_pages_back() {
+        let mut h = Harness::new();
+        let opts = switchboard::core::HistoryOptions {
+            on_join: 2,
+            ..Default::default()
+        };
+        // 2026-12-03 20:00:00 UTC.
+        h.server
+            .enable_history(opts, h.now, 1_796_328_000_000, Vec::new());
+        let mut log = Vec::new();
+        let alice = h.connect("alice");
+        h.type_line(alice, "/join rust");
+        run_store(&mut h, &mut log);
+        for text in ["one", "two", "three"] {
+            h.type_line(alice, text);
+            run_store(&mut h, &mut log);
+        }
+        let bob = h.connect("bob");
+        h.screen(bob);
+        h.type_line(bob, "/join rust");
+        run_store(&mut h, &mut log);
+        let lines = std::mem::take(&mut h.users[bob].2);
+        let history: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.kind == Kind::History)
+            .map(|l| l.text.as_str())
+            .collect();
+        assert_eq!(
+            history,
+            [
+                "[2026-12-03 20:00:00] #rust <alice> two",
+                "[2026-12-03 20:00:00] #rust <alice> three"
+            ]
+        );
+        assert!(lines
+            .iter()
+            .any(|l| l.text == "* older messages of #rust: /history [N]"));
+        let replayed = lines.iter().find(|l| l.kind == Kind::History);
+        // Their own date, not the time they were shown.
+        assert_eq!(
+            replayed
+                .map(|l| l.stamp(std::time::SystemTime::now()))
+                .as_deref(),
+            Some("")
+        );
+        h.type_line(bob, "/history 5");
+        run_store(&mut h, &mut log);
+        assert_eq!(
+            h.screen(bob),
+            [
+                "[2026-12-03 20:00:00] #rust <alice> one",
+                "* that is all #rust has stored"
+            ]
+        );
+    }
+
     #[test]
     fn mentions_are_marked() {
         let mut h = Harness::new();
