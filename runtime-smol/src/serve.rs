@@ -243,7 +243,9 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
 async fn store_answers(state: &RefCell<State>, answers: async_channel::Receiver<Vec<Answer>>) {
     while let Ok(batch) = answers.recv().await {
         let mut st = state.borrow_mut();
-        switchboard_store::apply(batch, &mut st.server);
+        if let Some(why) = switchboard_store::apply(batch, &mut st.server) {
+            (st.log)(&format!("history store failed: {why}"));
+        }
         st.drain();
     }
     // No store: nothing will come.

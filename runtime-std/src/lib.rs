@@ -183,7 +183,9 @@ impl Server {
             let worker = history.start(&mut st.server, move |batch| {
                 if let Some(shared) = weak.upgrade() {
                     let mut st = shared.lock();
-                    switchboard_store::apply(batch, &mut st.server);
+                    if let Some(why) = switchboard_store::apply(batch, &mut st.server) {
+                        (shared.log)(&format!("history store failed: {why}"));
+                    }
                     shared.drain(&mut st);
                 }
             })?;

@@ -37,11 +37,17 @@ impl Answer {
 }
 
 /// Hands a batch of answers to the core, first tying its clock to the wall clock again.
-pub fn apply(answers: Vec<Answer>, server: &mut Server) {
+/// Returns the first failure's reason, for the log (the core tells the clients).
+pub fn apply(answers: Vec<Answer>, server: &mut Server) -> Option<String> {
+    let failure = answers.iter().find_map(|a| match a {
+        Answer::Failed(_, why) => Some(why.clone()),
+        _ => None,
+    });
     server.set_wall_clock(Instant::now(), unix_ms());
     for answer in answers {
         answer.apply(server);
     }
+    failure
 }
 
 /// A store running on a thread of its own.
