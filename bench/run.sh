@@ -97,7 +97,7 @@ history_fanout() { # runtime
     stop_server
     data=$(mktemp -d)
     start_server "$rt" --data-dir "$data"
-    loadgen "$rt" "fanout-100-history" --clients 100 --senders 10 --messages "$m" --size 64 --window 64
+    loadgen "$rt" "fanout-100-hist" --clients 100 --senders 10 --messages "$m" --size 64 --window 64
     stop_server
     rm -rf "$data"
   done
