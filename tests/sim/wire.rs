@@ -594,7 +594,7 @@ pub fn malformed(kind: u64, max_frame_len: u32, filler: u8) -> Piece {
     };
     let (bytes, at, f) = match kind % MALFORMED_KINDS {
         0 => {
-            let code = [0x00, 0x11, 0x42, 0x81, 0xff][filler as usize % 5];
+            let code = [0x00, 0x12, 0x42, 0x81, 0xff][filler as usize % 5];
             let b = frame(code, &[filler; 3]);
             let n = b.len();
             (b, n, bad(UnknownType, code, true, "unknown type"))
