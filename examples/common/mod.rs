@@ -570,12 +570,14 @@ fn options(cli: Cli) -> Result<Options, String> {
 
 /// The history flags given on the command line, else in `file`.
 fn history_flags(cli: &Cli, file: &FileKeys, at: &FileAt) -> Result<HistoryFlags, String> {
-    let mut h = HistoryFlags::default();
-    h.enabled = match (cli.no_history, cli.history, file.history) {
-        (true, _, _) => false,
-        (false, Some(on), _) => on,
-        (false, None, Some(on)) => on,
-        (false, None, None) => true,
+    let mut h = HistoryFlags {
+        enabled: match (cli.no_history, cli.history, file.history) {
+            (true, _, _) => false,
+            (false, Some(on), _) => on,
+            (false, None, Some(on)) => on,
+            (false, None, None) => true,
+        },
+        ..HistoryFlags::default()
     };
     if let Some(dir) = cli.data_dir.clone().or_else(|| file.data_dir.clone()) {
         h.data_dir = dir;

@@ -29,8 +29,10 @@ const T0_MS: u64 = 1_700_000_000_000;
 
 impl World {
     fn new(opts: HistoryOptions, rooms: Vec<RoomRecord>) -> Self {
-        let mut config = Config::default();
-        config.msg_rate = 0;
+        let config = Config {
+            msg_rate: 0,
+            ..Config::default()
+        };
         let now = crate::test_clock::start();
         let mut server = Server::new(config);
         server.enable_history(opts, now, T0_MS, rooms);
