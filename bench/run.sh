@@ -8,6 +8,7 @@
 #   bench/run.sh                 # everything (about 10 minutes)
 #   QUICK=1 bench/run.sh         # small sizes, one run: a smoke test of the script
 #   RUNTIMES="smol std" bench/run.sh
+#   HISTORY_ONLY=1 bench/run.sh  # only fan-out N=100 with history off and on
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ RUNTIMES=${RUNTIMES:-"smol async-std std"}
 FANOUT_N=${FANOUT_N:-"10 100 1000"}
 IDLE_N=${IDLE_N:-"1000 10000 19000"}
 DELIVERIES=${DELIVERIES:-2000000}   # per fan-out run
+HISTORY_ONLY=${HISTORY_ONLY:-0}
 if [ "$QUICK" = 1 ]; then
   RUNS=1 FANOUT_N="10 100" IDLE_N="1000" DELIVERIES=200000
 fi
@@ -43,14 +45,15 @@ out=bench/results/latest.jsonl
 server_pid=""
 server_addr=""
 
-start_server() { # runtime
-  local log
+start_server() { # runtime [extra server flags...]; history is off unless the flags say
+  local log rt=$1
+  shift
   log=$(mktemp)
   # Flood control off and a deep outbound queue: the benchmark measures throughput, not
   # the protection against abusive clients. Keepalive far away so it does not interfere.
-  "$bin/$1-server" --listen 127.0.0.1:0 --quiet --msg-rate 0 \
+  "$bin/$rt-server" --listen 127.0.0.1:0 --quiet --msg-rate 0 \
     --max-outbound-bytes 16777216 --ping-interval-ms 600000 --idle-timeout-ms 1200000 \
-    --hello-timeout-ms 60000 >"$log" 2>&1 &
+    --hello-timeout-ms 60000 "${@:---no-history}" >"$log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do
     server_addr=$(sed -n 's/^listening on //p' "$log")
@@ -59,7 +62,7 @@ start_server() { # runtime
   done
   rm -f "$log"
   if [ -z "$server_addr" ]; then
-    echo "the $1 server did not start" >&2
+    echo "the $rt server did not start" >&2
     exit 1
   fi
 }
@@ -83,8 +86,35 @@ loadgen() { # runtime label args...
   record "$rt" "$label" "${line:-{\"error\":\"no output\"\}}"
 }
 
+# Fan-out at N=100 with history off and on, side by side in one run: the cost of storing
+# every message (SQLite, WAL, one transaction per batch) on a fresh data directory.
+history_fanout() { # runtime
+  local rt=$1 m=$((DELIVERIES / 1000)) data
+  for r in $(seq "$RUNS"); do
+    echo "   fan-out N=100, history off then on, run $r" >&2
+    start_server "$rt"
+    loadgen "$rt" "fanout-100-nohist" --clients 100 --senders 10 --messages "$m" --size 64 --window 64
+    stop_server
+    data=$(mktemp -d)
+    start_server "$rt" --data-dir "$data"
+    loadgen "$rt" "fanout-100-hist" --clients 100 --senders 10 --messages "$m" --size 64 --window 64
+    stop_server
+    rm -rf "$data"
+  done
+}
+
+if [ "$HISTORY_ONLY" = 1 ]; then
+  for rt in $RUNTIMES; do
+    echo "== $rt" >&2
+    history_fanout "$rt"
+  done
+  python3 bench/table.py "$out"
+  exit 0
+fi
+
 for rt in $RUNTIMES; do
   echo "== $rt" >&2
+  history_fanout "$rt"
   start_server "$rt"
   for n in $FANOUT_N; do
     m=$((DELIVERIES / (10 * n)))

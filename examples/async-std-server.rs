@@ -15,6 +15,9 @@ fn main() {
             .add_listener(irc)
             .unwrap_or_else(|e| common::bind_failed(irc, e))
     });
+    if let Some(history) = common::open_history(&options.history) {
+        server = server.with_history(history);
+    }
     // The main address first: scripts read the first line.
     common::announce(server.local_addr());
     if let Some(irc) = irc {

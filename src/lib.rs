@@ -5,6 +5,9 @@
 
 pub use switchboard_core as core;
 
+/// Room history storage: the store trait, SQLite, the store thread.
+pub use switchboard_store as store;
+
 /// The server on smol (feature `smol`, on by default).
 #[cfg(feature = "smol")]
 pub use switchboard_smol::smol;

@@ -40,6 +40,7 @@ for server in smol-server async-std-server std-server; do
   # Flood control is relaxed: irctest sends bursts faster than the default rate allows.
   "$ROOT/target/debug/examples/$server" --listen 127.0.0.1:0 --quiet \
     --server-name My.Little.Server --msg-rate 0 --oper "operuser:$OPER_HASH" \
+    --data-dir "$LOGDIR/$server-data" \
     >"$out" 2>"$LOGDIR/$server.err" &
   pid=$!
   addr=

@@ -150,6 +150,28 @@ pub enum ClientEvent {
         /// The member it applies to (empty for the topic lock).
         nick: String,
     },
+    /// A stored room message, replayed on join or for a history request.
+    Replayed {
+        /// The room.
+        room: String,
+        /// The sender.
+        from: String,
+        /// Its id in the room (the `seq` it had live).
+        id: u64,
+        /// When it was said, in Unix milliseconds.
+        time_ms: u64,
+        /// The text.
+        text: String,
+    },
+    /// A replay is complete.
+    HistoryEnd {
+        /// The room.
+        room: String,
+        /// Id of the oldest message replayed (0: none): the cursor for the next page.
+        oldest: u64,
+        /// Whether older messages are stored.
+        more: bool,
+    },
 }
 
 /// What the server told about room rules and invitations: kept apart from [`ClientEvent`]
@@ -575,6 +597,15 @@ impl Client {
         })
     }
 
+    /// Asks for up to `limit` stored messages of a room older than `before` (0: newest).
+    pub fn history(&mut self, room: &str, before: u64, limit: u16) -> u32 {
+        self.send(&ClientPacket::History {
+            room: room.to_owned(),
+            before,
+            limit,
+        })
+    }
+
     /// Sets or clears a room mode (operators only); `nick` is empty for the topic lock.
     pub fn set_mode(&mut self, room: &str, mode: RoomMode, on: bool, nick: &str) -> u32 {
         self.send(&ClientPacket::SetMode {
@@ -861,6 +892,22 @@ impl Client {
                 }
             }
             ServerPacket::Away { nick, message } => ClientEvent::Away { nick, message },
+            ServerPacket::Replay {
+                room,
+                from,
+                id,
+                time_ms,
+                text,
+            } => ClientEvent::Replayed {
+                room,
+                from,
+                id,
+                time_ms,
+                text,
+            },
+            ServerPacket::HistoryEnd { room, oldest, more } => {
+                ClientEvent::HistoryEnd { room, oldest, more }
+            }
             ServerPacket::WhoisReply {
                 nick,
                 away,

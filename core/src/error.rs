@@ -131,6 +131,12 @@ pub enum ErrorCode {
     InvalidText,
     /// The request was dropped: the connection exceeded its message rate.
     RateLimited,
+    /// A History request's limit is 0 or above the server's page limit.
+    InvalidLimit,
+    /// A History request's `before` is past the room's newest message id.
+    InvalidCursor,
+    /// History is switched off on this server, or its store failed or is too far behind.
+    HistoryUnavailable,
     /// Bye: the client asked to quit.
     Quit,
     /// Bye: the connection was silent past the idle timeout (or never said hello in time).
@@ -178,6 +184,9 @@ impl ErrorCode {
             ErrorCode::TargetInRoom => 44,
             ErrorCode::InvalidText => 40,
             ErrorCode::RateLimited => 41,
+            ErrorCode::InvalidLimit => 45,
+            ErrorCode::InvalidCursor => 46,
+            ErrorCode::HistoryUnavailable => 47,
             ErrorCode::Quit => 50,
             ErrorCode::Timeout => 51,
             ErrorCode::SlowConsumer => 52,
@@ -218,6 +227,9 @@ impl ErrorCode {
             44 => ErrorCode::TargetInRoom,
             40 => ErrorCode::InvalidText,
             41 => ErrorCode::RateLimited,
+            45 => ErrorCode::InvalidLimit,
+            46 => ErrorCode::InvalidCursor,
+            47 => ErrorCode::HistoryUnavailable,
             50 => ErrorCode::Quit,
             51 => ErrorCode::Timeout,
             52 => ErrorCode::SlowConsumer,

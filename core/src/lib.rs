@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod frame;
+pub mod history;
 pub mod irc;
 pub mod name;
 pub mod packet;
@@ -19,6 +20,7 @@ pub use client::{Client, ClientEvent, RoomEvent};
 pub use config::{Config, ConfigError};
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{Frame, FrameDecoder};
+pub use history::{HistoryOptions, RoomRecord, StoreOp, StoredMessage};
 pub use packet::{
     ClientPacket, Limits, Member, Packet, RoomInfo, RoomMode, RoomRule, ServerPacket,
 };

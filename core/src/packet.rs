@@ -331,6 +331,15 @@ pub enum ClientPacket {
         /// The member it applies to (empty for `TopicLock`).
         nick: String,
     },
+    /// Asks for a room's stored messages older than `before` (docs/PROTOCOL.md, History).
+    History {
+        /// The room (the client must be in it).
+        room: String,
+        /// Only messages with a smaller id; 0 for the newest.
+        before: u64,
+        /// At most this many, 1 to the server's page limit.
+        limit: u16,
+    },
 }
 
 /// A packet the server sends to a client.
@@ -519,6 +528,28 @@ pub enum ServerPacket {
         /// The member it applies to (empty for `TopicLock`).
         nick: String,
     },
+    /// A stored room message, replayed on join or in answer to a History request.
+    Replay {
+        /// The room.
+        room: String,
+        /// The sender's nickname when it was said.
+        from: String,
+        /// The message's id in the room (the `seq` it had when live).
+        id: u64,
+        /// When it was said, in milliseconds since the Unix epoch (server time).
+        time_ms: u64,
+        /// The message.
+        text: String,
+    },
+    /// Ends a replay: every Replay of this room before it belongs to one answer.
+    HistoryEnd {
+        /// The room.
+        room: String,
+        /// The id of the oldest message replayed (0: none), the cursor for the next page.
+        oldest: u64,
+        /// Whether older messages are stored.
+        more: bool,
+    },
 }
 
 /// Type codes of client packets.
@@ -561,6 +592,8 @@ pub mod client_type {
     pub const INVITE: u8 = 0x12;
     /// [`ClientPacket::ListRules`]
     pub const LIST_RULES: u8 = 0x13;
+    /// [`ClientPacket::History`]
+    pub const HISTORY: u8 = 0x14;
 }
 
 /// Type codes of server packets.
@@ -605,6 +638,10 @@ pub mod server_type {
     pub const INVITED: u8 = 0x93;
     /// [`ServerPacket::Rules`]
     pub const RULES: u8 = 0x94;
+    /// [`ServerPacket::Replay`]
+    pub const REPLAY: u8 = 0x95;
+    /// [`ServerPacket::HistoryEnd`]
+    pub const HISTORY_END: u8 = 0x96;
 }
 
 /// Appends a string: `u16` byte length, then UTF-8.
@@ -770,6 +807,7 @@ impl Packet for ClientPacket {
             ClientPacket::SetRule { .. } => SET_RULE,
             ClientPacket::Invite { .. } => INVITE,
             ClientPacket::ListRules { .. } => LIST_RULES,
+            ClientPacket::History { .. } => HISTORY,
         }
     }
 
@@ -844,6 +882,15 @@ impl Packet for ClientPacket {
                 buf.put_u8(mode.letter());
                 buf.put_u8(u8::from(*on));
                 put_str(buf, nick);
+            }
+            ClientPacket::History {
+                room,
+                before,
+                limit,
+            } => {
+                put_str(buf, room);
+                buf.put_u64(*before);
+                buf.put_u16(*limit);
             }
         }
     }
@@ -933,6 +980,11 @@ impl Packet for ClientPacket {
                 on: r.flag("on")?,
                 nick: r.str("nick")?,
             },
+            HISTORY => ClientPacket::History {
+                room: r.str("room")?,
+                before: r.u64("before")?,
+                limit: r.u16("limit")?,
+            },
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;
@@ -964,6 +1016,8 @@ impl Packet for ServerPacket {
             ServerPacket::RuleChanged { .. } => RULE_CHANGED,
             ServerPacket::Invited { .. } => INVITED,
             ServerPacket::Rules { .. } => RULES,
+            ServerPacket::Replay { .. } => REPLAY,
+            ServerPacket::HistoryEnd { .. } => HISTORY_END,
         }
     }
 
@@ -1127,6 +1181,24 @@ impl Packet for ServerPacket {
                 buf.put_u8(u8::from(*on));
                 put_str(buf, nick);
             }
+            ServerPacket::Replay {
+                room,
+                from,
+                id,
+                time_ms,
+                text,
+            } => {
+                put_str(buf, room);
+                put_str(buf, from);
+                buf.put_u64(*id);
+                buf.put_u64(*time_ms);
+                put_str(buf, text);
+            }
+            ServerPacket::HistoryEnd { room, oldest, more } => {
+                put_str(buf, room);
+                buf.put_u64(*oldest);
+                buf.put_u8(u8::from(*more));
+            }
         }
     }
 
@@ -1257,6 +1329,18 @@ impl Packet for ServerPacket {
                 mode: r.mode("mode")?,
                 on: r.flag("on")?,
                 nick: r.str("nick")?,
+            },
+            REPLAY => ServerPacket::Replay {
+                room: r.str("room")?,
+                from: r.str("from")?,
+                id: r.u64("id")?,
+                time_ms: r.u64("time_ms")?,
+                text: r.str("text")?,
+            },
+            HISTORY_END => ServerPacket::HistoryEnd {
+                room: r.str("room")?,
+                oldest: r.u64("oldest")?,
+                more: r.flag("more")?,
             },
             other => return Err(DecodeError::UnknownType(other)),
         };

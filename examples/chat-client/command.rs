@@ -64,6 +64,8 @@ pub enum Command {
     Away(String),
     /// Ask about someone.
     Whois(String),
+    /// Fetch older messages of the current room (how many; default 50).
+    History(Option<u16>),
     /// Measure the round trip to the server.
     Ping,
     /// End the session.
@@ -87,6 +89,7 @@ pub const HELP: &[&str] = &[
     "  /away [MESSAGE]          mark yourself away; alone (or /back): back again",
     "  /whois NICK              someone's rooms, idle time and away message",
     "  /nick NAME               change your nickname",
+    "  /history [N]             N older messages of the current room (default 50)",
     "  /ping                    measure the round trip to the server",
     "  /quit [REASON]           leave the server (also Ctrl-D)",
     "  /help                    this list",
@@ -184,6 +187,15 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         "away" => Command::Away(args.to_owned()),
         "back" => no_args(args, "/back", Command::Away(String::new()))?,
         "whois" | "wi" => Command::Whois(one_word(args, "/whois NICK")?.to_owned()),
+        "history" => Command::History(match args.trim() {
+            "" => None,
+            n => Some(
+                n.parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or("usage: /history [N], N from 1")?,
+            ),
+        }),
         "ping" => no_args(args, "/ping", Command::Ping)?,
         "quit" | "exit" | "q" => Command::Quit(args.to_owned()),
         "help" | "h" | "?" => Command::Help,
@@ -449,11 +461,19 @@ mod tests {
     }
 
     #[test]
+    fn history() {
+        assert_eq!(ok("/history"), Command::History(None));
+        assert_eq!(ok("/history 20"), Command::History(Some(20)));
+        assert_eq!(err("/history 0"), "usage: /history [N], N from 1");
+        assert_eq!(err("/history lots"), "usage: /history [N], N from 1");
+    }
+
+    #[test]
     fn every_command_is_in_the_help() {
         for name in [
             "join", "leave", "switch", "msg", "who", "rooms", "topic", "kick", "op", "deop",
             "voice", "devoice", "lock", "unlock", "away", "whois", "nick", "ping", "quit", "help",
-            "me",
+            "me", "history",
         ] {
             let shown = format!("/{name}");
             assert!(

@@ -22,6 +22,8 @@ pub enum Kind {
     Error,
     /// Local help text, shown without a time.
     Help,
+    /// A replayed room message: dimmed, with its own date and time.
+    History,
 }
 
 /// One line of output.
@@ -70,7 +72,7 @@ impl Line {
     /// The time prefix for a line shown at `now`, empty for help text.
     pub fn stamp(&self, now: SystemTime) -> String {
         match self.kind {
-            Kind::Help => String::new(),
+            Kind::Help | Kind::History => String::new(),
             _ => format!("[{}] ", clock(now)),
         }
     }
@@ -126,6 +128,31 @@ pub fn message(room_name: &str, from: &str, text: &str, me: &str) -> Line {
 /// dropped and control characters made safe.
 pub fn plain(text: &str) -> String {
     format::parse(text).0
+}
+
+/// `[2026-12-03 20:00:01] #rust <alice> hi`: a stored message, with when it was said (UTC).
+pub fn replayed(room_name: &str, from: &str, time_ms: u64, text: &str) -> Line {
+    let when = switchboard::core::history::format_utc(time_ms);
+    let line = match action(text) {
+        Some(act) => format!("{} * {} {}", room(room_name), clean(from), clean(act)),
+        None => format!("{} <{}> {}", room(room_name), clean(from), clean(text)),
+    };
+    Line::new(Kind::History, format!("[{when}] {line}"))
+}
+
+/// The end of a replay: whether `/history` can fetch older messages.
+pub fn history_end(room_name: &str, replayed: bool, more: bool) -> Option<Line> {
+    match (replayed, more) {
+        (_, true) => Some(Line::notice(format!(
+            "older messages of {}: /history [N]",
+            room(room_name)
+        ))),
+        (true, false) => Some(Line::notice(format!(
+            "that is all {} has stored",
+            room(room_name)
+        ))),
+        (false, false) => None,
+    }
 }
 
 /// The text of an action (`/me waves`), which travels as a CTCP ACTION:
@@ -459,6 +486,7 @@ fn request_name(request_type: u8) -> Option<&'static str> {
         AWAY => "away",
         WHOIS => "whois",
         SET_MODE => "mode change",
+        HISTORY => "history",
         _ => return None,
     })
 }

@@ -86,6 +86,8 @@ pub struct Session {
     /// person soon after is the answer to ours (IRC clients take our answer, a PRIVMSG,
     /// for a request), so it is shown and not answered: no endless ping-pong.
     ctcp_answered: Vec<(String, String, Instant)>,
+    /// Per room (folded), the id of the oldest message shown: where `/history` goes on.
+    history_cursor: std::collections::HashMap<String, u64>,
 }
 
 /// How long a CTCP answer keeps the same request from the same person unanswered.
@@ -146,6 +148,7 @@ impl Session {
             away: false,
             query: None,
             ctcp_answered: Vec::new(),
+            history_cursor: std::collections::HashMap::new(),
         }
     }
 
@@ -375,6 +378,14 @@ impl Session {
             Command::Whois(nick) => {
                 self.client.whois(&nick);
             }
+            Command::History(n) => match &self.current {
+                Some(room) => {
+                    let key = room.to_ascii_lowercase();
+                    let before = self.history_cursor.get(&key).copied().unwrap_or(0);
+                    self.client.history(room, before, n.unwrap_or(50));
+                }
+                None => return vec![not_in_a_room()],
+            },
             Command::Ping => {
                 let (token, _) = self.ping();
                 self.pings.push((token, now));
@@ -573,8 +584,17 @@ impl Session {
                 }
             }
             ClientEvent::Message {
-                room, from, text, ..
-            } => out.push(render::message(&room, &from, &text, &me)),
+                room,
+                from,
+                text,
+                seq,
+            } => {
+                // The oldest message seen is where `/history` goes back from.
+                self.history_cursor
+                    .entry(room.to_ascii_lowercase())
+                    .or_insert(seq);
+                out.push(render::message(&room, &from, &text, &me))
+            }
             ClientEvent::Direct { from, to, text } => match ctcp(&text) {
                 Some((command, arg)) if command != "ACTION" && !render::same(&from, &me) => {
                     let (command, arg) = (command.to_owned(), arg.to_owned());
@@ -582,6 +602,27 @@ impl Session {
                 }
                 _ => out.push(render::direct(&from, &to, &text, &me)),
             },
+            ClientEvent::Replayed {
+                room,
+                from,
+                time_ms,
+                text,
+                id,
+            } => {
+                let cursor = self
+                    .history_cursor
+                    .entry(room.to_ascii_lowercase())
+                    .or_insert(id);
+                *cursor = (*cursor).min(id);
+                out.push(render::replayed(&room, &from, time_ms, &text))
+            }
+            ClientEvent::HistoryEnd { room, oldest, more } => {
+                if oldest > 0 {
+                    self.history_cursor
+                        .insert(room.to_ascii_lowercase(), oldest);
+                }
+                out.extend(render::history_end(&room, oldest > 0, more));
+            }
             ClientEvent::RoomList(rooms) => out.extend(render::room_list(&rooms)),
             ClientEvent::Members { room, members } => {
                 if fresh.as_deref().is_some_and(|f| render::same(f, &room)) {
@@ -1001,6 +1042,85 @@ mod tests {
         h.type_line(bob, "hi");
         assert_eq!(h.screen(alice), ["#rust <bob> hi"]);
         assert_eq!(h.screen(bob), ["#rust <bob> hi"]);
+    }
+
+    /// Runs the server's history ops on an in-memory log until none are left.
+    fn run_store(h: &mut Harness, log: &mut Vec<switchboard::core::StoredMessage>) {
+        use switchboard::core::StoreOp;
+        while let Some(op) = h.server.poll_store() {
+            match op {
+                StoreOp::Append { op, message, .. } => {
+                    log.push(message);
+                    h.server.handle_stored(op);
+                }
+                StoreOp::Load {
+                    op, before, limit, ..
+                } => {
+                    let older: Vec<_> = log.iter().filter(|m| m.id < before).cloned().collect();
+                    let skip = older.len().saturating_sub(limit as usize);
+                    h.server.handle_history(op, older[skip..].to_vec());
+                }
+                other => h.server.handle_stored(other.op()),
+            }
+            h.pump();
+        }
+    }
+
+    #[test]
+    fn replayed_lines_are_dimmed_with_their_date_and_history_pages_back() {
+        let mut h = Harness::new();
+        let opts = switchboard::core::HistoryOptions {
+            on_join: 2,
+            ..Default::default()
+        };
+        // 2026-12-03 20:00:00 UTC.
+        h.server
+            .enable_history(opts, h.now, 1_796_328_000_000, Vec::new());
+        let mut log = Vec::new();
+        let alice = h.connect("alice");
+        h.type_line(alice, "/join rust");
+        run_store(&mut h, &mut log);
+        for text in ["one", "two", "three"] {
+            h.type_line(alice, text);
+            run_store(&mut h, &mut log);
+        }
+        let bob = h.connect("bob");
+        h.screen(bob);
+        h.type_line(bob, "/join rust");
+        run_store(&mut h, &mut log);
+        let lines = std::mem::take(&mut h.users[bob].2);
+        let history: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.kind == Kind::History)
+            .map(|l| l.text.as_str())
+            .collect();
+        assert_eq!(
+            history,
+            [
+                "[2026-12-03 20:00:00] #rust <alice> two",
+                "[2026-12-03 20:00:00] #rust <alice> three"
+            ]
+        );
+        assert!(lines
+            .iter()
+            .any(|l| l.text == "* older messages of #rust: /history [N]"));
+        let replayed = lines.iter().find(|l| l.kind == Kind::History);
+        // Their own date, not the time they were shown.
+        assert_eq!(
+            replayed
+                .map(|l| l.stamp(std::time::SystemTime::now()))
+                .as_deref(),
+            Some("")
+        );
+        h.type_line(bob, "/history 5");
+        run_store(&mut h, &mut log);
+        assert_eq!(
+            h.screen(bob),
+            [
+                "[2026-12-03 20:00:00] #rust <alice> one",
+                "* that is all #rust has stored"
+            ]
+        );
     }
 
     #[test]

@@ -269,6 +269,7 @@ fn colour_of(kind: Kind) -> Option<(Color, bool)> {
         Kind::Direct => Some((Color::Magenta, false)),
         Kind::Notice => Some((Color::DarkCyan, false)),
         Kind::Error => Some((Color::Red, true)),
+        Kind::History => Some((Color::DarkGrey, false)),
     }
 }
 

@@ -27,6 +27,129 @@ pub struct Options {
     pub config: Config,
     /// Whether to drop the per-connection log lines.
     pub quiet: bool,
+    /// Room history: where and how much.
+    pub history: HistoryFlags,
+}
+
+/// The history flags: `--data-dir`, `--no-history`/`--history`, `--history-max-messages`,
+/// `--history-max-age`, `--history-on-join`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryFlags {
+    /// Whether history is kept.
+    pub enabled: bool,
+    /// The directory holding the history file.
+    pub data_dir: PathBuf,
+    /// Messages kept per room (None: all).
+    pub max_messages: Option<u64>,
+    /// Age past which messages are dropped (None: never).
+    pub max_age: Option<Duration>,
+    /// Messages replayed to a joiner.
+    pub on_join: u16,
+}
+
+impl Default for HistoryFlags {
+    fn default() -> HistoryFlags {
+        HistoryFlags {
+            enabled: true,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            max_messages: None,
+            max_age: None,
+            on_join: DEFAULT_ON_JOIN,
+        }
+    }
+}
+
+/// The data directory when `--data-dir` is not given.
+pub const DEFAULT_DATA_DIR: &str = "./switchboard-data";
+
+/// Messages replayed to a joiner when `--history-on-join` is not given.
+const DEFAULT_ON_JOIN: u16 = 50;
+
+/// `--history`: `1`/`on` keeps history, `0`/`off` keeps none.
+fn history_switch(value: &str) -> Result<bool, String> {
+    match value {
+        "0" | "off" => Ok(false),
+        "1" | "on" => Ok(true),
+        _ => Err(format!("`{value}` is not 0 or 1")),
+    }
+}
+
+/// `--history-max-messages`: at least one.
+fn max_messages(value: &str) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(0) => Err("0 keeps nothing: use --no-history".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{value}` is not a valid number here")),
+    }
+}
+
+/// `--history-on-join`: at most 200, the page limit.
+fn on_join(value: &str) -> Result<u16, String> {
+    match value.parse::<u16>() {
+        Ok(n) if n <= 200 => Ok(n),
+        Ok(_) => Err("at most 200, the page limit".to_owned()),
+        Err(_) => Err(format!("`{value}` is not a valid number here")),
+    }
+}
+
+/// A duration such as `90s`, `30m`, `12h`, `7d` (a bare number is seconds).
+fn duration(value: &str) -> Result<Duration, String> {
+    let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => value.split_at(i),
+        None => (value, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{value}` is not a duration: use a number and s, m, h or d"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "`{value}` is not a duration: use a number and s, m, h or d"
+            ))
+        }
+    };
+    if n == 0 {
+        return Err("a zero age keeps nothing: use --no-history".to_owned());
+    }
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
+}
+
+/// Opens the history store the flags ask for, or exits naming what is wrong with it.
+pub fn open_history(flags: &HistoryFlags) -> Option<switchboard::store::History> {
+    use switchboard::store::{History, Retention, SqliteStore, Sync};
+    if !flags.enabled {
+        return None;
+    }
+    let retention = Retention {
+        max_messages: flags.max_messages,
+        max_age: flags.max_age,
+    };
+    let dir = flags.data_dir.as_path();
+    let opened = SqliteStore::open(dir, retention, Sync::Normal).and_then(|store| {
+        let opts = switchboard::core::HistoryOptions {
+            on_join: flags.on_join,
+            ..Default::default()
+        };
+        History::new(Box::new(store), opts)
+    });
+    match opened {
+        Ok(history) => {
+            log::info!(
+                "history in {} ({} rooms)",
+                SqliteStore::file_in(dir).display(),
+                history.room_count()
+            );
+            Some(history)
+        }
+        Err(e) => {
+            eprintln!("cannot keep history: {e}");
+            process::exit(1);
+        }
+    }
 }
 
 /// How a value given for a `Config` field becomes that field, and back (for `--dump-config`
@@ -146,6 +269,11 @@ macro_rules! settings {
             motd_file: Option<toml::Spanned<PathBuf>>,
             quiet: Option<bool>,
             oper: Option<toml::Spanned<Vec<String>>>,
+            data_dir: Option<PathBuf>,
+            history: Option<bool>,
+            history_max_messages: Option<toml::Spanned<u64>>,
+            history_max_age: Option<toml::Spanned<String>>,
+            history_on_join: Option<toml::Spanned<u16>>,
             $($name: Option<toml::Spanned<$ty>>,)*
         }
 
@@ -283,6 +411,24 @@ struct Cli {
     /// repeatable
     #[arg(long, value_name = "NAME:SHA256")]
     oper: Vec<String>,
+    /// Where history is kept [default: ./switchboard-data]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Keep no history (also --history 0)
+    #[arg(long, conflicts_with = "history")]
+    no_history: bool,
+    /// Keep history: 1 or on, 0 or off [default: 1]
+    #[arg(long, value_name = "0|1", value_parser = history_switch)]
+    history: Option<bool>,
+    /// Messages kept per room [default: all]
+    #[arg(long, value_name = "N", value_parser = max_messages)]
+    history_max_messages: Option<u64>,
+    /// Age past which messages go: 90s, 30m, 12h, 7d [default: never]
+    #[arg(long, value_name = "AGE", value_parser = duration)]
+    history_max_age: Option<Duration>,
+    /// Messages replayed to a joiner [default: 50]
+    #[arg(long, value_name = "N", value_parser = on_join)]
+    history_on_join: Option<u16>,
     #[command(flatten)]
     config_flags: ConfigFlags,
     /// Print the settings in effect as a config file, and exit
@@ -384,6 +530,7 @@ fn options(cli: Cli) -> Result<Options, String> {
             },
         ),
     };
+    let history = history_flags(&cli, &file, &at)?;
     let mut config = Config::default();
     cli.config_flags.apply(&file, &at, &mut config)?;
     if let Some(path) = &cli.motd_file {
@@ -417,7 +564,46 @@ fn options(cli: Cli) -> Result<Options, String> {
         irc_listen: cli.irc_listen.or(file.irc_listen),
         config,
         quiet: cli.quiet || file.quiet.unwrap_or(false),
+        history,
     })
+}
+
+/// The history flags given on the command line, else in `file`.
+fn history_flags(cli: &Cli, file: &FileKeys, at: &FileAt) -> Result<HistoryFlags, String> {
+    let mut h = HistoryFlags {
+        enabled: match (cli.no_history, cli.history, file.history) {
+            (true, _, _) => false,
+            (false, Some(on), _) => on,
+            (false, None, Some(on)) => on,
+            (false, None, None) => true,
+        },
+        ..HistoryFlags::default()
+    };
+    if let Some(dir) = cli.data_dir.clone().or_else(|| file.data_dir.clone()) {
+        h.data_dir = dir;
+    }
+    h.max_messages = match (cli.history_max_messages, &file.history_max_messages) {
+        (Some(n), _) => Some(n),
+        (None, Some(n)) => Some(
+            max_messages(&n.get_ref().to_string())
+                .map_err(|e| at.error(n.span(), "history_max_messages", e))?,
+        ),
+        (None, None) => None,
+    };
+    h.max_age = match (cli.history_max_age, &file.history_max_age) {
+        (Some(age), _) => Some(age),
+        (None, Some(age)) => {
+            Some(duration(age.get_ref()).map_err(|e| at.error(age.span(), "history_max_age", e))?)
+        }
+        (None, None) => None,
+    };
+    h.on_join = match (cli.history_on_join, &file.history_on_join) {
+        (Some(n), _) => n,
+        (None, Some(n)) => on_join(&n.get_ref().to_string())
+            .map_err(|e| at.error(n.span(), "history_on_join", e))?,
+        (None, None) => DEFAULT_ON_JOIN,
+    };
+    Ok(h)
 }
 
 /// The settings in `options` as a config file that reproduces them.
@@ -431,6 +617,13 @@ fn dump_config(options: &Options) -> String {
         quiet: bool,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         oper: Vec<String>,
+        data_dir: String,
+        history: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        history_max_messages: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        history_max_age: Option<String>,
+        history_on_join: u16,
     }
     let own = Own {
         listen: &options.listen,
@@ -439,6 +632,11 @@ fn dump_config(options: &Options) -> String {
         oper: (options.config.operators.iter())
             .map(|(name, hash)| format!("{name}:{hash}"))
             .collect(),
+        data_dir: options.history.data_dir.display().to_string(),
+        history: options.history.enabled,
+        history_max_messages: options.history.max_messages,
+        history_max_age: (options.history.max_age).map(|d| format!("{}s", d.as_secs())),
+        history_on_join: options.history.on_join,
     };
     let mut text = toml::to_string(&own).unwrap_or_default();
     text += &toml::to_string(&ConfigFlags::of(&options.config)).unwrap_or_default();
@@ -591,6 +789,13 @@ mod tests {
             "--irc-listen=127.0.0.1:0".into(),
         ]);
         args.push("--quiet".into());
+        args.extend([
+            "--data-dir=/tmp/switchboard-round-trip".into(),
+            "--history=0".into(),
+            "--history-max-messages=1000".into(),
+            "--history-max-age=7d".into(),
+            "--history-on-join=20".into(),
+        ]);
         args
     }
 
@@ -618,6 +823,38 @@ mod tests {
         assert_eq!(from_file.listen, from_flags.listen);
         assert_eq!(from_file.irc_listen, from_flags.irc_listen);
         assert!(from_file.quiet);
+        assert_ne!(from_flags.history, HistoryFlags::default());
+        assert_eq!(from_file.history, from_flags.history);
+    }
+
+    #[test]
+    fn history_flags_parse_and_refuse_what_keeps_nothing() {
+        let h = parse(&[]).expect("no flags").history;
+        assert_eq!(h, HistoryFlags::default());
+        let h = parse(&["--no-history".into()]).expect("parses").history;
+        assert!(!h.enabled);
+        let h = parse(&["--history-max-age=12h".into(), "--history-on-join=0".into()])
+            .expect("parses")
+            .history;
+        assert_eq!(h.max_age, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(h.on_join, 0);
+        for (bad, says) in [
+            ("--history=2", "not 0 or 1"),
+            ("--history-max-messages=0", "use --no-history"),
+            ("--history-max-age=0d", "use --no-history"),
+            ("--history-max-age=3w", "not a duration"),
+            ("--history-on-join=201", "at most 200"),
+        ] {
+            let e = parse(&[bad.into()]).unwrap_err();
+            let flag = bad.split('=').next().unwrap_or(bad);
+            assert!(e.contains(flag) && e.contains(says), "{bad}: {e}");
+        }
+        let e = parse(&["--no-history".into(), "--history=1".into()]).unwrap_err();
+        assert!(e.contains("--history"), "{e}");
+        let path = temp_file("history.toml", "history-max-age = \"5x\"\n");
+        let e = parse(&[format!("--config={}", path.display())]).unwrap_err();
+        std::fs::remove_file(&path).ok();
+        assert!(e.contains(":1: key `history-max-age`"), "{e}");
     }
 
     #[test]

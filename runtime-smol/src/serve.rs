@@ -16,6 +16,7 @@ use std::task::Poll;
 use futures_lite::future::{or, poll_fn, try_zip, yield_now};
 use futures_lite::ready;
 use switchboard_core::{CloseMode, Config, ConnId, Event, Server};
+use switchboard_store::{Answer, History, Worker};
 
 use crate::notify::Notify;
 use crate::Handle;
@@ -40,6 +41,7 @@ pub(crate) struct Bound {
     listeners: Vec<Async<TcpListener>>,
     config: Config,
     handle: Handle,
+    history: Option<History>,
 }
 
 impl Bound {
@@ -53,6 +55,7 @@ impl Bound {
             listeners: vec![listener],
             config,
             handle: Handle::new(),
+            history: None,
         })
     }
 
@@ -70,6 +73,10 @@ impl Bound {
     pub fn handle(&self) -> Handle {
         self.handle.clone()
     }
+
+    pub fn set_history(&mut self, history: History) {
+        self.history = Some(history);
+    }
 }
 
 /// Everything the tasks of one server share, behind one `RefCell`.
@@ -85,6 +92,8 @@ struct State {
     timer: Rc<Notify>,
     /// Woken when the last connection is gone.
     idle: Rc<Notify>,
+    /// The history store thread, when history is on.
+    store: Option<Worker>,
 }
 
 /// The adapter's side of one connection, shared by its task and the state.
@@ -150,6 +159,11 @@ impl State {
                 }
             }
         }
+        if let Some(store) = &self.store {
+            while let Some(op) = self.server.poll_store() {
+                store.submit(op);
+            }
+        }
         if let Some(next) = self.server.poll_timeout() {
             if self.timer_at.is_none_or(|at| next < at) {
                 self.timer_at = Some(next);
@@ -165,6 +179,7 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
         listeners,
         config,
         handle,
+        history,
     } = bound;
     let timer = Rc::new(Notify::default());
     let idle = Rc::new(Notify::default());
@@ -175,7 +190,23 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
         timer_at: None,
         timer: timer.clone(),
         idle: idle.clone(),
+        store: None,
     }));
+    let (answers_tx, answers) = async_channel::unbounded();
+    if let Some(history) = history {
+        let mut st = state.borrow_mut();
+        // The store thread only sends; this thread applies the answers (`store_answers`).
+        let started = history.start(&mut st.server, move |batch| {
+            let _ = answers_tx.send_blocking(batch);
+        });
+        match started {
+            Ok(worker) => st.store = Some(worker),
+            Err(e) => {
+                log::error!("cannot start the history store thread: {e}");
+                return;
+            }
+        }
+    }
     let main = async {
         // All accept loops run in this one task: one waker then serves `Handle::stopped`.
         join_all(
@@ -194,8 +225,31 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
             idle.wait().await;
         }
     };
-    // The keepalive timer runs beside the accept loop, so it ends with it.
-    or(main, keepalive(&state, &timer)).await;
+    // The keepalive timer and the store's answers run beside the accept loop, so they end
+    // with it.
+    or(
+        main,
+        or(keepalive(&state, &timer), store_answers(&state, answers)),
+    )
+    .await;
+    // What was submitted is written before `run` returns.
+    let store = state.borrow_mut().store.take();
+    if let Some(store) = store {
+        store.finish();
+    }
+}
+
+/// Applies the history store's answers as they come, then drains what they released.
+async fn store_answers(state: &RefCell<State>, answers: async_channel::Receiver<Vec<Answer>>) {
+    while let Ok(batch) = answers.recv().await {
+        let mut st = state.borrow_mut();
+        if let Some(why) = switchboard_store::apply(batch, &mut st.server) {
+            log::error!("history store failed: {why}");
+        }
+        st.drain();
+    }
+    // No store: nothing will come.
+    std::future::pending::<()>().await;
 }
 
 /// Accepts connections until shutdown; the listener is closed on return.

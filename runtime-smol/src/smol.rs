@@ -35,6 +35,12 @@ impl Server {
         self.0.handle()
     }
 
+    /// Keeps room history in `history`'s store (run on a thread of its own).
+    pub fn with_history(mut self, history: switchboard_store::History) -> Server {
+        self.0.set_history(history);
+        self
+    }
+
     /// Serves until [`Handle::shutdown`], then says bye to every client and returns once
     /// every bye is written (each within `close_linger`).
     ///

@@ -39,6 +39,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use switchboard_core::{CloseMode, Config, ConnId, Event};
+use switchboard_store::{History, Worker};
 
 pub use handle::Handle;
 
@@ -59,6 +60,7 @@ pub struct Server {
     config: Config,
     handle: Handle,
     max_connections: Option<usize>,
+    history: Option<History>,
 }
 
 /// Memory mappings one connection's two threads take: each thread's stack and guard page,
@@ -99,6 +101,7 @@ impl Server {
             config,
             handle,
             max_connections: None,
+            history: None,
         })
     }
 
@@ -129,6 +132,12 @@ impl Server {
         self.handle.clone()
     }
 
+    /// Keeps room history in `history`'s store (run on a thread of its own).
+    pub fn with_history(mut self, history: History) -> Server {
+        self.history = Some(history);
+        self
+    }
+
     /// Accepts on the calling thread until [`Handle::shutdown`], then says bye to every
     /// client and returns once every bye is written (each within `close_linger`).
     ///
@@ -140,6 +149,7 @@ impl Server {
             config,
             handle,
             max_connections,
+            history,
         } = self;
         let max_connections = max_connections.unwrap_or_else(thread_budget);
         let shared = Arc::new(Shared {
@@ -148,12 +158,28 @@ impl Server {
                 conns: HashMap::new(),
                 timer_at: None,
                 stopping: false,
+                store: None,
             }),
             timer: Condvar::new(),
             idle: Condvar::new(),
             max_connections,
             handle,
         });
+        if let Some(history) = history {
+            let weak = Arc::downgrade(&shared);
+            let mut st = shared.lock();
+            // The store thread applies its answers itself, under the lock like any reader.
+            let worker = history.start(&mut st.server, move |batch| {
+                if let Some(shared) = weak.upgrade() {
+                    let mut st = shared.lock();
+                    if let Some(why) = switchboard_store::apply(batch, &mut st.server) {
+                        log::error!("history store failed: {why}");
+                    }
+                    shared.drain(&mut st);
+                }
+            })?;
+            st.store = Some(worker);
+        }
         let timer = {
             let shared = shared.clone();
             thread::Builder::new()
@@ -196,9 +222,15 @@ impl Server {
             st = shared.idle.wait(st).unwrap_or_else(PoisonError::into_inner);
         }
         st.stopping = true;
+        let store = st.store.take();
         drop(st);
         shared.timer.notify_one();
         let _ = timer.join();
+        // What was submitted is written before `run` returns (the lock is free for the
+        // store thread's last answers).
+        if let Some(store) = store {
+            store.finish();
+        }
         failed.map_or(Ok(()), Err)
     }
 }
@@ -223,6 +255,8 @@ struct State {
     timer_at: Option<Instant>,
     /// Ends the timer thread.
     stopping: bool,
+    /// The history store thread, when history is on.
+    store: Option<Worker>,
 }
 
 /// The adapter's side of one connection.
@@ -291,6 +325,11 @@ impl Shared {
             }
             for id in now {
                 self.teardown(st, id);
+            }
+        }
+        if let Some(store) = &st.store {
+            while let Some(op) = st.server.poll_store() {
+                store.submit(op);
             }
         }
         if let Some(next) = st.server.poll_timeout() {

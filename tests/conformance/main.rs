@@ -5,6 +5,7 @@
 
 mod client;
 mod fds;
+mod history;
 mod irc_client;
 mod mixed;
 mod runtimes;

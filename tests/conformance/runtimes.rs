@@ -24,7 +24,7 @@ pub struct Running {
 }
 
 impl Running {
-    fn new(
+    pub(crate) fn new(
         (addr, irc_addr): (SocketAddr, SocketAddr),
         shutdown: impl Fn() + Send + 'static,
         connections: impl Fn() -> usize + Send + 'static,
@@ -124,8 +124,18 @@ fn init_log() {
 
 #[cfg(feature = "smol")]
 pub fn smol(config: Config) -> Running {
+    smol_with(config, |s| s)
+}
+
+/// As [`smol`], the server set up by `setup` first (to give it history, say).
+#[cfg(feature = "smol")]
+pub fn smol_with(
+    config: Config,
+    setup: impl FnOnce(switchboard::smol::Server) -> switchboard::smol::Server,
+) -> Running {
     init_log();
-    let mut server = switchboard::smol::Server::bind("127.0.0.1:0", config).expect("bind");
+    let server = switchboard::smol::Server::bind("127.0.0.1:0", config).expect("bind");
+    let mut server = setup(server);
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
     let (h1, h2) = (server.handle(), server.handle());
@@ -139,8 +149,18 @@ pub fn smol(config: Config) -> Running {
 
 #[cfg(feature = "async-std")]
 pub fn async_std(config: Config) -> Running {
+    async_std_with(config, |s| s)
+}
+
+/// As [`async_std`], the server set up by `setup` first.
+#[cfg(feature = "async-std")]
+pub fn async_std_with(
+    config: Config,
+    setup: impl FnOnce(switchboard::async_std::Server) -> switchboard::async_std::Server,
+) -> Running {
     init_log();
-    let mut server = switchboard::async_std::Server::bind("127.0.0.1:0", config).expect("bind");
+    let server = switchboard::async_std::Server::bind("127.0.0.1:0", config).expect("bind");
+    let mut server = setup(server);
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
     let (h1, h2) = (server.handle(), server.handle());
@@ -154,8 +174,18 @@ pub fn async_std(config: Config) -> Running {
 
 #[cfg(feature = "std")]
 pub fn std(config: Config) -> Running {
+    std_with(config, |s| s)
+}
+
+/// As [`std`], the server set up by `setup` first.
+#[cfg(feature = "std")]
+pub fn std_with(
+    config: Config,
+    setup: impl FnOnce(switchboard::std::Server) -> switchboard::std::Server,
+) -> Running {
     init_log();
-    let mut server = switchboard::std::Server::bind("127.0.0.1:0", config).expect("bind");
+    let server = switchboard::std::Server::bind("127.0.0.1:0", config).expect("bind");
+    let mut server = setup(server);
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
     let (h1, h2) = (server.handle(), server.handle());

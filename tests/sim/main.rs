@@ -7,6 +7,7 @@
 //! - `SWITCHBOARD_SIM_SEED=S` replays seed S alone, verbosely; add
 //!   `SWITCHBOARD_SIM_PLANT=<bug>` to replay with a planted server bug.
 
+mod history;
 mod mix;
 mod model;
 mod rng;
@@ -87,6 +88,7 @@ fn plant_name(bug: PlantedBug) -> &'static str {
         PlantedBug::ReorderMessages => "reorder-messages",
         PlantedBug::SkipLeaveNotice => "skip-leave-notice",
         PlantedBug::DropRateLimited => "drop-rate-limited",
+        PlantedBug::ReplaySkipsNewest => "replay-skips-newest",
     }
 }
 
@@ -96,6 +98,7 @@ fn parse_plant(name: &str) -> Plant {
         PlantedBug::ReorderMessages,
         PlantedBug::SkipLeaveNotice,
         PlantedBug::DropRateLimited,
+        PlantedBug::ReplaySkipsNewest,
     ]
     .into_iter()
     .find(|b| plant_name(*b) == name)
@@ -352,4 +355,31 @@ fn planted_skip_leave_notice_is_caught() {
 #[test]
 fn planted_drop_rate_limited_is_caught() {
     find_failure(Some(PlantedBug::DropRateLimited));
+}
+
+/// Seeds of the history simulation `cargo test --test sim` runs (or
+/// `SWITCHBOARD_HISTORY_SEEDS`).
+const HISTORY_SEEDS: u64 = 500;
+
+/// Room history with a store that answers late and fails: replay plus live is the room's
+/// log, in order, with no gap and no duplicate (tests/sim/history.rs).
+#[test]
+fn history_swarm() {
+    let count = env_u64("SWITCHBOARD_HISTORY_SEEDS").unwrap_or(HISTORY_SEEDS);
+    let from = env_u64("SWITCHBOARD_HISTORY_FROM").unwrap_or(0);
+    let checked =
+        history::run_seeds(from..from + count, base(), None).unwrap_or_else(|e| panic!("{e}"));
+    println!("{checked} history seeds passed");
+}
+
+#[test]
+fn planted_replay_skips_newest_is_caught() {
+    let plant = Some(PlantedBug::ReplaySkipsNewest);
+    match history::run_seeds(0..PLANT_BUDGET, base(), plant) {
+        Ok(n) => panic!("planted bug {plant:?} went unnoticed for {n} seeds"),
+        Err(e) => {
+            assert!(!e.contains("PANIC"), "the simulator itself failed: {e}");
+            println!("caught as expected:\n{e}");
+        }
+    }
 }

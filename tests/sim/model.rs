@@ -688,6 +688,8 @@ impl Model {
                 }
             }
             (_, P::Whois { nick }) => self.whois(x, nick),
+            // This model's server keeps no history (tests/sim/history.rs covers it).
+            (_, P::History { .. }) => Err(ErrorCode::HistoryUnavailable),
             (
                 _,
                 P::SetMode {
@@ -1137,6 +1139,13 @@ pub fn frame_name(f: &Frame) -> String {
             ClientPacket::Kick { room, nick, .. } => format!("kick({room},{nick})"),
             ClientPacket::Away { .. } => "away".into(),
             ClientPacket::Whois { nick } => format!("whois({nick})"),
+            ClientPacket::History {
+                room,
+                before,
+                limit,
+            } => {
+                format!("history({room},{before},{limit})")
+            }
             ClientPacket::SetMode {
                 room,
                 mode,

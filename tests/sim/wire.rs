@@ -466,6 +466,9 @@ impl Tap {
                     reason,
                 },
                 ServerPacket::Away { nick, message } => Out::Away { nick, message },
+                ServerPacket::Replay { .. } | ServerPacket::HistoryEnd { .. } => {
+                    return Err(format!("server sent {packet:?} with history off"));
+                }
                 ServerPacket::WhoisReply {
                     nick, away, rooms, ..
                 } => Out::Whois {
@@ -597,7 +600,7 @@ pub fn malformed(kind: u64, max_frame_len: u32, filler: u8) -> Piece {
     };
     let (bytes, at, f) = match kind % MALFORMED_KINDS {
         0 => {
-            let code = [0x00, 0x14, 0x42, 0x81, 0xff][filler as usize % 5];
+            let code = [0x00, 0x15, 0x42, 0x81, 0xff][filler as usize % 5];
             let b = frame(code, &[filler; 3]);
             let n = b.len();
             (b, n, bad(UnknownType, code, true, "unknown type"))

@@ -80,7 +80,7 @@ impl Server {
     }
 
     /// The folded key of a room the connection sits in, or `NotInRoom`.
-    fn member_key(&self, id: ConnId, room: &str) -> Outcome<String> {
+    pub(crate) fn member_key(&self, id: ConnId, room: &str) -> Outcome<String> {
         let key = fold(room);
         match self.conns.get(&id) {
             Some(c) if c.rooms.contains(&key) => Ok(key),
@@ -192,7 +192,14 @@ impl Server {
         conn.rooms.push(key.clone());
         let nick = conn.nick.clone();
         let away = !conn.away.is_empty();
-        let r = self.registry.join(&key, room, id, now);
+        let created = self.registry.room(&key).is_none();
+        self.registry.join(&key, room, id, now);
+        if created {
+            self.history_restore(&key);
+        }
+        let Some(r) = self.registry.room(&key) else {
+            return Ok(key);
+        };
         let (name, members) = (r.name.clone(), r.members.clone());
         let joined = ServerPacket::Joined {
             room: name.clone(),
@@ -273,6 +280,7 @@ impl Server {
                 format!("the rules of `{}` do not let you speak there", r.name),
             ));
         }
+        self.history_ready(room)?;
         let from = self.nick(id);
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.last_said = now;
@@ -287,6 +295,7 @@ impl Server {
             seq: r.seq,
             text,
         };
+        self.history_append(id, &key, &message, notice, now);
         let mut fan = Fanout::new(&message, &source);
         fan.notice = notice;
         fan.from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
@@ -413,6 +422,7 @@ impl Server {
             by,
         };
         self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
+        self.history_topic(&key, id);
         Ok(())
     }
 

@@ -92,6 +92,9 @@ pub(crate) struct Conn {
     pub requests: u32,
     /// The deadline of this connection's live entry in the timer heap.
     pub timer: Option<Instant>,
+    /// Output waiting for history store answers, counted in `queued`: one segment per op
+    /// waited for, in op order, each released (after `out`) once its op is answered.
+    pub held: VecDeque<(u64, VecDeque<Bytes>)>,
 }
 
 impl Conn {
@@ -121,6 +124,16 @@ impl Conn {
             ping_sent: false,
             requests: 0,
             timer: None,
+            held: VecDeque::new(),
+        }
+    }
+
+    /// Releases what waited for ops up to `op` (all of it for `u64::MAX`) behind `out`.
+    pub fn release_held(&mut self, op: u64) {
+        while self.held.front().is_some_and(|(at, _)| *at <= op) {
+            if let Some((_, mut segment)) = self.held.pop_front() {
+                self.out.append(&mut segment);
+            }
         }
     }
 

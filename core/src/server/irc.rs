@@ -806,6 +806,7 @@ impl Server {
                 Ok(key) => {
                     self.irc_topic_reply(id, &key, false);
                     self.irc_names_reply(id, &key);
+                    self.history_on_join(id, &key);
                 }
                 Err(fail) => self.irc_fail(id, &fail, "JOIN"),
             }
@@ -907,6 +908,11 @@ impl Server {
         let at = self.config.unix_time(room.topic_at).to_string();
         if !topic.is_empty() {
             self.numeric(id, "332", &[&ch, &topic]);
+            // Who set it and when: history knows the time across restarts (history.rs).
+            let at = self
+                .history_times(key)
+                .filter(|t| t.1 > 0)
+                .map_or(at, |t| t.1.to_string());
             self.numeric(id, "333", &[&ch, &by, &at]);
         } else if always {
             self.numeric(id, "331", &[&ch, "No topic is set"]);
@@ -1403,7 +1409,12 @@ impl Server {
             } else {
                 modes.retain(|c| c != 'k' && c != 'l');
             }
-            let created = self.config.unix_time(r.created).to_string();
+            // A room history restored may be older than this run (history.rs).
+            let mut created = self.config.unix_time(r.created);
+            if let Some(t) = self.history_times(&key).filter(|t| t.2 > 0) {
+                created = created.min(t.2);
+            }
+            let created = created.to_string();
             let mut params = vec![target, modes.as_str()];
             params.extend(args.iter().map(String::as_str));
             self.numeric(id, "324", &params);

@@ -12,6 +12,7 @@
 
 mod chat;
 mod conn;
+mod history;
 pub(crate) mod irc;
 mod native;
 #[cfg(feature = "planted-bugs")]
@@ -107,6 +108,8 @@ pub struct Server {
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Everyone is being closed: departures are not announced to peers about to go too.
     shutting_down: bool,
+    /// Room history, when switched on (`history.rs`).
+    history: Option<Box<history::History>>,
     /// The deliberate bug switched on by the simulation tests, if any.
     #[cfg(feature = "planted-bugs")]
     planted: Option<PlantedBug>,
@@ -186,6 +189,11 @@ fn push(
         return;
     }
     conn.queued += bytes.len();
+    if let Some((_, segment)) = conn.held.back_mut() {
+        // Waiting for a history answer that must go out first (history.rs).
+        segment.push_back(bytes);
+        return;
+    }
     conn.out.push_back(bytes);
     if !conn.pending {
         conn.pending = true;
@@ -282,6 +290,7 @@ impl Server {
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
             shutting_down: false,
+            history: None,
             #[cfg(feature = "planted-bugs")]
             planted: None,
         }
@@ -917,8 +926,11 @@ impl Server {
         if code == ErrorCode::SlowConsumer {
             // What it did not read is stale; only the bye is worth sending.
             conn.out.clear();
+            conn.held.clear();
             conn.queued = 0;
         }
+        // A pending history answer will not come in time: what was held goes first.
+        conn.release_held(u64::MAX);
         self.depart(id, left_reason);
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
@@ -1035,3 +1047,6 @@ mod tests;
 
 #[cfg(test)]
 mod tests_irc;
+
+#[cfg(test)]
+mod tests_history;

@@ -103,6 +103,7 @@ impl Server {
             }),
             (_, ClientPacket::Join { room, key }) => self.join(id, &room, &key, now).map(|k| {
                 self.native_room_state(id, &k);
+                self.history_on_join(id, &k);
             }),
             (_, ClientPacket::Leave { room, reason }) => self.leave(id, &room, &reason),
             (_, ClientPacket::Say { room, text }) => self.say(id, &room, text, false, now),
@@ -166,6 +167,14 @@ impl Server {
             (_, ClientPacket::ListRules { room }) => self.room_key(&room).map(|key| {
                 self.native_rules(id, &key);
             }),
+            (
+                _,
+                ClientPacket::History {
+                    room,
+                    before,
+                    limit,
+                },
+            ) => self.history_request(id, &room, before, limit),
         };
         if let Err(fail) = result {
             self.native_error(id, fail.code, request_type, seq, fail.message);

@@ -17,6 +17,8 @@ pub enum PlantedBug {
     /// A request that finds its connection over the rate is dropped instead of waiting:
     /// the old flood control, without its error.
     DropRateLimited,
+    /// A history replay leaves out the newest stored message it loaded.
+    ReplaySkipsNewest,
 }
 
 use super::conn::{Phase, Proto};
