@@ -154,6 +154,9 @@ impl State {
                         None => log::info!("{conn} signed in as {nick}"),
                     }
                 }
+                Event::NickChanged { conn, old, new } => {
+                    log::info!("{conn} is now known as {new} (was {old})")
+                }
                 Event::Closed { conn, code, reason } => {
                     log::info!("{conn} closed: {code}: {reason}")
                 }

@@ -102,6 +102,7 @@ pub enum Order {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Expected {
     Registered(ConnId, String),
+    NickChanged(ConnId, String, String),
     Closed(ConnId, ErrorCode),
 }
 
@@ -345,6 +346,13 @@ impl Model {
                         return Err(format!(
                             "server event Registered({conn}, {nick}), model expected {want:?}"
                         ));
+                    }
+                }
+                Event::NickChanged { conn, old, new } => {
+                    let want = predicted.next();
+                    let got = Expected::NickChanged(*conn, old.clone(), new.clone());
+                    if want.as_ref() != Some(&got) {
+                        return Err(format!("server event {got:?}, model expected {want:?}"));
                     }
                 }
                 Event::Closed { conn, code, .. } => {
@@ -928,6 +936,8 @@ impl Model {
         for key in &c.rooms {
             to.extend(self.rooms[key].members.iter().copied());
         }
+        self.events
+            .push(Expected::NickChanged(x, old.clone(), nick.to_owned()));
         let item = Out::NickChanged {
             old,
             new: nick.to_owned(),

@@ -476,6 +476,7 @@ impl Sim {
                 .iter()
                 .map(|e| match e {
                     Event::Registered { conn, nick } => format!("registered {conn} {nick}"),
+                    Event::NickChanged { conn, old, new } => format!("nick {conn} {old} {new}"),
                     Event::Closed { conn, code, .. } => {
                         *self.stats.closes.entry(code.to_string()).or_default() += 1;
                         format!("closed {conn} {code}")

@@ -380,6 +380,11 @@ impl Server {
         }
         recipients.sort();
         recipients.dedup();
+        self.events.push_back(super::Event::NickChanged {
+            conn: id,
+            old: old.clone(),
+            new: nick.to_owned(),
+        });
         let changed = ServerPacket::NickChanged {
             old,
             new: nick.to_owned(),

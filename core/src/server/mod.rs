@@ -77,6 +77,15 @@ pub enum Event {
         /// Its nickname.
         nick: String,
     },
+    /// A signed-in connection took another nickname.
+    NickChanged {
+        /// The connection.
+        conn: ConnId,
+        /// The nickname it had.
+        old: String,
+        /// The nickname it has now.
+        new: String,
+    },
     /// A connection ended: the core closed it or the adapter reported it gone.
     Closed {
         /// The connection.

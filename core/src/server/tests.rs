@@ -1245,3 +1245,25 @@ fn a_paced_client_never_makes_the_server_wait() {
     let want: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
     assert_eq!(heard, want);
 }
+
+#[test]
+fn a_nick_change_is_an_event_for_the_log() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    w.pump();
+    while w.server.poll_event().is_some() {}
+    w.client(a).change_nick("alicia");
+    w.pump();
+    assert_eq!(
+        w.server.poll_event(),
+        Some(Event::NickChanged {
+            conn: w.id(a),
+            old: "alice".into(),
+            new: "alicia".into()
+        })
+    );
+    // Taking the nick it already has changes nothing and says nothing.
+    w.client(a).change_nick("alicia");
+    w.pump();
+    assert_eq!(w.server.poll_event(), None);
+}
