@@ -46,6 +46,11 @@ pub struct Config {
     pub password: Option<String>,
     /// Message of the day shown to IRC clients at registration. Default none (`422`).
     pub motd: Option<String>,
+    /// Most connections open at once from one IP address (`Server::open_from`). Default 32.
+    pub max_conns_per_ip: usize,
+    /// Most connections open at once in all (`Server::open_from`). Default unlimited; the
+    /// example servers derive one from the open-file limit.
+    pub max_conns: usize,
 }
 
 impl Default for Config {
@@ -70,6 +75,8 @@ impl Default for Config {
             server_name: "switchboard.local".to_owned(),
             password: None,
             motd: None,
+            max_conns_per_ip: 32,
+            max_conns: usize::MAX,
         }
     }
 }

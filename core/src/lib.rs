@@ -20,7 +20,7 @@ pub use frame::{Frame, FrameDecoder};
 pub use packet::{ClientPacket, Limits, Member, Packet, RoomInfo, RoomMode, ServerPacket};
 #[cfg(feature = "planted-bugs")]
 pub use server::PlantedBug;
-pub use server::{Event, Server, Transmit};
+pub use server::{Event, Refused, Server, Transmit};
 
 /// Identifies one connection to a [`Server`]; never reused by that server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

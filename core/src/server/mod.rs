@@ -12,6 +12,7 @@
 mod chat;
 mod conn;
 pub(crate) mod irc;
+mod limits;
 mod native;
 #[cfg(feature = "planted-bugs")]
 mod planted;
@@ -29,6 +30,7 @@ use crate::name::fold;
 use crate::packet::{Member, Packet, RoomInfo, ServerPacket};
 use crate::{Config, ConnId, ErrorCode};
 use conn::{Conn, Phase, Proto};
+pub use limits::Refused;
 #[cfg(feature = "planted-bugs")]
 pub use planted::PlantedBug;
 use rooms::Registry;
@@ -78,6 +80,8 @@ pub struct Server {
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Everyone is being closed: departures are not announced to peers about to go too.
     shutting_down: bool,
+    /// Open connections per client address (`open_from`).
+    peers: limits::Peers,
     /// The deliberate bug switched on by the simulation tests, if any.
     #[cfg(feature = "planted-bugs")]
     planted: Option<PlantedBug>,
@@ -247,6 +251,7 @@ impl Server {
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
             shutting_down: false,
+            peers: limits::Peers::default(),
             #[cfg(feature = "planted-bugs")]
             planted: None,
         }
@@ -318,6 +323,7 @@ impl Server {
             });
         }
         self.conns.map.remove(&id);
+        self.peers.release(id);
         self.close_overflowed();
     }
 
