@@ -3,8 +3,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -15,9 +15,10 @@ use std::task::Poll;
 
 use futures_lite::future::{or, poll_fn, try_zip, yield_now};
 use futures_lite::ready;
-use switchboard_core::{Config, ConnId, Event, Server};
+use switchboard_core::{Config, ConnId, Event, Refused, Server};
 
 use crate::notify::Notify;
+use crate::tls::{Stream, TlsConfig};
 use crate::Handle;
 
 /// Size of the one read buffer all connections share.
@@ -27,6 +28,11 @@ const READ_BUF: usize = 64 * 1024;
 /// memory): accepting again at once would only fail again, in a busy loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Most refused connections waiting at once for their first byte (to be refused in their
+/// protocol); past it a refused connection is closed at once, so refusals cannot use up
+/// the open-file limit.
+const MAX_REFUSING: usize = 256;
+
 /// Spawns a task on the current thread's executor.
 pub(crate) trait Spawn {
     /// Runs `task` to completion in the background.
@@ -35,8 +41,9 @@ pub(crate) trait Spawn {
 
 /// Bound listening sockets and what running them needs; the part both executors share.
 pub(crate) struct Bound {
-    /// The first is the one bound by `bind`; all serve the same core.
-    listeners: Vec<Async<TcpListener>>,
+    /// The first is the one bound by `bind`; all serve the same core. Those with a TLS
+    /// configuration speak TLS.
+    listeners: Vec<(Async<TcpListener>, Option<TlsConfig>)>,
     config: Config,
     handle: Handle,
 }
@@ -45,20 +52,24 @@ impl Bound {
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Bound> {
         let listener = Async::new(TcpListener::bind(addr)?)?;
         Ok(Bound {
-            listeners: vec![listener],
+            listeners: vec![(listener, None)],
             config,
             handle: Handle::new(),
         })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listeners[0].get_ref().local_addr()
+        self.listeners[0].0.get_ref().local_addr()
     }
 
-    pub fn add_listener(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+    pub fn add_listener(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        tls: Option<TlsConfig>,
+    ) -> io::Result<SocketAddr> {
         let listener = Async::new(TcpListener::bind(addr)?)?;
         let local = listener.get_ref().local_addr()?;
-        self.listeners.push(listener);
+        self.listeners.push((listener, tls));
         Ok(local)
     }
 
@@ -84,6 +95,8 @@ struct State {
     /// The server is shutting down: a close ends once the bye is written, without waiting
     /// for the peer to close its side, so that shutdown takes no longer than the flush.
     shutting_down: bool,
+    /// Refused connections waiting for their first byte.
+    refusing: usize,
 }
 
 /// The adapter's side of one connection, shared by its task and the state.
@@ -170,13 +183,14 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
         timer: timer.clone(),
         idle: idle.clone(),
         shutting_down: false,
+        refusing: 0,
     }));
     let main = async {
         // All accept loops run in this one task: one waker then serves `Handle::stopped`.
         join_all(
             listeners
                 .into_iter()
-                .map(|listener| accept_loop(listener, &state, &handle, spawner)),
+                .map(|(listener, tls)| accept_loop(listener, tls, &state, &handle, spawner)),
         )
         .await;
         {
@@ -197,6 +211,7 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
 /// Accepts connections until shutdown; the listener is closed on return.
 async fn accept_loop(
     listener: Async<TcpListener>,
+    tls: Option<TlsConfig>,
     state: &Rc<RefCell<State>>,
     handle: &Handle,
     spawner: &impl Spawn,
@@ -213,17 +228,45 @@ async fn accept_loop(
                 if let Err(e) = stream.get_ref().set_nodelay(true) {
                     log::warn!("{peer}: cannot set TCP_NODELAY: {e}");
                 }
+                let stream = match &tls {
+                    None => Stream::Plain(stream),
+                    Some(tls) => match Stream::tls(stream, tls) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            log::warn!("{peer}: cannot start TLS: {e}");
+                            continue;
+                        }
+                    },
+                };
                 let slot = Rc::new(Slot {
                     peer: Some(peer),
                     ..Slot::default()
                 });
-                let id = {
+                let opened = {
                     let mut st = state.borrow_mut();
-                    let id = st.server.open(Instant::now());
-                    st.conns.insert(id, slot.clone());
-                    // open() may have made the core's next deadline earlier.
-                    st.drain();
-                    id
+                    let opened = st.server.open_from(peer.ip(), Instant::now());
+                    if let Ok(id) = opened {
+                        st.conns.insert(id, slot.clone());
+                        // open() may have made the core's next deadline earlier.
+                        st.drain();
+                    }
+                    opened
+                };
+                let id = match opened {
+                    Ok(id) => id,
+                    Err(refused) => {
+                        let mut st = state.borrow_mut();
+                        if st.refusing < MAX_REFUSING {
+                            st.refusing += 1;
+                            log::info!("{peer} refused: {refused}");
+                            let config = st.server.config();
+                            let wait = (config.hello_timeout, config.close_linger);
+                            spawner.spawn(refuse(state.clone(), stream, refused, wait));
+                        } else {
+                            log::info!("{peer} refused at once: {refused}");
+                        }
+                        continue;
+                    }
                 };
                 handle.opened();
                 log::info!("{id} connected from {peer}");
@@ -284,7 +327,7 @@ async fn connection(
     handle: Handle,
     id: ConnId,
     slot: Rc<Slot>,
-    stream: Async<TcpStream>,
+    stream: Stream,
 ) {
     let sides = async {
         let reader = read_side(&state, id, &slot, &stream);
@@ -319,12 +362,12 @@ async fn read_side(
     state: &RefCell<State>,
     id: ConnId,
     slot: &Slot,
-    stream: &Async<TcpStream>,
+    stream: &Stream,
 ) -> Result<(), End> {
     loop {
         // As `Async::read_with`, without its 168-byte future in every connection's task.
         let read = poll_fn(|cx| loop {
-            match read_into_core(state, id, stream.get_ref()) {
+            match read_into_core(state, id, stream) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Err(e) = ready!(stream.poll_readable(cx)) {
                         return Poll::Ready(Err(e));
@@ -347,10 +390,10 @@ async fn read_side(
 }
 
 /// Reads once into the shared buffer and hands what came to the core.
-fn read_into_core(state: &RefCell<State>, id: ConnId, mut socket: &TcpStream) -> io::Result<usize> {
+fn read_into_core(state: &RefCell<State>, id: ConnId, stream: &Stream) -> io::Result<usize> {
     let mut st = state.borrow_mut();
     let st = &mut *st;
-    let n = socket.read(&mut st.buf)?;
+    let n = stream.try_read(&mut st.buf)?;
     if n > 0 {
         // Decodes every whole frame of these bytes before returning.
         st.server.handle_input(id, &st.buf[..n], Instant::now());
@@ -365,14 +408,14 @@ async fn write_side(
     state: &RefCell<State>,
     id: ConnId,
     slot: &Slot,
-    stream: &Async<TcpStream>,
+    stream: &Stream,
 ) -> Result<(), End> {
     loop {
         let transmit = state.borrow_mut().server.take_transmit(id);
         let Some(transmit) = transmit else {
             if slot.close_at.get().is_some() {
                 // The peer may already be gone; the reader or the linger ends the task then.
-                let _ = stream.get_ref().shutdown(Shutdown::Write);
+                let _ = poll_fn(|cx| stream.poll_shutdown(cx)).await;
                 if state.borrow().shutting_down {
                     // Ends the task without waiting for the reader.
                     return Err(End::Flushed);
@@ -386,7 +429,7 @@ async fn write_side(
         let mut data = transmit.data;
         while !data.is_empty() {
             let written = poll_fn(|cx| loop {
-                match stream.get_ref().write(&data) {
+                match stream.try_write(&data) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         if let Err(e) = ready!(stream.poll_writable(cx)) {
                             return Poll::Ready(Err(e));
@@ -405,6 +448,10 @@ async fn write_side(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(End::Io(e)),
             }
+        }
+        // TLS may hold the end of it in its last record.
+        if let Err(e) = poll_fn(|cx| stream.poll_flush(cx)).await {
+            return Err(End::Io(e));
         }
     }
 }
@@ -445,4 +492,75 @@ async fn keepalive(state: &RefCell<State>, wake: &Notify) {
             st.drain();
         }
     }
+}
+
+/// Refuses a connection in its protocol, told by its first byte, within `hello_timeout`;
+/// then closes it within `close_linger`. The core keeps nothing of it.
+async fn refuse(
+    state: Rc<RefCell<State>>,
+    stream: Stream,
+    refused: Refused,
+    (hello_timeout, linger): (Duration, Duration),
+) {
+    let mut first = [0u8; 512];
+    let read = async {
+        match read_some(&stream, &mut first).await {
+            Ok(n) if n > 0 => Some(first[0]),
+            _ => None,
+        }
+    };
+    let timeout = async {
+        Timer::after(hello_timeout).await;
+        None
+    };
+    if let Some(byte) = or(read, timeout).await {
+        let reply = refused.reply(byte);
+        let send = async {
+            let mut data = &reply[..];
+            while !data.is_empty() {
+                let n = poll_fn(|cx| loop {
+                    match stream.try_write(data) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if let Err(e) = ready!(stream.poll_writable(cx)) {
+                                return Poll::Ready(Err(e));
+                            }
+                        }
+                        result => return Poll::Ready(result),
+                    }
+                })
+                .await?;
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                data = &data[n..];
+            }
+            poll_fn(|cx| stream.poll_shutdown(cx)).await?;
+            // Reads to the peer's close, so that closing does not reset the connection and
+            // lose the refusal.
+            while read_some(&stream, &mut first).await? > 0 {}
+            Ok::<(), io::Error>(())
+        };
+        let timeout = async {
+            Timer::after(linger).await;
+            Ok(())
+        };
+        let _ = or(send, timeout).await;
+    }
+    drop(stream);
+    state.borrow_mut().refusing -= 1;
+}
+
+/// Reads once, waiting until something or the end comes.
+async fn read_some(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
+    poll_fn(|cx| loop {
+        match stream.try_read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if let Err(e) = ready!(stream.poll_readable(cx)) {
+                    return Poll::Ready(Err(e));
+                }
+            }
+            result => return Poll::Ready(result),
+        }
+    })
+    .await
 }
