@@ -3,7 +3,9 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+
+use crate::tls::Conn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,7 +20,7 @@ const SHOWN: usize = 40;
 
 pub struct TestClient {
     label: String,
-    stream: TcpStream,
+    stream: Conn,
     client: Client,
     /// Decodes the same bytes as `client`, to see packets it answers silently (pings).
     raw: FrameDecoder,
@@ -42,9 +44,9 @@ pub struct TestClient {
 impl TestClient {
     /// Connects without saying hello.
     pub fn raw(addr: SocketAddr, label: &str) -> TestClient {
-        let stream = TcpStream::connect(addr)
+        let stream = Conn::connect(addr)
             .unwrap_or_else(|e| panic!("{label}: cannot connect to {addr}: {e}"));
-        stream.set_nodelay(true).expect("set_nodelay");
+        stream.tcp().set_nodelay(true).expect("set_nodelay");
         let mut client = Client::new(label);
         // Client::new queues a hello; a raw connection sends only what the test writes.
         client.poll_transmit();
@@ -238,7 +240,10 @@ impl TestClient {
             return false;
         }
         let wait = (deadline - now).max(Duration::from_millis(1));
-        self.stream.set_read_timeout(Some(wait)).expect("timeout");
+        self.stream
+            .tcp()
+            .set_read_timeout(Some(wait))
+            .expect("timeout");
         match self.stream.read(&mut self.buf) {
             Ok(0) => self.closed = Some("end of stream".into()),
             Ok(n) => self.absorb(n),

@@ -9,6 +9,7 @@ mod irc_client;
 mod mixed;
 mod runtimes;
 mod scenarios;
+mod tls;
 
 /// Stamps out one `#[test]` per scenario for each runtime; scenarios are listed under the
 /// module that holds them, each with the open files it holds at most when more than
@@ -18,6 +19,10 @@ macro_rules! conformance {
         conformance!(@on "smol", smol, $($module: [$($scenario $(($fds))?),*]),*);
         conformance!(@on "async-std", async_std, $($module: [$($scenario $(($fds))?),*]),*);
         conformance!(@on "std", std, $($module: [$($scenario $(($fds))?),*]),*);
+        // The same scenarios with every client over TLS.
+        conformance!(@on "smol", smol_tls, $($module: [$($scenario $(($fds))?),*]),*);
+        conformance!(@on "async-std", async_std_tls, $($module: [$($scenario $(($fds))?),*]),*);
+        conformance!(@on "std", std_tls, $($module: [$($scenario $(($fds))?),*]),*);
     };
     (@on $feature:literal, $runtime:ident,
      $($module:ident: [$($scenario:ident $(($fds:expr))?),*]),*) => {

@@ -8,8 +8,28 @@ use std::time::{Duration, Instant};
 use switchboard::core::Config;
 
 /// Starts a server on 127.0.0.1, port 0, on one runtime, with a second listener (as
-/// `--irc-listen` adds) on another free port.
+/// `--irc-listen` adds) on another free port. The `_tls` variants serve both addresses
+/// over TLS (the test clients speak TLS to them, see tls.rs).
+///
+/// The scenarios open many connections from 127.0.0.1 (a thousand in one): the
+/// per-address limit is lifted unless the scenario's config sets one of its own.
 pub type Start = fn(Config) -> Running;
+
+/// The scenario's config, with the per-address limit lifted unless it set one.
+fn prepare(mut config: Config) -> Config {
+    init_log();
+    if config.max_conns_per_ip == Config::default().max_conns_per_ip {
+        config.max_conns_per_ip = usize::MAX;
+    }
+    config
+}
+
+/// Registers TLS listeners' addresses, so that clients connecting there speak TLS.
+fn tls_addrs(addrs: (SocketAddr, SocketAddr)) -> (SocketAddr, SocketAddr) {
+    crate::tls::register(addrs.0);
+    crate::tls::register(addrs.1);
+    addrs
+}
 
 /// A server running on its own thread; shut down and joined when dropped.
 pub struct Running {
@@ -124,7 +144,7 @@ fn init_log() {
 
 #[cfg(feature = "smol")]
 pub fn smol(config: Config) -> Running {
-    init_log();
+    let config = prepare(config);
     let mut server = switchboard::smol::Server::bind("127.0.0.1:0", config).expect("bind");
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
@@ -139,7 +159,7 @@ pub fn smol(config: Config) -> Running {
 
 #[cfg(feature = "async-std")]
 pub fn async_std(config: Config) -> Running {
-    init_log();
+    let config = prepare(config);
     let mut server = switchboard::async_std::Server::bind("127.0.0.1:0", config).expect("bind");
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
@@ -154,10 +174,75 @@ pub fn async_std(config: Config) -> Running {
 
 #[cfg(feature = "std")]
 pub fn std(config: Config) -> Running {
-    init_log();
+    let config = prepare(config);
     let mut server = switchboard::std::Server::bind("127.0.0.1:0", config).expect("bind");
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
+    let (h1, h2) = (server.handle(), server.handle());
+    Running::new(
+        addr,
+        move || h1.shutdown(),
+        move || h2.connection_count(),
+        move || server.run().expect("std server run"),
+    )
+}
+
+/// A TLS certificate for the `_tls` servers.
+fn tls_config<T>(new: fn(std::sync::Arc<rustls::ServerConfig>) -> T) -> T {
+    new(crate::tls::certs().server.clone())
+}
+
+#[cfg(feature = "smol")]
+pub fn smol_tls(config: Config) -> Running {
+    let config = prepare(config);
+    let mut server = switchboard::smol::Server::bind("127.0.0.1:0", config).expect("bind");
+    let tls = tls_config(switchboard::smol::TlsConfig::new);
+    let addr = server.add_tls_listener("127.0.0.1:0", tls.clone());
+    let irc_addr = server.add_tls_listener("127.0.0.1:0", tls);
+    let addr = tls_addrs((
+        addr.expect("add_tls_listener"),
+        irc_addr.expect("add_tls_listener"),
+    ));
+    let (h1, h2) = (server.handle(), server.handle());
+    Running::new(
+        addr,
+        move || h1.shutdown(),
+        move || h2.connection_count(),
+        move || server.run_blocking(),
+    )
+}
+
+#[cfg(feature = "async-std")]
+pub fn async_std_tls(config: Config) -> Running {
+    let config = prepare(config);
+    let mut server = switchboard::async_std::Server::bind("127.0.0.1:0", config).expect("bind");
+    let tls = tls_config(switchboard::async_std::TlsConfig::new);
+    let addr = server.add_tls_listener("127.0.0.1:0", tls.clone());
+    let irc_addr = server.add_tls_listener("127.0.0.1:0", tls);
+    let addr = tls_addrs((
+        addr.expect("add_tls_listener"),
+        irc_addr.expect("add_tls_listener"),
+    ));
+    let (h1, h2) = (server.handle(), server.handle());
+    Running::new(
+        addr,
+        move || h1.shutdown(),
+        move || h2.connection_count(),
+        move || server.run_blocking(),
+    )
+}
+
+#[cfg(feature = "std")]
+pub fn std_tls(config: Config) -> Running {
+    let config = prepare(config);
+    let mut server = switchboard::std::Server::bind("127.0.0.1:0", config).expect("bind");
+    let tls = tls_config(switchboard::std::TlsConfig::new);
+    let addr = server.add_tls_listener("127.0.0.1:0", tls.clone());
+    let irc_addr = server.add_tls_listener("127.0.0.1:0", tls);
+    let addr = tls_addrs((
+        addr.expect("add_tls_listener"),
+        irc_addr.expect("add_tls_listener"),
+    ));
     let (h1, h2) = (server.handle(), server.handle());
     Running::new(
         addr,
