@@ -59,7 +59,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Most refused connections waiting at once, each on a thread, for their first byte (to
 /// be refused in their protocol); past it a refused connection is closed at once.
-const MAX_REFUSING: usize = 64;
+const MAX_REFUSING: usize = 256;
 
 /// A chat server bound to a socket, ready to run on threads.
 pub struct Server {

@@ -46,6 +46,11 @@ impl TestClient {
     pub fn raw(addr: SocketAddr, label: &str) -> TestClient {
         let stream = Conn::connect(addr)
             .unwrap_or_else(|e| panic!("{label}: cannot connect to {addr}: {e}"));
+        TestClient::over(stream, label)
+    }
+
+    /// A client on a connection already made (from another source address, say).
+    pub fn over(stream: Conn, label: &str) -> TestClient {
         stream.tcp().set_nodelay(true).expect("set_nodelay");
         let mut client = Client::new(label);
         // Client::new queues a hello; a raw connection sends only what the test writes.

@@ -6,6 +6,7 @@
 mod client;
 mod fds;
 mod irc_client;
+mod limits;
 mod mixed;
 mod runtimes;
 mod scenarios;
@@ -74,4 +75,30 @@ conformance!(
         irc_invalid_utf8,
         second_listener_same_rooms,
     ],
+    // Connection limits; the hello deadline (over TLS: a stalled handshake).
+    limits: [
+        per_address_limit(crate::limits::PER_ADDRESS_FDS),
+        global_limit,
+        silent_connection_closed_at_hello_deadline,
+    ],
 );
+
+/// Scenarios only a TLS listener has, on each runtime.
+macro_rules! tls_only {
+    ($($feature:literal $runtime:ident),*) => {
+        mod tls_only {
+            $(#[cfg(feature = $feature)]
+            mod $runtime {
+                #[test]
+                fn plain_client_on_tls_port() {
+                    let name = concat!(stringify!($runtime), "::plain_client_on_tls_port");
+                    if let Some(_held) = crate::fds::reserve(name, crate::fds::SCENARIO) {
+                        crate::limits::plain_client_on_tls_port(crate::runtimes::$runtime)
+                    }
+                }
+            })*
+        }
+    };
+}
+
+tls_only!("smol" smol_tls, "async-std" async_std_tls, "std" std_tls);

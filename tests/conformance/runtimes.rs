@@ -8,26 +8,20 @@ use std::time::{Duration, Instant};
 use switchboard::core::Config;
 
 /// Starts a server on 127.0.0.1, port 0, on one runtime, with a second listener (as
-/// `--irc-listen` adds) on another free port. The `_tls` variants serve both addresses
-/// over TLS (the test clients speak TLS to them, see tls.rs).
-///
-/// The scenarios open many connections from 127.0.0.1 (a thousand in one): the
-/// per-address limit is lifted unless the scenario's config sets one of its own.
+/// `--irc-listen` adds) on another free port. The `_tls` variants serve `addr` over TLS
+/// (the test clients speak TLS to it, see tls.rs) and `irc_addr` in plain text, so that
+/// `second_listener_same_rooms` has TLS and plain clients chat in one room.
 pub type Start = fn(Config) -> Running;
 
-/// The scenario's config, with the per-address limit lifted unless it set one.
-fn prepare(mut config: Config) -> Config {
+/// The scenario's config, and the log if asked for.
+fn prepare(config: Config) -> Config {
     init_log();
-    if config.max_conns_per_ip == Config::default().max_conns_per_ip {
-        config.max_conns_per_ip = usize::MAX;
-    }
     config
 }
 
-/// Registers TLS listeners' addresses, so that clients connecting there speak TLS.
+/// Registers the TLS listener's address, so that clients connecting there speak TLS.
 fn tls_addrs(addrs: (SocketAddr, SocketAddr)) -> (SocketAddr, SocketAddr) {
     crate::tls::register(addrs.0);
-    crate::tls::register(addrs.1);
     addrs
 }
 
@@ -112,6 +106,8 @@ impl Drop for Running {
         self.shutdown();
         if !thread::panicking() {
             self.expect_stopped(Duration::from_secs(10));
+            // The listener is closed: its port may serve plain text next.
+            crate::tls::unregister(self.addr);
         }
     }
 }
@@ -197,12 +193,9 @@ pub fn smol_tls(config: Config) -> Running {
     let config = prepare(config);
     let mut server = switchboard::smol::Server::bind("127.0.0.1:0", config).expect("bind");
     let tls = tls_config(switchboard::smol::TlsConfig::new);
-    let addr = server.add_tls_listener("127.0.0.1:0", tls.clone());
-    let irc_addr = server.add_tls_listener("127.0.0.1:0", tls);
-    let addr = tls_addrs((
-        addr.expect("add_tls_listener"),
-        irc_addr.expect("add_tls_listener"),
-    ));
+    let addr = server.add_tls_listener("127.0.0.1:0", tls);
+    let irc_addr = server.local_addr().expect("local_addr");
+    let addr = tls_addrs((addr.expect("add_tls_listener"), irc_addr));
     let (h1, h2) = (server.handle(), server.handle());
     Running::new(
         addr,
@@ -217,12 +210,9 @@ pub fn async_std_tls(config: Config) -> Running {
     let config = prepare(config);
     let mut server = switchboard::async_std::Server::bind("127.0.0.1:0", config).expect("bind");
     let tls = tls_config(switchboard::async_std::TlsConfig::new);
-    let addr = server.add_tls_listener("127.0.0.1:0", tls.clone());
-    let irc_addr = server.add_tls_listener("127.0.0.1:0", tls);
-    let addr = tls_addrs((
-        addr.expect("add_tls_listener"),
-        irc_addr.expect("add_tls_listener"),
-    ));
+    let addr = server.add_tls_listener("127.0.0.1:0", tls);
+    let irc_addr = server.local_addr().expect("local_addr");
+    let addr = tls_addrs((addr.expect("add_tls_listener"), irc_addr));
     let (h1, h2) = (server.handle(), server.handle());
     Running::new(
         addr,
@@ -237,12 +227,9 @@ pub fn std_tls(config: Config) -> Running {
     let config = prepare(config);
     let mut server = switchboard::std::Server::bind("127.0.0.1:0", config).expect("bind");
     let tls = tls_config(switchboard::std::TlsConfig::new);
-    let addr = server.add_tls_listener("127.0.0.1:0", tls.clone());
-    let irc_addr = server.add_tls_listener("127.0.0.1:0", tls);
-    let addr = tls_addrs((
-        addr.expect("add_tls_listener"),
-        irc_addr.expect("add_tls_listener"),
-    ));
+    let addr = server.add_tls_listener("127.0.0.1:0", tls);
+    let irc_addr = server.local_addr().expect("local_addr");
+    let addr = tls_addrs((addr.expect("add_tls_listener"), irc_addr));
     let (h1, h2) = (server.handle(), server.handle());
     Running::new(
         addr,

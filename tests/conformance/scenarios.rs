@@ -439,7 +439,11 @@ pub const THOUSAND_CLIENTS_FDS: u64 = 2 * THOUSAND as u64 + 16;
 
 pub fn thousand_clients(start: Start) {
     const N: usize = THOUSAND;
-    let server = start(config());
+    // All from 127.0.0.1: past the default per-address limit.
+    let server = start(Config {
+        max_conns_per_ip: N,
+        ..config()
+    });
     let mut first = TestClient::in_room(server.addr, "c0", "big");
     let mut clients: Vec<TestClient> = (1..N)
         .map(|i| {

@@ -60,6 +60,11 @@ pub fn register(addr: SocketAddr) {
     tls_addrs().lock().unwrap().insert(addr);
 }
 
+/// Forgets a closed TLS listener's address.
+pub fn unregister(addr: SocketAddr) {
+    tls_addrs().lock().unwrap().remove(&addr);
+}
+
 /// Whether clients connecting to `addr` speak TLS.
 pub fn is_tls(addr: SocketAddr) -> bool {
     tls_addrs().lock().unwrap().contains(&addr)
