@@ -17,16 +17,25 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, Stream
 pub struct Certs {
     pub server: Arc<ServerConfig>,
     pub client: Arc<ClientConfig>,
+    /// The certificate, PEM, for other TLS clients to trust (tests/tls_tools.rs).
+    #[allow(dead_code)]
+    pub pem: String,
 }
 
 /// A self-signed certificate for `localhost` and 127.0.0.1, made once per process.
 pub fn certs() -> &'static Certs {
     static CERTS: OnceLock<Certs> = OnceLock::new();
-    CERTS.get_or_init(|| {
+    CERTS.get_or_init(make_certs)
+}
+
+/// A new self-signed certificate for `localhost` and 127.0.0.1.
+pub fn make_certs() -> Certs {
+    {
         let key = rcgen::KeyPair::generate().expect("generate a key");
         let params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
             .expect("certificate parameters");
         let cert = params.self_signed(&key).expect("self-sign");
+        let pem = cert.pem();
         let cert_der: CertificateDer<'static> = cert.der().clone();
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -46,8 +55,9 @@ pub fn certs() -> &'static Certs {
         Certs {
             server: Arc::new(server),
             client: Arc::new(client),
+            pem,
         }
-    })
+    }
 }
 
 fn tls_addrs() -> &'static Mutex<HashSet<SocketAddr>> {
