@@ -769,6 +769,22 @@ mod tests {
     }
 
     #[test]
+    fn tls_flags_are_checked_at_startup() {
+        let err = parse(&["--tls-listen=127.0.0.1:0".into()]).unwrap_err();
+        assert!(err.contains("--tls-cert"), "{err}");
+        let err = parse(&["--tls-cert=c.pem".into(), "--tls-key=k.pem".into()]).unwrap_err();
+        assert!(err.contains("--tls-listen"), "{err}");
+        let missing = std::env::temp_dir().join("switchboard-no-such-cert.pem");
+        let err = parse(&[
+            "--tls-listen=127.0.0.1:0".into(),
+            format!("--tls-cert={}", missing.display()),
+            "--tls-key=k.pem".into(),
+        ])
+        .unwrap_err();
+        assert!(err.starts_with("--tls-cert "), "{err}");
+    }
+
+    #[test]
     fn the_example_file_is_valid() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/switchboard.example.toml");
         let options = parse(&[format!("--config={path}")]).expect("the example parses");
