@@ -784,6 +784,41 @@ mod tests {
         assert!(err.starts_with("--tls-cert "), "{err}");
     }
 
+    /// A self-signed certificate and key, PEM, written to two files.
+    fn cert_files(name: &str) -> TlsFiles {
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let params = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params");
+        let cert = params.self_signed(&key).expect("self-signed");
+        TlsFiles {
+            cert: temp_file(&format!("{name}-cert.pem"), &cert.pem()),
+            key: temp_file(&format!("{name}-key.pem"), &key.serialize_pem()),
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn sighup_reloads_the_certificate_files() {
+        use std::sync::mpsc;
+        let files = cert_files("reload");
+        let first = files.load().expect("the first certificate loads");
+        let (tx, reloaded) = mpsc::channel();
+        files.clone().reload_on_hangup(move |config| {
+            let _ = tx.send(config);
+        });
+        // New files in place, as a renewal leaves them; then the signal.
+        let renewed = cert_files("renewed");
+        std::fs::copy(&renewed.cert, &files.cert).expect("copy");
+        std::fs::copy(&renewed.key, &files.key).expect("copy");
+        signal_hook::low_level::raise(signal_hook::consts::SIGHUP).expect("raise SIGHUP");
+        let config = reloaded
+            .recv_timeout(Duration::from_secs(10))
+            .expect("reloaded after SIGHUP");
+        assert!(!std::sync::Arc::ptr_eq(&config, &first));
+        // A broken file is refused (logged) and nothing is replaced.
+        std::fs::write(&files.key, "not a key").expect("write");
+        assert!(files.load().is_err());
+    }
+
     #[test]
     fn the_example_file_is_valid() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/switchboard.example.toml");
