@@ -13,6 +13,7 @@
 mod chat;
 mod conn;
 pub(crate) mod irc;
+mod limits;
 mod native;
 #[cfg(feature = "planted-bugs")]
 mod planted;
@@ -33,6 +34,7 @@ use crate::packet::{Member, Packet, RoomInfo, ServerPacket};
 use crate::rate::Cost;
 use crate::{Config, ConnId, ErrorCode};
 use conn::{Conn, Phase, Proto};
+pub use limits::Refused;
 #[cfg(feature = "planted-bugs")]
 pub use planted::PlantedBug;
 use rooms::Registry;
@@ -107,6 +109,8 @@ pub struct Server {
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Everyone is being closed: departures are not announced to peers about to go too.
     shutting_down: bool,
+    /// Open connections per client address (`open_from`).
+    peers: limits::Peers,
     /// The deliberate bug switched on by the simulation tests, if any.
     #[cfg(feature = "planted-bugs")]
     planted: Option<PlantedBug>,
@@ -282,6 +286,7 @@ impl Server {
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
             shutting_down: false,
+            peers: limits::Peers::default(),
             #[cfg(feature = "planted-bugs")]
             planted: None,
         }
@@ -396,6 +401,7 @@ impl Server {
             });
         }
         self.conns.map.remove(&id);
+        self.peers.release(id);
         self.close_overflowed();
     }
 
