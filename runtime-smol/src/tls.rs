@@ -168,17 +168,46 @@ impl Stream {
         self.tcp().poll_writable(cx)
     }
 
-    /// Sends everything TLS has queued (plain TCP has nothing queued).
+    /// Sends everything TLS has queued (plain TCP has nothing queued). Plaintext written
+    /// before the handshake ended waits in rustls for its end, so this also finishes the
+    /// handshake, reading the client's last handshake messages itself: when the core
+    /// closes a client that has not spoken (shutdown, hello deadline), the reader has
+    /// stopped and would never read them.
     pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let s = match self {
             Stream::Plain(_) => return Poll::Ready(Ok(())),
             Stream::Tls(s) => s,
         };
         loop {
-            s.send_queued(&mut s.tls.borrow_mut())?;
-            if !s.tls.borrow().wants_write() {
+            let mut tls = s.tls.borrow_mut();
+            s.send_queued(&mut tls)?;
+            if tls.is_handshaking() {
+                match tls.read_tls(&mut s.tcp.get_ref()) {
+                    Ok(0) => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
+                    Ok(_) => {
+                        if let Err(e) = tls.process_new_packets() {
+                            // rustls has queued an alert saying why; best effort.
+                            let _ = s.send_queued(&mut tls);
+                            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+                        }
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+                let wants_write = tls.wants_write();
+                drop(tls);
+                if wants_write && s.tcp.poll_writable(cx).is_ready() {
+                    continue;
+                }
+                ready!(s.tcp.poll_readable(cx))?;
+                continue;
+            }
+            if !tls.wants_write() {
                 return Poll::Ready(Ok(()));
             }
+            drop(tls);
             ready!(s.tcp.poll_writable(cx))?;
         }
     }

@@ -152,6 +152,29 @@ impl Stream {
             ));
         }
         s.send_queued(&mut tls)?;
+        // Plaintext written before the handshake ended waits in rustls for its end. The
+        // core writes to a client that has not spoken only to close it (shutdown, hello
+        // deadline), when the reader has stopped: the writer reads the client's last
+        // handshake messages itself. Teardown's TCP shutdown ends a read that never ends.
+        let mut buf = [0u8; 4096];
+        while tls.is_handshaking() {
+            let got = (&s.tcp).read(&mut buf)?;
+            if got == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let mut input = &buf[..got];
+            while !input.is_empty() {
+                if tls.read_tls(&mut input)? == 0 {
+                    return Err(io::Error::other("TLS input not taken"));
+                }
+                if let Err(e) = tls.process_new_packets() {
+                    // rustls has queued an alert saying why; best effort.
+                    let _ = s.send_queued(&mut tls);
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            }
+            s.send_queued(&mut tls)?;
+        }
         Ok(n)
     }
 
