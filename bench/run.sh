@@ -53,7 +53,7 @@ start_server() { # runtime [extra server flags...]; history is off unless the fl
   # the protection against abusive clients. Keepalive far away so it does not interfere.
   "$bin/$rt-server" --listen 127.0.0.1:0 --quiet --msg-rate 0 \
     --max-outbound-bytes 16777216 --ping-interval-ms 600000 --idle-timeout-ms 1200000 \
-    --hello-timeout-ms 60000 "${@:---no-history}" >"$log" 2>&1 &
+    --hello-timeout-ms 60000 --max-conns-per-ip 1000000 "${@:---no-history}" >"$log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do
     server_addr=$(sed -n 's/^listening on //p' "$log")

@@ -4,7 +4,7 @@
 
 mod common;
 
-use switchboard::async_std::Server;
+use switchboard::async_std::{Server, TlsConfig};
 
 fn main() {
     let options = common::parse_args("async-std-server");
@@ -18,10 +18,22 @@ fn main() {
     if let Some(history) = common::open_history(&options.history) {
         server = server.with_history(history);
     }
+    let mut tls_addrs = Vec::new();
+    if let Some(files) = options.tls_files {
+        let tls = TlsConfig::new(files.load().unwrap_or_else(|e| common::fail(&e)));
+        for addr in &options.tls_listen {
+            let bound = server.add_tls_listener(addr, tls.clone());
+            tls_addrs.push(bound.unwrap_or_else(|e| common::bind_failed(addr, e)));
+        }
+        files.reload_on_hangup(move |config| tls.replace(config));
+    }
     // The main address first: scripts read the first line.
     common::announce(server.local_addr());
     if let Some(irc) = irc {
         common::announce(Ok(irc));
+    }
+    for addr in tls_addrs {
+        common::announce(Ok(addr));
     }
     let handle = server.handle();
     common::on_signal(move || handle.shutdown());

@@ -6,6 +6,9 @@
 #[allow(dead_code)]
 #[path = "conformance/client.rs"]
 mod client;
+#[allow(dead_code)]
+#[path = "conformance/tls.rs"]
+mod tls;
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpStream};

@@ -10,6 +10,9 @@
 #[allow(dead_code)]
 #[path = "conformance/client.rs"]
 mod client;
+#[allow(dead_code)]
+#[path = "conformance/tls.rs"]
+mod tls;
 
 use std::fs::OpenOptions;
 use std::io::Write;

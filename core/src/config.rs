@@ -59,6 +59,11 @@ pub struct Config {
     /// IRC server operators: a name and the SHA-256 of the password, in lowercase hex.
     /// Default none.
     pub operators: Vec<(String, String)>,
+    /// Most connections open at once from one IP address (`Server::open_from`). Default 32.
+    pub max_conns_per_ip: usize,
+    /// Most connections open at once in all (`Server::open_from`). Default unlimited; the
+    /// example servers derive one from the open-file limit.
+    pub max_conns: usize,
 }
 
 impl Default for Config {
@@ -86,6 +91,8 @@ impl Default for Config {
             motd: None,
             wall_clock: None,
             operators: Vec::new(),
+            max_conns_per_ip: 32,
+            max_conns: usize::MAX,
         }
     }
 }
@@ -128,7 +135,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |field: &'static str, message: String| Err(ConfigError { field, message });
         // Reasons and topics may be limited to none at all; every other limit must allow one.
-        let nonzero: [(&'static str, u64); 8] = [
+        let nonzero: [(&'static str, u64); 10] = [
             ("max_frame_len", u64::from(self.max_frame_len)),
             ("max_nick_len", u64::from(self.max_nick_len)),
             ("max_room_len", u64::from(self.max_room_len)),
@@ -137,6 +144,8 @@ impl Config {
             ("max_outbound_bytes", self.max_outbound_bytes as u64),
             ("max_transmit_bytes", self.max_transmit_bytes as u64),
             ("max_inbound_bytes", self.max_inbound_bytes as u64),
+            ("max_conns_per_ip", self.max_conns_per_ip as u64),
+            ("max_conns", self.max_conns as u64),
         ];
         for (field, value) in nonzero {
             if value == 0 {

@@ -149,6 +149,8 @@ pub enum ErrorCode {
     Shutdown,
     /// Bye: the transport failed (sent only where the socket still accepts writes).
     ConnectionLost,
+    /// Bye: refused at connect: too many connections from the client's address, or in all.
+    TooManyConnections,
     /// A code this implementation does not know (from a newer peer).
     Other(u16),
 }
@@ -193,6 +195,7 @@ impl ErrorCode {
             ErrorCode::Flooding => 53,
             ErrorCode::Shutdown => 54,
             ErrorCode::ConnectionLost => 55,
+            ErrorCode::TooManyConnections => 56,
             ErrorCode::Other(n) => n,
         }
     }
@@ -236,6 +239,7 @@ impl ErrorCode {
             53 => ErrorCode::Flooding,
             54 => ErrorCode::Shutdown,
             55 => ErrorCode::ConnectionLost,
+            56 => ErrorCode::TooManyConnections,
             n => ErrorCode::Other(n),
         }
     }

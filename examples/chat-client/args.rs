@@ -24,6 +24,14 @@ pub struct Args {
     /// A room to join once signed in (may be repeated)
     #[arg(short, long, value_name = "ROOM", value_parser = room)]
     pub join: Vec<String>,
+    /// Connect with TLS, checking the server's certificate against the system's trusted
+    /// roots (or --ca)
+    #[arg(long)]
+    pub tls: bool,
+    /// Trust this PEM certificate (a self-signed server's) instead of the system's roots;
+    /// implies --tls
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<std::path::PathBuf>,
     /// Read plain lines, without line editing (automatic when standard input or output is
     /// not a terminal)
     #[arg(long)]

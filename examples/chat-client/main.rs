@@ -19,7 +19,7 @@ mod session;
 mod term;
 
 use std::io::{self, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -97,11 +97,22 @@ fn chat(args: &Args, tx: &Sender<Input>, rx: &Receiver<Input>, ui: &mut impl Scr
         autojoin: args.join.clone(),
         current: None,
     };
+    let tls = if args.tls || args.ca.is_some() {
+        match net::tls_config(args.ca.as_deref()) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                ui.print(&[Line::error(e)]);
+                return false;
+            }
+        }
+    } else {
+        None
+    };
     let mut backoff = Backoff::default();
     let mut conn = 0;
     loop {
         conn += 1;
-        let mut stream = match net::connect(&args.server) {
+        let mut stream = match net::Conn::connect(&args.server, tls.as_ref()) {
             Ok(stream) => stream,
             Err(e) => {
                 ui.print(&[Line::error(format!(
@@ -199,7 +210,7 @@ fn run(
     session: &mut Session,
     conn: u64,
     server: &str,
-    stream: &mut TcpStream,
+    stream: &mut net::Conn,
     rx: &Receiver<Input>,
     ui: &mut impl Screen,
 ) -> End {
@@ -295,7 +306,7 @@ fn next_input(rx: &Receiver<Input>, deadline: Option<Instant>) -> Result<Input, 
 }
 
 /// Writes everything the session has queued for the server.
-fn flush(session: &mut Session, stream: &mut TcpStream) -> io::Result<()> {
+fn flush(session: &mut Session, stream: &mut net::Conn) -> io::Result<()> {
     while let Some(bytes) = session.poll_transmit() {
         stream.write_all(&bytes)?;
     }

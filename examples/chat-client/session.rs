@@ -898,8 +898,9 @@ fn foreign(first: &[u8]) -> Option<String> {
         "it answered HTTP".to_owned()
     } else if starts("SSH-") {
         "it answered SSH".to_owned()
-    } else if first[0] == 0x16 {
-        "it answered TLS (this client has no TLS)".to_owned()
+    } else if first[0] == 0x16 || first[0] == 0x15 {
+        // A handshake record, or the alert a TLS server sends for plain text.
+        "it answered TLS: connect with --tls (or --ca PEM)".to_owned()
     } else if starts(":") || starts("NOTICE ") || starts("PING ") || starts("ERROR ") {
         "it is an IRC server: use an IRC client".to_owned()
     } else {

@@ -23,6 +23,10 @@ pub struct Options {
     /// A second address to listen on, by convention IRC's port 6667; it serves the same
     /// rooms, and either protocol, like the first.
     pub irc_listen: Option<String>,
+    /// Addresses to listen on with TLS (both protocols, like the others).
+    pub tls_listen: Vec<String>,
+    /// The certificate chain and private key files, PEM, when `tls_listen` is not empty.
+    pub tls_files: Option<TlsFiles>,
     /// The core's limits and timers.
     pub config: Config,
     /// Whether to drop the per-connection log lines.
@@ -224,6 +228,17 @@ mod kind {
         }
     }
 
+    /// A connection count; unlimited (the default) is left out of the config file and
+    /// becomes one derived from the open-file limit.
+    pub mod conn_limit {
+        pub fn to(v: usize) -> Result<usize, String> {
+            super::positive::to(v)
+        }
+        pub fn from(v: &usize) -> Option<usize> {
+            (*v != usize::MAX).then_some(*v)
+        }
+    }
+
     /// An optional secret: not empty.
     pub mod secret {
         pub fn to(v: String) -> Result<Option<String>, String> {
@@ -266,6 +281,9 @@ macro_rules! settings {
         struct FileKeys {
             listen: Option<String>,
             irc_listen: Option<String>,
+            tls_listen: Option<Vec<String>>,
+            tls_cert: Option<PathBuf>,
+            tls_key: Option<PathBuf>,
             motd_file: Option<toml::Spanned<PathBuf>>,
             quiet: Option<bool>,
             oper: Option<toml::Spanned<Vec<String>>>,
@@ -363,6 +381,10 @@ settings! {
     password: String => password via secret;
     /// Message of the day for IRC clients (or --motd-file)
     motd: String => motd via text;
+    /// Most connections from one IP address (loopback included); more are refused
+    max_conns_per_ip: usize => max_conns_per_ip via positive;
+    /// Most connections in all; more are refused [default: from the open-file limit]
+    max_conns: usize => max_conns via conn_limit;
 }
 
 /// The placeholder for a flag's value in the help text: `TEXT` or `N`.
@@ -401,6 +423,16 @@ struct Cli {
     /// Also listen here, for IRC clients by convention (port 6667)
     #[arg(long, value_name = "ADDR")]
     irc_listen: Option<String>,
+    /// Also listen here with TLS, for either protocol (6697 by convention); may be given
+    /// more than once
+    #[arg(long, value_name = "ADDR")]
+    tls_listen: Vec<String>,
+    /// The TLS certificate chain, PEM (reloaded on SIGHUP)
+    #[arg(long, value_name = "PATH")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS private key, PEM (reloaded on SIGHUP)
+    #[arg(long, value_name = "PATH")]
+    tls_key: Option<PathBuf>,
     /// Message of the day for IRC clients, from a file
     #[arg(long, value_name = "PATH")]
     motd_file: Option<PathBuf>,
@@ -551,12 +583,35 @@ fn options(cli: Cli) -> Result<Options, String> {
             config.operators.push(op);
         }
     }
+    if config.max_conns == usize::MAX {
+        config.max_conns = conn_budget();
+    }
+    let tls_listen = if cli.tls_listen.is_empty() {
+        file.tls_listen.unwrap_or_default()
+    } else {
+        cli.tls_listen
+    };
+    let tls_files = match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) if tls_listen.is_empty() => None,
+        (None, _) => return Err("TLS needs --tls-cert (a PEM certificate chain)".into()),
+        (_, None) => return Err("TLS needs --tls-key (a PEM private key)".into()),
+    };
+    if tls_files.is_some() && tls_listen.is_empty() {
+        return Err("--tls-cert and --tls-key need --tls-listen ADDR".into());
+    }
+    if let Some(files) = &tls_files {
+        // Fails at startup rather than at the first client.
+        files.load()?;
+    }
     // Values that cannot work together are refused by the flag that set them.
     config.validate().map_err(|e| {
         let flag = ConfigFlags::flag_of(e.field).unwrap_or_else(|| e.field.to_owned());
         format!("--{flag}: {}", e.message)
     })?;
     Ok(Options {
+        tls_listen,
+        tls_files,
         listen: cli
             .listen
             .or(file.listen)
@@ -614,6 +669,12 @@ fn dump_config(options: &Options) -> String {
         listen: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         irc_listen: Option<&'a str>,
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        tls_listen: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_cert: Option<&'a Path>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_key: Option<&'a Path>,
         quiet: bool,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         oper: Vec<String>,
@@ -628,6 +689,9 @@ fn dump_config(options: &Options) -> String {
     let own = Own {
         listen: &options.listen,
         irc_listen: options.irc_listen.as_deref(),
+        tls_listen: &options.tls_listen,
+        tls_cert: options.tls_files.as_ref().map(|f| f.cert.as_path()),
+        tls_key: options.tls_files.as_ref().map(|f| f.key.as_path()),
         quiet: options.quiet,
         oper: (options.config.operators.iter())
             .map(|(name, hash)| format!("{name}:{hash}"))
@@ -655,6 +719,101 @@ fn operator(v: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((name.to_owned(), hash.to_ascii_lowercase()))
+}
+
+/// Connections the open-file limit leaves room for: one descriptor each, less headroom for
+/// listeners, logs and connections being refused.
+fn conn_budget() -> usize {
+    #[cfg(unix)]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        if let Some(soft) = limit.current {
+            let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+            return soft.saturating_sub(soft / 10 + 64).max(1);
+        }
+    }
+    usize::MAX
+}
+
+/// The TLS certificate chain and key files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, PEM, leaf first.
+    pub cert: PathBuf,
+    /// The private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// A rustls server configuration from the files: TLS 1.2 and 1.3, no client
+    /// certificates, ring's cipher suites.
+    pub fn load(&self) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert)
+            .and_then(|certs| certs.collect())
+            .map_err(|e| format!("--tls-cert {}: {e}", self.cert.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "--tls-cert {}: no certificate in it",
+                self.cert.display()
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_file(&self.key)
+            .map_err(|e| format!("--tls-key {}: {e}", self.key.display()))?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+        Ok(std::sync::Arc::new(config))
+    }
+
+    /// Reloads the files into `replace` on every SIGHUP, logging the outcome; a bad file
+    /// keeps the certificate in force.
+    #[cfg(unix)]
+    pub fn reload_on_hangup(
+        self,
+        replace: impl Fn(std::sync::Arc<rustls::ServerConfig>) + Send + 'static,
+    ) {
+        use signal_hook::consts::SIGHUP;
+        let mut signals = match signal_hook::iterator::Signals::new([SIGHUP]) {
+            Ok(signals) => signals,
+            Err(e) => {
+                log::warn!("cannot catch SIGHUP, the certificate will not reload: {e}");
+                return;
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("sighup".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    match self.load() {
+                        Ok(config) => {
+                            replace(config);
+                            log::info!(
+                                "SIGHUP: reloaded the TLS certificate from {}",
+                                self.cert.display()
+                            );
+                        }
+                        Err(e) => log::error!("SIGHUP: kept the old TLS certificate: {e}"),
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("cannot watch for SIGHUP, the certificate will not reload: {e}");
+        }
+    }
+
+    /// Without Unix signals the certificate is read once.
+    #[cfg(not(unix))]
+    pub fn reload_on_hangup(
+        self,
+        _replace: impl Fn(std::sync::Arc<rustls::ServerConfig>) + Send + 'static,
+    ) {
+    }
 }
 
 /// The message of the day in the file at `path`.
@@ -688,6 +847,12 @@ pub fn announce(addr: std::io::Result<std::net::SocketAddr>) {
         Ok(addr) => println!("listening on {addr}"),
         Err(e) => log::error!("cannot read the bound address: {e}"),
     }
+}
+
+/// Exits with a message when the server cannot start.
+pub fn fail(e: &str) -> ! {
+    eprintln!("{e}");
+    process::exit(1);
 }
 
 /// Exits with a message when the listening socket could not be bound.
@@ -784,6 +949,7 @@ mod tests {
         args.push("--password=hunter2".into());
         args.push("--motd=hello there".into());
         args.push(format!("--oper=root:{}", "ab".repeat(32)));
+        args.push("--max-conns=1000".into());
         args.extend([
             "--listen=127.0.0.1:0".into(),
             "--irc-listen=127.0.0.1:0".into(),
@@ -903,6 +1069,57 @@ mod tests {
             options.expect("parses").config.password.as_deref(),
             Some("from-env")
         );
+    }
+
+    #[test]
+    fn tls_flags_are_checked_at_startup() {
+        let err = parse(&["--tls-listen=127.0.0.1:0".into()]).unwrap_err();
+        assert!(err.contains("--tls-cert"), "{err}");
+        let err = parse(&["--tls-cert=c.pem".into(), "--tls-key=k.pem".into()]).unwrap_err();
+        assert!(err.contains("--tls-listen"), "{err}");
+        let missing = std::env::temp_dir().join("switchboard-no-such-cert.pem");
+        let err = parse(&[
+            "--tls-listen=127.0.0.1:0".into(),
+            format!("--tls-cert={}", missing.display()),
+            "--tls-key=k.pem".into(),
+        ])
+        .unwrap_err();
+        assert!(err.starts_with("--tls-cert "), "{err}");
+    }
+
+    /// A self-signed certificate and key, PEM, written to two files.
+    fn cert_files(name: &str) -> TlsFiles {
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let params = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params");
+        let cert = params.self_signed(&key).expect("self-signed");
+        TlsFiles {
+            cert: temp_file(&format!("{name}-cert.pem"), &cert.pem()),
+            key: temp_file(&format!("{name}-key.pem"), &key.serialize_pem()),
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn sighup_reloads_the_certificate_files() {
+        use std::sync::mpsc;
+        let files = cert_files("reload");
+        let first = files.load().expect("the first certificate loads");
+        let (tx, reloaded) = mpsc::channel();
+        files.clone().reload_on_hangup(move |config| {
+            let _ = tx.send(config);
+        });
+        // New files in place, as a renewal leaves them; then the signal.
+        let renewed = cert_files("renewed");
+        std::fs::copy(&renewed.cert, &files.cert).expect("copy");
+        std::fs::copy(&renewed.key, &files.key).expect("copy");
+        signal_hook::low_level::raise(signal_hook::consts::SIGHUP).expect("raise SIGHUP");
+        let config = reloaded
+            .recv_timeout(Duration::from_secs(10))
+            .expect("reloaded after SIGHUP");
+        assert!(!std::sync::Arc::ptr_eq(&config, &first));
+        // A broken file is refused (logged) and nothing is replaced.
+        std::fs::write(&files.key, "not a key").expect("write");
+        assert!(files.load().is_err());
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct Args {
     /// Server address
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
     pub server: SocketAddr,
+    /// Connect with TLS, trusting this PEM certificate (the server's, self-signed)
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<std::path::PathBuf>,
     /// The protocol the clients speak
     #[arg(long, value_enum, default_value = "native")]
     pub protocol: Protocol,

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::channel::{self, Receiver, Sender};
 use smol::lock::Semaphore;
 use smol::LocalExecutor;
@@ -203,21 +203,41 @@ async fn setup(
     if let Some(e) = stream.get_ref().take_error().ok().flatten() {
         return Err(format!("connect {}: {e}", args.server));
     }
-    let stream = Rc::new(stream);
     let session = Rc::new(RefCell::new(Session::new(args.protocol, &nick)));
     let (wake_writer, wake_rx) = channel::bounded(1);
     let (control_tx, control) = channel::unbounded();
-    ex.spawn(writer(stream.clone(), session.clone(), wake_rx))
+    let control_rx = control_tx.clone();
+    let spawn = |r: Box<dyn AsyncRead + Unpin>, w: Box<dyn AsyncWrite + Unpin>| {
+        ex.spawn(writer(w, session.clone(), wake_rx)).detach();
+        ex.spawn(reader(
+            i,
+            r,
+            session.clone(),
+            wake_writer.clone(),
+            control_rx,
+            shared.clone(),
+        ))
         .detach();
-    ex.spawn(reader(
-        i,
-        stream,
-        session.clone(),
-        wake_writer.clone(),
-        control_tx,
-        shared.clone(),
-    ))
-    .detach();
+    };
+    match tls_connector(args)? {
+        None => {
+            let stream = Rc::new(stream);
+            spawn(
+                Box::new(PlainSide(stream.clone())),
+                Box::new(PlainSide(stream)),
+            );
+        }
+        Some(connector) => {
+            let name = rustls::pki_types::ServerName::IpAddress(args.server.ip().into());
+            let tls = connector
+                .connect(name, stream)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?;
+            let (r, w) = futures_lite::io::split(tls);
+            spawn(Box::new(r), Box::new(w));
+        }
+    }
+    drop(control_tx);
     let peer = Peer {
         session,
         wake_writer,
@@ -283,13 +303,86 @@ async fn join_all(
     Ok(start.elapsed())
 }
 
-async fn writer(stream: Rc<Async<TcpStream>>, session: Rc<RefCell<Session>>, wake: Receiver<()>) {
+/// The TLS connector for `--ca`, made once.
+fn tls_connector(args: &Args) -> Result<Option<futures_rustls::TlsConnector>, String> {
+    thread_local! {
+        static CONNECTOR: RefCell<Option<futures_rustls::TlsConnector>> = const { RefCell::new(None) };
+    }
+    let Some(ca) = &args.ca else {
+        return Ok(None);
+    };
+    if let Some(c) = CONNECTOR.with(|c| c.borrow().clone()) {
+        return Ok(Some(c));
+    }
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca)
+        .map_err(|e| format!("--ca {}: {e}", ca.display()))?
+    {
+        let cert = cert.map_err(|e| format!("--ca {}: {e}", ca.display()))?;
+        roots.add(cert).map_err(|e| format!("--ca: {e}"))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = futures_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    CONNECTOR.with(|c| *c.borrow_mut() = Some(connector.clone()));
+    Ok(Some(connector))
+}
+
+/// A plain socket shared by the reader and writer tasks.
+struct PlainSide(Rc<Async<TcpStream>>);
+
+impl AsyncRead for PlainSide {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut &*self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PlainSide {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut &*self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut &*self.0).poll_flush(cx)
+    }
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut &*self.0).poll_close(cx)
+    }
+}
+
+async fn writer(
+    mut stream: Box<dyn AsyncWrite + Unpin>,
+    session: Rc<RefCell<Session>>,
+    wake: Receiver<()>,
+) {
     while wake.recv().await.is_ok() {
         loop {
             let Some(bytes) = session.borrow_mut().take_output() else {
                 break;
             };
-            if (&*stream).write_all(&bytes).await.is_err() {
+            if stream.write_all(&bytes).await.is_err() {
+                return;
+            }
+            // TLS holds the records until flushed.
+            if stream.flush().await.is_err() {
                 return;
             }
         }
@@ -298,7 +391,7 @@ async fn writer(stream: Rc<Async<TcpStream>>, session: Rc<RefCell<Session>>, wak
 
 async fn reader(
     index: usize,
-    stream: Rc<Async<TcpStream>>,
+    mut stream: Box<dyn AsyncRead + Unpin>,
     session: Rc<RefCell<Session>>,
     wake_writer: Sender<()>,
     control: Sender<Seen>,
@@ -306,7 +399,7 @@ async fn reader(
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = match (&*stream).read(&mut buf).await {
+        let n = match stream.read(&mut buf).await {
             Ok(0) => {
                 let _ = control.try_send(Seen::Closed("server closed the connection".into()));
                 return;

@@ -11,6 +11,7 @@ use switchboard_core::Config;
 
 use crate::serve::{self, Bound, Spawn};
 pub use crate::Handle;
+pub use crate::TlsConfig;
 
 /// A chat server bound to a socket, ready to run on async-std.
 pub struct Server(Bound);
@@ -31,7 +32,17 @@ impl Server {
     /// Also accepts connections on `addr` (an IRC port, say), into the same rooms: the
     /// protocol is told per connection. Returns the address actually bound.
     pub fn add_listener(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
-        self.0.add_listener(addr)
+        self.0.add_listener(addr, None)
+    }
+
+    /// Also accepts TLS connections on `addr`, into the same rooms, with `tls`'s
+    /// certificate (replaceable while serving). Returns the address actually bound.
+    pub fn add_tls_listener(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        tls: crate::TlsConfig,
+    ) -> io::Result<SocketAddr> {
+        self.0.add_listener(addr, Some(tls))
     }
 
     /// A handle that shuts the server down from any thread.

@@ -50,6 +50,8 @@ mod handle;
 mod notify;
 #[cfg(any(feature = "smol", feature = "async-std"))]
 mod serve;
+#[cfg(any(feature = "smol", feature = "async-std"))]
+mod tls;
 
 #[cfg(feature = "async-std")]
 pub mod async_std;
@@ -57,3 +59,7 @@ pub mod async_std;
 pub mod smol;
 
 pub use handle::Handle;
+/// The TLS library the adapter speaks through, for building a [`TlsConfig`].
+pub use rustls;
+#[cfg(any(feature = "smol", feature = "async-std"))]
+pub use tls::TlsConfig;

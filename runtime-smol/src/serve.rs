@@ -3,8 +3,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -13,12 +13,13 @@ use async_io::{Async, Timer};
 use bytes::Buf;
 use std::task::Poll;
 
-use futures_lite::future::{or, poll_fn, try_zip, yield_now};
+use futures_lite::future::{or, poll_fn, poll_once, try_zip, yield_now};
 use futures_lite::ready;
-use switchboard_core::{CloseMode, Config, ConnId, Event, Server};
+use switchboard_core::{CloseMode, Config, ConnId, Event, Refused, Server};
 use switchboard_store::{Answer, History, Worker};
 
 use crate::notify::Notify;
+use crate::tls::{Stream, TlsConfig};
 use crate::Handle;
 
 /// Size of the one read buffer all connections share; a read takes no more than the core's
@@ -29,6 +30,11 @@ const READ_BUF: usize = 64 * 1024;
 /// memory): accepting again at once would only fail again, in a busy loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Most refused connections waiting at once for their first byte (to be refused in their
+/// protocol); past it a refused connection is closed at once, so refusals cannot use up
+/// the open-file limit.
+const MAX_REFUSING: usize = 256;
+
 /// Spawns a task on the current thread's executor.
 pub(crate) trait Spawn {
     /// Runs `task` to completion in the background.
@@ -37,8 +43,9 @@ pub(crate) trait Spawn {
 
 /// Bound listening sockets and what running them needs; the part both executors share.
 pub(crate) struct Bound {
-    /// The first is the one bound by `bind`; all serve the same core.
-    listeners: Vec<Async<TcpListener>>,
+    /// The first is the one bound by `bind`; all serve the same core. Those with a TLS
+    /// configuration speak TLS.
+    listeners: Vec<(Async<TcpListener>, Option<TlsConfig>)>,
     config: Config,
     handle: Handle,
     history: Option<History>,
@@ -52,7 +59,7 @@ impl Bound {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = Async::new(TcpListener::bind(addr)?)?;
         Ok(Bound {
-            listeners: vec![listener],
+            listeners: vec![(listener, None)],
             config,
             handle: Handle::new(),
             history: None,
@@ -60,13 +67,17 @@ impl Bound {
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listeners[0].get_ref().local_addr()
+        self.listeners[0].0.get_ref().local_addr()
     }
 
-    pub fn add_listener(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+    pub fn add_listener(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        tls: Option<TlsConfig>,
+    ) -> io::Result<SocketAddr> {
         let listener = Async::new(TcpListener::bind(addr)?)?;
         let local = listener.get_ref().local_addr()?;
-        self.listeners.push(listener);
+        self.listeners.push((listener, tls));
         Ok(local)
     }
 
@@ -94,6 +105,8 @@ struct State {
     idle: Rc<Notify>,
     /// The history store thread, when history is on.
     store: Option<Worker>,
+    /// Refused connections waiting for their first byte.
+    refusing: usize,
 }
 
 /// The adapter's side of one connection, shared by its task and the state.
@@ -194,6 +207,7 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
         timer: timer.clone(),
         idle: idle.clone(),
         store: None,
+        refusing: 0,
     }));
     let (answers_tx, answers) = async_channel::unbounded();
     if let Some(history) = history {
@@ -215,7 +229,7 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
         join_all(
             listeners
                 .into_iter()
-                .map(|listener| accept_loop(listener, &state, &handle, spawner)),
+                .map(|(listener, tls)| accept_loop(listener, tls, &state, &handle, spawner)),
         )
         .await;
         {
@@ -258,6 +272,7 @@ async fn store_answers(state: &RefCell<State>, answers: async_channel::Receiver<
 /// Accepts connections until shutdown; the listener is closed on return.
 async fn accept_loop(
     listener: Async<TcpListener>,
+    tls: Option<TlsConfig>,
     state: &Rc<RefCell<State>>,
     handle: &Handle,
     spawner: &impl Spawn,
@@ -274,17 +289,45 @@ async fn accept_loop(
                 if let Err(e) = stream.get_ref().set_nodelay(true) {
                     log::warn!("{peer}: cannot set TCP_NODELAY: {e}");
                 }
+                let stream = match &tls {
+                    None => Stream::Plain(stream),
+                    Some(tls) => match Stream::tls(stream, tls) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            log::warn!("{peer}: cannot start TLS: {e}");
+                            continue;
+                        }
+                    },
+                };
                 let slot = Rc::new(Slot {
                     peer: Some(peer),
                     ..Slot::default()
                 });
-                let id = {
+                let opened = {
                     let mut st = state.borrow_mut();
-                    let id = st.server.open(Instant::now());
-                    st.conns.insert(id, slot.clone());
-                    // open() may have made the core's next deadline earlier.
-                    st.drain();
-                    id
+                    let opened = st.server.open_from(peer.ip(), Instant::now());
+                    if let Ok(id) = opened {
+                        st.conns.insert(id, slot.clone());
+                        // open_from() may have made the core's next deadline earlier.
+                        st.drain();
+                    }
+                    opened
+                };
+                let id = match opened {
+                    Ok(id) => id,
+                    Err(refused) => {
+                        let mut st = state.borrow_mut();
+                        if st.refusing < MAX_REFUSING {
+                            st.refusing += 1;
+                            log::info!("{peer} refused: {refused}");
+                            let config = st.server.config();
+                            let wait = (config.hello_timeout, config.close_linger);
+                            spawner.spawn(refuse(state.clone(), stream, refused, wait));
+                        } else {
+                            log::info!("{peer} refused at once: {refused}");
+                        }
+                        continue;
+                    }
                 };
                 handle.opened();
                 log::info!("{id} connected from {peer}");
@@ -345,7 +388,7 @@ async fn connection(
     handle: Handle,
     id: ConnId,
     slot: Rc<Slot>,
-    stream: Async<TcpStream>,
+    stream: Stream,
 ) {
     let sides = async {
         let reader = read_side(&state, id, &slot, &stream);
@@ -357,6 +400,10 @@ async fn connection(
     };
     // The close watch goes first so that it wins once the core has said so.
     let end = or(closed(&slot), sides).await;
+    if let End::Closed = end {
+        // Best effort, without waiting: TLS `close_notify` and the FIN ahead of the close.
+        let _ = poll_once(poll_fn(|cx| stream.poll_shutdown(cx))).await;
+    }
     drop(stream);
     handle.closed();
     let mut st = state.borrow_mut();
@@ -382,7 +429,7 @@ async fn read_side(
     state: &RefCell<State>,
     id: ConnId,
     slot: &Slot,
-    stream: &Async<TcpStream>,
+    stream: &Stream,
 ) -> Result<(), End> {
     loop {
         let budget = state.borrow().server.read_budget(id);
@@ -392,7 +439,7 @@ async fn read_side(
         }
         // As `Async::read_with`, without its 168-byte future in every connection's task.
         let read = poll_fn(|cx| loop {
-            match read_into_core(state, id, stream.get_ref()) {
+            match read_into_core(state, id, stream) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Err(e) = ready!(stream.poll_readable(cx)) {
                         return Poll::Ready(Err(e));
@@ -425,7 +472,7 @@ async fn read_side(
 fn read_into_core(
     state: &RefCell<State>,
     id: ConnId,
-    mut socket: &TcpStream,
+    stream: &Stream,
 ) -> io::Result<Option<usize>> {
     let mut st = state.borrow_mut();
     let st = &mut *st;
@@ -433,7 +480,7 @@ fn read_into_core(
     if budget == 0 {
         return Ok(None);
     }
-    let n = socket.read(&mut st.buf[..budget])?;
+    let n = stream.try_read(&mut st.buf[..budget])?;
     if n > 0 {
         st.server.handle_input(id, &st.buf[..n], Instant::now());
         st.drain();
@@ -447,7 +494,7 @@ async fn write_side(
     state: &RefCell<State>,
     id: ConnId,
     slot: &Slot,
-    stream: &Async<TcpStream>,
+    stream: &Stream,
 ) -> Result<(), End> {
     loop {
         let transmit = state.borrow_mut().server.take_transmit(id);
@@ -459,7 +506,7 @@ async fn write_side(
         let mut data = transmit.data;
         while !data.is_empty() {
             let written = poll_fn(|cx| loop {
-                match stream.get_ref().write(&data) {
+                match stream.try_write(&data) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         if let Err(e) = ready!(stream.poll_writable(cx)) {
                             return Poll::Ready(Err(e));
@@ -473,6 +520,11 @@ async fn write_side(
                 Ok(0) => return Err(End::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
                     data.advance(n);
+                    // TLS may hold the end of it in its last record: the core hears of
+                    // bytes once they are on their way, or a close could drop them.
+                    if let Err(e) = poll_fn(|cx| stream.poll_flush(cx)).await {
+                        return Err(End::Io(e));
+                    }
                     let mut st = state.borrow_mut();
                     st.server.handle_written(id, n);
                     // A closing connection's last write makes the core say to close it.
@@ -520,4 +572,75 @@ async fn keepalive(state: &RefCell<State>, wake: &Notify) {
             st.drain();
         }
     }
+}
+
+/// Refuses a connection in its protocol, told by its first byte, within `hello_timeout`;
+/// then closes it within `close_linger`. The core keeps nothing of it.
+async fn refuse(
+    state: Rc<RefCell<State>>,
+    stream: Stream,
+    refused: Refused,
+    (hello_timeout, linger): (Duration, Duration),
+) {
+    let mut first = [0u8; 512];
+    let read = async {
+        match read_some(&stream, &mut first).await {
+            Ok(n) if n > 0 => Some(first[0]),
+            _ => None,
+        }
+    };
+    let timeout = async {
+        Timer::after(hello_timeout).await;
+        None
+    };
+    if let Some(byte) = or(read, timeout).await {
+        let reply = refused.reply(byte);
+        let send = async {
+            let mut data = &reply[..];
+            while !data.is_empty() {
+                let n = poll_fn(|cx| loop {
+                    match stream.try_write(data) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if let Err(e) = ready!(stream.poll_writable(cx)) {
+                                return Poll::Ready(Err(e));
+                            }
+                        }
+                        result => return Poll::Ready(result),
+                    }
+                })
+                .await?;
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                data = &data[n..];
+            }
+            poll_fn(|cx| stream.poll_shutdown(cx)).await?;
+            // Reads to the peer's close, so that closing does not reset the connection and
+            // lose the refusal.
+            while read_some(&stream, &mut first).await? > 0 {}
+            Ok::<(), io::Error>(())
+        };
+        let timeout = async {
+            Timer::after(linger).await;
+            Ok(())
+        };
+        let _ = or(send, timeout).await;
+    }
+    drop(stream);
+    state.borrow_mut().refusing -= 1;
+}
+
+/// Reads once, waiting until something or the end comes.
+async fn read_some(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
+    poll_fn(|cx| loop {
+        match stream.try_read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if let Err(e) = ready!(stream.poll_readable(cx)) {
+                    return Poll::Ready(Err(e));
+                }
+            }
+            result => return Poll::Ready(result),
+        }
+    })
+    .await
 }

@@ -30,18 +30,24 @@
 #![warn(missing_docs)]
 
 mod handle;
+mod tls;
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use switchboard_core::{CloseMode, Config, ConnId, Event};
+use switchboard_core::{CloseMode, Config, ConnId, Event, Refused};
 use switchboard_store::{History, Worker};
 
 pub use handle::Handle;
+/// The TLS library the adapter speaks through, for building a [`TlsConfig`].
+pub use rustls;
+use tls::Stream;
+pub use tls::TlsConfig;
 
 /// Stack size of connection and timer threads: they hold no buffers on the stack.
 const THREAD_STACK: usize = 64 * 1024;
@@ -53,10 +59,15 @@ const READ_BUF: usize = 8 * 1024;
 /// memory): accepting again at once would only fail again, in a busy loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Most refused connections waiting at once, each on a thread, for their first byte (to
+/// be refused in their protocol); past it a refused connection is closed at once.
+const MAX_REFUSING: usize = 256;
+
 /// A chat server bound to a socket, ready to run on threads.
 pub struct Server {
-    /// The first is the one bound by `bind`; all serve the same core.
-    listeners: Vec<TcpListener>,
+    /// The first is the one bound by `bind`; all serve the same core. Those with a TLS
+    /// configuration speak TLS.
+    listeners: Vec<(TcpListener, Option<TlsConfig>)>,
     config: Config,
     handle: Handle,
     max_connections: Option<usize>,
@@ -97,7 +108,7 @@ impl Server {
         let listener = TcpListener::bind(addr)?;
         let handle = Handle::new(listener.local_addr()?);
         Ok(Server {
-            listeners: vec![listener],
+            listeners: vec![(listener, None)],
             config,
             handle,
             max_connections: None,
@@ -114,16 +125,34 @@ impl Server {
 
     /// The address bound by [`Server::bind`] (the port chosen when asked for port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listeners[0].local_addr()
+        self.listeners[0].0.local_addr()
     }
 
     /// Also accepts connections on `addr` (an IRC port, say), into the same rooms: the
     /// protocol is told per connection. Returns the address actually bound.
     pub fn add_listener(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        self.listen(addr, None)
+    }
+
+    /// Also accepts TLS connections on `addr`, into the same rooms, with `tls`'s
+    /// certificate (replaceable while serving). Returns the address actually bound.
+    pub fn add_tls_listener(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        tls: TlsConfig,
+    ) -> io::Result<SocketAddr> {
+        self.listen(addr, Some(tls))
+    }
+
+    fn listen(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        tls: Option<TlsConfig>,
+    ) -> io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
         self.handle.add_listener(local);
-        self.listeners.push(listener);
+        self.listeners.push((listener, tls));
         Ok(local)
     }
 
@@ -164,6 +193,7 @@ impl Server {
             idle: Condvar::new(),
             max_connections,
             handle,
+            refusing: AtomicUsize::new(0),
         });
         if let Some(history) = history {
             let weak = Arc::downgrade(&shared);
@@ -196,7 +226,7 @@ impl Server {
             let spawned = thread::Builder::new()
                 .name(format!("switchboard-accept-{}", i + 1))
                 .stack_size(THREAD_STACK)
-                .spawn(move || accept_loop(&listener, &theirs));
+                .spawn(move || accept_loop(&listener.0, listener.1, &theirs));
             match spawned {
                 Ok(thread) => accepters.push(thread),
                 Err(e) => {
@@ -207,8 +237,8 @@ impl Server {
                 }
             }
         }
-        if let Some(listener) = first {
-            accept_loop(&listener, &shared);
+        if let Some((listener, tls)) = first {
+            accept_loop(&listener, tls, &shared);
         }
         // No connection may be opened once the core is shutting down.
         for thread in accepters {
@@ -245,6 +275,8 @@ struct Shared {
     /// Connections past this many are refused.
     max_connections: usize,
     handle: Handle,
+    /// Refused connections waiting for their first byte.
+    refusing: AtomicUsize,
 }
 
 /// The core and the adapter's bookkeeping, behind the one mutex.
@@ -261,7 +293,7 @@ struct State {
 
 /// The adapter's side of one connection.
 struct Entry {
-    stream: Arc<TcpStream>,
+    stream: Arc<Stream>,
     /// Wakes the writer: output is queued or the connection is gone.
     wake: Arc<Condvar>,
     /// Wakes the reader: the core lets it read again, or the connection is gone.
@@ -368,12 +400,12 @@ impl Shared {
 }
 
 /// Accepts connections until shutdown.
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+fn accept_loop(listener: &TcpListener, tls: Option<TlsConfig>, shared: &Arc<Shared>) {
     while !shared.handle.is_shutdown() {
         match listener.accept() {
             // It may be the handle's own wake-up connection; the loop condition decides.
             Ok(_) if shared.handle.is_shutdown() => break,
-            Ok((stream, peer)) => start_connection(shared, stream, peer),
+            Ok((stream, peer)) => start_connection(shared, stream, peer, tls.as_ref()),
             Err(e) if is_transient(&e) => log::warn!("accept failed: {e}"),
             Err(e) => {
                 log::warn!(
@@ -401,7 +433,12 @@ fn is_transient(e: &io::Error) -> bool {
 }
 
 /// Opens a connection in the core and starts its reader and writer threads.
-fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+fn start_connection(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<&TlsConfig>,
+) {
     if shared.lock().conns.len() >= shared.max_connections {
         log::warn!(
             "{peer} refused: {} connections, the most this server takes",
@@ -412,12 +449,30 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     if let Err(e) = stream.set_nodelay(true) {
         log::warn!("{peer}: cannot set TCP_NODELAY: {e}");
     }
+    let stream = match tls {
+        None => Stream::Plain(stream),
+        Some(tls) => match Stream::tls(stream, tls) {
+            Ok(stream) => stream,
+            Err(e) => {
+                log::warn!("{peer}: cannot start TLS: {e}");
+                return;
+            }
+        },
+    };
     let stream = Arc::new(stream);
     let wake = Arc::new(Condvar::new());
     let read_wake = Arc::new(Condvar::new());
     let id = {
         let mut st = shared.lock();
-        let id = st.server.open(Instant::now());
+        let id = match st.server.open_from(peer.ip(), Instant::now()) {
+            Ok(id) => id,
+            Err(refused) => {
+                let hello_timeout = st.server.config().hello_timeout;
+                drop(st);
+                refuse(shared, stream, peer, refused, hello_timeout);
+                return;
+            }
+        };
         st.conns.insert(
             id,
             Entry {
@@ -428,7 +483,7 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             },
         );
         shared.handle.opened();
-        // open() may have made the core's next deadline earlier.
+        // open_from() may have made the core's next deadline earlier.
         shared.drain(&mut st);
         id
     };
@@ -462,7 +517,7 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
 
 /// Reads into the core, no more than its read budget at a time, until the peer closes or
 /// the core closes the connection. With no budget it sleeps without reading.
-fn read_side(shared: &Shared, id: ConnId, mut stream: &TcpStream, wake: &Condvar) {
+fn read_side(shared: &Shared, id: ConnId, stream: &Stream, wake: &Condvar) {
     let mut buf = vec![0u8; READ_BUF];
     loop {
         let budget = {
@@ -518,7 +573,7 @@ fn read_side(shared: &Shared, id: ConnId, mut stream: &TcpStream, wake: &Condvar
 
 /// Writes what the core queues for the connection and reports it; the core says when the
 /// connection is to be closed.
-fn write_side(shared: &Shared, id: ConnId, mut stream: &TcpStream, wake: &Condvar) {
+fn write_side(shared: &Shared, id: ConnId, stream: &Stream, wake: &Condvar) {
     let mut st = shared.lock();
     loop {
         if !st.conns.contains_key(&id) {
@@ -557,6 +612,50 @@ fn write_side(shared: &Shared, id: ConnId, mut stream: &TcpStream, wake: &Condva
             shared.finish(&mut st, id);
             return;
         }
+    }
+}
+
+/// Refuses a connection in its protocol, told by its first byte, within `hello_timeout`,
+/// on a thread of its own (at most [`MAX_REFUSING`] at once). The core keeps nothing of it.
+fn refuse(
+    shared: &Arc<Shared>,
+    stream: Arc<Stream>,
+    peer: SocketAddr,
+    refused: Refused,
+    hello_timeout: Duration,
+) {
+    if shared.refusing.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
+        shared.refusing.fetch_sub(1, Ordering::Relaxed);
+        log::info!("{peer} refused at once: {refused}");
+        return;
+    }
+    log::info!("{peer} refused: {refused}");
+    let theirs = shared.clone();
+    let linger = hello_timeout.max(Duration::from_millis(1));
+    let spawned = spawn(format!("switchboard-refuse-{peer}"), move || {
+        let tcp = stream.tcp();
+        let mut buf = [0u8; 512];
+        // The deadline covers the TLS handshake too; writes are bounded the same way.
+        let _ = tcp.set_read_timeout(Some(linger));
+        let _ = tcp.set_write_timeout(Some(linger));
+        if let Ok(1..) = stream.read(&mut buf) {
+            let reply = refused.reply(buf[0]);
+            let mut data = &reply[..];
+            while !data.is_empty() {
+                match stream.write(data) {
+                    Ok(n) if n > 0 => data = &data[n..],
+                    _ => break,
+                }
+            }
+            let _ = stream.shutdown(Shutdown::Write);
+            // Reads to the peer's close, so that closing does not reset the connection
+            // and lose the refusal.
+            while matches!(stream.read(&mut buf), Ok(1..)) {}
+        }
+        theirs.refusing.fetch_sub(1, Ordering::Relaxed);
+    });
+    if spawned.is_err() {
+        shared.refusing.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

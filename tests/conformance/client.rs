@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+
+use crate::tls::Conn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,7 +20,7 @@ const SHOWN: usize = 40;
 
 pub struct TestClient {
     label: String,
-    stream: TcpStream,
+    stream: Conn,
     client: Client,
     /// Decodes the same bytes as `client`, to see packets it answers silently (pings).
     raw: FrameDecoder,
@@ -42,9 +44,14 @@ pub struct TestClient {
 impl TestClient {
     /// Connects without saying hello.
     pub fn raw(addr: SocketAddr, label: &str) -> TestClient {
-        let stream = TcpStream::connect(addr)
+        let stream = Conn::connect(addr)
             .unwrap_or_else(|e| panic!("{label}: cannot connect to {addr}: {e}"));
-        stream.set_nodelay(true).expect("set_nodelay");
+        TestClient::over(stream, label)
+    }
+
+    /// A client on a connection already made (from another source address, say).
+    pub fn over(stream: Conn, label: &str) -> TestClient {
+        stream.tcp().set_nodelay(true).expect("set_nodelay");
         let mut client = Client::new(label);
         // Client::new queues a hello; a raw connection sends only what the test writes.
         client.poll_transmit();
@@ -106,9 +113,15 @@ impl TestClient {
         &self.client
     }
 
-    /// The client's end of the socket, for writing from another thread.
+    /// The client's end of the TCP socket, for writing from another thread or half-closing
+    /// it. Over TLS, bytes written there bypass the session: see [`TestClient::is_tls`].
     pub fn stream(&self) -> TcpStream {
-        self.stream.try_clone().expect("clone the socket")
+        self.stream.tcp().try_clone().expect("clone the socket")
+    }
+
+    /// Whether the client speaks TLS to the server.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Conn::Tls(_))
     }
 
     /// Whether the server closed the socket (as far as reads so far showed).
@@ -258,7 +271,10 @@ impl TestClient {
             return false;
         }
         let wait = (deadline - now).max(Duration::from_millis(1));
-        self.stream.set_read_timeout(Some(wait)).expect("timeout");
+        self.stream
+            .tcp()
+            .set_read_timeout(Some(wait))
+            .expect("timeout");
         match self.stream.read(&mut self.buf) {
             Ok(0) => self.closed = Some("end of stream".into()),
             Ok(n) => self.absorb(n),

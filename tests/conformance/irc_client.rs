@@ -3,7 +3,9 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+
+use crate::tls::Conn;
 use std::time::{Duration, Instant};
 
 use switchboard::core::irc::{Line, LineDecoder, Message, MAX_LINE};
@@ -15,7 +17,7 @@ const SHOWN: usize = 40;
 
 pub struct IrcClient {
     label: String,
-    stream: TcpStream,
+    stream: Conn,
     decoder: LineDecoder,
     /// Messages received and not yet consumed by a wait.
     messages: VecDeque<Message>,
@@ -32,9 +34,9 @@ pub struct IrcClient {
 impl IrcClient {
     /// Connects without sending anything.
     pub fn raw(addr: SocketAddr, label: &str) -> IrcClient {
-        let stream = TcpStream::connect(addr)
+        let stream = Conn::connect(addr)
             .unwrap_or_else(|e| panic!("{label}: cannot connect to {addr}: {e}"));
-        stream.set_nodelay(true).expect("set_nodelay");
+        stream.tcp().set_nodelay(true).expect("set_nodelay");
         IrcClient {
             label: label.to_owned(),
             stream,
@@ -166,7 +168,10 @@ impl IrcClient {
             return false;
         }
         let wait = (deadline - now).max(Duration::from_millis(1));
-        self.stream.set_read_timeout(Some(wait)).expect("timeout");
+        self.stream
+            .tcp()
+            .set_read_timeout(Some(wait))
+            .expect("timeout");
         match self.stream.read(&mut self.buf) {
             Ok(0) => self.closed = Some("end of stream".into()),
             Ok(n) => self.absorb(n),

@@ -7,9 +7,11 @@ mod client;
 mod fds;
 mod history;
 mod irc_client;
+mod limits;
 mod mixed;
 mod runtimes;
 mod scenarios;
+mod tls;
 
 /// Stamps out one `#[test]` per scenario for each runtime; scenarios are listed under the
 /// module that holds them, each with the open files it holds at most when more than
@@ -19,6 +21,10 @@ macro_rules! conformance {
         conformance!(@on "smol", smol, $($module: [$($scenario $(($fds))?),*]),*);
         conformance!(@on "async-std", async_std, $($module: [$($scenario $(($fds))?),*]),*);
         conformance!(@on "std", std, $($module: [$($scenario $(($fds))?),*]),*);
+        // The same scenarios with every client over TLS.
+        conformance!(@on "smol", smol_tls, $($module: [$($scenario $(($fds))?),*]),*);
+        conformance!(@on "async-std", async_std_tls, $($module: [$($scenario $(($fds))?),*]),*);
+        conformance!(@on "std", std_tls, $($module: [$($scenario $(($fds))?),*]),*);
     };
     (@on $feature:literal, $runtime:ident,
      $($module:ident: [$($scenario:ident $(($fds:expr))?),*]),*) => {
@@ -73,4 +79,30 @@ conformance!(
         irc_invalid_utf8,
         second_listener_same_rooms,
     ],
+    // Connection limits; the hello deadline (over TLS: a stalled handshake).
+    limits: [
+        per_address_limit(crate::limits::PER_ADDRESS_FDS),
+        global_limit,
+        silent_connection_closed_at_hello_deadline,
+    ],
 );
+
+/// Scenarios only a TLS listener has, on each runtime.
+macro_rules! tls_only {
+    ($($feature:literal $runtime:ident),*) => {
+        mod tls_only {
+            $(#[cfg(feature = $feature)]
+            mod $runtime {
+                #[test]
+                fn plain_client_on_tls_port() {
+                    let name = concat!(stringify!($runtime), "::plain_client_on_tls_port");
+                    if let Some(_held) = crate::fds::reserve(name, crate::fds::SCENARIO) {
+                        crate::limits::plain_client_on_tls_port(crate::runtimes::$runtime)
+                    }
+                }
+            })*
+        }
+    };
+}
+
+tls_only!("smol" smol_tls, "async-std" async_std_tls, "std" std_tls);

@@ -8,8 +8,22 @@ use std::time::{Duration, Instant};
 use switchboard::core::Config;
 
 /// Starts a server on 127.0.0.1, port 0, on one runtime, with a second listener (as
-/// `--irc-listen` adds) on another free port.
+/// `--irc-listen` adds) on another free port. The `_tls` variants serve `addr` over TLS
+/// (the test clients speak TLS to it, see tls.rs) and `irc_addr` in plain text, so that
+/// `second_listener_same_rooms` has TLS and plain clients chat in one room.
 pub type Start = fn(Config) -> Running;
+
+/// The scenario's config, and the log if asked for.
+fn prepare(config: Config) -> Config {
+    init_log();
+    config
+}
+
+/// Registers the TLS listener's address, so that clients connecting there speak TLS.
+fn tls_addrs(addrs: (SocketAddr, SocketAddr)) -> (SocketAddr, SocketAddr) {
+    crate::tls::register(addrs.0);
+    addrs
+}
 
 /// A server running on its own thread; shut down and joined when dropped.
 pub struct Running {
@@ -92,6 +106,8 @@ impl Drop for Running {
         self.shutdown();
         if !thread::panicking() {
             self.expect_stopped(Duration::from_secs(10));
+            // The listener is closed: its port may serve plain text next.
+            crate::tls::unregister(self.addr);
         }
     }
 }
@@ -133,7 +149,7 @@ pub fn smol_with(
     config: Config,
     setup: impl FnOnce(switchboard::smol::Server) -> switchboard::smol::Server,
 ) -> Running {
-    init_log();
+    let config = prepare(config);
     let server = switchboard::smol::Server::bind("127.0.0.1:0", config).expect("bind");
     let mut server = setup(server);
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
@@ -158,7 +174,7 @@ pub fn async_std_with(
     config: Config,
     setup: impl FnOnce(switchboard::async_std::Server) -> switchboard::async_std::Server,
 ) -> Running {
-    init_log();
+    let config = prepare(config);
     let server = switchboard::async_std::Server::bind("127.0.0.1:0", config).expect("bind");
     let mut server = setup(server);
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
@@ -183,11 +199,67 @@ pub fn std_with(
     config: Config,
     setup: impl FnOnce(switchboard::std::Server) -> switchboard::std::Server,
 ) -> Running {
-    init_log();
+    let config = prepare(config);
     let server = switchboard::std::Server::bind("127.0.0.1:0", config).expect("bind");
     let mut server = setup(server);
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
+    let (h1, h2) = (server.handle(), server.handle());
+    Running::new(
+        addr,
+        move || h1.shutdown(),
+        move || h2.connection_count(),
+        move || server.run().expect("std server run"),
+    )
+}
+
+/// A TLS certificate for the `_tls` servers.
+fn tls_config<T>(new: fn(std::sync::Arc<rustls::ServerConfig>) -> T) -> T {
+    new(crate::tls::certs().server.clone())
+}
+
+#[cfg(feature = "smol")]
+pub fn smol_tls(config: Config) -> Running {
+    let config = prepare(config);
+    let mut server = switchboard::smol::Server::bind("127.0.0.1:0", config).expect("bind");
+    let tls = tls_config(switchboard::smol::TlsConfig::new);
+    let addr = server.add_tls_listener("127.0.0.1:0", tls);
+    let irc_addr = server.local_addr().expect("local_addr");
+    let addr = tls_addrs((addr.expect("add_tls_listener"), irc_addr));
+    let (h1, h2) = (server.handle(), server.handle());
+    Running::new(
+        addr,
+        move || h1.shutdown(),
+        move || h2.connection_count(),
+        move || server.run_blocking(),
+    )
+}
+
+#[cfg(feature = "async-std")]
+pub fn async_std_tls(config: Config) -> Running {
+    let config = prepare(config);
+    let mut server = switchboard::async_std::Server::bind("127.0.0.1:0", config).expect("bind");
+    let tls = tls_config(switchboard::async_std::TlsConfig::new);
+    let addr = server.add_tls_listener("127.0.0.1:0", tls);
+    let irc_addr = server.local_addr().expect("local_addr");
+    let addr = tls_addrs((addr.expect("add_tls_listener"), irc_addr));
+    let (h1, h2) = (server.handle(), server.handle());
+    Running::new(
+        addr,
+        move || h1.shutdown(),
+        move || h2.connection_count(),
+        move || server.run_blocking(),
+    )
+}
+
+#[cfg(feature = "std")]
+pub fn std_tls(config: Config) -> Running {
+    let config = prepare(config);
+    let mut server = switchboard::std::Server::bind("127.0.0.1:0", config).expect("bind");
+    let tls = tls_config(switchboard::std::TlsConfig::new);
+    let addr = server.add_tls_listener("127.0.0.1:0", tls);
+    let irc_addr = server.local_addr().expect("local_addr");
+    let addr = tls_addrs((addr.expect("add_tls_listener"), irc_addr));
     let (h1, h2) = (server.handle(), server.handle());
     Running::new(
         addr,

@@ -14,6 +14,7 @@ mod chat;
 mod conn;
 mod history;
 pub(crate) mod irc;
+mod limits;
 mod native;
 #[cfg(feature = "planted-bugs")]
 mod planted;
@@ -34,6 +35,7 @@ use crate::packet::{Member, Packet, RoomInfo, ServerPacket};
 use crate::rate::Cost;
 use crate::{Config, ConnId, ErrorCode};
 use conn::{Conn, Phase, Proto};
+pub use limits::Refused;
 #[cfg(feature = "planted-bugs")]
 pub use planted::PlantedBug;
 use rooms::Registry;
@@ -119,6 +121,8 @@ pub struct Server {
     shutting_down: bool,
     /// Room history, when switched on (`history.rs`).
     history: Option<Box<history::History>>,
+    /// Open connections per client address (`open_from`).
+    peers: limits::Peers,
     /// The deliberate bug switched on by the simulation tests, if any.
     #[cfg(feature = "planted-bugs")]
     planted: Option<PlantedBug>,
@@ -300,6 +304,7 @@ impl Server {
             timers: BinaryHeap::new(),
             shutting_down: false,
             history: None,
+            peers: limits::Peers::default(),
             #[cfg(feature = "planted-bugs")]
             planted: None,
         }
@@ -414,6 +419,7 @@ impl Server {
             });
         }
         self.conns.map.remove(&id);
+        self.peers.release(id);
         self.close_overflowed();
     }
 
