@@ -35,39 +35,66 @@ cargo build --quiet --all-features --example smol-server --example async-std-ser
 
 failed=()
 LOGDIR=$(mktemp -d -t irctest-ci.XXXXXX)
-for server in smol-server async-std-server std-server; do
-  out=$LOGDIR/$server.out
+
+# Starts the example server $1 (log files named $2) and sets `pid` and `addr`.
+start() {
+  local server=$1 name=$2 out=$LOGDIR/$2.out
   # Flood control is relaxed: irctest sends bursts faster than the default rate allows.
   # Every irctest client comes from 127.0.0.1, and a test may connect before the server
   # has seen the last test's clients close: the per-address limit is raised.
   "$ROOT/target/debug/examples/$server" --listen 127.0.0.1:0 --quiet \
     --server-name My.Little.Server --msg-rate 0 --oper "operuser:$OPER_HASH" \
-    --data-dir "$LOGDIR/$server-data" \
+    --data-dir "$LOGDIR/$name-data" \
     --max-conns-per-ip 1000 \
-    >"$out" 2>"$LOGDIR/$server.err" &
+    >"$out" 2>"$LOGDIR/$name.err" &
   pid=$!
   addr=
   for _ in $(seq 100); do
     addr=$(sed -n 's/^listening on //p' "$out" | head -n1)
-    [ -n "$addr" ] && break
+    [ -n "$addr" ] && return 0
     sleep 0.1
   done
-  if [ -z "$addr" ]; then
-    echo "irctest.sh: $server did not start: $(cat "$LOGDIR/$server.err")" >&2
-    kill "$pid" 2>/dev/null || true
-    failed+=("$server (did not start)")
-    continue
-  fi
+  echo "irctest.sh: $server did not start: $(cat "$LOGDIR/$name.err")" >&2
+  kill "$pid" 2>/dev/null || true
+  return 1
+}
+
+stop() {
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+for server in smol-server async-std-server std-server; do
+  start "$server" "$server" || { failed+=("$server (did not start)"); continue; }
   echo "== $server on $addr, $PROFILE profile"
   if IRCTEST_LOG=$LOGDIR/$server.log "$RUNNER" "${addr%:*}" "${addr##*:}" "$@" \
       | tail -n 2; then
-    :
-  else
-    failed+=("$server")
-    grep -E '^(FAILED|ERROR) ' "$LOGDIR/$server.log" || true
+    stop
+    continue
   fi
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  stop
+  grep -E '^(FAILED|ERROR) ' "$LOGDIR/$server.log" || true
+  # irctest closes a client and at once signs in another with the same nick. The std
+  # runtime reads each connection on its own thread, so on a busy machine the new
+  # connection's NICK may be handled before the old one's end of stream, and the nick is
+  # still taken (docs/IRC.md). On std only, the failed tests run once more on a fresh
+  # server, one at a time as before; they must pass then. smol and async-std serve every
+  # connection from one thread and get no second try.
+  if [ "$server" = std-server ]; then
+    names=$(sed -n -E 's/^(FAILED|ERROR) [^ ]*::([A-Za-z0-9_]+)(\[[^]]*\])?( .*)?$/\2/p' \
+      "$LOGDIR/$server.log" | sort -u | paste -sd' ' | sed 's/ / or /g')
+    if [ -n "$names" ] && start "$server" "$server-again"; then
+      echo "== $server again on $addr, only: $names"
+      if IRCTEST_LOG=$LOGDIR/$server-again.log "$RUNNER" "${addr%:*}" "${addr##*:}" \
+          "$@" -k "$names" | tail -n 2; then
+        echo "irctest.sh: $server passed the failed tests on a second run (see above)"
+        stop
+        continue
+      fi
+      stop
+    fi
+  fi
+  failed+=("$server")
 done
 
 if [ ${#failed[@]} -gt 0 ]; then
