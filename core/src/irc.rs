@@ -3,6 +3,8 @@
 //! Only the wire form lives here; what commands mean is in `server/irc.rs`. The supported
 //! subset is described in docs/IRC.md.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Most bytes in one line, counting the CR LF.
@@ -167,21 +169,22 @@ pub fn write_line(
     let start = buf.len();
     if let Some(src) = source {
         buf.put_u8(b':');
-        buf.put_slice(src.as_bytes());
+        buf.put_slice(clean(src).as_bytes());
         buf.put_u8(b' ');
     }
-    buf.put_slice(command.as_bytes());
+    buf.put_slice(clean(command).as_bytes());
     if let Some((last, middle)) = params.split_last() {
         for p in middle {
             buf.put_u8(b' ');
-            buf.put_slice(p.as_bytes());
+            buf.put_slice(clean(p).as_bytes());
         }
         buf.put_u8(b' ');
+        let last = clean(last);
         if trailing || last.is_empty() || last.contains(' ') || last.starts_with(':') {
             buf.put_u8(b':');
         }
         let room = (MAX_LINE - 2).saturating_sub(buf.len() - start);
-        buf.put_slice(cut(last, room).as_bytes());
+        buf.put_slice(cut(&last, room).as_bytes());
     }
     // A line longer than the limit before its last parameter (never produced by the server's
     // own limits) is cut as a whole rather than sent oversized.
@@ -189,6 +192,16 @@ pub fn write_line(
         buf.truncate(start + MAX_LINE - 2);
     }
     buf.put_slice(b"\r\n");
+}
+
+/// A field as it may appear in a line: NUL, CR and LF, which would end or corrupt the line
+/// (and let a peer's text forge lines in another client's stream), become U+FFFD.
+fn clean(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) {
+        Cow::Owned(s.replace(['\0', '\r', '\n'], "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -308,6 +321,21 @@ mod tests {
         let line = Message::new("PRIVMSG", &["#a", &long]).to_bytes();
         assert!(line.len() <= MAX_LINE);
         assert!(std::str::from_utf8(&line).is_ok());
+    }
+
+    #[test]
+    fn line_breaks_and_nul_in_fields_are_replaced() {
+        // Found by fuzzing: a nick, PING token or USER real name holding a NUL or a bare
+        // CR was echoed as is, so one client could forge lines in another's stream.
+        let m = Message {
+            source: Some("s\r".into()),
+            command: "C\0".into(),
+            params: vec!["a\0b".into(), "x\ry\nz".into()],
+        };
+        assert_eq!(
+            std::str::from_utf8(&m.to_bytes()).unwrap(),
+            ":s\u{fffd} C\u{fffd} a\u{fffd}b x\u{fffd}y\u{fffd}z\r\n"
+        );
     }
 
     #[test]

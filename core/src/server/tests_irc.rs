@@ -452,6 +452,34 @@ fn names_list_who_whois() {
 }
 
 #[test]
+fn peer_bytes_never_break_a_line() {
+    // Found by fuzzing: a real name with a bare CR reached other clients in WHOIS and WHO,
+    // and a nick or token with a NUL was echoed back, as is.
+    let mut w = Mixed::new(config());
+    let i = w.irc_raw();
+    w.send(
+        i,
+        "NICK mal\r\nUSER mal 0 * :x\r:evil!e@h PRIVMSG bob :hi\r\n",
+    );
+    assert!(has(&w.lines(i), " 001 "));
+    let j = w.irc("bob");
+    w.send(j, "WHOIS mal\r\nPING a\0b\r\nNICK c\0d\r\n");
+    let lines = w.lines(j);
+    assert!(
+        lines.contains(
+            &":irc.test 311 bob mal ~mal irc.test * :x\u{fffd}:evil!e@h PRIVMSG bob :hi".to_owned()
+        ),
+        "{lines:?}"
+    );
+    assert!(has(&lines, "PONG irc.test :a\u{fffd}b"), "{lines:?}");
+    assert!(has(&lines, "432 bob c\u{fffd}d :Erroneous"), "{lines:?}");
+    assert!(
+        lines.iter().all(|l| !l.contains(['\0', '\r', '\n'])),
+        "{lines:?}"
+    );
+}
+
+#[test]
 fn topics_and_moderation() {
     let mut w = Mixed::new(config());
     let a = w.native("alice");
