@@ -186,10 +186,15 @@ pub fn write_line(
         let room = (MAX_LINE - 2).saturating_sub(buf.len() - start);
         buf.put_slice(cut(&last, room).as_bytes());
     }
-    // A line longer than the limit before its last parameter (never produced by the server's
-    // own limits) is cut as a whole rather than sent oversized.
+    // A line longer than the limit before its last parameter (a peer's long field echoed
+    // in the middle, say) is cut as a whole rather than sent oversized, at a character
+    // boundary: everything written is UTF-8, so back off over continuation bytes.
     if buf.len() - start > MAX_LINE - 2 {
-        buf.truncate(start + MAX_LINE - 2);
+        let mut end = start + MAX_LINE - 2;
+        while end > start && buf[end] & 0xC0 == 0x80 {
+            end -= 1;
+        }
+        buf.truncate(end);
     }
     buf.put_slice(b"\r\n");
 }
@@ -336,6 +341,19 @@ mod tests {
             std::str::from_utf8(&m.to_bytes()).unwrap(),
             ":s\u{fffd} C\u{fffd} a\u{fffd}b x\u{fffd}y\u{fffd}z\r\n"
         );
+    }
+
+    #[test]
+    fn a_line_cut_as_a_whole_stays_utf8() {
+        // Found by fuzzing: a long middle parameter made the line be cut at byte 510, in
+        // the middle of a character.
+        for pad in 0..3 {
+            let middle = format!("{}{}", "x".repeat(pad), "é".repeat(300));
+            let line = Message::new("432", &["*", &middle, "Erroneous nickname"]).to_bytes();
+            assert!(line.len() <= MAX_LINE && line.ends_with(b"\r\n"));
+            assert!(std::str::from_utf8(&line).is_ok(), "{line:?}");
+            assert!(line.len() >= MAX_LINE - 1, "cut more than a character");
+        }
     }
 
     #[test]

@@ -480,6 +480,26 @@ fn peer_bytes_never_break_a_line() {
 }
 
 #[test]
+fn a_long_echoed_field_is_cut_at_a_character() {
+    // Found by fuzzing: 170 invalid bytes in a nick become 510 bytes of U+FFFD, which the
+    // 432 reply echoed in the middle of a line cut at byte 510, inside a character. The
+    // pump fails on any line that is not UTF-8.
+    let mut w = Mixed::new(config());
+    let i = w.irc_raw();
+    let mut line = b"NICK ".to_vec();
+    line.extend([0xff; 170]);
+    line.extend(b"\r\n");
+    let id = w.irc[i].0;
+    w.server.handle_input(id, &line, w.now);
+    w.pump();
+    let lines = w.lines(i);
+    assert!(
+        lines.len() == 1 && lines[0].starts_with(":irc.test 432 * \u{fffd}"),
+        "{lines:?}"
+    );
+}
+
+#[test]
 fn topics_and_moderation() {
     let mut w = Mixed::new(config());
     let a = w.native("alice");
