@@ -379,7 +379,7 @@ impl Driver {
     }
 
     /// The next connection the core wants closed (after its last output is flushed).
-    fn to_close(&mut self) -> Option<ConnId> {
+    fn next_close(&mut self) -> Option<ConnId> {
         self.server.poll_close()
     }
 
@@ -721,7 +721,7 @@ impl World {
 
     /// Flushes and closes every connection the core wants closed.
     fn reap(&mut self) {
-        while let Some(id) = self.d.to_close() {
+        while let Some(id) = self.d.next_close() {
             let t = self.tracked(id);
             assert!(t.open, "poll_close named {id}, already closed");
             assert!(t.closed_event, "poll_close named {id} with no Closed event");
