@@ -835,7 +835,7 @@ impl World {
         let pick = input.u8().unwrap_or(0);
         let Some(id) = self.id(pick).filter(|_| op % 16 != 0) else {
             // Open is the only step without a connection.
-            if self.conns.len() < 64 && !self.shut_down {
+            if self.conns.len() < 16 && !self.shut_down {
                 self.open();
             }
             self.check();
