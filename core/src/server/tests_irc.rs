@@ -500,6 +500,25 @@ fn a_long_echoed_field_is_cut_at_a_character() {
 }
 
 #[test]
+fn cap_end_after_registration_changes_nothing() {
+    // Found by fuzzing: CAP END after registration ran registration again: a second
+    // welcome and Registered event, and after a nick change it claimed the old nick too,
+    // which then outlived the connection.
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    let id = w.irc[i].0;
+    while w.server.poll_event().is_some() {}
+    w.send(i, "NICK bea\r\nCAP END\r\n");
+    assert_eq!(w.lines(i), [":ann!~ann@irc.test NICK bea"]);
+    assert_eq!(w.server.poll_event(), None);
+    assert_eq!(w.server.nick_of(id), Some("bea"));
+    assert_eq!(w.server.conn_of("ann"), None);
+    assert_eq!(w.server.nick_count(), 1);
+    w.server.handle_close(id, w.now);
+    assert_eq!(w.server.nick_count(), 0);
+}
+
+#[test]
 fn topics_and_moderation() {
     let mut w = Mixed::new(config());
     let a = w.native("alice");
