@@ -312,6 +312,21 @@ fn base() -> Instant {
     *BASE.get_or_init(Instant::now)
 }
 
+/// Whether to print every server call and event (set `SWITCHBOARD_FUZZ_TRACE` to replay a
+/// crash with its story).
+fn tracing() -> bool {
+    static TRACE: OnceLock<bool> = OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("SWITCHBOARD_FUZZ_TRACE").is_some())
+}
+
+macro_rules! trace {
+    ($($arg:tt)*) => {
+        if tracing() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
 /// The adapter's part: every call the harness makes on the `Server`, and nothing else.
 ///
 /// It plays an adapter that may be slow to write, late with timers, and that flushes a
@@ -334,24 +349,30 @@ impl Driver {
     }
 
     fn open(&mut self) -> ConnId {
-        self.server.open(self.now)
+        let id = self.server.open(self.now);
+        trace!("open -> {id}");
+        id
     }
 
     fn input(&mut self, id: ConnId, bytes: &[u8]) {
+        trace!("input {id} {:?}", String::from_utf8_lossy(bytes));
         self.server.handle_input(id, bytes, self.now);
     }
 
     /// The peer went away (or the adapter finished closing the socket).
     fn close(&mut self, id: ConnId) {
+        trace!("handle_close {id}");
         self.server.handle_close(id, self.now);
     }
 
     fn advance(&mut self, by: Duration) {
+        trace!("advance {by:?}");
         self.now += by;
     }
 
     /// Runs keepalive at the current time.
     fn timeout(&mut self) {
+        trace!("handle_timeout");
         self.server.handle_timeout(self.now);
     }
 
@@ -363,32 +384,45 @@ impl Driver {
     /// One batch of one connection's output, handed to its socket (not yet written).
     fn take(&mut self, id: ConnId) -> Option<Vec<u8>> {
         let t = self.server.take_transmit(id)?;
+        trace!("take_transmit {id}: {:?}", String::from_utf8_lossy(&t.data));
         assert_eq!(t.conn, id);
         Some(t.data.to_vec())
     }
 
     /// The next batch of anyone's output.
     fn take_any(&mut self) -> Option<(ConnId, Vec<u8>)> {
-        self.server
-            .poll_transmit()
-            .map(|t| (t.conn, t.data.to_vec()))
+        let t = self.server.poll_transmit()?;
+        trace!(
+            "poll_transmit {}: {:?}",
+            t.conn,
+            String::from_utf8_lossy(&t.data)
+        );
+        Some((t.conn, t.data.to_vec()))
     }
 
     fn written(&mut self, id: ConnId, n: usize) {
+        trace!("handle_written {id} {n}");
         self.server.handle_written(id, n);
     }
 
     /// The next connection the core wants closed (after its last output is flushed).
     fn next_close(&mut self) -> Option<ConnId> {
-        self.server.poll_close()
+        let id = self.server.poll_close()?;
+        trace!("poll_close -> {id}");
+        Some(id)
     }
 
     fn shutdown(&mut self) {
+        trace!("shutdown");
         self.server.shutdown(self.now);
     }
 
     fn event(&mut self) -> Option<Event> {
-        self.server.poll_event()
+        let e = self.server.poll_event();
+        if let Some(e) = &e {
+            trace!("event {e:?}");
+        }
+        e
     }
 }
 
