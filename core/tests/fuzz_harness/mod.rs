@@ -795,7 +795,7 @@ impl World {
                 }
             }
         }
-        let c = self.d.config().clone();
+        let c = self.d.server.config();
         let mut open = 0;
         for i in 0..self.conns.len() {
             let id = ConnId(i as u64 + 1);
