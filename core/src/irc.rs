@@ -3,6 +3,8 @@
 //! Only the wire form lives here; what commands mean is in `server/irc.rs`. The supported
 //! subset is described in docs/IRC.md.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Most bytes in one line, counting the CR LF.
@@ -185,28 +187,44 @@ pub fn write_line(
     let start = buf.len();
     if let Some(src) = source {
         buf.put_u8(b':');
-        buf.put_slice(src.as_bytes());
+        buf.put_slice(clean(src).as_bytes());
         buf.put_u8(b' ');
     }
-    buf.put_slice(command.as_bytes());
+    buf.put_slice(clean(command).as_bytes());
     if let Some((last, middle)) = params.split_last() {
         for p in middle {
             buf.put_u8(b' ');
-            buf.put_slice(p.as_bytes());
+            buf.put_slice(clean(p).as_bytes());
         }
         buf.put_u8(b' ');
+        let last = clean(last);
         if trailing || last.is_empty() || last.contains(' ') || last.starts_with(':') {
             buf.put_u8(b':');
         }
         let room = (MAX_LINE - 2).saturating_sub(buf.len() - start);
-        buf.put_slice(cut(last, room).as_bytes());
+        buf.put_slice(cut(&last, room).as_bytes());
     }
-    // A line longer than the limit before its last parameter (never produced by the server's
-    // own limits) is cut as a whole rather than sent oversized.
+    // A line longer than the limit before its last parameter (a peer's long field echoed
+    // in the middle, say) is cut as a whole rather than sent oversized, at a character
+    // boundary: everything written is UTF-8, so back off over continuation bytes.
     if buf.len() - start > MAX_LINE - 2 {
-        buf.truncate(start + MAX_LINE - 2);
+        let mut end = start + MAX_LINE - 2;
+        while end > start && buf[end] & 0xC0 == 0x80 {
+            end -= 1;
+        }
+        buf.truncate(end);
     }
     buf.put_slice(b"\r\n");
+}
+
+/// A field as it may appear in a line: NUL, CR and LF, which would end or corrupt the line
+/// (and let a peer's text forge lines in another client's stream), become U+FFFD.
+fn clean(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) {
+        Cow::Owned(s.replace(['\0', '\r', '\n'], "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -336,6 +354,34 @@ mod tests {
         let line = Message::new("PRIVMSG", &["#a", &long]).to_bytes();
         assert!(line.len() <= MAX_LINE);
         assert!(std::str::from_utf8(&line).is_ok());
+    }
+
+    #[test]
+    fn line_breaks_and_nul_in_fields_are_replaced() {
+        // Found by fuzzing: a nick, PING token or USER real name holding a NUL or a bare
+        // CR was echoed as is, so one client could forge lines in another's stream.
+        let m = Message {
+            source: Some("s\r".into()),
+            command: "C\0".into(),
+            params: vec!["a\0b".into(), "x\ry\nz".into()],
+        };
+        assert_eq!(
+            std::str::from_utf8(&m.to_bytes()).unwrap(),
+            ":s\u{fffd} C\u{fffd} a\u{fffd}b x\u{fffd}y\u{fffd}z\r\n"
+        );
+    }
+
+    #[test]
+    fn a_line_cut_as_a_whole_stays_utf8() {
+        // Found by fuzzing: a long middle parameter made the line be cut at byte 510, in
+        // the middle of a character.
+        for pad in 0..3 {
+            let middle = format!("{}{}", "x".repeat(pad), "é".repeat(300));
+            let line = Message::new("432", &["*", &middle, "Erroneous nickname"]).to_bytes();
+            assert!(line.len() <= MAX_LINE && line.ends_with(b"\r\n"));
+            assert!(std::str::from_utf8(&line).is_ok(), "{line:?}");
+            assert!(line.len() >= MAX_LINE - 1, "cut more than a character");
+        }
     }
 
     #[test]

@@ -645,6 +645,11 @@ impl Server {
 
     /// Completes registration once NICK and USER are in and no CAP negotiation is open.
     fn irc_try_register(&mut self, id: ConnId) {
+        // Only once: a late CAP END must not register again (and claim the nick the
+        // session started with, which may no longer be the connection's).
+        if self.conns.get(&id).is_none_or(|c| c.phase != Phase::Hello) {
+            return;
+        }
         let Some(s) = self.session(id) else {
             return;
         };

@@ -484,6 +484,10 @@ impl Server {
         if conn.phase == Phase::Closing {
             return;
         }
+        // The pump scheduled from the state before the checks below (a keepalive already
+        // due, say), and `schedule` keeps an earlier timer: forget it, the checks schedule
+        // again once done.
+        conn.timer = None;
         if conn
             .partial_since
             .is_some_and(|t| now.saturating_duration_since(t) >= self.config.request_timeout)

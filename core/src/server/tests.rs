@@ -1267,3 +1267,31 @@ fn a_nick_change_is_an_event_for_the_log() {
     w.pump();
     assert_eq!(w.server.poll_event(), None);
 }
+
+#[test]
+fn requests_handled_by_the_timer_leave_no_deadline_due() {
+    // Found by fuzzing: a request that waited for the rate, handled by `handle_timeout`
+    // after `ping_interval` of silence, made the pump schedule the keepalive from the
+    // old last input (already due); the ping sent next could not move that earlier timer
+    // back, so `poll_timeout` named a passed deadline and the adapter woke for nothing.
+    let config = Config {
+        msg_rate: 1,
+        msg_burst: 1,
+        ping_interval: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(10),
+        ..Config::default()
+    };
+    let mut w = World::new(config);
+    let a = w.join_as("alice");
+    w.advance(Duration::from_secs(2));
+    w.events(a);
+    for i in 0..3 {
+        w.client(a).say("r", &format!("m{i}"));
+    }
+    w.pump();
+    // The silence since the last input passes ping_interval while requests wait.
+    w.now += Duration::from_millis(1500);
+    w.server.handle_timeout(w.now);
+    let next = w.server.poll_timeout().expect("a deadline");
+    assert!(next > w.now, "a deadline {:?} past due", w.now - next);
+}

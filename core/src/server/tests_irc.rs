@@ -485,6 +485,78 @@ fn names_list_who_whois() {
 }
 
 #[test]
+fn peer_bytes_never_break_a_line() {
+    // Found by fuzzing: a real name with a bare CR reached other clients in WHOIS and WHO,
+    // and a nick or token with a NUL was echoed back, as is.
+    let mut w = Mixed::new(config());
+    let i = w.irc_raw();
+    w.send(
+        i,
+        "NICK mal\r\nUSER mal 0 * :x\r:evil!e@h PRIVMSG bob :hi\r\n",
+    );
+    assert!(has(&w.lines(i), " 001 "));
+    let j = w.irc("bob");
+    w.send(j, "WHOIS mal\r\nPING a\0b\r\nNICK c\0d\r\n");
+    let lines = w.lines(j);
+    assert!(
+        lines.contains(
+            &":irc.test 311 bob mal ~mal irc.test * :x\u{fffd}:evil!e@h PRIVMSG bob :hi".to_owned()
+        ),
+        "{lines:?}"
+    );
+    assert!(has(&lines, "PONG irc.test :a\u{fffd}b"), "{lines:?}");
+    assert!(has(&lines, "432 bob c\u{fffd}d :Erroneous"), "{lines:?}");
+    assert!(
+        lines.iter().all(|l| !l.contains(['\0', '\r', '\n'])),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_long_echoed_field_is_cut_at_a_character() {
+    // Found by fuzzing: 170 invalid bytes in a nick become 510 bytes of U+FFFD, which the
+    // 432 reply echoed in the middle of a line cut at byte 510, inside a character. The
+    // pump fails on any line that is not UTF-8.
+    let mut w = Mixed::new(config());
+    let i = w.irc_raw();
+    let mut line = b"NICK ".to_vec();
+    line.extend([0xff; 170]);
+    line.extend(b"\r\n");
+    let id = w.irc[i].0;
+    w.server.handle_input(id, &line, w.now);
+    w.pump();
+    let lines = w.lines(i);
+    assert!(
+        lines.len() == 1 && lines[0].starts_with(":irc.test 432 * \u{fffd}"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn cap_end_after_registration_changes_nothing() {
+    // Found by fuzzing: CAP END after registration ran registration again: a second
+    // welcome and Registered event, and after a nick change it claimed the old nick too,
+    // which then outlived the connection.
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    let id = w.irc[i].0;
+    while w.server.poll_event().is_some() {}
+    w.send(i, "NICK bea\r\nCAP END\r\n");
+    assert_eq!(w.lines(i), [":ann!~ann@irc.test NICK bea"]);
+    // The nick change is the only event: no second registration.
+    assert!(matches!(
+        w.server.poll_event(),
+        Some(Event::NickChanged { .. })
+    ));
+    assert_eq!(w.server.poll_event(), None);
+    assert_eq!(w.server.nick_of(id), Some("bea"));
+    assert_eq!(w.server.conn_of("ann"), None);
+    assert_eq!(w.server.nick_count(), 1);
+    w.server.handle_close(id, w.now);
+    assert_eq!(w.server.nick_count(), 0);
+}
+
+#[test]
 fn topics_and_moderation() {
     let mut w = Mixed::new(config());
     let a = w.native("alice");
