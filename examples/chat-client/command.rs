@@ -1,6 +1,6 @@
 //! What the user types, parsed into commands.
 
-use switchboard::core::RoomMode;
+use switchboard::core::{RoomMode, RoomRule};
 
 /// One line of user input, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,6 +9,33 @@ pub enum Command {
     Say(String),
     /// Join a room (and make it current).
     Join(String),
+    /// Join a room that has a key (and make it current).
+    JoinKey {
+        /// The room.
+        room: String,
+        /// The room's key.
+        key: String,
+    },
+    /// Invite someone into a room.
+    Invite {
+        /// The room, or the current one.
+        room: Option<String>,
+        /// Who.
+        nick: String,
+    },
+    /// Set or clear a room rule (key, limit, flags, ban masks).
+    Rule {
+        /// The room, or the current one.
+        room: Option<String>,
+        /// Which rule.
+        rule: RoomRule,
+        /// Set or clear it.
+        on: bool,
+        /// The key, limit or mask (empty for the others).
+        arg: String,
+    },
+    /// List a room's rules (the current room's when `None`).
+    Rules(Option<String>),
     /// Leave a room (the current one when `None`).
     Leave {
         /// The room, or the current one.
@@ -77,7 +104,7 @@ pub enum Command {
 /// The help text, one entry a line.
 pub const HELP: &[&str] = &[
     "Commands (a line not starting with / goes to the current room):",
-    "  /join ROOM               join a room and make it current (alias /j)",
+    "  /join ROOM [KEY]         join a room (with its key) and make it current (alias /j)",
     "  /leave [ROOM [REASON]]   leave a room, the current one by default (alias /part)",
     "  /switch ROOM             make another joined room current (alias /r)",
     "  /msg NICK TEXT           send a direct message (aliases /m, /w)",
@@ -101,6 +128,12 @@ pub const HELP: &[&str] = &[
     "  /op, /deop [#ROOM] NICK      give or take operator status",
     "  /voice, /devoice [#ROOM] NICK  give or take voice",
     "  /lock, /unlock [#ROOM]   let only operators set the topic, or anyone again",
+    "  /invite NICK [#ROOM]     invite someone (needed to join a +i room)",
+    "  /mode [#ROOM] CHANGE     one rule change: +k KEY, -k, +l N, -l, +i, -i, +m, -m,",
+    "                           +n, -n, +s, -s, +b MASK, -b MASK",
+    "  /ban [#ROOM] NICK|MASK   ban a mask (a bare nick means nick!*@*)",
+    "  /unban [#ROOM] NICK|MASK lift a ban",
+    "  /rules [#ROOM]           list the room's rules: modes, key, limit, bans",
 ];
 
 /// Parses one line of input; `Ok(None)` for a blank line, `Err` with a usage hint for a
@@ -121,7 +154,39 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         None => (rest, ""),
     };
     let command = match name.to_ascii_lowercase().as_str() {
-        "join" | "j" => Command::Join(one_room(args, "/join ROOM")?),
+        "join" | "j" => {
+            const FORM: &str = "/join ROOM [KEY]";
+            let (room, key) = split_word(args);
+            let room = one_room(room, FORM)?;
+            match key {
+                "" => Command::Join(room),
+                key => Command::JoinKey {
+                    room,
+                    key: one_word(key, FORM)?.to_owned(),
+                },
+            }
+        }
+        "invite" => {
+            const FORM: &str = "/invite NICK [#ROOM]";
+            let (nick, rest) = split_word(args);
+            if nick.is_empty() || nick.starts_with('#') {
+                return Err(usage(FORM));
+            }
+            Command::Invite {
+                nick: nick.to_owned(),
+                room: match rest {
+                    "" => None,
+                    rest => Some(one_room(rest, FORM)?),
+                },
+            }
+        }
+        "mode" => mode(args)?,
+        "ban" => ban(args, "/ban [#ROOM] NICK|MASK", true)?,
+        "unban" => ban(args, "/unban [#ROOM] NICK|MASK", false)?,
+        "rules" => match args {
+            "" => Command::Rules(None),
+            _ => Command::Rules(Some(one_room(args, "/rules [#ROOM]")?)),
+        },
         "leave" | "part" => {
             let (room, reason) = split_word(args);
             Command::Leave {
@@ -217,6 +282,77 @@ fn member_mode(args: &str, form: &str, mode: RoomMode, on: bool) -> Result<Comma
     })
 }
 
+/// The usage of `/mode`.
+const MODE_FORM: &str = "/mode [#ROOM] +k KEY|-k|+l N|-l|+i|-i|+m|-m|+n|-n|+s|-s|+b MASK|-b MASK";
+
+/// `/mode`: one rule change, checked here so a typo gets a usage line, not a server error.
+fn mode(args: &str) -> Result<Command, String> {
+    let (room, args) = room_first(args);
+    let (change, arg) = split_word(args);
+    let (on, letter) = match change.as_bytes() {
+        [b'+', letter] => (true, *letter),
+        [b'-', letter] => (false, *letter),
+        _ => return Err(usage(MODE_FORM)),
+    };
+    let rule = match RoomRule::from_letter(letter) {
+        Some(
+            rule @ (RoomRule::Key
+            | RoomRule::Limit
+            | RoomRule::InviteOnly
+            | RoomRule::Moderated
+            | RoomRule::NoOutside
+            | RoomRule::Secret
+            | RoomRule::Ban),
+        ) => rule,
+        _ => return Err(usage(MODE_FORM)),
+    };
+    let needs_arg = matches!(rule, RoomRule::Ban) || (on && rule.takes_arg(true));
+    let arg = if needs_arg {
+        one_word(arg, MODE_FORM)?.to_owned()
+    } else if arg.is_empty() {
+        String::new()
+    } else {
+        return Err(usage(MODE_FORM));
+    };
+    if rule == RoomRule::Limit && !arg.is_empty() {
+        match arg.parse::<u32>() {
+            Ok(n) if n > 0 => {}
+            _ => return Err("usage: /mode [#ROOM] +l N, N from 1".to_owned()),
+        }
+    }
+    let arg = if rule == RoomRule::Ban {
+        ban_mask(&arg)
+    } else {
+        arg
+    };
+    Ok(Command::Rule {
+        room,
+        rule,
+        on,
+        arg,
+    })
+}
+
+/// `/ban` and `/unban`.
+fn ban(args: &str, form: &str, on: bool) -> Result<Command, String> {
+    let (room, args) = room_first(args);
+    Ok(Command::Rule {
+        room,
+        rule: RoomRule::Ban,
+        on,
+        arg: ban_mask(one_word(args, form)?),
+    })
+}
+
+/// A ban mask as typed: a bare nick means `nick!*@*`.
+fn ban_mask(word: &str) -> String {
+    if word.contains(['!', '@']) {
+        word.to_owned()
+    } else {
+        format!("{word}!*@*")
+    }
+}
+
 fn topic_lock(args: &str, form: &str, on: bool) -> Result<Command, String> {
     let (room, args) = room_first(args);
     no_args(
@@ -241,9 +377,9 @@ fn room_first(args: &str) -> (Option<String>, &str) {
 
 /// Every command name, for Tab completion.
 pub const NAMES: &[&str] = &[
-    "away", "back", "deop", "devoice", "help", "join", "kick", "leave", "lock", "me", "msg",
-    "nick", "op", "ping", "query", "quit", "rooms", "switch", "topic", "unlock", "voice", "who",
-    "whois",
+    "away", "back", "ban", "deop", "devoice", "help", "history", "invite", "join", "kick", "leave",
+    "lock", "me", "mode", "msg", "nick", "op", "ping", "query", "quit", "rooms", "rules", "switch",
+    "topic", "unban", "unlock", "voice", "who", "whois",
 ];
 
 /// A room name as typed, without the `#` people tend to put in front.
@@ -322,9 +458,16 @@ mod tests {
         assert_eq!(ok("/who"), Command::Who(None));
         assert_eq!(ok("/who #rust"), Command::Who(Some("rust".into())));
         assert_eq!(ok("/rooms"), Command::Rooms);
-        assert_eq!(err("/join"), "usage: /join ROOM");
-        assert_eq!(err("/join a b"), "usage: /join ROOM");
-        assert_eq!(err("/join #"), "usage: /join ROOM");
+        assert_eq!(err("/join"), "usage: /join ROOM [KEY]");
+        assert_eq!(err("/join a b c"), "usage: /join ROOM [KEY]");
+        assert_eq!(err("/join #"), "usage: /join ROOM [KEY]");
+        assert_eq!(
+            ok("/join #rust s3cret"),
+            Command::JoinKey {
+                room: "rust".into(),
+                key: "s3cret".into()
+            }
+        );
         assert_eq!(err("/rooms x"), "usage: /rooms");
         assert_eq!(err("/who a b"), "usage: /who [ROOM]");
     }
@@ -442,6 +585,84 @@ mod tests {
     }
 
     #[test]
+    fn room_rule_commands() {
+        let rule = |room: Option<&str>, rule, on, arg: &str| Command::Rule {
+            room: room.map(Into::into),
+            rule,
+            on,
+            arg: arg.into(),
+        };
+        assert_eq!(ok("/mode +k pw"), rule(None, RoomRule::Key, true, "pw"));
+        assert_eq!(
+            ok("/mode #go -k"),
+            rule(Some("go"), RoomRule::Key, false, "")
+        );
+        assert_eq!(ok("/mode +l 10"), rule(None, RoomRule::Limit, true, "10"));
+        assert_eq!(ok("/mode -l"), rule(None, RoomRule::Limit, false, ""));
+        assert_eq!(ok("/mode +i"), rule(None, RoomRule::InviteOnly, true, ""));
+        assert_eq!(ok("/mode -m"), rule(None, RoomRule::Moderated, false, ""));
+        assert_eq!(ok("/mode +n"), rule(None, RoomRule::NoOutside, true, ""));
+        assert_eq!(ok("/mode -s"), rule(None, RoomRule::Secret, false, ""));
+        assert_eq!(
+            ok("/mode +b bob"),
+            rule(None, RoomRule::Ban, true, "bob!*@*")
+        );
+        assert_eq!(
+            ok("/mode -b *!*@10.*"),
+            rule(None, RoomRule::Ban, false, "*!*@10.*")
+        );
+        let form = format!("usage: {MODE_FORM}");
+        for bad in [
+            "/mode",
+            "/mode +k",
+            "/mode -k pw",
+            "/mode +i x",
+            "/mode +x",
+            "/mode k",
+            "/mode +kl",
+            "/mode +b",
+            "/mode -b",
+            "/mode +e x",
+            "/mode #go",
+        ] {
+            assert_eq!(err(bad), form, "{bad}");
+        }
+        assert_eq!(err("/mode +l 0"), "usage: /mode [#ROOM] +l N, N from 1");
+        assert_eq!(err("/mode +l lots"), "usage: /mode [#ROOM] +l N, N from 1");
+        assert_eq!(ok("/ban bob"), rule(None, RoomRule::Ban, true, "bob!*@*"));
+        assert_eq!(
+            ok("/ban #go *!*@host"),
+            rule(Some("go"), RoomRule::Ban, true, "*!*@host")
+        );
+        assert_eq!(
+            ok("/unban #go bob"),
+            rule(Some("go"), RoomRule::Ban, false, "bob!*@*")
+        );
+        assert_eq!(err("/ban"), "usage: /ban [#ROOM] NICK|MASK");
+        assert_eq!(err("/unban a b"), "usage: /unban [#ROOM] NICK|MASK");
+        assert_eq!(
+            ok("/invite bob"),
+            Command::Invite {
+                room: None,
+                nick: "bob".into()
+            }
+        );
+        assert_eq!(
+            ok("/invite bob #go"),
+            Command::Invite {
+                room: Some("go".into()),
+                nick: "bob".into()
+            }
+        );
+        assert_eq!(err("/invite"), "usage: /invite NICK [#ROOM]");
+        assert_eq!(err("/invite #go"), "usage: /invite NICK [#ROOM]");
+        assert_eq!(err("/invite bob go x"), "usage: /invite NICK [#ROOM]");
+        assert_eq!(ok("/rules"), Command::Rules(None));
+        assert_eq!(ok("/rules #go"), Command::Rules(Some("go".into())));
+        assert_eq!(err("/rules a b"), "usage: /rules [#ROOM]");
+    }
+
+    #[test]
     fn away_and_whois() {
         assert_eq!(ok("/away"), Command::Away(String::new()));
         assert_eq!(ok("/back"), Command::Away(String::new()));
@@ -473,7 +694,7 @@ mod tests {
         for name in [
             "join", "leave", "switch", "msg", "who", "rooms", "topic", "kick", "op", "deop",
             "voice", "devoice", "lock", "unlock", "away", "whois", "nick", "ping", "quit", "help",
-            "me", "history",
+            "me", "history", "invite", "mode", "ban", "unban", "rules",
         ] {
             let shown = format!("/{name}");
             assert!(

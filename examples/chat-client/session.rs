@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use switchboard::core::packet::client_type;
-use switchboard::core::{Client, ClientEvent, ErrorCode, RoomMode};
+use switchboard::core::{Client, ClientEvent, ErrorCode, RoomEvent, RoomMode};
 
 use crate::command::{self, Command, HELP};
 use crate::render::{self, Kind, Line};
@@ -334,7 +334,31 @@ impl Session {
                 }
                 None => return vec![not_in_a_room()],
             },
-            Command::Join(room) => self.join(room),
+            Command::Join(room) => self.join(room, ""),
+            Command::JoinKey { room, key } => self.join(room, &key),
+            Command::Invite { room, nick } => match room.or_else(|| self.current.clone()) {
+                Some(room) => {
+                    self.client.invite(&room, &nick);
+                }
+                None => return vec![Line::error("not in a room: /invite NICK #ROOM")],
+            },
+            Command::Rule {
+                room,
+                rule,
+                on,
+                arg,
+            } => match room.or_else(|| self.current.clone()) {
+                Some(room) => {
+                    self.client.set_rule(&room, rule, on, &arg);
+                }
+                None => return vec![not_in_a_room()],
+            },
+            Command::Rules(room) => match room.or_else(|| self.current.clone()) {
+                Some(room) => {
+                    self.client.list_rules(&room);
+                }
+                None => return vec![Line::error("not in a room: /rules ROOM")],
+            },
             Command::Leave { room, reason } => match room.or_else(|| self.current.clone()) {
                 Some(room) => {
                     self.client.leave(&room, &reason);
@@ -398,9 +422,13 @@ impl Session {
 
     /// Joins a room and makes it current at once, so lines typed before the server answers
     /// already go there (the server handles them after the join).
-    fn join(&mut self, room: String) {
+    fn join(&mut self, room: String, key: &str) {
         self.query = None;
-        let seq = self.client.join(&room);
+        let seq = if key.is_empty() {
+            self.client.join(&room)
+        } else {
+            self.client.join_with_key(&room, key)
+        };
         let before = self.current.replace(room.clone());
         self.joining.push((seq, room, before));
     }
@@ -540,7 +568,80 @@ impl Session {
         while let Some(event) = self.client.poll_event() {
             self.event(event, now, &mut lines);
         }
+        while let Some(event) = self.client.poll_room_event() {
+            lines.push(self.room_event(event));
+        }
         lines
+    }
+
+    /// A rule change, an invitation or a room's rules, as a line.
+    fn room_event(&self, event: RoomEvent) -> Line {
+        let me = self.client.nick();
+        let who = |nick: &str| {
+            if render::same(nick, me) {
+                "you".to_owned()
+            } else {
+                render::clean(nick)
+            }
+        };
+        match event {
+            RoomEvent::RuleChanged {
+                room,
+                by,
+                rule,
+                on,
+                arg,
+            } => {
+                let sign = if on { '+' } else { '-' };
+                let letter = char::from(rule.letter());
+                let arg = match arg.as_str() {
+                    "" => String::new(),
+                    arg => format!(" {}", render::clean(arg)),
+                };
+                Line::notice(format!(
+                    "{} set {sign}{letter}{arg} on {}",
+                    who(&by),
+                    render::room(&room)
+                ))
+            }
+            RoomEvent::Invited { room, by, nick } if render::same(&nick, me) => {
+                let room = render::room(&room);
+                Line::notice(format!("{} invites you to {room} (/join {room})", who(&by)))
+            }
+            RoomEvent::Invited { room, by, nick } => Line::notice(format!(
+                "{} invited {} to {}",
+                who(&by),
+                render::clean(&nick),
+                render::room(&room)
+            )),
+            RoomEvent::Rules {
+                room,
+                modes,
+                key,
+                limit,
+                bans,
+            } => {
+                let mut text = format!("rules of {}: ", render::room(&room));
+                text += &match modes.as_str() {
+                    "" => "no modes".to_owned(),
+                    modes => format!("+{}", render::clean(modes)),
+                };
+                if !key.is_empty() {
+                    text += &format!(", key {}", render::clean(&key));
+                }
+                if limit > 0 {
+                    text += &format!(", limit {limit}");
+                }
+                text += &match bans.len() {
+                    0 => ", no bans".to_owned(),
+                    _ => {
+                        let bans: Vec<_> = bans.iter().map(|b| render::clean(b)).collect();
+                        format!(", bans: {}", bans.join(" "))
+                    }
+                };
+                Line::notice(text)
+            }
+        }
     }
 
     fn event(&mut self, event: ClientEvent, now: Instant, out: &mut Vec<Line>) {
@@ -563,7 +664,7 @@ impl Session {
                     }
                 }
                 for room in rooms {
-                    self.join(room);
+                    self.join(room, "");
                 }
             }
             ClientEvent::Joined { room, nick } => {
@@ -1354,6 +1455,68 @@ mod tests {
         h.screen(alice);
         h.screen(bob);
         (h, alice, bob)
+    }
+
+    #[test]
+    fn a_keyed_room_wants_its_key_and_invitations_are_shown() {
+        let mut h = Harness::new();
+        let alice = h.connect("alice");
+        let bob = h.connect("bob");
+        let carol = h.connect("carol");
+        h.type_line(alice, "/join rust");
+        for who in [alice, bob, carol] {
+            h.screen(who);
+        }
+        h.type_line(alice, "/mode +k s3cret");
+        assert_eq!(h.screen(alice), ["* you set +k s3cret on #rust"]);
+        h.type_line(bob, "/join rust");
+        assert_eq!(
+            h.screen(bob),
+            ["!! join failed: the right key is needed to join `rust` (BadRoomKey, code 37)"]
+        );
+        assert!(h.session(bob).client.room("rust").is_none());
+        h.type_line(bob, "/join #rust s3cret");
+        assert_eq!(
+            h.screen(bob),
+            ["* you joined #rust", "* #rust (2): @alice, bob"]
+        );
+        assert_eq!(h.session(bob).prompt(), "bob #rust> ");
+
+        h.type_line(alice, "/mode -k");
+        h.type_line(alice, "/ban carol");
+        h.type_line(alice, "/rules");
+        assert_eq!(
+            h.screen(alice),
+            [
+                "* bob joined #rust",
+                "* you set -k on #rust",
+                "* you set +b carol!*@* on #rust",
+                "* rules of #rust: +n, bans: carol!*@*"
+            ]
+        );
+        assert_eq!(
+            h.screen(bob),
+            [
+                "* alice set -k on #rust",
+                "* alice set +b carol!*@* on #rust"
+            ]
+        );
+
+        h.type_line(alice, "/join go");
+        h.type_line(alice, "/mode +i");
+        h.type_line(carol, "/join go");
+        assert!(h.session(carol).client.room("go").is_none());
+        h.type_line(alice, "/invite bob");
+        assert_eq!(
+            h.screen(alice)[2..],
+            ["* you set +i on #go", "* you invited bob to #go"]
+        );
+        assert_eq!(h.screen(bob), ["* alice invites you to #go (/join #go)"]);
+        h.type_line(bob, "/join go");
+        assert_eq!(
+            h.screen(bob),
+            ["* you joined #go", "* #go (2): @alice, bob"]
+        );
     }
 
     #[test]
