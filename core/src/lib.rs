@@ -4,6 +4,7 @@
 //! [`Server`] holds every protocol rule; [`Client`] is its counterpart for clients. The
 //! native wire format is in [`packet`] and [`frame`], specified in docs/PROTOCOL.md.
 
+pub mod bus;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -16,6 +17,7 @@ mod rate;
 pub mod server;
 pub mod sha256;
 
+pub use bus::{BusEvent, BusOp, ClusterOptions};
 pub use client::{Client, ClientEvent, RoomEvent};
 pub use config::{Config, ConfigError};
 pub use error::{DecodeError, ErrorCode};

@@ -11,6 +11,7 @@
 //! replies; this file owns connections, output queues, fan-out encoding and timers.
 
 mod chat;
+mod cluster;
 mod conn;
 mod history;
 pub(crate) mod irc;
@@ -121,6 +122,8 @@ pub struct Server {
     shutting_down: bool,
     /// Room history, when switched on (`history.rs`).
     history: Option<Box<history::History>>,
+    /// The cluster's state, when this node is one of several.
+    cluster: Option<Box<cluster::Cluster>>,
     /// Open connections per client address (`open_from`).
     peers: limits::Peers,
     /// The deliberate bug switched on by the simulation tests, if any.
@@ -304,6 +307,7 @@ impl Server {
             timers: BinaryHeap::new(),
             shutting_down: false,
             history: None,
+            cluster: None,
             peers: limits::Peers::default(),
             #[cfg(feature = "planted-bugs")]
             planted: None,
