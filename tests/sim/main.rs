@@ -89,6 +89,7 @@ fn plant_name(bug: PlantedBug) -> &'static str {
         PlantedBug::SkipLeaveNotice => "skip-leave-notice",
         PlantedBug::DropRateLimited => "drop-rate-limited",
         PlantedBug::ReplaySkipsNewest => "replay-skips-newest",
+        PlantedBug::SkipKeyForNative => "skip-key-for-native",
     }
 }
 
@@ -99,6 +100,7 @@ fn parse_plant(name: &str) -> Plant {
         PlantedBug::SkipLeaveNotice,
         PlantedBug::DropRateLimited,
         PlantedBug::ReplaySkipsNewest,
+        PlantedBug::SkipKeyForNative,
     ]
     .into_iter()
     .find(|b| plant_name(*b) == name)
@@ -350,6 +352,11 @@ fn planted_reorder_messages_is_caught() {
 #[test]
 fn planted_skip_leave_notice_is_caught() {
     find_failure(Some(PlantedBug::SkipLeaveNotice));
+}
+
+#[test]
+fn planted_skip_key_for_native_is_caught() {
+    find_failure(Some(PlantedBug::SkipKeyForNative));
 }
 
 #[test]

@@ -39,10 +39,17 @@ pub enum Act {
     Away,
     /// Ask who someone is.
     Whois,
+    /// Set or clear a room rule: key, limit, invite-only, moderated, secret, a ban, an
+    /// exemption.
+    Rule,
+    /// Invite someone into a room.
+    Invite,
+    /// Ask for a room's rules.
+    ListRules,
 }
 
 /// Every [`Act`], in weight order.
-pub const ACTS: [Act; 19] = [
+pub const ACTS: [Act; 22] = [
     Act::Join,
     Act::Leave,
     Act::Say,
@@ -62,6 +69,9 @@ pub const ACTS: [Act; 19] = [
     Act::Mode,
     Act::Away,
     Act::Whois,
+    Act::Rule,
+    Act::Invite,
+    Act::ListRules,
 ];
 
 /// Network faults, each with a weight in [`Mix::faults`].

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use switchboard_core::packet::{ClientPacket, Packet};
 use switchboard_core::server::Event;
-use switchboard_core::{Config, ConnId, ErrorCode, Member, RoomMode};
+use switchboard_core::{Config, ConnId, ErrorCode, Member, RoomMode, RoomRule};
 
 use crate::wire::{fold, nick_ok, reason_ok, room_ok, text_ok, Frame, Out};
 
@@ -28,6 +28,8 @@ pub enum Phase {
 pub struct MConn {
     pub phase: Phase,
     pub nick: String,
+    /// The user name bans see: a native client's is `~` and its nick at hello.
+    pub user: String,
     /// Folded room keys in join order.
     pub rooms: Vec<String>,
     tat: Option<Instant>,
@@ -56,14 +58,51 @@ pub struct MRoom {
     pub members: Vec<ConnId>,
     /// Which incarnation of this name (rooms restart their seq when re-created).
     pub inc: u64,
-    pub operators: Vec<ConnId>,
-    pub voiced: Vec<ConnId>,
+    /// Sets, not lists: who holds a flag has no order the protocol shows.
+    pub operators: BTreeSet<ConnId>,
+    pub voiced: BTreeSet<ConnId>,
     pub topic: String,
     pub topic_by: String,
     pub topic_lock: bool,
+    /// Rule `k` (empty: none), `l` (0: none), `i`, `m`, `s`.
+    pub key: String,
+    pub limit: u32,
+    pub invite_only: bool,
+    pub moderated: bool,
+    pub secret: bool,
+    /// Invited since they last joined, oldest first (the room keeps the latest 100).
+    pub invited: Vec<ConnId>,
+    /// Masks of rules `b`, `e` and `I`, in the order set.
+    pub bans: Vec<String>,
+    pub exempts: Vec<String>,
+    pub invexes: Vec<String>,
 }
 
 impl MRoom {
+    /// Whether `source` (`nick!user@host`) is kept out by rule `b` and not let in by `e`.
+    pub fn bans(&self, source: &str) -> bool {
+        let any = |list: &[String]| list.iter().any(|m| glob(m.as_bytes(), source.as_bytes()));
+        any(&self.bans) && !any(&self.exempts)
+    }
+
+    /// The flag rules as the protocol lists them: letters in `iklmnst` order (`n` is
+    /// never cleared by the simulator, so always on).
+    pub fn letters(&self) -> String {
+        [
+            ('i', self.invite_only),
+            ('k', !self.key.is_empty()),
+            ('l', self.limit != 0),
+            ('m', self.moderated),
+            ('n', true),
+            ('s', self.secret),
+            ('t', self.topic_lock),
+        ]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(c, _)| *c)
+        .collect()
+    }
+
     /// Operator and voice flags of a member.
     pub fn flags(&self, id: ConnId) -> u8 {
         let mut f = 0;
@@ -216,6 +255,7 @@ impl Model {
             MConn {
                 phase: Phase::Hello,
                 nick: String::new(),
+                user: String::new(),
                 rooms: Vec::new(),
                 tat: None,
                 frames: 0,
@@ -575,8 +615,9 @@ impl Model {
     fn remove_member(&mut self, key: &str, x: ConnId) {
         if let Some(r) = self.rooms.get_mut(key) {
             r.members.retain(|m| *m != x);
-            r.operators.retain(|m| *m != x);
-            r.voiced.retain(|m| *m != x);
+            r.operators.remove(&x);
+            r.voiced.remove(&x);
+            r.invited.retain(|m| *m != x);
             if r.members.is_empty() {
                 self.rooms.remove(key);
             }
@@ -652,15 +693,17 @@ impl Model {
             ) => self.hello(x, *version, nick, password),
             (Phase::Hello, _) => Err(ErrorCode::HelloRequired),
             (_, P::Hello { .. }) => Err(ErrorCode::AlreadyRegistered),
-            (_, P::Join { room, .. }) => self.join(x, room),
+            (_, P::Join { room, key }) => self.join(x, room, key),
             (_, P::Leave { room, reason }) => self.leave(x, room, reason),
             (_, P::Say { room, text }) => self.say(x, room, text),
             (_, P::Whisper { to, text }) => self.whisper(x, to, text),
             (_, P::Nick { nick }) => self.nick(x, nick),
             (_, P::ListRooms) => {
+                // Secret rooms are listed to their members only.
                 let list = self
                     .rooms
                     .values()
+                    .filter(|r| !r.secret || r.members.contains(&x))
                     .map(|r| (r.name.clone(), r.members.len() as u32))
                     .collect();
                 self.push(x, Out::RoomList(list));
@@ -707,10 +750,36 @@ impl Model {
                     nick,
                 },
             ) => self.set_mode(x, room, *mode, *on, nick),
-            // Room rules and invitations are covered by the core's unit tests; the
-            // simulator's generator never sends them.
-            (_, P::SetRule { .. } | P::Invite { .. } | P::ListRules { .. }) => {
-                panic!("the model has no room rules, yet {p:?} was sent")
+            (
+                _,
+                P::SetRule {
+                    room,
+                    rule,
+                    on,
+                    arg,
+                },
+            ) => self.set_rule(x, room, *rule, *on, arg),
+            (_, P::Invite { room, nick }) => self.invite(x, room, nick),
+            (_, P::ListRules { room }) => {
+                let key = fold(room);
+                match self.rooms.get(&key) {
+                    Some(r) => {
+                        let item = Out::Rules {
+                            room: r.name.clone(),
+                            modes: r.letters(),
+                            key: if r.members.contains(&x) {
+                                r.key.clone()
+                            } else {
+                                String::new()
+                            },
+                            limit: r.limit,
+                            bans: r.bans.clone(),
+                        };
+                        self.push(x, item);
+                        Ok(())
+                    }
+                    None => Err(ErrorCode::NoSuchRoom),
+                }
             }
         };
         if let Err(code) = result {
@@ -744,6 +813,8 @@ impl Model {
         let c = self.conns.get_mut(&x).expect("conn");
         c.phase = Phase::Ready;
         c.nick = nick.to_owned();
+        // Nicks are ASCII, so the first 16 bytes are whole characters.
+        c.user = format!("~{}", &nick[..nick.len().min(16)]);
         self.push(
             x,
             Out::Welcome {
@@ -754,11 +825,36 @@ impl Model {
         Ok(())
     }
 
-    fn join(&mut self, x: ConnId, room: &str) -> Result<(), ErrorCode> {
+    /// `nick!user@host` of a connection, what masks are matched against.
+    fn source(&self, x: ConnId) -> String {
+        let c = &self.conns[&x];
+        format!("{}!{}@{}", c.nick, c.user, self.cfg.server_name)
+    }
+
+    fn join(&mut self, x: ConnId, room: &str, given: &str) -> Result<(), ErrorCode> {
         if !room_ok(room, self.cfg.max_room_len as usize) {
             return Err(ErrorCode::InvalidRoom);
         }
         let key = fold(room);
+        let source = self.source(x);
+        if let Some(r) = self.rooms.get(&key) {
+            // An invitation opens every rule; a member is not refused for them.
+            if !r.members.contains(&x) && !r.invited.contains(&x) {
+                let invex = r
+                    .invexes
+                    .iter()
+                    .any(|m| glob(m.as_bytes(), source.as_bytes()));
+                if r.bans(&source) {
+                    return Err(ErrorCode::Banned);
+                } else if r.invite_only && !invex {
+                    return Err(ErrorCode::InviteOnlyRoom);
+                } else if !r.key.is_empty() && r.key != given {
+                    return Err(ErrorCode::BadRoomKey);
+                } else if r.limit != 0 && r.members.len() as u64 >= u64::from(r.limit) {
+                    return Err(ErrorCode::RoomFull);
+                }
+            }
+        }
         let c = &self.conns[&x];
         if c.rooms.contains(&key) {
             return Err(ErrorCode::AlreadyInRoom);
@@ -781,16 +877,26 @@ impl Model {
                     seq: 0,
                     members: Vec::new(),
                     inc: self.incarnations,
-                    operators: vec![x],
-                    voiced: Vec::new(),
+                    operators: BTreeSet::from([x]),
+                    voiced: BTreeSet::new(),
                     topic: String::new(),
                     topic_by: String::new(),
                     topic_lock: false,
+                    key: String::new(),
+                    limit: 0,
+                    invite_only: false,
+                    moderated: false,
+                    secret: false,
+                    invited: Vec::new(),
+                    bans: Vec::new(),
+                    exempts: Vec::new(),
+                    invexes: Vec::new(),
                 },
             );
         }
         let r = self.rooms.get_mut(&key).expect("room");
         r.members.push(x);
+        r.invited.retain(|i| *i != x);
         let item = Out::Joined {
             room: r.name.clone(),
             nick,
@@ -860,6 +966,14 @@ impl Model {
             return Err(ErrorCode::NotInRoom);
         }
         let from = c.nick.clone();
+        let source = self.source(x);
+        let r = &self.rooms[&key];
+        // Operators always speak; a voice lets one speak past `m` and past a ban.
+        let heard =
+            r.operators.contains(&x) || r.voiced.contains(&x) || (!r.moderated && !r.bans(&source));
+        if !heard {
+            return Err(ErrorCode::CannotSpeak);
+        }
         self.said(x);
         let r = self.rooms.get_mut(&key).expect("member of a missing room");
         r.seq += 1;
@@ -1067,19 +1181,17 @@ impl Model {
             .unwrap_or_default();
         let by = self.conns[&x].nick.clone();
         let r = self.rooms.get_mut(&key).expect("room");
-        let toggle = |set: &mut Vec<ConnId>, t: ConnId| {
-            let has = set.contains(&t);
-            if on && !has {
-                set.push(t);
-            } else if !on && has {
-                set.retain(|m| *m != t);
-            }
-            has != on
-        };
+        // A change is announced only when it changes something.
         let changed = match (mode, target) {
-            (RoomMode::TopicLock, _) => std::mem::replace(&mut r.topic_lock, on) != on,
-            (RoomMode::Operator, Some(t)) => toggle(&mut r.operators, t),
-            (RoomMode::Voice, Some(t)) => toggle(&mut r.voiced, t),
+            (RoomMode::TopicLock, _) => {
+                let was = r.topic_lock;
+                r.topic_lock = on;
+                was != on
+            }
+            (RoomMode::Operator, Some(t)) if on => r.operators.insert(t),
+            (RoomMode::Operator, Some(t)) => r.operators.remove(&t),
+            (RoomMode::Voice, Some(t)) if on => r.voiced.insert(t),
+            (RoomMode::Voice, Some(t)) => r.voiced.remove(&t),
             _ => false,
         };
         if changed {
@@ -1092,6 +1204,128 @@ impl Model {
             };
             self.broadcast(&key, &item);
         }
+        Ok(())
+    }
+
+    fn set_rule(
+        &mut self,
+        x: ConnId,
+        room: &str,
+        rule: RoomRule,
+        on: bool,
+        arg: &str,
+    ) -> Result<(), ErrorCode> {
+        let key = self.operator_key(x, room)?;
+        let is_list = matches!(
+            rule,
+            RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt
+        );
+        // The argument, as the rule keeps and announces it.
+        let arg = if is_list {
+            let b = arg.as_bytes();
+            if b.is_empty() || b.len() > 100 || b.iter().any(|c| *c <= b' ') {
+                return Err(ErrorCode::InvalidText);
+            }
+            // A mask lacking parts matches any nick, user or host there.
+            let mask = match (arg.contains('!'), arg.contains('@')) {
+                (false, false) => format!("{arg}!*@*"),
+                (true, false) => format!("{arg}@*"),
+                (false, true) => format!("*!{arg}"),
+                (true, true) => arg.to_owned(),
+            };
+            mask
+        } else if on && rule == RoomRule::Key {
+            let b = arg.as_bytes();
+            if b.is_empty()
+                || b.len() > 23
+                || b.iter().any(|c| *c <= b' ' || *c == b',' || *c == 0x7f)
+            {
+                return Err(ErrorCode::InvalidText);
+            }
+            arg.to_owned()
+        } else if on && rule == RoomRule::Limit {
+            match arg.parse::<u32>() {
+                Ok(n @ 1..=65_535) => n.to_string(),
+                _ => return Err(ErrorCode::InvalidText),
+            }
+        } else {
+            String::new()
+        };
+        let by = self.conns[&x].nick.clone();
+        let r = self.rooms.get_mut(&key).expect("room");
+        let flag = |f: &mut bool| std::mem::replace(f, on) != on;
+        let changed = match rule {
+            RoomRule::Key => {
+                let was = std::mem::replace(&mut r.key, arg.clone());
+                was != arg
+            }
+            RoomRule::Limit => {
+                let n = arg.parse().unwrap_or(0);
+                std::mem::replace(&mut r.limit, n) != n
+            }
+            RoomRule::InviteOnly => flag(&mut r.invite_only),
+            RoomRule::Moderated => flag(&mut r.moderated),
+            RoomRule::Secret => flag(&mut r.secret),
+            RoomRule::NoOutside => panic!("the simulator does not clear rule n"),
+            RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => {
+                let list = match rule {
+                    RoomRule::Ban => &mut r.bans,
+                    RoomRule::BanExempt => &mut r.exempts,
+                    _ => &mut r.invexes,
+                };
+                let had = list.len();
+                if on {
+                    if !list.iter().any(|m| m.eq_ignore_ascii_case(&arg)) {
+                        list.push(arg.clone());
+                    }
+                } else {
+                    list.retain(|m| !m.eq_ignore_ascii_case(&arg));
+                }
+                had != list.len()
+            }
+        };
+        if changed {
+            let item = Out::RuleChanged {
+                room: r.name.clone(),
+                by,
+                rule,
+                on,
+                arg,
+            };
+            self.broadcast(&key, &item);
+        }
+        Ok(())
+    }
+
+    fn invite(&mut self, x: ConnId, room: &str, nick: &str) -> Result<(), ErrorCode> {
+        let Some(&target) = self.nicks.get(&fold(nick)) else {
+            return Err(ErrorCode::NoSuchNick);
+        };
+        let key = fold(room);
+        if !self.rooms.contains_key(&key) {
+            return Err(ErrorCode::NoSuchRoom);
+        }
+        self.member_key(x, room)?;
+        let r = self.rooms.get_mut(&key).expect("room");
+        if r.invite_only && !r.operators.contains(&x) {
+            return Err(ErrorCode::NotOperator);
+        }
+        if r.members.contains(&target) {
+            return Err(ErrorCode::TargetInRoom);
+        }
+        if !r.invited.contains(&target) {
+            if r.invited.len() == 100 {
+                r.invited.remove(0);
+            }
+            r.invited.push(target);
+        }
+        let item = Out::Invited {
+            room: r.name.clone(),
+            by: self.conns[&x].nick.clone(),
+            nick: self.conns[&target].nick.clone(),
+        };
+        self.push(target, item.clone());
+        self.push(x, item);
         Ok(())
     }
 
@@ -1175,5 +1409,18 @@ pub fn frame_name(f: &Frame) -> String {
             ClientPacket::ListRules { room } => format!("rules({room})"),
         },
         Frame::Bad { what, .. } => format!("BAD:{what}"),
+    }
+}
+
+/// Glob matching as the protocol defines it for masks (`*` any run, `?` one character,
+/// ASCII case ignored), written as the plain recursive definition.
+pub fn glob(mask: &[u8], text: &[u8]) -> bool {
+    match mask.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
+        Some((b'?', rest)) => !text.is_empty() && glob(rest, &text[1..]),
+        Some((c, rest)) => text
+            .first()
+            .is_some_and(|t| t.eq_ignore_ascii_case(c) && glob(rest, &text[1..])),
     }
 }

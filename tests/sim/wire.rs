@@ -3,7 +3,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use switchboard_core::packet::{client_type, ClientPacket, Packet, ServerPacket};
-use switchboard_core::{ClientEvent, Config, ErrorCode, FrameDecoder, Member, RoomMode};
+use switchboard_core::{
+    ClientEvent, Config, ErrorCode, FrameDecoder, Member, RoomEvent, RoomMode, RoomRule,
+};
 
 /// One server packet as the model compares it, list parts already joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +68,28 @@ pub enum Out {
         mode: RoomMode,
         on: bool,
         nick: String,
+    },
+    /// A room rule changed.
+    RuleChanged {
+        room: String,
+        by: String,
+        rule: RoomRule,
+        on: bool,
+        arg: String,
+    },
+    /// Someone was invited into a room.
+    Invited {
+        room: String,
+        by: String,
+        nick: String,
+    },
+    /// A room's rules.
+    Rules {
+        room: String,
+        modes: String,
+        key: String,
+        limit: u32,
+        bans: Vec<String>,
     },
     /// A nick change.
     NickChanged { old: String, new: String },
@@ -163,6 +187,33 @@ impl Out {
                 idle_secs: 0,
                 rooms: Vec::new(),
             },
+            Out::RuleChanged {
+                room,
+                by,
+                rule,
+                on,
+                arg,
+            } => ServerPacket::RuleChanged {
+                room,
+                by,
+                rule,
+                on,
+                arg,
+            },
+            Out::Invited { room, by, nick } => ServerPacket::Invited { room, by, nick },
+            Out::Rules {
+                room,
+                modes,
+                key,
+                limit,
+                bans,
+            } => ServerPacket::Rules {
+                room,
+                modes,
+                key,
+                limit,
+                bans,
+            },
             Out::ModeChanged {
                 room,
                 by,
@@ -195,6 +246,61 @@ impl Out {
             },
         };
         packet.to_frame().len()
+    }
+
+    /// Whether the client reports this item as a [`RoomEvent`] rather than a [`ClientEvent`].
+    pub fn is_room_event(&self) -> bool {
+        matches!(
+            self,
+            Out::RuleChanged { .. } | Out::Invited { .. } | Out::Rules { .. }
+        )
+    }
+
+    /// Whether a client's room event is this item.
+    pub fn matches_room_event(&self, ev: &RoomEvent) -> bool {
+        match (self, ev) {
+            (
+                Out::RuleChanged {
+                    room,
+                    by,
+                    rule,
+                    on,
+                    arg,
+                },
+                RoomEvent::RuleChanged {
+                    room: r,
+                    by: b,
+                    rule: u,
+                    on: o,
+                    arg: a,
+                },
+            ) => room == r && by == b && rule == u && on == o && arg == a,
+            (
+                Out::Invited { room, by, nick },
+                RoomEvent::Invited {
+                    room: r,
+                    by: b,
+                    nick: n,
+                },
+            ) => room == r && by == b && nick == n,
+            (
+                Out::Rules {
+                    room,
+                    modes,
+                    key,
+                    limit,
+                    bans,
+                },
+                RoomEvent::Rules {
+                    room: r,
+                    modes: m,
+                    key: k,
+                    limit: l,
+                    bans: b,
+                },
+            ) => room == r && modes == m && key == k && limit == l && bans == b,
+            _ => false,
+        }
     }
 
     /// The client event this item becomes, or `None` for what the client consumes itself.
@@ -402,12 +508,33 @@ impl Tap {
                     continue;
                 }
                 _ if in_list => return Err(format!("{packet:?} inside a list")),
-                // The simulator sets no room rules and invites no one.
-                ServerPacket::RuleChanged { .. }
-                | ServerPacket::Invited { .. }
-                | ServerPacket::Rules { .. } => {
-                    return Err(format!("{packet:?} though no rule was asked for"))
-                }
+                ServerPacket::RuleChanged {
+                    room,
+                    by,
+                    rule,
+                    on,
+                    arg,
+                } => Out::RuleChanged {
+                    room,
+                    by,
+                    rule,
+                    on,
+                    arg,
+                },
+                ServerPacket::Invited { room, by, nick } => Out::Invited { room, by, nick },
+                ServerPacket::Rules {
+                    room,
+                    modes,
+                    key,
+                    limit,
+                    bans,
+                } => Out::Rules {
+                    room,
+                    modes,
+                    key,
+                    limit,
+                    bans,
+                },
                 ServerPacket::Welcome {
                     version,
                     nick,

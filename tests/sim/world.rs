@@ -14,7 +14,8 @@ use bytes::Bytes;
 use switchboard_core::packet::{client_type, ClientPacket, Packet};
 use switchboard_core::server::Event;
 use switchboard_core::{
-    Client, ClientEvent, Close, CloseMode, Config, ConnId, ErrorCode, RoomMode, Server, Transmit,
+    Client, ClientEvent, Close, CloseMode, Config, ConnId, ErrorCode, RoomEvent, RoomMode,
+    RoomRule, Server, Transmit,
 };
 
 use crate::mix::{Act, Fault, Mix, ACTS, FAULTS};
@@ -199,6 +200,10 @@ pub struct Stats {
     pub linger_expired: u64,
     /// Server closes by code.
     pub closes: BTreeMap<String, u64>,
+    /// Refusals clients received, by code.
+    pub refused: BTreeMap<String, u64>,
+    /// Room rule changes and invitations clients saw.
+    pub rule_events: u64,
 }
 
 impl Stats {
@@ -221,6 +226,10 @@ impl Stats {
         for (k, v) in &o.closes {
             *self.closes.entry(k.clone()).or_default() += v;
         }
+        for (k, v) in &o.refused {
+            *self.refused.entry(k.clone()).or_default() += v;
+        }
+        self.rule_events += o.rule_events;
     }
 }
 
@@ -1169,8 +1178,9 @@ impl Sim {
         let what = match act {
             Act::Join => {
                 let room = self.pool_room();
-                self.client(slot).join(&room);
-                format!("join {room}")
+                let key = self.pool_key();
+                self.client(slot).join_with_key(&room, &key);
+                format!("join {room} {key:?}")
             }
             Act::Leave => {
                 let room = self.my_room(slot, 900);
@@ -1308,8 +1318,76 @@ impl Sim {
                 self.client(slot).whois(&nick);
                 format!("whois {nick}")
             }
+            Act::Rule => {
+                let room = self.my_room(slot, 900);
+                let (rule, on, arg) = self.pick_rule(slot);
+                self.client(slot).set_rule(&room, rule, on, &arg);
+                format!(
+                    "rule {room} {}{} {arg:?}",
+                    if on { '+' } else { '-' },
+                    rule.letter() as char
+                )
+            }
+            Act::Invite => {
+                let room = self.my_room(slot, 900);
+                let nick = self.some_nick(slot);
+                self.client(slot).invite(&room, &nick);
+                format!("invite {room} {nick}")
+            }
+            Act::ListRules => {
+                let room = self.my_room(slot, 700);
+                self.client(slot).list_rules(&room);
+                format!("rules {room}")
+            }
         };
         Ok(what)
+    }
+
+    /// A room key from a small pool, often none.
+    fn pool_key(&mut self) -> String {
+        match self.work.below(6) {
+            0 => "k1".into(),
+            1 => "k2".into(),
+            _ => String::new(),
+        }
+    }
+
+    /// A rule change to ask for, with its argument: mostly valid, sometimes not.
+    fn pick_rule(&mut self, slot: usize) -> (RoomRule, bool, String) {
+        let rule = [
+            RoomRule::Key,
+            RoomRule::Limit,
+            RoomRule::InviteOnly,
+            RoomRule::Moderated,
+            RoomRule::Secret,
+            RoomRule::Ban,
+            RoomRule::Ban,
+            RoomRule::BanExempt,
+            RoomRule::InviteExempt,
+        ][self.work.index(9)];
+        let on = self.work.chance(600);
+        let arg = match rule {
+            RoomRule::Key => ["k1", "k2", "k1", "", "a,b", "kkkkkkkkkkkkkkkkkkkkkkkk"]
+                [self.work.index(6)]
+            .to_owned(),
+            RoomRule::Limit => {
+                ["1", "2", "3", "5", "0", "70000", "x"][self.work.index(7)].to_owned()
+            }
+            RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => {
+                let nick = self.some_nick(slot);
+                match self.work.below(8) {
+                    0 | 1 => nick,
+                    2 => format!("{}*", &nick[..1]),
+                    3 => format!("*!~{nick}@*"),
+                    4 => format!("{nick}!*"),
+                    5 => format!("~{nick}@*"),
+                    6 => "*!*@*".into(),
+                    _ => ["", "a b", "n?"][self.work.index(3)].to_owned(),
+                }
+            }
+            _ => String::new(),
+        };
+        (rule, on, arg)
     }
 
     /// A nick someone holds (often someone in a room with this client), or a pool nick.
@@ -1565,11 +1643,15 @@ impl Sim {
 
     /// Turns a client's events into checks and reactions.
     fn client_events(&mut self, slot: usize, id: ConnId) -> Result<(), String> {
-        while let Some(ev) = self.slots[slot]
-            .client
-            .as_mut()
-            .and_then(|c| c.poll_event())
-        {
+        loop {
+            self.room_events(slot, id)?;
+            let Some(ev) = self.slots[slot]
+                .client
+                .as_mut()
+                .and_then(|c| c.poll_event())
+            else {
+                break;
+            };
             let link = self.links.get_mut(&id).expect("link");
             let Some(want) = link.deliver.pop_front() else {
                 return Err(format!(
@@ -1580,6 +1662,9 @@ impl Sim {
                 return Err(format!(
                     "client of {id} got {ev:?}, but the server sent {want:?}"
                 ));
+            }
+            if let ClientEvent::Error { code, .. } = &ev {
+                *self.stats.refused.entry(code.to_string()).or_default() += 1;
             }
             match ev {
                 ClientEvent::Message {
@@ -1607,10 +1692,58 @@ impl Sim {
                 _ => {}
             }
         }
+        if let Some(ev) = self.slots[slot]
+            .client
+            .as_mut()
+            .and_then(|c| c.poll_room_event())
+        {
+            return Err(format!(
+                "client of {id} got {ev:?}, but the server sent {:?} next",
+                self.links[&id].deliver.front()
+            ));
+        }
         // Caught up: nothing the server queued is still queued, in flight or unread.
         let caught_up = self.links[&id].deliver.is_empty() && self.server.outbound_bytes(id) == 0;
         if caught_up && self.model.phase(id) == Some(Phase::Ready) {
             self.check_view(slot, id)?;
+        }
+        Ok(())
+    }
+
+    /// The room events (rules, invitations) a client reports apart from its other events,
+    /// each checked where it stands in what the server sent. An invited client often
+    /// accepts.
+    fn room_events(&mut self, slot: usize, id: ConnId) -> Result<(), String> {
+        while self.links[&id]
+            .deliver
+            .front()
+            .is_some_and(Out::is_room_event)
+        {
+            let Some(ev) = self.client(slot).poll_room_event() else {
+                return Ok(());
+            };
+            let want = self
+                .links
+                .get_mut(&id)
+                .and_then(|l| l.deliver.pop_front())
+                .expect("front");
+            if !want.matches_room_event(&ev) {
+                return Err(format!(
+                    "client of {id} got {ev:?}, but the server sent {want:?}"
+                ));
+            }
+            self.stats.rule_events += 1;
+            if let RoomEvent::Invited { room, nick, .. } = ev {
+                let me = self.client(slot).nick().eq_ignore_ascii_case(&nick);
+                if me && self.stage == Stage::Fault && self.work.chance(700) {
+                    self.client(slot).join(&room);
+                    self.log(Ev::Act {
+                        slot,
+                        conn: id.0,
+                        what: format!("join {room} as invited"),
+                    });
+                }
+            }
         }
         Ok(())
     }

@@ -153,6 +153,10 @@ impl Server {
         let max_rooms = self.config.max_rooms_per_conn as usize;
         let source = self.source(id);
         let in_room = self.conns.get(&id).is_some_and(|c| c.rooms.contains(&key));
+        #[cfg(feature = "planted-bugs")]
+        let key_checked = !self.planted_skips_key(id);
+        #[cfg(not(feature = "planted-bugs"))]
+        let key_checked = true;
         if let (Some(r), false) = (self.registry.room(&key), in_room) {
             let name = r.name.clone();
             if !r.invited.contains(&id) {
@@ -160,7 +164,7 @@ impl Server {
                     Some((ErrorCode::Banned, "you are banned from"))
                 } else if r.invite_only && !r.is_invite_exempt(&source) {
                     Some((ErrorCode::InviteOnlyRoom, "an invitation is needed to join"))
-                } else if !r.key.is_empty() && r.key != given_key {
+                } else if !r.key.is_empty() && r.key != given_key && key_checked {
                     Some((ErrorCode::BadRoomKey, "the right key is needed to join"))
                 } else if r.limit > 0 && r.members.len() >= r.limit as usize {
                     Some((ErrorCode::RoomFull, "no room left in"))

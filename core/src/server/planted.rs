@@ -19,6 +19,8 @@ pub enum PlantedBug {
     DropRateLimited,
     /// A history replay leaves out the newest stored message it loaded.
     ReplaySkipsNewest,
+    /// A native client joins a room with a key (`+k`) without giving it.
+    SkipKeyForNative,
 }
 
 use super::conn::{Phase, Proto};
@@ -87,5 +89,13 @@ impl Server {
             }
             Proto::Unknown => {}
         }
+    }
+}
+
+impl Server {
+    /// Whether the planted bug lets `id` join past a room key.
+    pub(super) fn planted_skips_key(&self, id: ConnId) -> bool {
+        self.planted == Some(PlantedBug::SkipKeyForNative)
+            && self.conns.get(&id).is_some_and(|c| !c.proto.is_irc())
     }
 }
