@@ -8,6 +8,7 @@
 //!   `SWITCHBOARD_SIM_PLANT=<bug>` to replay with a planted server bug.
 
 mod history;
+mod irc;
 mod mix;
 mod model;
 mod rng;

@@ -118,6 +118,8 @@ pub struct Mix {
     pub faults: [u32; FAULTS.len()],
     pub fault_gap_ms: u64,
     pub config: Config,
+    /// Which client slots speak IRC (the others the native protocol).
+    pub irc: Vec<bool>,
 }
 
 impl Mix {
@@ -224,7 +226,15 @@ impl Mix {
         if let Err(e) = config.validate() {
             panic!("sim drew an invalid configuration: {e}");
         }
+        // Swarm again: no IRC client in a third of the seeds, mostly IRC in some.
+        let irc_share = match rng.below(3) {
+            0 => 0,
+            1 => rng.range(100, 500) as u32,
+            _ => rng.range(300, 1000) as u32,
+        };
+        let irc = (0..clients).map(|_| rng.chance(irc_share)).collect();
         Mix {
+            irc,
             clients,
             rooms: rng.range_usize(1, 6),
             nicks: clients + rng.range_usize(0, 3),
@@ -273,12 +283,13 @@ impl Mix {
             .collect();
         let c = &self.config;
         format!(
-            "clients={} rooms={} nicks={} fault_ms={} act_gap_ms={} latency_us={} sock_buf={} \
+            "clients={} irc={} rooms={} nicks={} fault_ms={} act_gap_ms={} latency_us={} sock_buf={} \
              tiny_chunks={} taken_nick={} pad={} reconnect={} lazy={}\n  acts=[{}] faults=[{}] every {}ms\n  \
              config: frame={} nick={} room={} text={} reason={} rooms/conn={} outbound={} \
              transmit={} ping={:?} idle={:?} hello={:?} rate={}/{} inbound={} linger={:?} \
              topic={} password={:?}",
             self.clients,
+            self.irc.iter().filter(|i| **i).count(),
             self.rooms,
             self.nicks,
             self.fault_ms,

@@ -13,6 +13,7 @@ use switchboard_core::packet::{ClientPacket, Packet};
 use switchboard_core::server::Event;
 use switchboard_core::{Config, ConnId, ErrorCode, Member, RoomMode, RoomRule};
 
+use crate::irc::Cmd;
 use crate::wire::{fold, nick_ok, reason_ok, room_ok, text_ok, Frame, Out};
 
 /// Where a connection is in its life, as the model sees it.
@@ -30,6 +31,12 @@ pub struct MConn {
     pub nick: String,
     /// The user name bans see: a native client's is `~` and its nick at hello.
     pub user: String,
+    /// It speaks IRC (known from its first byte).
+    pub irc: bool,
+    /// IRC registration so far: `PASS`, `NICK`, `USER`.
+    irc_pass: Option<String>,
+    irc_nick: Option<String>,
+    irc_user: Option<String>,
     /// Folded room keys in join order.
     pub rooms: Vec<String>,
     tat: Option<Instant>,
@@ -256,6 +263,10 @@ impl Model {
                 phase: Phase::Hello,
                 nick: String::new(),
                 user: String::new(),
+                irc: false,
+                irc_pass: None,
+                irc_nick: None,
+                irc_user: None,
                 rooms: Vec::new(),
                 tat: None,
                 frames: 0,
@@ -274,7 +285,15 @@ impl Model {
 
     /// Before `Server::handle_input` of `bytes` bytes that complete `frames` (each with the
     /// stream offset where it ends).
-    pub fn input(&mut self, x: ConnId, bytes: usize, frames: &[(Frame, u64)], now: Instant) {
+    /// `irc`: the connection's client speaks IRC (the server tells by the first byte).
+    pub fn input(
+        &mut self,
+        x: ConnId,
+        bytes: usize,
+        frames: &[(Frame, u64)],
+        now: Instant,
+        irc: bool,
+    ) {
         self.begin();
         self.now = Some(now);
         let Some(c) = self.conns.get_mut(&x) else {
@@ -285,6 +304,9 @@ impl Model {
         }
         c.last_rx = now;
         c.ping_sent = false;
+        if c.received == 0 {
+            c.irc = irc;
+        }
         c.received += bytes as u64;
         c.waiting.extend(frames.iter().cloned());
         self.pump(x, now);
@@ -461,7 +483,13 @@ impl Model {
             let want = p.expect.get(&id).map_or(&[][..], |v| &v[..]);
             let got = seen.get(&id).map_or(&[][..], |v| &v[..]);
             let lossy = p.lossy.contains(&id);
-            let before = outbound_before.get(&id).copied().unwrap_or(0);
+            // IRC lines are longer than the frames `Out::min_wire_len` measures.
+            let lossy_slack = if self.conns.get(&id).is_some_and(|c| c.irc) {
+                4096
+            } else {
+                0
+            };
+            let before = outbound_before.get(&id).copied().unwrap_or(0) + lossy_slack;
             let ok = match order {
                 Order::Exact => self.compare_exact(want, got, lossy, before),
                 Order::Any => self.compare_any(want, got, lossy, before),
@@ -535,13 +563,17 @@ impl Model {
     }
 
     fn push(&mut self, id: ConnId, item: Out) {
-        if self
-            .conns
-            .get(&id)
-            .is_some_and(|c| c.phase != Phase::Closing)
-        {
+        let Some(c) = self.conns.get(&id).filter(|c| c.phase != Phase::Closing) else {
+            return;
+        };
+        let item = if c.irc { irc_view(item) } else { Some(item) };
+        if let Some(item) = item {
             self.expect.entry(id).or_default().push(item);
         }
+    }
+
+    fn is_irc(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_some_and(|c| c.irc)
     }
 
     fn broadcast(&mut self, key: &str, item: &Out) {
@@ -582,30 +614,35 @@ impl Model {
         }
     }
 
-    /// `x` leaves every room (the others hear it) and frees its nick.
+    /// `x` leaves the server: it is taken out of every room it sat in; in each, the
+    /// native members who stay hear it left; the IRC members who shared any of them hear
+    /// one `QUIT`. Its nick is free again.
     fn depart(&mut self, x: ConnId, reason: Option<&str>) {
-        let Some(c) = self.conns.get_mut(&x) else {
+        let Some(c) = self.conns.get_mut(&x).filter(|c| c.phase == Phase::Ready) else {
             return;
         };
-        if c.phase != Phase::Ready {
-            return;
-        }
-        let rooms = std::mem::take(&mut c.rooms);
-        let nick = std::mem::take(&mut c.nick);
         c.phase = Phase::Hello;
-        for key in rooms {
+        let nick = std::mem::take(&mut c.nick);
+        let mut quit_to = BTreeSet::new();
+        for key in std::mem::take(&mut c.rooms) {
             self.remove_member(&key, x);
-            if self.shutting_down {
+            let Some(r) = self.rooms.get(&key).filter(|_| !self.shutting_down) else {
                 continue;
+            };
+            let left = Out::Left {
+                room: r.name.clone(),
+                nick: nick.clone(),
+                reason: reason.map(str::to_owned),
+            };
+            let (irc, native): (Vec<ConnId>, Vec<ConnId>) =
+                r.members.iter().partition(|m| self.is_irc(**m));
+            quit_to.extend(irc);
+            for m in native {
+                self.push(m, left.clone());
             }
-            if let Some(r) = self.rooms.get(&key) {
-                let item = Out::Left {
-                    room: r.name.clone(),
-                    nick: nick.clone(),
-                    reason: reason.map(str::to_owned),
-                };
-                self.broadcast(&key, &item);
-            }
+        }
+        for m in quit_to {
+            self.push(m, Out::Quit { nick: nick.clone() });
         }
         if self.nicks.get(&fold(&nick)) == Some(&x) {
             self.nicks.remove(&fold(&nick));
@@ -646,6 +683,7 @@ impl Model {
                 c.frames = seq;
                 self.packet(x, seq, p, now);
             }
+            Frame::Irc(cmd) => self.irc(x, cmd, now),
         }
     }
 
@@ -660,15 +698,12 @@ impl Model {
     }
 
     /// Charges a handled request: pings, pongs and quits a tenth, the rest a whole one.
-    fn charge(&mut self, x: ConnId, p: &ClientPacket, now: Instant) {
+    fn charge(&mut self, x: ConnId, cheap: bool, now: Instant) {
         let rate = self.cfg.msg_rate;
         if rate == 0 {
             return;
         }
-        let tenths = match p {
-            ClientPacket::Ping { .. } | ClientPacket::Pong { .. } | ClientPacket::Quit { .. } => 1,
-            _ => 10,
-        };
+        let tenths = if cheap { 1 } else { 10 };
         let c = self.conns.get_mut(&x).expect("conn");
         let tat = c.tat.map_or(now, |t| t.max(now));
         c.tat = Some(tat + Duration::from_secs(1) * tenths / (rate * 10));
@@ -677,7 +712,11 @@ impl Model {
     fn packet(&mut self, x: ConnId, seq: u32, p: &ClientPacket, now: Instant) {
         let rt = p.type_code();
         // Never refused for the rate: it waited for it, and now counts against it.
-        self.charge(x, p, now);
+        let cheap = matches!(
+            p,
+            ClientPacket::Ping { .. } | ClientPacket::Pong { .. } | ClientPacket::Quit { .. }
+        );
+        self.charge(x, cheap, now);
         let phase = self.conns[&x].phase;
         use ClientPacket as P;
         let result = match (phase, p) {
@@ -788,6 +827,161 @@ impl Model {
                 self.close(x, code, Some(""));
             }
         }
+    }
+
+    /// One IRC command, as docs/IRC.md describes its effect and its numerics.
+    fn irc(&mut self, x: ConnId, cmd: &Cmd, now: Instant) {
+        self.charge(x, cmd.cheap(), now);
+        let ready = self.conns[&x].phase == Phase::Ready;
+        // `#room`, or the channel is refused as no such channel.
+        let room_of = |chan: &str| chan.strip_prefix('#').map(str::to_owned);
+        let result = match cmd {
+            Cmd::Pong(_) => Ok(()),
+            Cmd::Quit(reason) => self.quit(x, reason),
+            Cmd::Pass(_) | Cmd::User(_) if ready => Err(ErrorCode::AlreadyRegistered),
+            Cmd::Pass(p) => {
+                self.conns.get_mut(&x).expect("conn").irc_pass = Some(p.clone());
+                Ok(())
+            }
+            Cmd::User(u) => {
+                let user: String = u
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                    .take(16)
+                    .collect();
+                self.conns.get_mut(&x).expect("conn").irc_user = Some(format!("~{user}"));
+                self.irc_register(x)
+            }
+            Cmd::Nick(n) if ready => self.nick(x, n),
+            Cmd::Nick(n) => {
+                if !nick_ok(n, self.cfg.max_nick_len as usize) {
+                    Err(ErrorCode::InvalidNick)
+                } else if self.nicks.contains_key(&fold(n)) {
+                    Err(ErrorCode::NickTaken)
+                } else {
+                    self.conns.get_mut(&x).expect("conn").irc_nick = Some(n.clone());
+                    self.irc_register(x)
+                }
+            }
+            _ if !ready => Err(ErrorCode::HelloRequired),
+            Cmd::Join { chan, key } => match room_of(chan) {
+                Some(room) => match self.join(x, &room, key) {
+                    Err(ErrorCode::InvalidRoom) => Err(ErrorCode::NoSuchRoom),
+                    Err(ErrorCode::AlreadyInRoom) => Ok(()),
+                    other => other,
+                },
+                None => Err(ErrorCode::NoSuchRoom),
+            },
+            Cmd::Part { chan, reason } => match room_of(chan) {
+                Some(room) => {
+                    let r = self.leave(x, &room, reason);
+                    self.no_such_room(&room, r)
+                }
+                None => Err(ErrorCode::NoSuchRoom),
+            },
+            Cmd::Privmsg { target, text } if text.is_empty() => {
+                let _ = target;
+                Err(ErrorCode::InvalidText)
+            }
+            Cmd::Privmsg { target, text } => match room_of(target) {
+                Some(room) => {
+                    let r = self.say(x, &room, text);
+                    match self.no_such_room(&room, r) {
+                        // Not being in a channel is "cannot send to channel" in IRC.
+                        Err(ErrorCode::NotInRoom) => Err(ErrorCode::CannotSpeak),
+                        other => other,
+                    }
+                }
+                None => self.whisper(x, target, text),
+            },
+            Cmd::Mode {
+                chan,
+                on,
+                letter,
+                arg,
+            } => match room_of(chan) {
+                Some(room) if !self.rooms.contains_key(&fold(&room)) => Err(ErrorCode::NoSuchRoom),
+                Some(room) => {
+                    let b = *letter as u8;
+                    if let Some(mode) = RoomMode::from_letter(b) {
+                        self.set_mode(x, &room, mode, *on, arg)
+                    } else if let Some(rule) = RoomRule::from_letter(b) {
+                        let takes = match rule {
+                            RoomRule::Key | RoomRule::Limit => *on,
+                            RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => true,
+                            _ => false,
+                        };
+                        match (takes, arg.is_empty()) {
+                            // A rule that needs an argument and has none is not applied.
+                            (true, true) => Ok(()),
+                            (true, false) => self.set_rule(x, &room, rule, *on, arg),
+                            (false, _) => self.set_rule(x, &room, rule, *on, ""),
+                        }
+                    } else {
+                        panic!("the simulator sent an unknown mode letter {letter}")
+                    }
+                }
+                None => Err(ErrorCode::NoSuchRoom),
+            },
+            Cmd::Invite { nick, chan } => match room_of(chan) {
+                Some(room) => self.invite(x, &room, nick),
+                None => Err(ErrorCode::NoSuchRoom),
+            },
+            Cmd::Kick { chan, nick, reason } => match room_of(chan) {
+                Some(room) => self.kick(x, &room, nick, reason),
+                None => Err(ErrorCode::NoSuchRoom),
+            },
+            Cmd::Topic { chan, topic } => match room_of(chan) {
+                Some(room) => {
+                    let r = self.set_topic(x, &room, topic);
+                    self.no_such_room(&room, r)
+                }
+                None => Err(ErrorCode::NoSuchRoom),
+            },
+        };
+        if let Err(code) = result {
+            self.error(x, code, 0, 0);
+        }
+    }
+
+    /// IRC reads "not in that room" of a room that does not exist as "no such room".
+    fn no_such_room(&self, room: &str, r: Result<(), ErrorCode>) -> Result<(), ErrorCode> {
+        match r {
+            Err(ErrorCode::NotInRoom) if !self.rooms.contains_key(&fold(room)) => {
+                Err(ErrorCode::NoSuchRoom)
+            }
+            other => other,
+        }
+    }
+
+    /// IRC registration once both `NICK` and `USER` came: the password, then the nick.
+    fn irc_register(&mut self, x: ConnId) -> Result<(), ErrorCode> {
+        let c = &self.conns[&x];
+        let (Some(nick), Some(user)) = (c.irc_nick.clone(), c.irc_user.clone()) else {
+            return Ok(());
+        };
+        if c.phase != Phase::Hello {
+            return Ok(());
+        }
+        if let Some(pw) = &self.cfg.password {
+            if c.irc_pass.as_ref() != Some(pw) {
+                self.error(x, ErrorCode::BadPassword, 0, 0);
+                self.close(x, ErrorCode::BadPassword, Some(""));
+                return Ok(());
+            }
+        }
+        if self.nicks.get(&fold(&nick)).is_some_and(|h| *h != x) {
+            self.conns.get_mut(&x).expect("conn").irc_nick = None;
+            return Err(ErrorCode::NickTaken);
+        }
+        self.nicks.insert(fold(&nick), x);
+        let c = self.conns.get_mut(&x).expect("conn");
+        c.phase = Phase::Ready;
+        c.nick.clone_from(&nick);
+        c.user = user;
+        self.push(x, Out::Welcome { nick: nick.clone() });
+        self.events.push(Expected::Registered(x, nick));
+        Ok(())
     }
 
     fn hello(
@@ -902,15 +1096,27 @@ impl Model {
             nick,
         };
         self.broadcast(&key, &item);
-        self.members(x, &key);
         let r = &self.rooms[&key];
-        if !r.topic.is_empty() {
-            let item = Out::Topic {
-                room: r.name.clone(),
-                topic: r.topic.clone(),
-                by: r.topic_by.clone(),
-            };
-            self.push(x, item);
+        // A native joiner learns the members, then the topic; an IRC one the topic (`332`,
+        // without who set it) and then the names.
+        let irc = self.is_irc(x);
+        let topic = (!r.topic.is_empty()).then(|| Out::Topic {
+            room: r.name.clone(),
+            topic: r.topic.clone(),
+            by: if irc {
+                String::new()
+            } else {
+                r.topic_by.clone()
+            },
+        });
+        if !irc {
+            self.members(x, &key);
+        }
+        if let Some(topic) = topic {
+            self.push(x, topic);
+        }
+        if irc {
+            self.members(x, &key);
         }
         Ok(())
     }
@@ -983,6 +1189,14 @@ impl Model {
             seq: r.seq,
             text: text.to_owned(),
         };
+        // IRC senders get no copy of their own message.
+        let irc = self.conns[&x].irc;
+        let recipients: Vec<ConnId> = r
+            .members
+            .iter()
+            .copied()
+            .filter(|m| !(irc && *m == x))
+            .collect();
         if let Some(id) = message_id(text) {
             self.msgs.insert(
                 id,
@@ -992,11 +1206,13 @@ impl Model {
                     seq: r.seq,
                     sender: x,
                     from,
-                    recipients: r.members.iter().copied().collect(),
+                    recipients: recipients.iter().copied().collect(),
                 },
             );
         }
-        self.broadcast(&key, &item);
+        for m in recipients {
+            self.push(m, item.clone());
+        }
         Ok(())
     }
 
@@ -1020,7 +1236,7 @@ impl Model {
             message: t.away.clone(),
         });
         self.push(target, item.clone());
-        if target != x {
+        if target != x && !self.is_irc(x) {
             self.push(x, item);
         }
         if let Some(away) = away {
@@ -1326,6 +1542,14 @@ impl Model {
         };
         self.push(target, item.clone());
         self.push(x, item);
+        let t = &self.conns[&target];
+        if self.is_irc(x) && !t.away.is_empty() {
+            let away = Out::Away {
+                nick: t.nick.clone(),
+                message: t.away.clone(),
+            };
+            self.push(x, away);
+        }
         Ok(())
     }
 
@@ -1409,6 +1633,7 @@ pub fn frame_name(f: &Frame) -> String {
             ClientPacket::ListRules { room } => format!("rules({room})"),
         },
         Frame::Bad { what, .. } => format!("BAD:{what}"),
+        Frame::Irc(cmd) => format!("irc:{}", cmd.line().trim_end()),
     }
 }
 
@@ -1423,4 +1648,50 @@ pub fn glob(mask: &[u8], text: &[u8]) -> bool {
             .first()
             .is_some_and(|t| t.eq_ignore_ascii_case(c) && glob(rest, &text[1..])),
     }
+}
+
+/// What an item the model predicts looks like to an IRC client, as the IRC reader in
+/// `irc.rs` reports it; `None` for what IRC does not say at all.
+fn irc_view(item: Out) -> Option<Out> {
+    Some(match item {
+        // IRC has no sequence numbers.
+        Out::Message {
+            room, from, text, ..
+        } => Out::Message {
+            room,
+            from,
+            seq: 0,
+            text,
+        },
+        // One prefix, the highest; away is not shown in NAMES.
+        Out::Members { room, nicks } => Out::Members {
+            room,
+            nicks: nicks
+                .into_iter()
+                .map(|(n, f)| {
+                    let f = if f & Member::OPERATOR != 0 {
+                        Member::OPERATOR
+                    } else {
+                        f & Member::VOICE
+                    };
+                    (n, f)
+                })
+                .collect(),
+        },
+        // Joining a channel one is in says nothing; a bad name is no such channel.
+        Out::Error {
+            code: ErrorCode::AlreadyInRoom,
+            ..
+        } => return None,
+        Out::Error { code, .. } => Out::Error {
+            code: match code {
+                ErrorCode::InvalidRoom => ErrorCode::NoSuchRoom,
+                c => c,
+            },
+            request_type: 0,
+            request_seq: 0,
+        },
+        Out::Bye { .. } => Out::ErrorLine,
+        other => other,
+    })
 }

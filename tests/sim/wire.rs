@@ -105,6 +105,10 @@ pub enum Out {
     },
     /// The last frame of a connection.
     Bye { code: ErrorCode },
+    /// IRC: someone sharing a channel left the server (one `QUIT` for all channels).
+    Quit { nick: String },
+    /// IRC: the `ERROR` line that ends a connection.
+    ErrorLine,
 }
 
 impl Out {
@@ -136,6 +140,8 @@ impl Out {
     /// The fewest bytes this item can take on the wire (an error's message may be empty).
     pub fn min_wire_len(&self) -> usize {
         let packet = match self.clone() {
+            Out::Quit { nick } => return nick.len() + 8,
+            Out::ErrorLine => return 8,
             Out::Welcome { nick } => ServerPacket::Welcome {
                 version: 1,
                 nick,
@@ -627,6 +633,8 @@ impl Tap {
 pub enum Frame {
     /// A well-formed packet.
     Packet(ClientPacket),
+    /// An IRC command line.
+    Irc(crate::irc::Cmd),
     /// Bytes the server must refuse with `code`, closing the connection.
     Bad {
         code: ErrorCode,

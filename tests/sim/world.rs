@@ -18,6 +18,7 @@ use switchboard_core::{
     RoomRule, Server, Transmit,
 };
 
+use crate::irc::{Cmd, IrcPeer, IrcTap};
 use crate::mix::{Act, Fault, Mix, ACTS, FAULTS};
 use crate::model::{frame_name, message_id, Model, Order, Phase};
 use crate::rng::Rng;
@@ -108,6 +109,9 @@ struct Link {
     server: ServerSide,
     attached: bool,
     tap: Tap,
+    /// The client speaks IRC: its output is read by `itap`.
+    irc: bool,
+    itap: IrcTap,
     /// What the server sent that the client has not yet turned into events.
     deliver: VecDeque<Out>,
     /// Lazy adapter: the server reported output for this connection.
@@ -163,6 +167,8 @@ fn take_expected(expect: &mut VecDeque<Group>, item: &Out) -> Result<(), String>
 struct Slot {
     conn: Option<ConnId>,
     client: Option<Client>,
+    /// The slot's client when it speaks IRC (then `client` is `None`).
+    irc: Option<IrcPeer>,
     /// Bytes written while silent.
     held: Vec<Piece>,
     silent_until: u64,
@@ -456,7 +462,8 @@ impl Sim {
                         self.server.read_budget(x)
                     ));
                 }
-                self.model.input(x, bytes.len(), frames, now);
+                let irc = self.links.get(&x).is_some_and(|l| l.irc);
+                self.model.input(x, bytes.len(), frames, now, irc);
                 if self.model.conns.get(&x).is_some_and(|c| c.inbox > 0) {
                     self.stats.delayed_calls += 1;
                 }
@@ -638,7 +645,11 @@ impl Sim {
             ));
         }
         let mut items = Vec::new();
-        link.tap.feed(&t.data, &mut items)?;
+        if link.irc {
+            link.itap.feed(&t.data, &mut items)?;
+        } else {
+            link.tap.feed(&t.data, &mut items)?;
+        }
         link.wbuf_len += t.data.len();
         let (bytes, digest) = (t.data.len(), fnv(&t.data));
         link.wbuf.push_back(t.data);
@@ -946,6 +957,12 @@ impl Sim {
                 600 + extra + 3 * u.len + 2 * nick + rooms_list + members_list + depart
             })
             .sum();
+        // IRC lines carry full sources and a registration is a burst of lines.
+        let bound = if self.mix.irc.contains(&true) {
+            bound * 4 + 2048
+        } else {
+            bound
+        };
         worst + bound > c.max_outbound_bytes
     }
 
@@ -984,6 +1001,14 @@ impl Sim {
             bytes: n,
         });
         let now = self.instant();
+        if self.slots[slot].irc.is_some() {
+            self.irc_events(slot, id, &bytes)?;
+            self.flush_client(slot);
+            if more {
+                self.kick_client(id);
+            }
+            return Ok(());
+        }
         let client = self.slots[slot].client.as_mut().expect("attached client");
         if let Err(e) = client.handle_input(&bytes, now) {
             return Err(format!(
@@ -1030,13 +1055,36 @@ impl Sim {
                 server: ServerSide::Open,
                 attached: true,
                 tap: Tap::new(&self.cfg),
+                irc: self.mix.irc[slot],
+                itap: IrcTap::new(&self.cfg),
                 deliver: VecDeque::new(),
                 ready: false,
                 expect: VecDeque::new(),
             },
         );
+        if self.mix.irc[slot] {
+            let pw = match &self.cfg.password {
+                Some(pw) if !self.work.chance(50) => Some(pw.clone()),
+                Some(_) => Some("guess".to_owned()),
+                None => None,
+            };
+            let s = &mut self.slots[slot];
+            s.conn = Some(id);
+            s.irc = Some(IrcPeer::new(&self.cfg, &nick, pw.as_deref()));
+            s.client = None;
+            s.done = false;
+            s.hellos = 1;
+            s.received.clear();
+            s.last_from.clear();
+            s.held.clear();
+            s.silent_until = 0;
+            s.deaf_until = 0;
+            self.flush_client(slot);
+            return Ok(());
+        }
         let s = &mut self.slots[slot];
         s.conn = Some(id);
+        s.irc = None;
         let mut client = match &self.cfg.password {
             // Now and then a client does not know the password.
             Some(pw) if !self.work.chance(50) => Client::with_password(&nick, pw),
@@ -1105,11 +1153,11 @@ impl Sim {
 
     /// A room this client believes it is in, or a pool room.
     fn my_room(&mut self, slot: usize, permille: u32) -> String {
-        let rooms: Vec<String> = self.slots[slot]
-            .client
-            .as_ref()
-            .map(|c| c.rooms().map(|v| v.name.clone()).collect())
-            .unwrap_or_default();
+        let rooms: Vec<String> = match (&self.slots[slot].client, &self.slots[slot].irc) {
+            (Some(c), _) => c.rooms().map(|v| v.name.clone()).collect(),
+            (None, Some(p)) => p.room_names(),
+            _ => Vec::new(),
+        };
         if !rooms.is_empty() && self.work.chance(permille) {
             let i = self.work.index(rooms.len());
             let r = rooms[i].clone();
@@ -1125,8 +1173,16 @@ impl Sim {
         let c = &self.cfg;
         // Keep the frame within the server's limit so the padding is not a violation.
         let fits = (c.max_frame_len as usize).saturating_sub(1 + 2 + room_len.max(32) + 2 + 8);
+        // With IRC clients about, a native message must fit one IRC line (longer ones
+        // reach IRC split in several, which the model does not restate).
+        let irc_line = if self.mix.irc.contains(&true) {
+            300
+        } else {
+            usize::MAX
+        };
         let max = (c.max_text_len as usize)
             .min(fits)
+            .min(irc_line)
             .saturating_sub(text.len() + 1);
         let pad = self.work.range_usize(0, self.mix.pad.min(max));
         if pad > 0 {
@@ -1148,19 +1204,28 @@ impl Sim {
         let gap = self.work.range(1, ms(self.mix.act_gap_ms) + 1);
         self.at(self.now + gap, Sched::Act(slot));
         let s = &self.slots[slot];
-        let (Some(id), Some(client)) = (s.conn, s.client.as_ref()) else {
+        let (closed, registered) = match (&s.client, &s.irc) {
+            (Some(c), _) => (c.is_closed(), c.is_registered()),
+            (None, Some(p)) => (p.closed, p.registered),
+            _ => return Ok(()),
+        };
+        let Some(id) = s.conn else {
             return Ok(());
         };
-        if s.done || client.is_closed() {
+        if s.done || closed {
             return Ok(());
         }
-        if !client.is_registered() && self.work.chance(800) {
+        if !registered && self.work.chance(800) {
             return Ok(());
         }
         let Some(i) = self.work.weighted(&self.mix.acts) else {
             return Ok(());
         };
-        let what = self.do_act(slot, ACTS[i])?;
+        let what = if self.slots[slot].irc.is_some() {
+            self.do_irc_act(slot, ACTS[i])
+        } else {
+            self.do_act(slot, ACTS[i])?
+        };
         self.log(Ev::Act {
             slot,
             conn: id.0,
@@ -1343,6 +1408,118 @@ impl Sim {
         Ok(what)
     }
 
+    fn peer(&mut self, slot: usize) -> &mut IrcPeer {
+        self.slots[slot].irc.as_mut().expect("irc peer")
+    }
+
+    /// What an IRC client does for `act`: the commands it shares with the native protocol
+    /// as IRC lines; the native-only ones (lists, whois, away, pings) it skips.
+    fn do_irc_act(&mut self, slot: usize, act: Act) -> String {
+        let cmd = match act {
+            Act::Join => {
+                let chan = format!("#{}", self.pool_room());
+                let key = self.pool_key();
+                Cmd::Join { chan, key }
+            }
+            Act::Leave => {
+                let chan = format!("#{}", self.my_room(slot, 900));
+                let reason = if self.work.chance(500) {
+                    String::new()
+                } else {
+                    format!("bye{}", self.work.below(100))
+                };
+                Cmd::Part { chan, reason }
+            }
+            Act::Say => {
+                let room = self.my_room(slot, 950);
+                let text = self.text('m', room.len());
+                Cmd::Privmsg {
+                    target: format!("#{room}"),
+                    text,
+                }
+            }
+            Act::Whisper => {
+                let to = self.some_nick(slot);
+                let text = self.text('d', to.len());
+                Cmd::Privmsg { target: to, text }
+            }
+            Act::Nick => {
+                let nick = self.pick_nick(slot);
+                Cmd::Nick(nick)
+            }
+            Act::Quit => {
+                self.slots[slot].done = true;
+                let reason = if self.work.chance(500) { "" } else { "done" };
+                Cmd::Quit(reason.into())
+            }
+            Act::Topic => Cmd::Topic {
+                chan: format!("#{}", self.my_room(slot, 900)),
+                topic: format!("t{}", self.work.below(1000)),
+            },
+            Act::Kick => Cmd::Kick {
+                chan: format!("#{}", self.my_room(slot, 900)),
+                nick: self.some_nick(slot),
+                reason: "out".into(),
+            },
+            Act::Mode => {
+                let chan = format!("#{}", self.my_room(slot, 900));
+                let letter = ['t', 'o', 'v'][self.work.index(3)];
+                let arg = if letter == 't' {
+                    String::new()
+                } else {
+                    self.some_nick(slot)
+                };
+                let on = self.work.chance(600);
+                Cmd::Mode {
+                    chan,
+                    on,
+                    letter,
+                    arg,
+                }
+            }
+            Act::Rule => {
+                let chan = format!("#{}", self.my_room(slot, 900));
+                let (rule, on, arg) = self.pick_rule(slot);
+                // A space would split the argument in two; the model reads the line as sent.
+                // An empty one would ask for a mask list (`MODE #r +b`), another command.
+                let arg = match arg.replace(' ', "") {
+                    a if a.is_empty() && rule.takes_arg(true) && rule.takes_arg(false) => {
+                        "n?".to_owned()
+                    }
+                    a => a,
+                };
+                Cmd::Mode {
+                    chan,
+                    on,
+                    letter: rule.letter() as char,
+                    arg,
+                }
+            }
+            Act::Invite => Cmd::Invite {
+                nick: self.some_nick(slot),
+                chan: format!("#{}", self.my_room(slot, 900)),
+            },
+            Act::Invalid => match self.work.below(3) {
+                0 => Cmd::Join {
+                    chan: self.pool_room(),
+                    key: String::new(),
+                },
+                1 => Cmd::Privmsg {
+                    target: "nobody".into(),
+                    text: "hi".into(),
+                },
+                _ => Cmd::User("again".into()),
+            },
+            Act::Silent | Act::Deaf | Act::Disconnect => {
+                return self.do_act(slot, act).unwrap_or_default()
+            }
+            _ => return format!("irc: no {act:?}"),
+        };
+        let what = format!("irc {}", cmd.line().trim_end());
+        self.peer(slot).send(cmd);
+        what
+    }
+
     /// A room key from a small pool, often none.
     fn pool_key(&mut self) -> String {
         match self.work.below(6) {
@@ -1392,11 +1569,11 @@ impl Sim {
 
     /// A nick someone holds (often someone in a room with this client), or a pool nick.
     fn some_nick(&mut self, slot: usize) -> String {
-        let peers: Vec<String> = self.slots[slot]
-            .client
-            .as_ref()
-            .map(|c| c.rooms().flat_map(|v| v.members.clone()).collect())
-            .unwrap_or_default();
+        let peers: Vec<String> = match (&self.slots[slot].client, &self.slots[slot].irc) {
+            (Some(c), _) => c.rooms().flat_map(|v| v.members.clone()).collect(),
+            (None, Some(p)) => p.peers(),
+            _ => Vec::new(),
+        };
         let nick = if !peers.is_empty() && self.work.chance(700) {
             peers[self.work.index(peers.len())].clone()
         } else if !self.model.nicks.is_empty() && self.work.chance(700) {
@@ -1503,6 +1680,12 @@ impl Sim {
 
     /// Writes what the client queued (requests, pongs) to its connection.
     fn flush_client(&mut self, slot: usize) {
+        if let Some(peer) = self.slots[slot].irc.as_mut() {
+            if let Some(piece) = peer.poll_transmit() {
+                self.write(slot, piece);
+            }
+            return;
+        }
         let Some(client) = self.slots[slot].client.as_mut() else {
             return;
         };
@@ -1577,6 +1760,7 @@ impl Sim {
         };
         let s = &mut self.slots[slot];
         s.client = None;
+        s.irc = None;
         s.held.clear();
         s.client_timer = None;
         if let Some(link) = self.links.get_mut(&id) {
@@ -1672,7 +1856,7 @@ impl Sim {
                     from,
                     seq,
                     text,
-                } => self.check_delivery(slot, id, &room, &from, seq, &text)?,
+                } => self.check_delivery(slot, id, &room, &from, Some(seq), &text)?,
                 ClientEvent::Error {
                     code, request_type, ..
                 } if request_type == client_type::HELLO
@@ -1706,6 +1890,105 @@ impl Sim {
         let caught_up = self.links[&id].deliver.is_empty() && self.server.outbound_bytes(id) == 0;
         if caught_up && self.model.phase(id) == Some(Phase::Ready) {
             self.check_view(slot, id)?;
+        }
+        Ok(())
+    }
+
+    /// An IRC client reads server bytes: each line it parses must be the next item the
+    /// server sent; it reacts as a person would (another nick when its own is taken,
+    /// joining when invited).
+    fn irc_events(&mut self, slot: usize, id: ConnId, bytes: &[u8]) -> Result<(), String> {
+        let items = match self.peer(slot).handle_input(bytes) {
+            Ok(items) => items,
+            Err(e) => return Err(format!("IRC client of {id} could not read: {e}")),
+        };
+        for item in items {
+            if item == Out::Ping {
+                continue;
+            }
+            let want = self.links.get_mut(&id).and_then(|l| l.deliver.pop_front());
+            if want.as_ref() != Some(&item) {
+                return Err(format!(
+                    "IRC client of {id} read {item:?}, but the server sent {want:?}"
+                ));
+            }
+            match item {
+                Out::Message {
+                    room, from, text, ..
+                } => self.check_delivery(slot, id, &room, &from, None, &text)?,
+                Out::Error { code, .. } => {
+                    *self.stats.refused.entry(code.to_string()).or_default() += 1;
+                    let peer = self.peer(slot);
+                    if !peer.registered
+                        && !peer.closed
+                        && matches!(code, ErrorCode::NickTaken | ErrorCode::InvalidNick)
+                    {
+                        self.slots[slot].hellos += 1;
+                        let nick = self.pick_nick(slot);
+                        self.peer(slot).nick.clone_from(&nick);
+                        self.peer(slot).send(Cmd::Nick(nick.clone()));
+                        self.log(Ev::Act {
+                            slot,
+                            conn: id.0,
+                            what: format!("irc NICK {nick} after a refusal"),
+                        });
+                    }
+                }
+                Out::Invited { room, nick, .. } => {
+                    self.stats.rule_events += 1;
+                    let me = self.peer(slot).nick.eq_ignore_ascii_case(&nick);
+                    if me && self.stage == Stage::Fault && self.work.chance(700) {
+                        self.peer(slot).send(Cmd::Join {
+                            chan: format!("#{room}"),
+                            key: String::new(),
+                        });
+                    }
+                }
+                Out::RuleChanged { .. } => self.stats.rule_events += 1,
+                _ => {}
+            }
+        }
+        let caught_up = self.links[&id].deliver.is_empty() && self.server.outbound_bytes(id) == 0;
+        if caught_up && self.model.phase(id) == Some(Phase::Ready) {
+            self.check_irc_view(slot, id)?;
+        }
+        Ok(())
+    }
+
+    /// A caught-up IRC client sees its nick, channels and their members as the server does.
+    fn check_irc_view(&self, slot: usize, id: ConnId) -> Result<(), String> {
+        let Some(peer) = self.slots[slot].irc.as_ref() else {
+            return Ok(());
+        };
+        if peer.closed {
+            return Ok(());
+        }
+        let s = &self.server;
+        if Some(peer.nick.as_str()) != s.nick_of(id) {
+            return Err(format!(
+                "IRC client of {id} thinks it is {}, server says {:?}",
+                peer.nick,
+                s.nick_of(id)
+            ));
+        }
+        let mine: BTreeSet<String> = peer.rooms.keys().cloned().collect();
+        let theirs: BTreeSet<String> = s.rooms_of(id).iter().map(|r| fold(r)).collect();
+        if mine != theirs {
+            return Err(format!(
+                "IRC client of {id} thinks it is in {mine:?}, server says {theirs:?}"
+            ));
+        }
+        for (name, members) in peer.rooms.values() {
+            let theirs: BTreeSet<String> = s
+                .room_members(name)
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            if *members != theirs {
+                return Err(format!(
+                    "IRC client of {id} sees {name} as {members:?}, server has {theirs:?}"
+                ));
+            }
         }
         Ok(())
     }
@@ -1957,7 +2240,7 @@ impl Sim {
         id: ConnId,
         room: &str,
         from: &str,
-        seq: u64,
+        seq: Option<u64>,
         text: &str,
     ) -> Result<(), String> {
         let Some(mid) = message_id(text) else {
@@ -1968,9 +2251,10 @@ impl Sim {
                 "{id} got message m{mid}, which the server never accepted"
             ));
         };
-        if fold(room) != rec.room_key || from != rec.from || seq != rec.seq {
+        // IRC has no sequence numbers.
+        if fold(room) != rec.room_key || from != rec.from || seq.is_some_and(|s| s != rec.seq) {
             return Err(format!(
-                "{id} got m{mid} as ({room}, {from}, {seq}), accepted as ({}, {}, {})",
+                "{id} got m{mid} as ({room}, {from}, {seq:?}), accepted as ({}, {}, {})",
                 rec.room_key, rec.from, rec.seq
             ));
         }
@@ -2069,7 +2353,11 @@ impl Sim {
                 ));
             }
             if self.model.phase(*id) == Some(Phase::Ready) {
-                self.check_view(link.slot, *id)?;
+                if link.irc {
+                    self.check_irc_view(link.slot, *id)?;
+                } else {
+                    self.check_view(link.slot, *id)?;
+                }
             }
         }
         for (mid, rec) in &self.model.msgs {
