@@ -247,6 +247,10 @@ impl IrcTap {
                 .map(String::as_str)
                 .ok_or_else(|| format!("{text:?} lacks parameter {i}"))
         };
+        if l.command == "ERROR" {
+            // A close for output overflow may cut a NAMES reply short.
+            self.names = None;
+        }
         if self.names.is_some() && l.command != "353" && l.command != "366" {
             return Err(format!("{text:?} inside a NAMES reply"));
         }

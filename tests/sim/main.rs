@@ -91,6 +91,7 @@ fn plant_name(bug: PlantedBug) -> &'static str {
         PlantedBug::DropRateLimited => "drop-rate-limited",
         PlantedBug::ReplaySkipsNewest => "replay-skips-newest",
         PlantedBug::SkipKeyForNative => "skip-key-for-native",
+        PlantedBug::BanIgnoredForIrc => "ban-ignored-for-irc",
     }
 }
 
@@ -102,6 +103,7 @@ fn parse_plant(name: &str) -> Plant {
         PlantedBug::DropRateLimited,
         PlantedBug::ReplaySkipsNewest,
         PlantedBug::SkipKeyForNative,
+        PlantedBug::BanIgnoredForIrc,
     ]
     .into_iter()
     .find(|b| plant_name(*b) == name)
@@ -358,6 +360,11 @@ fn planted_skip_leave_notice_is_caught() {
 #[test]
 fn planted_skip_key_for_native_is_caught() {
     find_failure(Some(PlantedBug::SkipKeyForNative));
+}
+
+#[test]
+fn planted_ban_ignored_for_irc_is_caught() {
+    find_failure(Some(PlantedBug::BanIgnoredForIrc));
 }
 
 #[test]

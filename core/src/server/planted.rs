@@ -21,9 +21,12 @@ pub enum PlantedBug {
     ReplaySkipsNewest,
     /// A native client joins a room with a key (`+k`) without giving it.
     SkipKeyForNative,
+    /// A banned IRC member's message reaches the room (unless it is moderated).
+    BanIgnoredForIrc,
 }
 
 use super::conn::{Phase, Proto};
+use super::rooms::Room;
 use super::{Fanout, Server};
 use crate::ConnId;
 
@@ -97,5 +100,15 @@ impl Server {
     pub(super) fn planted_skips_key(&self, id: ConnId) -> bool {
         self.planted == Some(PlantedBug::SkipKeyForNative)
             && self.conns.get(&id).is_some_and(|c| !c.proto.is_irc())
+    }
+}
+
+impl Server {
+    /// Whether the planted bug lets `id` speak in `room` past a ban.
+    pub(super) fn planted_ban_ignored(&self, id: ConnId, room: &Room) -> bool {
+        self.planted == Some(PlantedBug::BanIgnoredForIrc)
+            && self.conns.get(&id).is_some_and(|c| c.proto.is_irc())
+            && room.is_member(id)
+            && !room.moderated
     }
 }
