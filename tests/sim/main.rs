@@ -163,6 +163,41 @@ fn env_u64(name: &str) -> Option<u64> {
     Some(parsed.unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
 }
 
+/// Wall-clock seconds one seed may run before the watchdog fails the run (a seed takes
+/// well under a second; a livelocked core would otherwise hang the test for good).
+const WATCHDOG_SECS: u64 = 120;
+
+/// Fails the whole run, naming the seed, when one seed runs past the watchdog: a hang
+/// inside a server call cannot be caught by the simulator's own step bounds.
+fn watchdog(running: &Mutex<Vec<Option<(u64, Instant)>>>, active: &AtomicU64, plant: Plant) {
+    let limit = std::time::Duration::from_secs(
+        env_u64("SWITCHBOARD_SIM_WATCHDOG_SECS").unwrap_or(WATCHDOG_SECS),
+    );
+    while active.load(Ordering::Acquire) > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let hung = running
+            .lock()
+            .expect("lock")
+            .iter()
+            .flatten()
+            .find(|(_, started)| started.elapsed() > limit)
+            .map(|(seed, _)| *seed);
+        if let Some(seed) = hung {
+            // Straight to the terminal: the test harness's capture dies with the process.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "simulation hung: seed {seed} ran for more than {}s (a livelock in the \
+                 server or the simulator)\n  replay: {}",
+                limit.as_secs(),
+                replay_command(seed, plant)
+            );
+            // The hung thread cannot be stopped; end the process so the run fails now.
+            std::process::exit(101);
+        }
+    }
+}
+
 /// Runs `seeds` on every core; returns passes and the failures, lowest seed first.
 fn run_many(seeds: &[u64], plant: Plant, stop_at_first: bool) -> (Vec<Pass>, Vec<Failure>) {
     let next = AtomicU64::new(0);
@@ -171,22 +206,33 @@ fn run_many(seeds: &[u64], plant: Plant, stop_at_first: bool) -> (Vec<Pass>, Vec
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
+    let running = Mutex::new(vec![None; workers]);
+    let active = AtomicU64::new(workers as u64);
     std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                if i >= seeds.len() {
-                    break;
+        for w in 0..workers {
+            let (next, passes, failures, running, active) =
+                (&next, &passes, &failures, &running, &active);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= seeds.len() {
+                        break;
+                    }
+                    if stop_at_first && !failures.lock().expect("lock").is_empty() {
+                        break;
+                    }
+                    running.lock().expect("lock")[w] = Some((seeds[i], Instant::now()));
+                    let result = run_seed(seeds[i], plant);
+                    running.lock().expect("lock")[w] = None;
+                    match result {
+                        Ok(pass) => passes.lock().expect("lock").push(pass),
+                        Err(f) => failures.lock().expect("lock").push(*f),
+                    }
                 }
-                if stop_at_first && !failures.lock().expect("lock").is_empty() {
-                    break;
-                }
-                match run_seed(seeds[i], plant) {
-                    Ok(pass) => passes.lock().expect("lock").push(pass),
-                    Err(f) => failures.lock().expect("lock").push(*f),
-                }
+                active.fetch_sub(1, Ordering::Release);
             });
         }
+        s.spawn(|| watchdog(&running, &active, plant));
     });
     let mut passes = passes.into_inner().expect("lock");
     let mut failures = failures.into_inner().expect("lock");
