@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::client::{Client, ClientEvent};
-use crate::packet::{client_type, ClientPacket, Member, MAGIC};
+use crate::client::{Client, ClientEvent, RoomEvent};
+use crate::packet::{client_type, ClientPacket, Member, RoomMode, RoomRule, MAGIC};
 
 /// A server and named clients wired together in memory.
 struct World {
@@ -1294,4 +1294,312 @@ fn requests_handled_by_the_timer_leave_no_deadline_due() {
     w.server.handle_timeout(w.now);
     let next = w.server.poll_timeout().expect("a deadline");
     assert!(next > w.now, "a deadline {:?} past due", w.now - next);
+}
+
+/// The error codes among `ev`, in order.
+fn error_codes(ev: &[ClientEvent]) -> Vec<ErrorCode> {
+    ev.iter()
+        .filter_map(|e| match e {
+            ClientEvent::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Texts of the room messages among `ev`.
+fn texts(ev: &[ClientEvent]) -> Vec<String> {
+    ev.iter()
+        .filter_map(|e| match e {
+            ClientEvent::Message { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Alice makes room `r` (its operator); the others join it. Events are drained.
+fn room_of(w: &mut World, names: &[&str]) -> Vec<usize> {
+    let ids: Vec<usize> = names.iter().map(|n| w.join_as(n)).collect();
+    for &i in &ids {
+        w.client(i).join("r");
+        w.pump();
+    }
+    for &i in &ids {
+        w.events(i);
+    }
+    ids
+}
+
+#[test]
+fn kick_is_for_operators_and_everyone_hears_it() {
+    let mut w = World::new(quiet());
+    let ids = room_of(&mut w, &["alice", "bob", "carol"]);
+    let (a, b, c) = (ids[0], ids[1], ids[2]);
+    let outsider = w.join_as("dan");
+    // Not an operator; not in the room; no such room; no such nick; not a member.
+    w.client(b).kick("r", "carol", "no");
+    w.client(outsider).kick("r", "carol", "no");
+    w.client(outsider).kick("nowhere", "carol", "no");
+    w.client(a).kick("r", "nobody", "no");
+    w.client(a).kick("r", "dan", "no");
+    w.pump();
+    assert_eq!(error_codes(&w.events(b)), vec![ErrorCode::NotOperator]);
+    assert_eq!(
+        error_codes(&w.events(outsider)),
+        vec![ErrorCode::NotInRoom, ErrorCode::NoSuchRoom]
+    );
+    assert_eq!(
+        error_codes(&w.events(a)),
+        vec![ErrorCode::NoSuchNick, ErrorCode::TargetNotInRoom]
+    );
+    assert!(w.events(c).is_empty());
+    // A reason past the limit is refused before anything happens.
+    let long = "x".repeat(Config::default().max_reason_len as usize + 1);
+    w.client(a).kick("r", "carol", &long);
+    w.pump();
+    assert_eq!(error_codes(&w.events(a)), vec![ErrorCode::InvalidText]);
+    // The operator kicks carol (case-insensitively): all three hear it, carol is out.
+    w.client(a).kick("R", "CAROL", "behave");
+    w.pump();
+    let kicked = ClientEvent::Kicked {
+        room: "r".into(),
+        nick: "carol".into(),
+        by: "alice".into(),
+        reason: "behave".into(),
+    };
+    for i in [a, b, c] {
+        assert_eq!(w.events(i), vec![kicked.clone()]);
+    }
+    assert!(w.events(outsider).is_empty());
+    assert_eq!(
+        w.server.room_members("r"),
+        Some(vec!["alice".into(), "bob".into()])
+    );
+    assert!(w.server.rooms_of(w.id(c)).is_empty());
+    assert!(w.client(c).room("r").is_none());
+    // Carol may come back; her messages no longer reached the room meanwhile.
+    w.client(c).say("r", "still here?");
+    w.pump();
+    assert_eq!(error_codes(&w.events(c)), vec![ErrorCode::NotInRoom]);
+    assert!(texts(&w.events(b)).is_empty());
+    // An operator may kick itself; the room then dies with its last member gone.
+    w.client(b).leave("r", "");
+    w.client(a).kick("r", "alice", "");
+    w.pump();
+    assert_eq!(w.server.room_count(), 0);
+}
+
+#[test]
+fn operator_and_topic_lock_modes_are_for_operators_and_quiet_when_unchanged() {
+    let mut w = World::new(quiet());
+    let ids = room_of(&mut w, &["alice", "bob", "carol"]);
+    let (a, b, c) = (ids[0], ids[1], ids[2]);
+    let changed = |mode, on, nick: &str| ClientEvent::ModeChanged {
+        room: "r".into(),
+        by: "alice".into(),
+        mode,
+        on,
+        nick: nick.into(),
+    };
+    // Only operators set modes; the target must be in the room.
+    w.client(b).set_mode("r", RoomMode::Operator, true, "bob");
+    w.client(a).set_mode("r", RoomMode::Voice, true, "nobody");
+    w.pump();
+    assert_eq!(error_codes(&w.events(b)), vec![ErrorCode::NotOperator]);
+    assert_eq!(error_codes(&w.events(a)), vec![ErrorCode::NoSuchNick]);
+    let d = w.join_as("dan");
+    w.client(a).set_mode("r", RoomMode::Operator, true, "dan");
+    w.client(d).set_mode("r", RoomMode::TopicLock, true, "");
+    w.pump();
+    assert_eq!(error_codes(&w.events(a)), vec![ErrorCode::TargetNotInRoom]);
+    assert_eq!(error_codes(&w.events(d)), vec![ErrorCode::NotInRoom]);
+    // +o bob: everyone hears it once; the member list and whois show it.
+    w.client(a).set_mode("r", RoomMode::Operator, true, "BOB");
+    w.pump();
+    for i in [a, b, c] {
+        assert_eq!(w.events(i), vec![changed(RoomMode::Operator, true, "bob")]);
+    }
+    assert!(w.client(c).room("r").unwrap().is_operator("bob"));
+    w.client(c).list_members("r");
+    w.pump();
+    let flags: Vec<u8> = match w.events(c).as_slice() {
+        [ClientEvent::Members { members, .. }] => members.iter().map(|m| m.flags).collect(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(flags, vec![Member::OPERATOR, Member::OPERATOR, 0]);
+    // Setting what is already set changes nothing and says nothing.
+    w.client(a).set_mode("r", RoomMode::Operator, true, "bob");
+    w.client(a).set_mode("r", RoomMode::TopicLock, false, "");
+    w.pump();
+    assert!(w.events(a).is_empty() && w.events(c).is_empty());
+    // +t: carol may no longer set the topic; bob, now an operator, may.
+    w.client(b).set_mode("r", RoomMode::TopicLock, true, "");
+    w.pump();
+    let lock = ClientEvent::ModeChanged {
+        room: "r".into(),
+        by: "bob".into(),
+        mode: RoomMode::TopicLock,
+        on: true,
+        nick: String::new(),
+    };
+    assert_eq!(w.events(c), vec![lock]);
+    w.client(c).set_topic("r", "mine");
+    w.pump();
+    assert_eq!(error_codes(&w.events(c)), vec![ErrorCode::NotOperator]);
+    assert_eq!(w.server.room_topic("r"), Some(""));
+    w.client(b).set_topic("r", "bob's");
+    w.pump();
+    assert_eq!(w.server.room_topic("r"), Some("bob's"));
+    // -o bob: he may no longer kick.
+    w.client(a).set_mode("r", RoomMode::Operator, false, "bob");
+    w.pump();
+    w.events(b);
+    w.client(b).kick("r", "carol", "");
+    w.pump();
+    assert_eq!(error_codes(&w.events(b)), vec![ErrorCode::NotOperator]);
+    assert!(!w.client(c).room("r").unwrap().is_operator("bob"));
+}
+
+#[test]
+fn voice_lets_members_speak_in_moderated_rooms_and_past_bans() {
+    let mut w = World::new(quiet());
+    let ids = room_of(&mut w, &["alice", "bob", "carol"]);
+    let (a, b, c) = (ids[0], ids[1], ids[2]);
+    w.client(a).set_rule("r", RoomRule::Moderated, true, "");
+    w.pump();
+    for i in [a, b, c] {
+        w.events(i);
+        while w.client(i).poll_room_event().is_some() {}
+    }
+    // +m: a plain member's message is refused and reaches no one; the operator speaks.
+    w.client(b).say("r", "hello?");
+    w.client(a).say("r", "from the chair");
+    w.pump();
+    assert_eq!(error_codes(&w.events(b)), vec![ErrorCode::CannotSpeak]);
+    assert_eq!(texts(&w.events(c)), vec!["from the chair".to_owned()]);
+    w.events(a);
+    // +v bob: heard by all, with the voice flag; he may speak now, carol still not.
+    w.client(a).set_mode("r", RoomMode::Voice, true, "bob");
+    w.pump();
+    let voiced = ClientEvent::ModeChanged {
+        room: "r".into(),
+        by: "alice".into(),
+        mode: RoomMode::Voice,
+        on: true,
+        nick: "bob".into(),
+    };
+    for i in [a, b, c] {
+        assert_eq!(w.events(i), vec![voiced.clone()]);
+    }
+    w.client(c).list_members("r");
+    w.pump();
+    let flags: Vec<u8> = match w.events(c).as_slice() {
+        [ClientEvent::Members { members, .. }] => members.iter().map(|m| m.flags).collect(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(flags, vec![Member::OPERATOR, Member::VOICE, 0]);
+    w.client(b).say("r", "I may");
+    w.client(c).say("r", "me too?");
+    w.pump();
+    assert_eq!(texts(&w.events(a)), vec!["I may".to_owned()]);
+    assert_eq!(error_codes(&w.events(c)), vec![ErrorCode::CannotSpeak]);
+    // Unmoderated but banned: a voice still lets bob speak; carol's ban silences her.
+    w.client(a).set_rule("r", RoomRule::Moderated, false, "");
+    w.client(a).set_rule("r", RoomRule::Ban, true, "*!~*@*");
+    w.pump();
+    for i in [a, b, c] {
+        w.events(i);
+    }
+    w.client(b).say("r", "voiced past the ban");
+    w.client(c).say("r", "banned");
+    w.client(a).say("r", "operators always");
+    w.pump();
+    assert_eq!(error_codes(&w.events(c)), vec![ErrorCode::CannotSpeak]);
+    let mut heard = texts(&w.events(b));
+    heard.sort();
+    assert_eq!(
+        heard,
+        vec![
+            "operators always".to_owned(),
+            "voiced past the ban".to_owned()
+        ]
+    );
+    // -v bob: the ban holds for him again.
+    w.client(a).set_mode("r", RoomMode::Voice, false, "bob");
+    w.pump();
+    w.events(a);
+    w.events(b);
+    w.client(b).say("r", "now?");
+    w.pump();
+    assert_eq!(error_codes(&w.events(b)), vec![ErrorCode::CannotSpeak]);
+    assert!(texts(&w.events(a)).is_empty());
+}
+
+#[test]
+fn native_join_rules_in_order_and_an_invitation_opens_them_once() {
+    let mut w = World::new(quiet());
+    let ids = room_of(&mut w, &["alice", "bob"]);
+    let (a, b) = (ids[0], ids[1]);
+    let c = w.join_as("carol");
+    let refusal = |w: &mut World, key: &str| {
+        w.client(c).join_with_key("r", key);
+        w.pump();
+        error_codes(&w.events(c))
+    };
+    // Key, then limit (full at two), then invite-only, then a ban: each is refused with its
+    // own code, and the earlier check wins: ban, invite-only, key, limit.
+    w.client(a).set_rule("r", RoomRule::Key, true, "k1");
+    w.client(a).set_rule("r", RoomRule::Limit, true, "2");
+    w.pump();
+    assert_eq!(refusal(&mut w, ""), vec![ErrorCode::BadRoomKey]);
+    assert_eq!(refusal(&mut w, "k1"), vec![ErrorCode::RoomFull]);
+    w.client(a).set_rule("r", RoomRule::InviteOnly, true, "");
+    w.pump();
+    assert_eq!(refusal(&mut w, "k1"), vec![ErrorCode::InviteOnlyRoom]);
+    w.client(a).set_rule("r", RoomRule::Ban, true, "car*");
+    w.pump();
+    assert_eq!(refusal(&mut w, "k1"), vec![ErrorCode::Banned]);
+    // Only operators invite under +i; the invitation passes all four rules, once.
+    w.client(b).invite("r", "carol");
+    w.pump();
+    assert_eq!(error_codes(&w.events(b)), vec![ErrorCode::NotOperator]);
+    w.client(a).invite("r", "carol");
+    w.pump();
+    let invited = RoomEvent::Invited {
+        room: "r".into(),
+        by: "alice".into(),
+        nick: "carol".into(),
+    };
+    assert_eq!(w.client(c).poll_room_event(), Some(invited.clone()));
+    while w.client(a).poll_room_event().is_some() {}
+    assert_eq!(refusal(&mut w, ""), vec![]);
+    assert_eq!(w.server.room_members("r").map(|m| m.len()), Some(3));
+    w.client(a).invite("r", "carol");
+    w.pump();
+    assert_eq!(error_codes(&w.events(a)), vec![ErrorCode::TargetInRoom]);
+    w.client(c).leave("r", "");
+    w.pump();
+    assert_eq!(refusal(&mut w, "k1"), vec![ErrorCode::Banned]);
+    // Clearing the rules lets carol in with nothing.
+    for rule in [RoomRule::Key, RoomRule::Limit, RoomRule::InviteOnly] {
+        w.client(a).set_rule("r", rule, false, "");
+    }
+    w.client(a).set_rule("r", RoomRule::Ban, false, "car*!*@*");
+    w.pump();
+    assert_eq!(refusal(&mut w, ""), vec![]);
+    w.client(a).list_rules("r");
+    w.pump();
+    let mut last = None;
+    while let Some(ev) = w.client(a).poll_room_event() {
+        last = Some(ev);
+    }
+    assert_eq!(
+        last,
+        Some(RoomEvent::Rules {
+            room: "r".into(),
+            modes: "n".into(),
+            key: String::new(),
+            limit: 0,
+            bans: vec![],
+        })
+    );
 }

@@ -1245,3 +1245,49 @@ fn labeled_responses_ack_tag_or_batch_what_a_command_caused() {
     w.send(j, "@label=z9 PING v\r\n");
     assert_eq!(w.lines(j), vec![":irc.test PONG irc.test :v"]);
 }
+
+#[test]
+fn irc_joiners_meet_bans_and_an_invitation_passes_key_and_limit() {
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    let j = w.irc("dan");
+    w.client(a).join("r");
+    w.pump();
+    // A ban by user name (an IRC user's is `~` and its USER name) keeps bob out.
+    w.client(a).set_rule("r", RoomRule::Ban, true, "*!~bob@*");
+    w.client(a).set_rule("r", RoomRule::Key, true, "k1");
+    w.client(a).set_rule("r", RoomRule::Limit, true, "1");
+    w.pump();
+    w.send(i, "JOIN #r k1\r\n");
+    assert_eq!(
+        w.lines(i),
+        vec![":irc.test 474 bob #r :Cannot join channel (+b)"]
+    );
+    // Dan, not banned, meets the key first and then the limit.
+    w.send(j, "JOIN #r\r\nJOIN #r k1\r\n");
+    let lines = w.lines(j);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains(" 475 dan #r "), "{lines:?}");
+    assert!(lines[1].contains(" 471 dan #r "), "{lines:?}");
+    // An invitation passes ban, key and limit alike, for one join.
+    w.client(a).invite("r", "bob");
+    w.pump();
+    assert_eq!(w.lines(i), vec![":alice!~alice@irc.test INVITE bob #r"]);
+    w.send(i, "JOIN #r\r\n");
+    assert!(has(&w.lines(i), " 366 bob #r "));
+    assert_eq!(w.server.room_members("r").map(|m| m.len()), Some(2));
+    // In the room, the ban still silences him; a voice lets him speak.
+    w.events(a);
+    w.send(i, "PRIVMSG #r :hi\r\n");
+    assert!(has(&w.lines(i), " 404 bob #r "));
+    assert!(said(&w.events(a)).is_empty());
+    w.client(a).set_mode("r", RoomMode::Voice, true, "bob");
+    w.pump();
+    w.lines(i);
+    w.send(i, "PRIVMSG #r :hi now\r\n");
+    assert_eq!(said(&w.events(a)), vec!["hi now".to_owned()]);
+    // Out again, the invitation is spent.
+    w.send(i, "PART #r\r\nJOIN #r k1\r\n");
+    assert!(has(&w.lines(i), " 474 bob #r "));
+}
