@@ -1692,6 +1692,20 @@ fn irc_view(item: Out) -> Option<Out> {
             request_seq: 0,
         },
         Out::Bye { .. } => Out::ErrorLine,
+        // `k` is a type B mode: cleared, it carries `*`.
+        Out::RuleChanged {
+            room,
+            by,
+            rule: RoomRule::Key,
+            on: false,
+            ..
+        } => Out::RuleChanged {
+            room,
+            by,
+            rule: RoomRule::Key,
+            on: false,
+            arg: "*".into(),
+        },
         other => other,
     })
 }

@@ -103,6 +103,7 @@ pub(crate) fn relay(packet: &ServerPacket, source: &str, notice: bool, cut: bool
         } => {
             let flag = format!("{}{}", if *on { '+' } else { '-' }, rule.letter() as char);
             let chan = chan(room);
+            let arg = irc_rule_arg(*rule, *on, arg);
             if arg.is_empty() {
                 write_line(&mut buf, src, "MODE", &[&chan, &flag], false);
             } else {
@@ -151,6 +152,16 @@ fn write_text(buf: &mut BytesMut, source: &str, notice: bool, target: &str, text
     }
     for part in split_text(text, room) {
         write_line(buf, Some(source), command, &[target, part], true);
+    }
+}
+
+/// A rule change's parameter in a MODE line: `k` is a type B mode in CHANMODES, so
+/// `-k` carries one too (`*`, the key is not repeated) or clients take the next.
+fn irc_rule_arg(rule: RoomRule, on: bool, arg: &str) -> &str {
+    if rule == RoomRule::Key && !on {
+        "*"
+    } else {
+        arg
     }
 }
 
@@ -1535,14 +1546,14 @@ impl Server {
                     on,
                     nick,
                     ..
-                } => (room, mode.letter(), *on, nick),
+                } => (room, mode.letter(), *on, nick.as_str()),
                 ServerPacket::RuleChanged {
                     room,
                     rule,
                     on,
                     arg,
                     ..
-                } => (room, rule.letter(), *on, arg),
+                } => (room, rule.letter(), *on, irc_rule_arg(*rule, *on, arg)),
                 _ => continue,
             };
             room_name.clone_from(room);
@@ -1553,7 +1564,7 @@ impl Server {
             }
             flags.push(letter as char);
             if !arg.is_empty() {
-                args.push(arg.clone());
+                args.push(arg.to_owned());
             }
         }
         let ch = chan(&room_name);

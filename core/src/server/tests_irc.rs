@@ -1291,3 +1291,41 @@ fn irc_joiners_meet_bans_and_an_invitation_passes_key_and_limit() {
     w.send(i, "PART #r\r\nJOIN #r k1\r\n");
     assert!(has(&w.lines(i), " 474 bob #r "));
 }
+
+#[test]
+fn clearing_the_key_carries_a_parameter_as_chanmodes_promises() {
+    // CHANMODES puts `k` in type B: a parameter when set and when cleared. Without one,
+    // irssi and others take the next change's parameter (here the ban mask) as the key.
+    let mut w = Mixed::new(config());
+    let i = w.irc("bob");
+    let a = w.native("alice");
+    w.send(i, "JOIN #r\r\nMODE #r +k sesame\r\n");
+    w.client(a).join_with_key("r", "sesame");
+    w.pump();
+    w.lines(i);
+    w.send(i, "MODE #r -k+b sesame dan\r\n");
+    assert_eq!(
+        w.lines(i),
+        vec![":bob!~bob@irc.test MODE #r -k+b * dan!*@*"]
+    );
+    w.send(i, "MODE #r +k again\r\nMODE #r +o alice\r\n");
+    w.lines(i);
+    w.client(a).set_rule("r", RoomRule::Key, false, "");
+    w.pump();
+    assert_eq!(w.lines(i), vec![":alice!~alice@irc.test MODE #r -k *"]);
+    // Natives are told the rule went, with no key to show.
+    let mut cleared = None;
+    while let Some(ev) = w.native[a].1.poll_room_event() {
+        cleared = Some(ev);
+    }
+    assert_eq!(
+        cleared,
+        Some(RoomEvent::RuleChanged {
+            room: "r".into(),
+            by: "alice".into(),
+            rule: RoomRule::Key,
+            on: false,
+            arg: String::new(),
+        })
+    );
+}
