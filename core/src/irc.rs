@@ -10,6 +10,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// Most bytes in one line, counting the CR LF.
 pub const MAX_LINE: usize = 512;
 
+/// Most bytes of message tags a client may send before a line (IRCv3 message-tags: 4,094
+/// of tag data, the `@` and the space), on top of [`MAX_LINE`].
+pub const MAX_CLIENT_TAGS: usize = 4096;
+
 /// Most parameters kept from one line.
 const MAX_PARAMS: usize = 15;
 
@@ -56,8 +60,11 @@ impl LineDecoder {
                 self.skipping = !ended;
                 continue;
             }
-            // Up to 511 bytes may wait for their LF: 510 of text and a CR.
-            if self.buf.len() + chunk.len() > MAX_LINE - 1 {
+            // Up to 511 bytes may wait for their LF: 510 of text and a CR; a line with
+            // tags may have up to MAX_CLIENT_TAGS more, for its tags.
+            let tagged = self.buf.first().or(chunk.first()) == Some(&b'@');
+            let max = MAX_LINE - 1 + if tagged { MAX_CLIENT_TAGS } else { 0 };
+            if self.buf.len() + chunk.len() > max {
                 self.buf = Vec::new();
                 self.skipping = !ended;
                 return Some(Line::TooLong);
@@ -67,7 +74,15 @@ impl LineDecoder {
                 let mut line = std::mem::take(&mut self.buf);
                 if line.last() == Some(&b'\r') {
                     line.pop();
-                } else if line.len() > MAX_LINE - 2 {
+                }
+                let tags = if tagged {
+                    line.iter()
+                        .position(|&b| b == b' ')
+                        .map_or(line.len(), |i| i + 1)
+                } else {
+                    0
+                };
+                if tags > MAX_CLIENT_TAGS || line.len() - tags > MAX_LINE - 2 {
                     return Some(Line::TooLong);
                 }
                 return Some(Line::Text(line));
@@ -318,6 +333,33 @@ mod tests {
         assert_eq!(
             lines(&mut dec, b"PING b\n"),
             vec![Line::Text(b"PING b".to_vec())]
+        );
+    }
+
+    #[test]
+    fn tags_have_their_own_allowance() {
+        let mut dec = LineDecoder::new();
+        // 4,094 bytes of tag data, then a 510-byte message: accepted.
+        let mut line = b"@".to_vec();
+        line.extend(vec![b't'; 4094]);
+        line.push(b' ');
+        line.extend(vec![b'a'; 510]);
+        line.extend_from_slice(b"\r\n");
+        assert!(matches!(&lines(&mut dec, &line)[..], [Line::Text(t)] if t.len() == 4096 + 510));
+        // One more byte of tags, or of message: refused.
+        let mut more_tags = b"@t".to_vec();
+        more_tags.extend_from_slice(&line[1..]);
+        assert_eq!(lines(&mut dec, &more_tags), vec![Line::TooLong]);
+        let mut more_text = line[..line.len() - 2].to_vec();
+        more_text.extend_from_slice(b"a\r\n");
+        assert_eq!(lines(&mut dec, &more_text), vec![Line::TooLong]);
+        // An untagged line has no such allowance.
+        let mut plain = vec![b'a'; 600];
+        plain.extend_from_slice(b"\r\n");
+        assert_eq!(lines(&mut dec, &plain), vec![Line::TooLong]);
+        assert_eq!(
+            lines(&mut dec, b"PING c\n"),
+            vec![Line::Text(b"PING c".to_vec())]
         );
     }
 

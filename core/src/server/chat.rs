@@ -289,15 +289,21 @@ impl Server {
             return Ok(());
         };
         r.seq += 1;
+        let seq = r.seq;
         let message = ServerPacket::Message {
             room: r.name.clone(),
             from,
             seq: r.seq,
             text,
         };
-        self.history_append(id, &key, &message, notice, now);
+        let time_ms = self
+            .history_append(id, &key, &message, notice, now)
+            .or_else(|| self.wall_ms(now));
+        let msgid = super::irc::msgid(&key, seq);
         let mut fan = Fanout::new(&message, &source);
         fan.notice = notice;
+        fan.time_ms = time_ms;
+        fan.msgid = Some(msgid);
         fan.from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
         self.relay_room(&key, &mut fan, Some(id));
         if fan.from_irc && self.irc_caps(id) & super::irc::cap::ECHO_MESSAGE != 0 {
@@ -341,6 +347,7 @@ impl Server {
         let mut fan = Fanout::new(&direct, &source);
         fan.notice = notice;
         fan.from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
+        fan.time_ms = self.wall_ms(now);
         self.conns.deliver(target, &mut fan);
         let sender_is_native = self.conns.get(&id).is_some_and(|c| !c.proto.is_irc());
         let echo = self.irc_caps(id) & super::irc::cap::ECHO_MESSAGE != 0;
