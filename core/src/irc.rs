@@ -188,6 +188,32 @@ pub fn label_tag(line: &[u8]) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
+/// The client-only tags (`+name[=value]`) of a line, joined with `;` as sent (values stay
+/// escaped, so they are relayed as they came); tags with a malformed name or a value that
+/// is not valid UTF-8 or holds a NUL, CR or LF are dropped. `None` if none is left.
+pub fn client_tags(line: &[u8]) -> Option<String> {
+    let tags = line.strip_prefix(b"@")?;
+    let end = tags.iter().position(|&b| b == b' ').unwrap_or(tags.len());
+    let kept: Vec<&str> = tags[..end]
+        .split(|&b| b == b';')
+        .filter_map(|tag| std::str::from_utf8(tag).ok())
+        .filter(|tag| {
+            let (name, value) = tag.split_once('=').unwrap_or((tag, ""));
+            let Some(name) = name.strip_prefix('+') else {
+                return false;
+            };
+            let (vendor, key) = name.rsplit_once('/').unwrap_or(("", name));
+            let key_ok =
+                !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            let vendor_ok = vendor
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            key_ok && vendor_ok && !value.contains(['\0', '\r', '\n'])
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(";"))
+}
+
 /// Appends `:source COMMAND params... :last` and CR LF, at most 512 bytes in all.
 ///
 /// Only the last parameter may hold spaces or start with a colon; it is cut to fit. It gets
@@ -271,6 +297,14 @@ pub fn split_text(text: &str, max: usize) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_only_tags_are_kept_as_sent_and_bad_ones_dropped() {
+        let line = b"@+a=1;b=2;+x.org/c=\\s;label=z;+d;+=e;+bad_key=1;+ok=\xff PRIVMSG a b";
+        assert_eq!(client_tags(line).as_deref(), Some("+a=1;+x.org/c=\\s;+d"));
+        assert_eq!(client_tags(b"@label=x PRIVMSG a b"), None);
+        assert_eq!(client_tags(b"PRIVMSG a b"), None);
+    }
 
     #[test]
     fn labels() {

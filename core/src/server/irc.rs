@@ -77,6 +77,8 @@ pub(crate) struct IrcSession {
     /// The label of the command being handled, until its replies are labelled; a command
     /// answered later (CHATHISTORY, from the store) takes it along.
     pub label: Option<String>,
+    /// The client-only tags of the command being handled, valid ones only, as sent.
+    pub client_tags: Option<String>,
 }
 
 /// The `msgid` of message `id` in the room with key `key`: unique per room and id, and as
@@ -93,19 +95,25 @@ pub(crate) fn parse_msgid(msgid: &str) -> Option<(&str, u64)> {
 }
 
 /// `bytes` (whole IRC lines, none tagged) with IRCv3 tags: `time` on every line, `msgid`
-/// on the first only (a native message split over several lines is one message, and a
+/// and the sender's client-only tags on the first only (a native message split over several lines is one message, and a
 /// client that drops repeated ids must not drop its continuation).
-pub(crate) fn with_tags(bytes: &[u8], time_ms: Option<u64>, msgid: Option<&str>) -> Bytes {
+pub(crate) fn with_tags(
+    bytes: &[u8],
+    time_ms: Option<u64>,
+    msgid: Option<&str>,
+    client: Option<&str>,
+) -> Bytes {
     let time = time_ms.map(|t| format!("time={}", crate::history::format_iso(t)));
     let mut out = BytesMut::with_capacity(bytes.len() + 64);
     for (i, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
         let mut tags = time.clone().unwrap_or_default();
-        if let Some(id) = msgid.filter(|_| i == 0) {
+        let first = [msgid.map(|m| ("msgid=", m)), client.map(|c| ("", c))];
+        for (name, value) in first.into_iter().flatten().filter(|_| i == 0) {
             if !tags.is_empty() {
                 tags.push(';');
             }
-            tags.push_str("msgid=");
-            tags.push_str(id);
+            tags.push_str(name);
+            tags.push_str(value);
         }
         if !tags.is_empty() {
             out.extend_from_slice(b"@");
@@ -302,8 +310,10 @@ impl Server {
                     let label = crate::irc::label_tag(&line)
                         .filter(|_| self.irc_caps(id) & cap::LABELED_RESPONSE != 0);
                     let start = self.conns.get(&id).map_or(0, |c| c.out.len());
+                    let client_tags = crate::irc::client_tags(&line);
                     if let Some(s) = self.session(id) {
                         s.label.clone_from(&label);
+                        s.client_tags = client_tags;
                     }
                     if text && std::str::from_utf8(&line).is_err() {
                         self.charge(id, Cost::Full, now);
@@ -317,6 +327,9 @@ impl Server {
                         );
                     } else {
                         self.irc_command(id, msg, now);
+                    }
+                    if let Some(s) = self.session(id) {
+                        s.client_tags = None;
                     }
                     // A command answered later (CHATHISTORY) took its label along.
                     if let Some(label) = self.session(id).and_then(|s| s.label.take()) {
@@ -411,6 +424,7 @@ impl Server {
             "WALLOPS" => self.irc_wallops(id, &p),
             "SETNAME" => self.irc_setname(id, &p),
             "CHATHISTORY" => self.irc_chathistory(id, &p),
+            "TAGMSG" => self.irc_tagmsg(id, &p, now),
             _ => {
                 // Never echo control bytes back.
                 let shown: String = cmd.chars().filter(|c| !c.is_control()).take(32).collect();
@@ -805,8 +819,6 @@ impl Server {
                 .to_owned(),
             format!("TOPICLEN={}", c.max_topic_len),
             "UTF8ONLY".to_owned(),
-            // Client-only tags are not relayed.
-            "CLIENTTAGDENY=*".to_owned(),
         ];
         let mut isupport = isupport.to_vec();
         if let Some(max) = self.history_max_page() {

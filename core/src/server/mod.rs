@@ -21,6 +21,7 @@ mod native;
 #[cfg(feature = "planted-bugs")]
 mod planted;
 mod rooms;
+mod tagmsg;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -127,6 +128,8 @@ pub struct Server {
     cluster: Option<Box<cluster::Cluster>>,
     /// Open connections per client address (`open_from`).
     peers: limits::Peers,
+    /// Direct messages given a msgid so far (message-tags), which numbers the next.
+    direct_msgids: u64,
     /// The deliberate bug switched on by the simulation tests, if any.
     #[cfg(feature = "planted-bugs")]
     planted: Option<PlantedBug>,
@@ -261,6 +264,8 @@ pub(crate) struct Fanout<'a> {
     time_ms: Option<u64>,
     /// For IRC: the message's `msgid` tag (message-tags).
     msgid: Option<String>,
+    /// For IRC: the sender's client-only tags, as sent (message-tags).
+    client_tags: Option<String>,
     native: Option<Bytes>,
     irc: Option<Option<Bytes>>,
     /// The IRC line with tags, for recipients with server-time only, message-tags only,
@@ -277,6 +282,7 @@ impl<'a> Fanout<'a> {
             from_irc: false,
             time_ms: None,
             msgid: None,
+            client_tags: None,
             native: None,
             irc: None,
             irc_tagged: [None, None, None],
@@ -293,18 +299,17 @@ impl<'a> Fanout<'a> {
                 .get_or_insert_with(|| irc::relay(packet, source, notice, cut))
                 .clone();
             let time = self.time_ms.filter(|_| caps & irc::cap::SERVER_TIME != 0);
-            let msgid = self
-                .msgid
-                .as_deref()
-                .filter(|_| caps & irc::cap::MESSAGE_TAGS != 0);
-            let variant = match (time.is_some(), msgid.is_some()) {
+            let tags = caps & irc::cap::MESSAGE_TAGS != 0;
+            let msgid = self.msgid.as_deref().filter(|_| tags);
+            let client = self.client_tags.as_deref().filter(|_| tags);
+            let variant = match (time.is_some(), msgid.is_some() || client.is_some()) {
                 (false, false) => return plain,
                 (true, false) => 0,
                 (false, true) => 1,
                 (true, true) => 2,
             };
             self.irc_tagged[variant]
-                .get_or_insert_with(|| plain.map(|line| irc::with_tags(&line, time, msgid)))
+                .get_or_insert_with(|| plain.map(|line| irc::with_tags(&line, time, msgid, client)))
                 .clone()
         } else {
             Some(
@@ -340,6 +345,7 @@ impl Server {
             history: None,
             cluster: None,
             peers: limits::Peers::default(),
+            direct_msgids: 0,
             #[cfg(feature = "planted-bugs")]
             planted: None,
         }

@@ -201,7 +201,8 @@ fn capabilities_and_isupport_follow_history() {
         has(&lines, " CHATHISTORY=200 MSGREFTYPES=msgid,timestamp "),
         "{lines:?}"
     );
-    assert!(has(&lines, " CLIENTTAGDENY=* "), "{lines:?}");
+    // Client-only tags are relayed.
+    assert!(!has(&lines, "CLIENTTAGDENY"), "{lines:?}");
 
     let mut h = H::new(false);
     let id = h.server.open(h.now);
@@ -546,4 +547,63 @@ fn msgids_name_their_room_and_id_only() {
     for bad in ["", "~1", "a~", "a~0", "a~01", "a~+1", "a~1x", "a"] {
         assert_eq!(irc::parse_msgid(bad), None, "{bad}");
     }
+}
+
+#[test]
+fn client_only_tags_and_tagmsg_reach_message_tags_clients_only() {
+    let mut h = H::new(true);
+    let a = h.irc("a", "echo-message message-tags");
+    let b = h.irc("b", "message-tags server-time");
+    let c = h.irc("c", "server-time");
+    for id in [a, b, c] {
+        h.send(id, "JOIN #r\r\n");
+        h.run_store();
+    }
+    for id in [a, b, c] {
+        h.take(id);
+    }
+    h.send(a, "@+draft/reply=r~1;secret=x;label=no PRIVMSG #r :hi\r\n");
+    let time = format_iso(T0_MS);
+    let line = "a!~a@irc.test PRIVMSG #r :hi";
+    assert_eq!(h.take(a), [format!("@msgid=r~1;+draft/reply=r~1 :{line}")]);
+    assert_eq!(
+        h.take(b),
+        [format!("@time={time};msgid=r~1;+draft/reply=r~1 :{line}")]
+    );
+    assert_eq!(h.take(c), [format!("@time={time} :{line}")]);
+    // TAGMSG: only for message-tags clients, with a fresh msgid.
+    h.send(a, "@+typing=active TAGMSG #r\r\n");
+    let echo = h.take(a);
+    assert_eq!(echo.len(), 1, "{echo:?}");
+    assert!(
+        echo[0].starts_with("@msgid=d1.")
+            && echo[0].ends_with(";+typing=active :a!~a@irc.test TAGMSG #r"),
+        "{echo:?}"
+    );
+    let got = h.take(b);
+    assert!(
+        got.len() == 1 && got[0].starts_with(&format!("@time={time};msgid=d1.")),
+        "{got:?}"
+    );
+    assert!(h.take(c).is_empty());
+    // Direct messages get their own msgids; TAGMSG to nobody or a closed room is refused.
+    h.send(a, "PRIVMSG b :psst\r\n");
+    let got = h.take(b);
+    assert!(got.len() == 1 && got[0].contains(";msgid=d2."), "{got:?}");
+    let echo = h.take(a);
+    assert!(
+        echo.len() == 1 && echo[0].starts_with("@msgid=d2."),
+        "{echo:?}"
+    );
+    h.send(a, "TAGMSG nobody\r\n");
+    assert_eq!(h.take(a), [":irc.test 401 a nobody :No such nick/channel"]);
+    h.send(c, "PART #r\r\n");
+    h.take(c);
+    h.send(c, "TAGMSG #r\r\n");
+    assert_eq!(h.take(c), [":irc.test 404 c #r :Cannot send to channel"]);
+    h.send(c, "TAGMSG\r\n");
+    assert_eq!(h.take(c), [":irc.test 461 c TAGMSG :Not enough parameters"]);
+    // Nothing of it was stored.
+    h.run_store();
+    assert_eq!(h.rooms["r"].len(), 1);
 }
