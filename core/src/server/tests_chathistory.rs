@@ -607,3 +607,19 @@ fn client_only_tags_and_tagmsg_reach_message_tags_clients_only() {
     h.run_store();
     assert_eq!(h.rooms["r"].len(), 1);
 }
+
+#[test]
+fn a_split_message_has_its_msgid_and_client_tags_on_the_first_line_only() {
+    let lines = b":a!~a@s PRIVMSG #r :part one\r\n:a!~a@s PRIVMSG #r :part two\r\n";
+    let tagged = irc::with_tags(lines, Some(T0_MS), Some("r~7"), Some("+x=1"));
+    let time = format_iso(T0_MS);
+    assert_eq!(
+        String::from_utf8_lossy(&tagged),
+        format!(
+            "@time={time};msgid=r~7;+x=1 :a!~a@s PRIVMSG #r :part one\r\n\
+             @time={time} :a!~a@s PRIVMSG #r :part two\r\n"
+        )
+    );
+    let bare = irc::with_tags(lines, None, None, None);
+    assert_eq!(&bare[..], &lines[..]);
+}
