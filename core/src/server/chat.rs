@@ -368,6 +368,14 @@ impl Server {
         if target != id && (sender_is_native || echo) {
             self.conns.deliver(id, &mut fan);
         }
+        if target == id && echo {
+            // To oneself with echo-message: the delivery above is the echo (the answer a
+            // label goes on) and a second copy, the delivery, follows the answer.
+            let caps = self.irc_caps(id);
+            if let Some(bytes) = fan.encoded(Some(caps)) {
+                self.irc_defer(id, bytes);
+            }
+        }
         Ok(target)
     }
 

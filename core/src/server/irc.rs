@@ -79,6 +79,8 @@ pub(crate) struct IrcSession {
     pub label: Option<String>,
     /// The client-only tags of the command being handled, valid ones only, as sent.
     pub client_tags: Option<String>,
+    /// Lines the command being handled sends after its answer (and its label).
+    pub deferred: Vec<Bytes>,
 }
 
 /// The `msgid` of message `id` in the room with key `key`: unique per room and id, and as
@@ -335,6 +337,10 @@ impl Server {
                     if let Some(label) = self.session(id).and_then(|s| s.label.take()) {
                         self.irc_label(id, start, &label);
                     }
+                    let deferred = self.session(id).map(|s| std::mem::take(&mut s.deferred));
+                    for bytes in deferred.into_iter().flatten() {
+                        self.conns.send(id, bytes);
+                    }
                 }
                 // Even an empty line costs something.
                 None => self.charge(id, Cost::Cheap, now),
@@ -552,6 +558,13 @@ impl Server {
             }
         }
         self.conns.send(id, out.freeze());
+    }
+
+    /// Queues `bytes` for `id` after the answer to the command it is sending.
+    pub(super) fn irc_defer(&mut self, id: ConnId, bytes: Bytes) {
+        if let Some(s) = self.session(id) {
+            s.deferred.push(bytes);
+        }
     }
 
     /// The number of the connection's next batch.

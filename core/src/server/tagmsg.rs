@@ -48,6 +48,7 @@ impl Server {
         let client = self.irc_client_tags(id);
         let time_ms = self.wall_ms(now);
         for target in targets.split(',').filter(|t| !t.is_empty()) {
+            let mut to_self = false;
             let recipients: Vec<ConnId> = match target.strip_prefix('#') {
                 Some(room) => match self.speak_check(id, room, &source) {
                     Ok(key) => self
@@ -69,7 +70,10 @@ impl Server {
                 },
                 None => match self.registry.find_nick(target) {
                     Some(to) if to != id => vec![to],
-                    Some(_) => Vec::new(),
+                    Some(_) => {
+                        to_self = true;
+                        Vec::new()
+                    }
                     None => {
                         let nick = self.nick(id);
                         let mut buf = BytesMut::new();
@@ -99,7 +103,12 @@ impl Server {
                 let mut buf = BytesMut::new();
                 buf.extend_from_slice(format!("@{} ", tags.join(";")).as_bytes());
                 write_line(&mut buf, Some(&source), "TAGMSG", &[target], false);
-                self.conns.send(to, buf.freeze());
+                let bytes = buf.freeze();
+                if to == id && to_self {
+                    // To oneself: the echo answers, the delivery follows (as PRIVMSG).
+                    self.irc_defer(id, bytes.clone());
+                }
+                self.conns.send(to, bytes);
             }
         }
     }

@@ -623,3 +623,27 @@ fn a_split_message_has_its_msgid_and_client_tags_on_the_first_line_only() {
     let bare = irc::with_tags(lines, None, None, None);
     assert_eq!(&bare[..], &lines[..]);
 }
+
+#[test]
+fn to_oneself_with_echo_message_the_labelled_echo_comes_then_the_delivery() {
+    let mut h = H::new(true);
+    let a = h.irc("a", "echo-message labeled-response message-tags");
+    h.send(a, "@label=s1 PRIVMSG a :me\r\n");
+    let lines = h.take(a);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("@label=s1;msgid=d1"), "{lines:?}");
+    assert!(lines[1].starts_with("@msgid=d1"), "{lines:?}");
+    assert!(
+        lines.iter().all(|l| l.ends_with(" PRIVMSG a :me")),
+        "{lines:?}"
+    );
+    h.send(a, "@label=s2;+x=1 TAGMSG a\r\n");
+    let lines = h.take(a);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("@label=s2;msgid=d2"), "{lines:?}");
+    assert!(lines[1].starts_with("@msgid=d2"), "{lines:?}");
+    // Without echo-message, one copy.
+    let b = h.irc("b", "labeled-response");
+    h.send(b, "@label=s3 PRIVMSG b :me\r\n");
+    assert_eq!(h.take(b), ["@label=s3 :b!~b@irc.test PRIVMSG b :me"]);
+}
