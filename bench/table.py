@@ -73,3 +73,25 @@ print()
 print("medians of", max((sum(1 for r in rows if r["label"] == l and r["runtime"] == runtimes[0]) for l in labels), default=0), "runs;",
       "lost and duplicated messages: ",
       sum(r["result"].get("lost", 0) or 0 for r in rows), "/", sum(r["result"].get("duplicated", 0) or 0 for r in rows))
+
+# History on vs off: each run starts a server without history and then one with it, so
+# the ratio is taken per run (on / off of the same run) and the median of those printed;
+# pairing the runs keeps some of the machine's drift out of the ratio.
+off, on = "fanout-100-nohist", "fanout-100-hist"
+if any(r["label"] == off for r in rows) and any(r["label"] == on for r in rows):
+    print()
+    print("history on / off, fan-out N=100 (median of per-run ratios; target: deliveries/s >= 0.90)")
+    head = f"{'figure':<{width}}" + "".join(f"{rt:>14}" for rt in runtimes)
+    print(head)
+    print("-" * len(head))
+    for name, key in [("deliveries/s", "deliveries_per_sec"),
+                      ("server CPU ns/delivery", "server_cpu_ns_per_delivery"),
+                      ("p99 latency us", "p99_us")]:
+        cells = []
+        for rt in runtimes:
+            offs = [r["result"].get(key) for r in rows if r["label"] == off and r["runtime"] == rt]
+            ons = [r["result"].get(key) for r in rows if r["label"] == on and r["runtime"] == rt]
+            ratios = [b / a for a, b in zip(offs, ons)
+                      if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a]
+            cells.append(f"{statistics.median(ratios):.2f}x" if ratios else "-")
+        print(f"{name:<{width}}" + "".join(f"{c:>14}" for c in cells))

@@ -2,7 +2,13 @@
 # Runs irctest's RFC core profile (../shared/IRCTEST.md) against a freshly started example
 # server of every runtime; exits non-zero if any test fails or anything is missing.
 #
-#   tests/irctest.sh [PROFILE [PYTEST ARGS...]]   PROFILE: core (default), modes, wide, ircv3
+#   tests/irctest.sh [PROFILE [PYTEST ARGS...]]
+#     PROFILE: core (default), modes, wide, ircv3 (../shared/irctest-run.sh's profiles), or
+#     chathistory: irctest's chathistory tests with history on, and its message-tags and
+#     echo-message tests. The chathistory tests ask for `sasl` and are marked as needing
+#     services though the ones that run here use neither (those that do register accounts
+#     and skip); they run from a copy of irctest with those two things taken out
+#     (docs/IRC.md, irctest). The copy goes to the log directory; ../shared is untouched.
 #
 # Needs python3 (with venv) and the shared irctest copy beside the clone (../shared, or
 # SHARED=DIR). The virtual environment is made once, from PyPI, in target/irctest-venv.
@@ -35,6 +41,46 @@ cargo build --quiet --all-features --example smol-server --example async-std-ser
 
 failed=()
 LOGDIR=$(mktemp -d -t irctest-ci.XXXXXX)
+
+# The chathistory profile runs pytest itself, on the copy described above; the same summary
+# line as irctest-run.sh's, and exit 1 if anything failed.
+if [ "$PROFILE" = chathistory ]; then
+  cp -r "$SHARED/irctest" "$LOGDIR/irctest"
+  "$IRCTEST_PYTHON" - "$LOGDIR/irctest/irctest/server_tests/chathistory.py" <<'EOF'
+import re, sys
+path = sys.argv[1]
+text = open(path).read()
+patched = re.sub(r'\n\s*"sasl",', "", text)
+marked = '@cases.mark_specifications("IRCv3")\n@cases.mark_services\nclass ChathistoryTestCase'
+if marked not in patched:
+    sys.exit("irctest.sh: chathistory.py no longer looks as expected; update the patch")
+patched = patched.replace(marked, marked.replace("@cases.mark_services\n", ""))
+open(path, "w").write(patched)
+EOF
+  RUNNER=$LOGDIR/chathistory-run.sh
+  cat >"$RUNNER" <<'EOF'
+#!/usr/bin/env bash
+# chathistory-run.sh HOST PORT [pytest args]: the chathistory profile (see tests/irctest.sh).
+set -uo pipefail
+HOST=$1 PORT=$2
+shift 2
+cd "$IRCTEST_DIR"
+export IRCTEST_SERVER_HOSTNAME=$HOST IRCTEST_SERVER_PORT=$PORT
+S=irctest/server_tests
+timeout -k 10 300 "$IRCTEST_PYTHON" -m pytest -p no:cacheprovider -v -rfE --tb=short \
+  --timeout 20 --controller irctest.controllers.external_server "$@" \
+  $S/chathistory.py::ChathistoryTestCase $S/message_tags.py $S/echo_message.py \
+  >"$IRCTEST_LOG" 2>&1
+rc=$?
+summary=$(grep -E '^=+ .*(passed|failed|skipped|error).* in ' "$IRCTEST_LOG" | tail -n 1)
+n() { echo "$summary" | grep -oE "[0-9]+ $1" | grep -oE '[0-9]+' || echo 0; }
+echo "run: log $IRCTEST_LOG"
+echo "$(n passed) passed, $(( $(n failed) + $(n error) )) failed, $(n skipped) skipped"
+exit $(( rc != 0 ))
+EOF
+  chmod +x "$RUNNER"
+  export IRCTEST_DIR=$LOGDIR/irctest
+fi
 
 # Starts the example server $1 (log files named $2) and sets `pid` and `addr`.
 start() {

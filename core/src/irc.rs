@@ -10,6 +10,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// Most bytes in one line, counting the CR LF.
 pub const MAX_LINE: usize = 512;
 
+/// Most bytes of message tags a client may send before a line (IRCv3 message-tags: 4,094
+/// of tag data, the `@` and the space), on top of [`MAX_LINE`].
+pub const MAX_CLIENT_TAGS: usize = 4096;
+
 /// Most parameters kept from one line.
 const MAX_PARAMS: usize = 15;
 
@@ -56,8 +60,11 @@ impl LineDecoder {
                 self.skipping = !ended;
                 continue;
             }
-            // Up to 511 bytes may wait for their LF: 510 of text and a CR.
-            if self.buf.len() + chunk.len() > MAX_LINE - 1 {
+            // Up to 511 bytes may wait for their LF: 510 of text and a CR; a line with
+            // tags may have up to MAX_CLIENT_TAGS more, for its tags.
+            let tagged = self.buf.first().or(chunk.first()) == Some(&b'@');
+            let max = MAX_LINE - 1 + if tagged { MAX_CLIENT_TAGS } else { 0 };
+            if self.buf.len() + chunk.len() > max {
                 self.buf = Vec::new();
                 self.skipping = !ended;
                 return Some(Line::TooLong);
@@ -67,7 +74,15 @@ impl LineDecoder {
                 let mut line = std::mem::take(&mut self.buf);
                 if line.last() == Some(&b'\r') {
                     line.pop();
-                } else if line.len() > MAX_LINE - 2 {
+                }
+                let tags = if tagged {
+                    line.iter()
+                        .position(|&b| b == b' ')
+                        .map_or(line.len(), |i| i + 1)
+                } else {
+                    0
+                };
+                if tags > MAX_CLIENT_TAGS || line.len() - tags > MAX_LINE - 2 {
                     return Some(Line::TooLong);
                 }
                 return Some(Line::Text(line));
@@ -173,6 +188,32 @@ pub fn label_tag(line: &[u8]) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
+/// The client-only tags (`+name[=value]`) of a line, joined with `;` as sent (values stay
+/// escaped, so they are relayed as they came); tags with a malformed name or a value that
+/// is not valid UTF-8 or holds a NUL, CR or LF are dropped. `None` if none is left.
+pub fn client_tags(line: &[u8]) -> Option<String> {
+    let tags = line.strip_prefix(b"@")?;
+    let end = tags.iter().position(|&b| b == b' ').unwrap_or(tags.len());
+    let kept: Vec<&str> = tags[..end]
+        .split(|&b| b == b';')
+        .filter_map(|tag| std::str::from_utf8(tag).ok())
+        .filter(|tag| {
+            let (name, value) = tag.split_once('=').unwrap_or((tag, ""));
+            let Some(name) = name.strip_prefix('+') else {
+                return false;
+            };
+            let (vendor, key) = name.rsplit_once('/').unwrap_or(("", name));
+            let key_ok =
+                !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            let vendor_ok = vendor
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            key_ok && vendor_ok && !value.contains(['\0', '\r', '\n'])
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(";"))
+}
+
 /// Appends `:source COMMAND params... :last` and CR LF, at most 512 bytes in all.
 ///
 /// Only the last parameter may hold spaces or start with a colon; it is cut to fit. It gets
@@ -258,6 +299,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn client_only_tags_are_kept_as_sent_and_bad_ones_dropped() {
+        let line = b"@+a=1;b=2;+x.org/c=\\s;label=z;+d;+=e;+bad_key=1;+ok=\xff PRIVMSG a b";
+        assert_eq!(client_tags(line).as_deref(), Some("+a=1;+x.org/c=\\s;+d"));
+        assert_eq!(client_tags(b"@label=x PRIVMSG a b"), None);
+        assert_eq!(client_tags(b"PRIVMSG a b"), None);
+    }
+
+    #[test]
     fn labels() {
         assert_eq!(label_tag(b"@label=ab1;x=y PING z"), Some("ab1".into()));
         assert_eq!(label_tag(b"@x=y;label=q.w PING z"), Some("q.w".into()));
@@ -318,6 +367,33 @@ mod tests {
         assert_eq!(
             lines(&mut dec, b"PING b\n"),
             vec![Line::Text(b"PING b".to_vec())]
+        );
+    }
+
+    #[test]
+    fn tags_have_their_own_allowance() {
+        let mut dec = LineDecoder::new();
+        // 4,094 bytes of tag data, then a 510-byte message: accepted.
+        let mut line = b"@".to_vec();
+        line.extend(vec![b't'; 4094]);
+        line.push(b' ');
+        line.extend(vec![b'a'; 510]);
+        line.extend_from_slice(b"\r\n");
+        assert!(matches!(&lines(&mut dec, &line)[..], [Line::Text(t)] if t.len() == 4096 + 510));
+        // One more byte of tags, or of message: refused.
+        let mut more_tags = b"@t".to_vec();
+        more_tags.extend_from_slice(&line[1..]);
+        assert_eq!(lines(&mut dec, &more_tags), vec![Line::TooLong]);
+        let mut more_text = line[..line.len() - 2].to_vec();
+        more_text.extend_from_slice(b"a\r\n");
+        assert_eq!(lines(&mut dec, &more_text), vec![Line::TooLong]);
+        // An untagged line has no such allowance.
+        let mut plain = vec![b'a'; 600];
+        plain.extend_from_slice(b"\r\n");
+        assert_eq!(lines(&mut dec, &plain), vec![Line::TooLong]);
+        assert_eq!(
+            lines(&mut dec, b"PING c\n"),
+            vec![Line::Text(b"PING c".to_vec())]
         );
     }
 

@@ -22,7 +22,7 @@ pub use client::{Client, ClientEvent, RoomEvent};
 pub use config::{Config, ConfigError};
 pub use error::{DecodeError, ErrorCode};
 pub use frame::{Frame, FrameDecoder};
-pub use history::{HistoryOptions, RoomRecord, StoreOp, StoredMessage};
+pub use history::{Bound, HistoryOptions, Range, RoomRecord, StoreOp, StoredMessage};
 pub use packet::{
     ClientPacket, Limits, Member, Packet, RoomInfo, RoomMode, RoomRule, ServerPacket,
 };

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 pub use setup::History;
 pub use sqlite::{SqliteStore, Sync};
-pub use switchboard_core::{RoomRecord, StoreOp, StoredMessage};
+pub use switchboard_core::{Bound, Range, RoomRecord, StoreOp, StoredMessage};
 pub use worker::{apply, Answer, Worker};
 
 /// Why the store failed, naming the file where there is one.
@@ -33,7 +33,7 @@ pub struct Retention {
 }
 
 /// A history backend: rooms at startup, batched writes, loads. Ops arrive in order; a
-/// backend for a cluster (Redis streams, say) implements the same four calls.
+/// backend for a cluster (Redis streams, say) implements the same five calls.
 pub trait HistoryStore: Send {
     /// Every room known, for the core's startup.
     fn rooms(&mut self) -> Result<Vec<RoomRecord>, StoreError>;
@@ -46,6 +46,16 @@ pub trait HistoryStore: Send {
         &mut self,
         key: &str,
         before: u64,
+        limit: u32,
+        now_ms: u64,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+
+    /// The messages of room `key` in `range`, at most `limit`, ascending (as
+    /// [`Range::select`] would pick them from the room's whole history).
+    fn query(
+        &mut self,
+        key: &str,
+        range: Range,
         limit: u32,
         now_ms: u64,
     ) -> Result<Vec<StoredMessage>, StoreError>;

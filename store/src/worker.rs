@@ -123,7 +123,9 @@ impl Drop for Worker {
 /// Runs one batch: every write in one transaction, then the loads, answered in op order.
 pub(crate) fn run_batch(store: &mut dyn HistoryStore, batch: &[StoreOp]) -> Vec<Answer> {
     let now = unix_ms();
-    let writes = batch.iter().any(|op| !matches!(op, StoreOp::Load { .. }));
+    let writes = batch
+        .iter()
+        .any(|op| !matches!(op, StoreOp::Load { .. } | StoreOp::Query { .. }));
     let written = if writes {
         store.write(batch, now)
     } else {
@@ -138,6 +140,15 @@ pub(crate) fn run_batch(store: &mut dyn HistoryStore, batch: &[StoreOp]) -> Vec<
                 before,
                 limit,
             } => answers.push(match store.load(key, *before, *limit, now) {
+                Ok(rows) => Answer::History(*op, rows),
+                Err(e) => Answer::Failed(*op, e.0),
+            }),
+            StoreOp::Query {
+                op,
+                key,
+                range,
+                limit,
+            } => answers.push(match store.query(key, *range, *limit, now) {
                 Ok(rows) => Answer::History(*op, rows),
                 Err(e) => Answer::Failed(*op, e.0),
             }),

@@ -200,6 +200,21 @@ impl HistorySim {
                     let rows = self.kept_before(key, *before, *limit as usize);
                     self.server.handle_history(*op, rows);
                 }
+                StoreOp::Query {
+                    op,
+                    key,
+                    range,
+                    limit,
+                } => {
+                    if self.rng.chance(self.load_fail) {
+                        self.server
+                            .handle_store_error(*op, "simulated read failure");
+                        continue;
+                    }
+                    let all = self.kept_before(key, u64::MAX, usize::MAX);
+                    let rows = range.select(&all, *limit as usize);
+                    self.server.handle_history(*op, rows);
+                }
             }
         }
         self.server.handle_stored(last);

@@ -253,6 +253,39 @@ impl Server {
         Ok(())
     }
 
+    /// Whether `id` (whose source is `source`) may speak in `room`: its key if so.
+    pub(crate) fn speak_check(&self, id: ConnId, room: &str, source: &str) -> Outcome<String> {
+        // Without mode `n` non-members may speak to a room, so the room must exist; with
+        // it (the default) a non-member gets `NotInRoom`, as it always did.
+        let key = match self.room_key(room) {
+            Ok(key) => key,
+            Err(_) => self.member_key(id, room)?,
+        };
+        let member = self.registry.room(&key).is_some_and(|r| r.is_member(id));
+        let Some(r) = self.registry.room(&key) else {
+            return Err(fail(
+                ErrorCode::NoSuchRoom,
+                room,
+                format!("no room `{room}`"),
+            ));
+        };
+        if !member && r.no_outside {
+            self.member_key(id, room)?;
+        }
+        #[cfg(feature = "planted-bugs")]
+        let heard = r.may_speak(id, source) || self.planted_ban_ignored(id, r);
+        #[cfg(not(feature = "planted-bugs"))]
+        let heard = r.may_speak(id, source);
+        if !heard {
+            return Err(fail(
+                ErrorCode::CannotSpeak,
+                room,
+                format!("the rules of `{}` do not let you speak there", r.name),
+            ));
+        }
+        Ok(key)
+    }
+
     /// Says text to a room: numbered, stamped with the sender, encoded once per protocol.
     pub(crate) fn say(
         &mut self,
@@ -264,30 +297,8 @@ impl Server {
     ) -> Outcome {
         self.check_text(&text)?;
         let source = self.source(id);
-        // Without mode `n` non-members may speak to a room, so the room must exist; with
-        // it (the default) a non-member gets `NotInRoom`, as it always did.
-        let key = match self.room_key(room) {
-            Ok(key) => key,
-            Err(_) => self.member_key(id, room)?,
-        };
+        let key = self.speak_check(id, room, &source)?;
         let member = self.registry.room(&key).is_some_and(|r| r.is_member(id));
-        let Some(r) = self.registry.room(&key) else {
-            return Ok(());
-        };
-        if !member && r.no_outside {
-            self.member_key(id, room)?;
-        }
-        #[cfg(feature = "planted-bugs")]
-        let heard = r.may_speak(id, &source) || self.planted_ban_ignored(id, r);
-        #[cfg(not(feature = "planted-bugs"))]
-        let heard = r.may_speak(id, &source);
-        if !heard {
-            return Err(fail(
-                ErrorCode::CannotSpeak,
-                room,
-                format!("the rules of `{}` do not let you speak there", r.name),
-            ));
-        }
         self.history_ready(room)?;
         let from = self.nick(id);
         if let Some(conn) = self.conns.get_mut(&id) {
@@ -297,15 +308,22 @@ impl Server {
             return Ok(());
         };
         r.seq += 1;
+        let seq = r.seq;
         let message = ServerPacket::Message {
             room: r.name.clone(),
             from,
             seq: r.seq,
             text,
         };
-        self.history_append(id, &key, &message, notice, now);
+        let time_ms = self
+            .history_append(id, &key, &message, notice, now)
+            .or_else(|| self.wall_ms(now));
+        let msgid = super::irc::msgid(&key, seq);
         let mut fan = Fanout::new(&message, &source);
         fan.notice = notice;
+        fan.time_ms = time_ms;
+        fan.msgid = Some(msgid);
+        fan.client_tags = self.irc_client_tags(id);
         fan.from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
         self.relay_room(&key, &mut fan, Some(id));
         if fan.from_irc && self.irc_caps(id) & super::irc::cap::ECHO_MESSAGE != 0 {
@@ -349,11 +367,22 @@ impl Server {
         let mut fan = Fanout::new(&direct, &source);
         fan.notice = notice;
         fan.from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
+        fan.time_ms = self.wall_ms(now);
+        fan.msgid = Some(self.direct_msgid(fan.time_ms));
+        fan.client_tags = self.irc_client_tags(id);
         self.conns.deliver(target, &mut fan);
         let sender_is_native = self.conns.get(&id).is_some_and(|c| !c.proto.is_irc());
         let echo = self.irc_caps(id) & super::irc::cap::ECHO_MESSAGE != 0;
         if target != id && (sender_is_native || echo) {
             self.conns.deliver(id, &mut fan);
+        }
+        if target == id && echo {
+            // To oneself with echo-message: the delivery above is the echo (the answer a
+            // label goes on) and a second copy, the delivery, follows the answer.
+            let caps = self.irc_caps(id);
+            if let Some(bytes) = fan.encoded(Some(caps)) {
+                self.irc_defer(id, bytes);
+            }
         }
         Ok(target)
     }

@@ -18,7 +18,9 @@ use bytes::Bytes;
 use super::chat::{Fail, Outcome};
 use super::conn::Phase;
 use super::{irc, Server};
-use crate::history::{format_utc, HistoryOptions, RoomRecord, StoreOp, StoredMessage};
+use crate::history::{
+    format_iso, format_utc, HistoryOptions, Range, RoomRecord, StoreOp, StoredMessage,
+};
 use crate::name::fold;
 use crate::packet::{Packet, ServerPacket};
 use crate::{ConnId, ErrorCode};
@@ -62,6 +64,23 @@ struct Load {
     conn: ConnId,
     room: String,
     limit: u32,
+    reply: Reply,
+}
+
+/// What a load answers, which decides how its rows are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reply {
+    /// The replay after a join.
+    Join,
+    /// A native `History` page.
+    Page,
+    /// An IRC `CHATHISTORY` query: a `chathistory` batch, with the command's label.
+    Chathistory {
+        /// The subcommand, for a failure's `FAIL`.
+        sub: String,
+        /// The command's label (labeled-response).
+        label: Option<String>,
+    },
 }
 
 impl Server {
@@ -80,7 +99,7 @@ impl Server {
             .into_iter()
             .map(|r| {
                 let stored = Stored {
-                    last_ms: 0,
+                    last_ms: r.last_ms,
                     last_id: r.last_id,
                     created_ms: r.created_ms,
                     topic: r.topic,
@@ -142,7 +161,7 @@ impl Server {
         if more {
             rows.drain(..rows.len() - load.limit as usize);
         }
-        self.send_replay(load.conn, &load.room, &rows, more, true);
+        self.send_replay(load.conn, &load.room, &rows, more, true, &load.reply);
         self.finish_ops(op);
     }
 
@@ -168,10 +187,30 @@ impl Server {
         }
         // In the replay's place, ahead of what was held for it: the error, then the end
         // marker every replay has, an incomplete one saying there may be more.
+        if let Some(Load {
+            conn,
+            room,
+            reply: Reply::Chathistory { sub, label },
+            ..
+        }) = &failed_load
+        {
+            let why = format!("history of #{room} unavailable: {message}");
+            let server = self.config.server_name.clone();
+            let mut buf = bytes::BytesMut::new();
+            if let Some(label) = label {
+                buf.extend_from_slice(format!("@label={label} ").as_bytes());
+            }
+            let chan = format!("#{room}");
+            let params = ["CHATHISTORY", "MESSAGE_ERROR", sub, &chan, &why];
+            crate::irc::write_line(&mut buf, Some(&server), "FAIL", &params, true);
+            self.send_ahead(*conn, buf.freeze(), op - 1);
+            self.finish_ops(op);
+            return;
+        }
         if let Some(load) = failed_load {
             let text = format!("history of `{}` unavailable: {message}", load.room);
             self.history_notice(load.conn, text, op - 1);
-            self.send_replay(load.conn, &load.room, &[], true, true);
+            self.send_replay(load.conn, &load.room, &[], true, true, &load.reply);
         }
         self.finish_ops(op);
     }
@@ -201,8 +240,23 @@ impl Server {
         ))
     }
 
-    /// Wall-clock time of `now`, in Unix milliseconds.
-    fn wall_ms(h: &History, now: Instant) -> u64 {
+    /// Wall-clock time of `now` in Unix milliseconds: history's clock, or else
+    /// [`crate::Config::wall_clock`]'s; `None` without either.
+    pub(crate) fn wall_ms(&self, now: Instant) -> Option<u64> {
+        if let Some(h) = &self.history {
+            return Some(Self::anchor_ms(h, now));
+        }
+        let (origin, since) = self.config.wall_clock?;
+        let at = if now >= origin {
+            since + (now - origin)
+        } else {
+            since.saturating_sub(origin - now)
+        };
+        Some(at.as_millis() as u64)
+    }
+
+    /// Wall-clock time of `now`, in Unix milliseconds, by history's anchor.
+    fn anchor_ms(h: &History, now: Instant) -> u64 {
         let (at, ms) = h.anchor;
         let since = now.saturating_duration_since(at).as_millis() as u64;
         ms + since
@@ -238,7 +292,8 @@ impl Server {
     }
 
     /// Stores a room message just numbered `id`; holds a native sender until it is stored
-    /// (its echo is the promise that it is). Call before relaying it.
+    /// (its echo is the promise that it is). Call before relaying it. Returns the time it
+    /// was stored with (`None` with history off).
     pub(crate) fn history_append(
         &mut self,
         sender: ConnId,
@@ -246,7 +301,7 @@ impl Server {
         message: &ServerPacket,
         notice: bool,
         now: Instant,
-    ) {
+    ) -> Option<u64> {
         let ServerPacket::Message {
             room,
             from,
@@ -254,13 +309,11 @@ impl Server {
             text,
         } = message
         else {
-            return;
+            return None;
         };
         let native = self.conns.get(&sender).is_some_and(|c| !c.proto.is_irc());
-        let Some(h) = self.history.as_deref_mut() else {
-            return;
-        };
-        let wall = Self::wall_ms(h, now);
+        let h = self.history.as_deref_mut()?;
+        let wall = Self::anchor_ms(h, now);
         let stored = h.rooms.entry(key.to_owned()).or_insert_with(|| Stored {
             name: room.clone(),
             created_ms: wall,
@@ -268,6 +321,7 @@ impl Server {
         });
         stored.last_id = *seq;
         stored.last_ms = stored.last_ms.max(wall);
+        let time_ms = stored.last_ms;
         let op = h.next_op;
         h.next_op += 1;
         h.ops.push_back(StoreOp::Append {
@@ -287,6 +341,7 @@ impl Server {
         if native {
             self.hold(sender, op);
         }
+        Some(time_ms)
     }
 
     /// Stores a room's new topic, set by `setter` in the input it last sent.
@@ -301,7 +356,7 @@ impl Server {
         let Some(h) = self.history.as_deref_mut() else {
             return;
         };
-        let wall = Self::wall_ms(h, now);
+        let wall = Self::anchor_ms(h, now);
         let stored = h.rooms.entry(key.to_owned()).or_insert_with(|| Stored {
             name: name.clone(),
             created_ms: wall,
@@ -326,7 +381,9 @@ impl Server {
     /// The replay a joiner gets after the room's state: up to `on_join` messages, ending
     /// with the newest the room had at the join.
     pub(crate) fn history_on_join(&mut self, id: ConnId, key: &str) {
-        if self.history.is_none() {
+        // A client that asked for draft/chathistory fetches what it wants (the spec: no
+        // automatic replay for it).
+        if self.history.is_none() || self.irc_caps(id) & irc::cap::CHATHISTORY != 0 {
             return;
         }
         let on_join = self.history.as_ref().map_or(0, |h| h.opts.on_join);
@@ -335,10 +392,10 @@ impl Server {
         };
         let (name, last_id) = (room.name.clone(), room.seq);
         if last_id == 0 || on_join == 0 {
-            self.send_replay(id, &name, &[], last_id > 0, false);
+            self.send_replay(id, &name, &[], last_id > 0, false, &Reply::Join);
             return;
         }
-        self.load(id, key, &name, last_id + 1, u32::from(on_join));
+        self.load(id, key, &name, last_id + 1, u32::from(on_join), Reply::Join);
     }
 
     /// A History request: checks it, then asks the store for the page.
@@ -384,15 +441,15 @@ impl Server {
         self.history_ready(room)?;
         let before = if before == 0 { last_id + 1 } else { before };
         if before <= 1 {
-            self.send_replay(id, &name, &[], false, false);
+            self.send_replay(id, &name, &[], false, false, &Reply::Page);
             return Ok(());
         }
-        self.load(id, &key, &name, before, u32::from(limit));
+        self.load(id, &key, &name, before, u32::from(limit), Reply::Page);
         Ok(())
     }
 
     /// Issues a load for `id` and holds its output until the answer.
-    fn load(&mut self, id: ConnId, key: &str, name: &str, before: u64, limit: u32) {
+    fn load(&mut self, id: ConnId, key: &str, name: &str, before: u64, limit: u32, reply: Reply) {
         let Some(h) = self.history.as_deref_mut() else {
             return;
         };
@@ -410,9 +467,81 @@ impl Server {
                 conn: id,
                 room: name.to_owned(),
                 limit,
+                reply,
             },
         );
         self.hold(id, op);
+    }
+
+    /// An IRC `CHATHISTORY` query of a room `id` is in (the checks are the caller's):
+    /// asks the store and holds `id`'s output until the batch is sent.
+    pub(crate) fn history_query(
+        &mut self,
+        id: ConnId,
+        key: &str,
+        range: Range,
+        limit: u32,
+        sub: &str,
+        label: Option<String>,
+    ) {
+        let sub = sub.to_owned();
+        let Some(name) = self.registry.room(key).map(|r| r.name.clone()) else {
+            return;
+        };
+        let Some(h) = self.history.as_deref_mut() else {
+            return;
+        };
+        let op = h.next_op;
+        h.next_op += 1;
+        h.ops.push_back(StoreOp::Query {
+            op,
+            key: key.to_owned(),
+            range,
+            limit,
+        });
+        h.loads.insert(
+            op,
+            Load {
+                conn: id,
+                room: name,
+                // Queries are exact: no extra row to learn whether there is more.
+                limit: u32::MAX,
+                reply: Reply::Chathistory { sub, label },
+            },
+        );
+        self.hold(id, op);
+    }
+
+    /// `CHATHISTORY TARGETS`: the rooms `id` is in whose newest message is strictly
+    /// between the two times (either order), oldest first, at most `limit`.
+    pub(crate) fn history_targets(
+        &self,
+        id: ConnId,
+        a_ms: u64,
+        b_ms: u64,
+        limit: usize,
+    ) -> Vec<(String, u64)> {
+        let Some(h) = &self.history else {
+            return Vec::new();
+        };
+        let (low, high) = (a_ms.min(b_ms), a_ms.max(b_ms));
+        let mut found: Vec<(String, u64)> = self
+            .rooms_of(id)
+            .iter()
+            .filter_map(|room| {
+                let stored = h.rooms.get(&fold(room))?;
+                (stored.last_ms > low && stored.last_ms < high && stored.last_id > 0)
+                    .then(|| (stored.name.clone(), stored.last_ms))
+            })
+            .collect();
+        found.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        found.truncate(limit);
+        found
+    }
+
+    /// Largest page a query may ask for (`CHATHISTORY=` in `005`), with history on.
+    pub(crate) fn history_max_page(&self) -> Option<u16> {
+        self.history.as_ref().map(|h| h.opts.max_page)
     }
 
     /// Queues everything for `id` from now on behind op `op`, until it is answered.
@@ -473,6 +602,7 @@ impl Server {
         rows: &[StoredMessage],
         more: bool,
         ahead: bool,
+        reply: &Reply,
     ) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
@@ -483,27 +613,20 @@ impl Server {
         } else {
             VecDeque::new()
         };
-        let server = self.config.server_name.clone();
-        for row in rows {
-            let frame = if irc {
-                irc_replay_line(room, row, &server)
-            } else {
-                Some(
-                    ServerPacket::Replay {
-                        room: room.to_owned(),
-                        from: row.from.clone(),
-                        id: row.id,
-                        time_ms: row.time_ms,
-                        text: row.text.clone(),
-                    }
-                    .to_frame(),
-                )
-            };
-            if let Some(frame) = frame {
+        if irc {
+            self.irc_replay(id, room, rows, reply);
+        } else {
+            for row in rows {
+                let frame = ServerPacket::Replay {
+                    room: room.to_owned(),
+                    from: row.from.clone(),
+                    id: row.id,
+                    time_ms: row.time_ms,
+                    text: row.text.clone(),
+                }
+                .to_frame();
                 self.conns.send(id, frame);
             }
-        }
-        if !irc {
             let end = ServerPacket::HistoryEnd {
                 room: room.to_owned(),
                 oldest: rows.first().map_or(0, |r| r.id),
@@ -515,6 +638,55 @@ impl Server {
             self.rehold(id, held);
         }
         self.close_overflowed();
+    }
+
+    /// Replayed messages for an IRC client, as its capabilities allow: in a `chathistory`
+    /// batch (with `batch`; always for a CHATHISTORY answer, a join's replay only when it
+    /// has rows), with `time` (server-time; else the time starts the text) and `msgid`
+    /// (message-tags) tags.
+    fn irc_replay(&mut self, id: ConnId, room: &str, rows: &[StoredMessage], reply: &Reply) {
+        let caps = self.irc_caps(id);
+        let server = self.config.server_name.clone();
+        let key = fold(room);
+        let chan = format!("#{room}");
+        let label = match reply {
+            Reply::Chathistory { label, .. } => label.clone(),
+            _ => None,
+        };
+        let wanted = matches!(reply, Reply::Chathistory { .. }) || !rows.is_empty();
+        let batch = if caps & irc::cap::BATCH != 0 && wanted {
+            let n = self.irc_next_batch(id);
+            Some(format!("h{n}"))
+        } else {
+            None
+        };
+        let mut out = bytes::BytesMut::new();
+        if let Some(batch) = &batch {
+            if let Some(label) = &label {
+                out.extend_from_slice(format!("@label={label} ").as_bytes());
+            }
+            let open = format!("+{batch}");
+            crate::irc::write_line(
+                &mut out,
+                Some(&server),
+                "BATCH",
+                &[&open, "chathistory", &chan],
+                false,
+            );
+        } else if let Some(label) = label.filter(|_| rows.is_empty()) {
+            // Nothing to label but the acknowledgement.
+            out.extend_from_slice(format!("@label={label} :{server} ACK\r\n").as_bytes());
+        }
+        for row in rows {
+            irc_replay_line(&mut out, &chan, &key, row, &server, caps, batch.as_deref());
+        }
+        if let Some(batch) = &batch {
+            let close = format!("-{batch}");
+            crate::irc::write_line(&mut out, Some(&server), "BATCH", &[&close], false);
+        }
+        if !out.is_empty() {
+            self.conns.send(id, out.freeze());
+        }
     }
 
     /// Tells a connection something about history outside any request: behind what waited
@@ -542,9 +714,14 @@ impl Server {
                 .to_frame(),
             )
         };
-        let Some(bytes) = bytes else {
-            return;
-        };
+        if let Some(bytes) = bytes {
+            self.send_ahead(id, bytes, after);
+        }
+    }
+
+    /// Queues `bytes` for `id` behind what waited for ops up to `after`, ahead of what
+    /// waits for later ones.
+    fn send_ahead(&mut self, id: ConnId, bytes: Bytes, after: u64) {
         let later = self.conns.get_mut(&id).map(|c| {
             let i = c.held.iter().position(|(at, _)| *at > after);
             c.held.split_off(i.unwrap_or(c.held.len()))
@@ -556,21 +733,51 @@ impl Server {
     }
 }
 
-/// A replayed message as an ordinary IRC line from its sender, its time in the text (as
-/// bouncers do for clients without `server-time`).
-fn irc_replay_line(room: &str, row: &StoredMessage, server: &str) -> Option<Bytes> {
-    let stamp = format!("[{}]", format_utc(row.time_ms));
-    // A CTCP action keeps its form: the stamp goes inside it.
-    let text = match row.text.strip_prefix("\u{1}ACTION ") {
-        Some(rest) => format!("\u{1}ACTION {stamp} {rest}"),
-        None => format!("{stamp} {}", row.text),
+/// A replayed message as a line from its sender: tagged as the client's capabilities
+/// allow; without server-time its time (UTC) starts the text, as bouncers do.
+fn irc_replay_line(
+    out: &mut bytes::BytesMut,
+    chan: &str,
+    key: &str,
+    row: &StoredMessage,
+    server: &str,
+    caps: u16,
+    batch: Option<&str>,
+) {
+    let mut tags = Vec::new();
+    if let Some(batch) = batch {
+        tags.push(format!("batch={batch}"));
+    }
+    if caps & irc::cap::SERVER_TIME != 0 {
+        tags.push(format!("time={}", format_iso(row.time_ms)));
+    }
+    let text = if caps & irc::cap::SERVER_TIME != 0 {
+        row.text.clone()
+    } else {
+        let stamp = format!("[{}]", format_utc(row.time_ms));
+        // A CTCP action keeps its form: the stamp goes inside it.
+        match row.text.strip_prefix("\u{1}ACTION ") {
+            Some(rest) => format!("\u{1}ACTION {stamp} {rest}"),
+            None => format!("{stamp} {}", row.text),
+        }
     };
     let source = format!("{}!history@{server}", row.from);
-    let message = ServerPacket::Message {
-        room: room.to_owned(),
-        from: row.from.clone(),
-        seq: row.id,
-        text,
-    };
-    irc::relay(&message, &source, row.notice, false)
+    let command = if row.notice { "NOTICE" } else { "PRIVMSG" };
+    // A stored native message longer than a line is split as when it was relayed; the
+    // msgid goes on its first line only.
+    let overhead = 1 + source.len() + 1 + command.len() + 1 + chan.len() + 2 + 2;
+    let room = crate::irc::MAX_LINE.saturating_sub(overhead);
+    let msgid = format!("msgid={}", irc::msgid(key, row.id));
+    for (i, part) in crate::irc::split_text(&text, room).into_iter().enumerate() {
+        let mut line_tags = tags.clone();
+        if caps & irc::cap::MESSAGE_TAGS != 0 && i == 0 {
+            line_tags.push(msgid.clone());
+        }
+        if !line_tags.is_empty() {
+            out.extend_from_slice(b"@");
+            out.extend_from_slice(line_tags.join(";").as_bytes());
+            out.extend_from_slice(b" ");
+        }
+        crate::irc::write_line(out, Some(&source), command, &[chan, part], true);
+    }
 }

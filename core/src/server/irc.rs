@@ -28,16 +28,23 @@ pub(super) mod cap {
     pub const BATCH: u16 = 128;
     pub const LABELED_RESPONSE: u16 = 256;
     pub const SETNAME: u16 = 512;
+    pub const SERVER_TIME: u16 = 1024;
+    pub const MESSAGE_TAGS: u16 = 2048;
+    /// `draft/chathistory`: offered only while history is on.
+    pub const CHATHISTORY: u16 = 4096;
     /// Every capability with its name, in the order `CAP LS` lists them.
-    pub const ALL: [(&str, u16); 10] = [
+    pub const ALL: [(&str, u16); 13] = [
         ("away-notify", AWAY_NOTIFY),
         ("batch", BATCH),
         ("cap-notify", CAP_NOTIFY),
+        ("draft/chathistory", CHATHISTORY),
         ("echo-message", ECHO_MESSAGE),
         ("extended-join", EXTENDED_JOIN),
         ("invite-notify", INVITE_NOTIFY),
         ("labeled-response", LABELED_RESPONSE),
+        ("message-tags", MESSAGE_TAGS),
         ("multi-prefix", MULTI_PREFIX),
+        ("server-time", SERVER_TIME),
         ("setname", SETNAME),
         ("userhost-in-names", USERHOST_IN_NAMES),
     ];
@@ -65,8 +72,59 @@ pub(crate) struct IrcSession {
     pub wallops: bool,
     /// Enabled IRCv3 capabilities ([`cap`] bits).
     pub caps: u16,
-    /// Labeled-response batches opened so far, which names the next.
-    batches: u64,
+    /// Batches opened so far (labeled-response, chathistory), which names the next.
+    pub batches: u64,
+    /// The label of the command being handled, until its replies are labelled; a command
+    /// answered later (CHATHISTORY, from the store) takes it along.
+    pub label: Option<String>,
+    /// The client-only tags of the command being handled, valid ones only, as sent.
+    pub client_tags: Option<String>,
+    /// Lines the command being handled sends after its answer (and its label).
+    pub deferred: Vec<Bytes>,
+}
+
+/// The `msgid` of message `id` in the room with key `key`: unique per room and id, and as
+/// stable as the id (history keeps ids across restarts).
+pub(crate) fn msgid(key: &str, id: u64) -> String {
+    format!("{key}~{id}")
+}
+
+/// The room key and id a `msgid` names, if it is one of ours.
+pub(crate) fn parse_msgid(msgid: &str) -> Option<(&str, u64)> {
+    let (key, id) = msgid.rsplit_once('~')?;
+    let id: u64 = id.parse().ok().filter(|n| *n > 0)?;
+    (!key.is_empty() && id.to_string().len() == msgid.len() - key.len() - 1).then_some((key, id))
+}
+
+/// `bytes` (whole IRC lines, none tagged) with IRCv3 tags: `time` on every line, `msgid`
+/// and the sender's client-only tags on the first only (a native message split over several lines is one message, and a
+/// client that drops repeated ids must not drop its continuation).
+pub(crate) fn with_tags(
+    bytes: &[u8],
+    time_ms: Option<u64>,
+    msgid: Option<&str>,
+    client: Option<&str>,
+) -> Bytes {
+    let time = time_ms.map(|t| format!("time={}", crate::history::format_iso(t)));
+    let mut out = BytesMut::with_capacity(bytes.len() + 64);
+    for (i, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        let mut tags = time.clone().unwrap_or_default();
+        let first = [msgid.map(|m| ("msgid=", m)), client.map(|c| ("", c))];
+        for (name, value) in first.into_iter().flatten().filter(|_| i == 0) {
+            if !tags.is_empty() {
+                tags.push(';');
+            }
+            tags.push_str(name);
+            tags.push_str(value);
+        }
+        if !tags.is_empty() {
+            out.extend_from_slice(b"@");
+            out.extend_from_slice(tags.as_bytes());
+            out.extend_from_slice(b" ");
+        }
+        out.extend_from_slice(line);
+    }
+    out.freeze()
 }
 
 /// How a notice relayed to a room or a nick reads in IRC, or `None` if IRC has no form of it.
@@ -165,6 +223,24 @@ fn irc_rule_arg(rule: RoomRule, on: bool, arg: &str) -> &str {
     }
 }
 
+/// Appends `line` (without its CR LF) with one more tag, merged into its tags if it has
+/// some, and CR LF.
+fn add_tag(out: &mut BytesMut, tag: &str, line: &[u8]) {
+    out.extend_from_slice(b"@");
+    out.extend_from_slice(tag.as_bytes());
+    match line.strip_prefix(b"@") {
+        Some(tagged) => {
+            out.extend_from_slice(b";");
+            out.extend_from_slice(tagged);
+        }
+        None => {
+            out.extend_from_slice(b" ");
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// The server's keepalive ping.
 pub(crate) fn ping(token: u64) -> Bytes {
     Message::new("PING", &[&token.to_string()]).to_bytes()
@@ -247,6 +323,11 @@ impl Server {
                     let label = crate::irc::label_tag(&line)
                         .filter(|_| self.irc_caps(id) & cap::LABELED_RESPONSE != 0);
                     let start = self.conns.get(&id).map_or(0, |c| c.out.len());
+                    let client_tags = crate::irc::client_tags(&line);
+                    if let Some(s) = self.session(id) {
+                        s.label.clone_from(&label);
+                        s.client_tags = client_tags;
+                    }
                     if text && std::str::from_utf8(&line).is_err() {
                         self.charge(id, Cost::Full, now);
                         let server = self.config.server_name.clone();
@@ -260,8 +341,16 @@ impl Server {
                     } else {
                         self.irc_command(id, msg, now);
                     }
-                    if let Some(label) = label {
+                    if let Some(s) = self.session(id) {
+                        s.client_tags = None;
+                    }
+                    // A command answered later (CHATHISTORY) took its label along.
+                    if let Some(label) = self.session(id).and_then(|s| s.label.take()) {
                         self.irc_label(id, start, &label);
+                    }
+                    let deferred = self.session(id).map(|s| std::mem::take(&mut s.deferred));
+                    for bytes in deferred.into_iter().flatten() {
+                        self.conns.send(id, bytes);
                     }
                 }
                 // Even an empty line costs something.
@@ -351,6 +440,8 @@ impl Server {
             }
             "WALLOPS" => self.irc_wallops(id, &p),
             "SETNAME" => self.irc_setname(id, &p),
+            "CHATHISTORY" => self.irc_chathistory(id, &p),
+            "TAGMSG" => self.irc_tagmsg(id, &p, now),
             _ => {
                 // Never echo control bytes back.
                 let shown: String = cmd.chars().filter(|c| !c.is_control()).take(32).collect();
@@ -380,7 +471,12 @@ impl Server {
                         s.caps |= cap::CAP_NOTIFY;
                     }
                 }
-                let all: Vec<&str> = cap::ALL.iter().map(|(name, _)| *name).collect();
+                let offered = self.irc_offered();
+                let all: Vec<&str> = cap::ALL
+                    .iter()
+                    .filter(|(_, bit)| offered & bit != 0)
+                    .map(|(name, _)| *name)
+                    .collect();
                 self.line(id, Some(&server), "CAP", &[&nick, "LS", &all.join(" ")]);
             }
             "LIST" => {
@@ -398,12 +494,16 @@ impl Server {
                 let mut add = 0;
                 let mut remove = 0;
                 let mut known = true;
+                let offered = self.irc_offered();
                 for name in asked.split(' ').filter(|n| !n.is_empty()) {
                     let (off, name) = match name.strip_prefix('-') {
                         Some(n) => (true, n),
                         None => (false, name),
                     };
-                    match cap::ALL.iter().find(|(n, _)| *n == name) {
+                    match cap::ALL
+                        .iter()
+                        .find(|(n, bit)| *n == name && offered & bit != 0)
+                    {
                         Some((_, bit)) if off => remove |= bit,
                         Some((_, bit)) => add |= bit,
                         None => known = false,
@@ -456,29 +556,37 @@ impl Server {
                 out.extend_from_slice(format!("@label={label} :{server} ACK\r\n").as_bytes());
             }
             [one] => {
-                out.extend_from_slice(format!("@label={label} ").as_bytes());
-                out.extend_from_slice(one);
-                out.extend_from_slice(b"\r\n");
+                add_tag(&mut out, &format!("label={label}"), one);
             }
             many => {
-                let n = match self.session(id) {
-                    Some(s) => {
-                        s.batches += 1;
-                        s.batches
-                    }
-                    None => return,
-                };
+                let n = self.irc_next_batch(id);
                 let head = format!("@label={label} :{server} BATCH +lr{n} labeled-response\r\n");
                 out.extend_from_slice(head.as_bytes());
                 for line in many {
-                    out.extend_from_slice(format!("@batch=lr{n} ").as_bytes());
-                    out.extend_from_slice(line);
-                    out.extend_from_slice(b"\r\n");
+                    add_tag(&mut out, &format!("batch=lr{n}"), line);
                 }
                 out.extend_from_slice(format!(":{server} BATCH -lr{n}\r\n").as_bytes());
             }
         }
         self.conns.send(id, out.freeze());
+    }
+
+    /// Queues `bytes` for `id` after the answer to the command it is sending.
+    pub(super) fn irc_defer(&mut self, id: ConnId, bytes: Bytes) {
+        if let Some(s) = self.session(id) {
+            s.deferred.push(bytes);
+        }
+    }
+
+    /// The number of the connection's next batch.
+    pub(super) fn irc_next_batch(&mut self, id: ConnId) -> u64 {
+        match self.session(id) {
+            Some(s) => {
+                s.batches += 1;
+                s.batches
+            }
+            None => 0,
+        }
     }
 
     /// The IRCv3 capabilities a connection enabled (none for native ones).
@@ -736,6 +844,11 @@ impl Server {
             format!("TOPICLEN={}", c.max_topic_len),
             "UTF8ONLY".to_owned(),
         ];
+        let mut isupport = isupport.to_vec();
+        if let Some(max) = self.history_max_page() {
+            isupport.push(format!("CHATHISTORY={max}"));
+            isupport.push("MSGREFTYPES=msgid,timestamp".to_owned());
+        }
         // At most 13 tokens a line, as clients expect.
         for part in isupport.chunks(13) {
             let mut tokens: Vec<&str> = part.iter().map(String::as_str).collect();

@@ -11,6 +11,7 @@
 //! replies; this file owns connections, output queues, fan-out encoding and timers.
 
 mod chat;
+mod chathistory;
 mod cluster;
 mod conn;
 mod history;
@@ -20,6 +21,7 @@ mod native;
 #[cfg(feature = "planted-bugs")]
 mod planted;
 mod rooms;
+mod tagmsg;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -126,6 +128,8 @@ pub struct Server {
     cluster: Option<Box<cluster::Cluster>>,
     /// Open connections per client address (`open_from`).
     peers: limits::Peers,
+    /// Direct messages given a msgid so far (message-tags), which numbers the next.
+    direct_msgids: u64,
     /// The deliberate bug switched on by the simulation tests, if any.
     #[cfg(feature = "planted-bugs")]
     planted: Option<PlantedBug>,
@@ -173,7 +177,11 @@ impl Conns {
         let Some(conn) = self.map.get_mut(&id) else {
             return;
         };
-        if let Some(bytes) = fan.encoded(conn.proto.is_irc()) {
+        let irc = match &conn.proto {
+            Proto::Irc(session) => Some(session.caps),
+            _ => None,
+        };
+        if let Some(bytes) = fan.encoded(irc) {
             push(
                 conn,
                 id,
@@ -252,8 +260,17 @@ pub(crate) struct Fanout<'a> {
     notice: bool,
     /// For IRC: the text came from an IRC line, so it is cut to one line rather than split.
     from_irc: bool,
+    /// For IRC: the message's `time` tag (server-time), in Unix milliseconds.
+    time_ms: Option<u64>,
+    /// For IRC: the message's `msgid` tag (message-tags).
+    msgid: Option<String>,
+    /// For IRC: the sender's client-only tags, as sent (message-tags).
+    client_tags: Option<String>,
     native: Option<Bytes>,
     irc: Option<Option<Bytes>>,
+    /// The IRC line with tags, for recipients with server-time only, message-tags only,
+    /// and both.
+    irc_tagged: [Option<Option<Bytes>>; 3],
 }
 
 impl<'a> Fanout<'a> {
@@ -263,17 +280,36 @@ impl<'a> Fanout<'a> {
             source,
             notice: false,
             from_irc: false,
+            time_ms: None,
+            msgid: None,
+            client_tags: None,
             native: None,
             irc: None,
+            irc_tagged: [None, None, None],
         }
     }
 
-    fn encoded(&mut self, irc: bool) -> Option<Bytes> {
-        if irc {
+    /// The notice for a connection: native (`None`) or IRC with these capabilities.
+    fn encoded(&mut self, irc_caps: Option<u16>) -> Option<Bytes> {
+        if let Some(caps) = irc_caps {
             let (packet, source, notice) = (self.packet, self.source, self.notice);
             let cut = self.from_irc;
-            self.irc
+            let plain = self
+                .irc
                 .get_or_insert_with(|| irc::relay(packet, source, notice, cut))
+                .clone();
+            let time = self.time_ms.filter(|_| caps & irc::cap::SERVER_TIME != 0);
+            let tags = caps & irc::cap::MESSAGE_TAGS != 0;
+            let msgid = self.msgid.as_deref().filter(|_| tags);
+            let client = self.client_tags.as_deref().filter(|_| tags);
+            let variant = match (time.is_some(), msgid.is_some() || client.is_some()) {
+                (false, false) => return plain,
+                (true, false) => 0,
+                (false, true) => 1,
+                (true, true) => 2,
+            };
+            self.irc_tagged[variant]
+                .get_or_insert_with(|| plain.map(|line| irc::with_tags(&line, time, msgid, client)))
                 .clone()
         } else {
             Some(
@@ -309,6 +345,7 @@ impl Server {
             history: None,
             cluster: None,
             peers: limits::Peers::default(),
+            direct_msgids: 0,
             #[cfg(feature = "planted-bugs")]
             planted: None,
         }
@@ -1071,5 +1108,7 @@ mod tests;
 #[cfg(test)]
 mod tests_irc;
 
+#[cfg(test)]
+mod tests_chathistory;
 #[cfg(test)]
 mod tests_history;

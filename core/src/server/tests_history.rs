@@ -105,6 +105,16 @@ impl World {
                     let skip = older.len().saturating_sub(limit as usize);
                     self.server.handle_history(op, older[skip..].to_vec());
                 }
+                StoreOp::Query {
+                    op,
+                    key,
+                    range,
+                    limit,
+                } => {
+                    let all = self.store.rooms.get(&key).cloned().unwrap_or_default();
+                    self.server
+                        .handle_history(op, range.select(&all, limit as usize));
+                }
             }
         }
         if last > 0 {
@@ -340,6 +350,7 @@ fn after_a_restart_ids_continue_and_the_topic_comes_back() {
         topic: "old topic".into(),
         topic_by: "x".into(),
         topic_ms: 7,
+        last_ms: 0,
     }];
     let mut w = World::new(
         HistoryOptions {

@@ -143,7 +143,8 @@ fn registration_burst() {
         lines,
         vec![
             ":irc.test CAP * LS :away-notify batch cap-notify echo-message extended-join \
-             invite-notify labeled-response multi-prefix setname userhost-in-names"
+             invite-notify labeled-response message-tags multi-prefix server-time setname \
+             userhost-in-names"
         ]
     );
     w.send(i, "CAP END\r\n");
