@@ -79,7 +79,10 @@ struct Run {
 impl Run {
     fn take(&mut self) -> Result<(), String> {
         while let Some(t) = self.server.poll_transmit() {
-            self.out.entry(t.conn).or_default().extend_from_slice(&t.data);
+            self.out
+                .entry(t.conn)
+                .or_default()
+                .extend_from_slice(&t.data);
         }
         while let Some(c) = self.server.poll_close() {
             if c.conn == self.clients[0].0 {
@@ -161,8 +164,9 @@ impl Run {
         for who in 0..2 {
             while let Some(ev) = self.clients[who].1.poll_event() {
                 match ev {
-                    ClientEvent::Message { text, .. } => self.heard[who]
-                        .push(text.parse().map_err(|_| format!("bad text {text}"))?),
+                    ClientEvent::Message { text, .. } => {
+                        self.heard[who].push(text.parse().map_err(|_| format!("bad text {text}"))?)
+                    }
                     ClientEvent::Error { code, message, .. } => {
                         return Err(format!("error {code}: {message}"))
                     }
