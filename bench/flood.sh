@@ -67,16 +67,16 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 room = {(r["runtime"], r["pacing"]): r["result"] for r in rows if r["result"]["mode"] == "room"}
 pong = {r["runtime"]: r["result"] for r in rows if r["result"]["mode"] == "pong"}
-print(f'{"runtime":<10} {"pacing":<6} {"p50 ms":>8} {"p99 ms":>8} {"max ms":>8} {"flood msgs":>11} {"closed":>7}')
+print(f'{"runtime":<10} {"pacing":<6} {"trips":>6} {"p50 ms":>8} {"p99 ms":>8} {"max ms":>8} {"flood msgs":>11} {"KB/s/member":>11} {"members closed":>14} {"flooders closed":>15}')
 for rt in dict.fromkeys(r["runtime"] for r in rows):
     for pacing in ("on", "off"):
         r = room.get((rt, pacing))
         if r:
             closed = r["passive_closed"] + int(r["pair_closed"])
-            print(f'{rt:<10} {pacing:<6} {r["p50_ms"]:>8.2f} {r["p99_ms"]:>8.2f} {r["max_ms"]:>8.2f} {r["flood_sent"]:>11} {closed:>7}')
+            print(f'{rt:<10} {pacing:<6} {r["round_trips"]:>6} {r["p50_ms"]:>8.2f} {r["p99_ms"]:>8.2f} {r["max_ms"]:>8.2f} {r["flood_sent"]:>11} {r["member_bytes_per_sec"] / 1000:>11.0f} {closed:>14} {r["flooders_closed"]:>15}')
     on, off = room.get((rt, "on")), room.get((rt, "off"))
     if on and off and off["p99_ms"] > 0:
-        print(f'{rt:<10} on/off p99 {on["p99_ms"] / off["p99_ms"]:.2f}x, flood written {on["flood_sent"] / max(off["flood_sent"], 1):.2f}x')
+        print(f'{rt:<10} on/off p99 {on["p99_ms"] / off["p99_ms"]:.2f}x, delivered to members {on["member_bytes_per_sec"] / max(off["member_bytes_per_sec"], 1):.2f}x')
     if rt in pong:
         print(f'{rt:<10} pong flooder: server CPU {pong[rt]["server_cpu_percent"]:.2f} % of a core')
 PY
