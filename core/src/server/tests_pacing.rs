@@ -16,7 +16,7 @@ struct World {
     out: HashMap<ConnId, Vec<u8>>,
     /// Client bytes the server has not read yet.
     wire: HashMap<ConnId, Vec<u8>>,
-    /// Connections the server closed (Flush), in order, with their bye codes.
+    /// Connections the server closed (Flush), in order.
     closed: Vec<ConnId>,
 }
 
@@ -149,7 +149,7 @@ impl World {
         }
     }
 
-    /// Runs the timer if it is due (as an adapter does), then reads client `i`.
+    /// Runs the timer if it is due, as an adapter does.
     fn timer(&mut self) {
         if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
             self.server.handle_timeout(self.now);
@@ -335,4 +335,45 @@ fn pacing_is_off_when_the_mark_is_at_the_outbound_limit() {
     // Nothing held the flooder back: stuck was closed by the outbound limit alone.
     assert_eq!(w.closed, vec![stuck_id]);
     assert_eq!(w.said(flooder).len(), 3000);
+}
+
+#[test]
+fn an_irc_flooder_is_paced_like_a_native_one() {
+    let mut w = World::new(config());
+    let slow = w.member("slow");
+    let slow_id = w.id(slow);
+    let irc = w.server.open(w.now);
+    // Its own output (numerics) is written at once: only slow lags.
+    let written = |w: &mut World| {
+        w.take();
+        let data = std::mem::take(w.out.entry(irc).or_default());
+        if !data.is_empty() {
+            w.server.handle_written(irc, data.len());
+        }
+        w.take();
+    };
+    let mut lines = String::from("NICK ircer\r\nUSER ircer 0 * :I\r\nJOIN #r\r\n");
+    for k in 0..300 {
+        lines += &format!("PRIVMSG #r :{k}\r\n");
+    }
+    let mut wire = lines.into_bytes();
+    let mut heard = Vec::new();
+    for _ in 0..10_000 {
+        let n = wire.len().min(w.server.read_budget(irc));
+        if n > 0 {
+            w.server.handle_input(irc, &wire[..n], w.now);
+            wire.drain(..n);
+        }
+        written(&mut w);
+        assert!(w.server.outbound_bytes(slow_id) < HIGH + 100);
+        w.write(slow);
+        w.timer();
+        written(&mut w);
+        heard.extend(w.said(slow));
+        if heard.len() == 300 {
+            break;
+        }
+    }
+    assert_eq!(heard, (0..300).map(|k| k.to_string()).collect::<Vec<_>>());
+    assert!(w.closed.is_empty());
 }
