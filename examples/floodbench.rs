@@ -89,8 +89,8 @@ fn connect(addr: SocketAddr, nick: &str, join: bool) -> (TcpStream, Client) {
     }
 }
 
-/// Reads and discards until `stop`; counts a close that came before it.
-fn drain(mut stream: TcpStream, stop: Arc<AtomicBool>, closed: Arc<AtomicU64>) {
+/// Reads and discards until `stop`; counts a close that came before it, and the bytes.
+fn drain(mut stream: TcpStream, stop: Arc<AtomicBool>, closed: Arc<AtomicU64>, bytes: &AtomicU64) {
     stream
         .set_read_timeout(Some(Duration::from_millis(100)))
         .ok();
@@ -98,7 +98,9 @@ fn drain(mut stream: TcpStream, stop: Arc<AtomicBool>, closed: Arc<AtomicU64>) {
     while !stop.load(Ordering::Relaxed) {
         match stream.read(&mut buf) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(n) => {
+                bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -115,12 +117,17 @@ fn drain(mut stream: TcpStream, stop: Arc<AtomicBool>, closed: Arc<AtomicU64>) {
 fn room(addr: SocketAddr, run: Duration) {
     let stop = Arc::new(AtomicBool::new(false));
     let closed = Arc::new(AtomicU64::new(0));
+    let flooders_closed = Arc::new(AtomicU64::new(0));
+    // Bytes the passive members received while the pair measured.
+    let received = Arc::new(AtomicU64::new(0));
     let mut threads = Vec::new();
     // Passive members: they read everything.
     for i in 0..MEMBERS - FLOODERS - 2 {
         let (stream, _) = connect(addr, &format!("m{i}"), true);
-        let (stop, closed) = (stop.clone(), closed.clone());
-        threads.push(thread::spawn(move || drain(stream, stop, closed)));
+        let (stop, closed, received) = (stop.clone(), closed.clone(), received.clone());
+        threads.push(thread::spawn(move || {
+            drain(stream, stop, closed, &received)
+        }));
     }
     let (a, a_client) = connect(addr, "healthy_a", true);
     let (b, b_client) = connect(addr, "healthy_b", true);
@@ -129,8 +136,10 @@ fn room(addr: SocketAddr, run: Duration) {
     for i in 0..FLOODERS {
         let (stream, _) = connect(addr, &format!("f{i}"), true);
         let mut writer = stream.try_clone().expect("clone");
-        let (stop2, closed2) = (stop.clone(), Arc::new(AtomicU64::new(0)));
-        threads.push(thread::spawn(move || drain(stream, stop2, closed2)));
+        let (stop2, closed2) = (stop.clone(), flooders_closed.clone());
+        threads.push(thread::spawn(move || {
+            drain(stream, stop2, closed2, &AtomicU64::new(0))
+        }));
         let (stop, sent) = (stop.clone(), sent.clone());
         threads.push(thread::spawn(move || {
             let mut batch = Vec::new();
@@ -157,7 +166,9 @@ fn room(addr: SocketAddr, run: Duration) {
             echo(b, b_client, &stop, &gone);
         }));
     }
+    let before = received.load(Ordering::Relaxed);
     let rtts = ping_pong(a, a_client, run, &healthy_closed);
+    let received = received.load(Ordering::Relaxed) - before;
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         let _ = t.join();
@@ -169,7 +180,10 @@ fn room(addr: SocketAddr, run: Duration) {
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
     let passive_closed = closed.load(Ordering::Relaxed);
+    let flooders_closed = flooders_closed.load(Ordering::Relaxed);
     let healthy = healthy_closed.load(Ordering::Relaxed);
+    // What each passive member received a second: the room's delivered rate.
+    let per_member = received as f64 / (MEMBERS - FLOODERS - 2) as f64 / run.as_secs_f64();
     println!(
         "round trips {} in {:.1} s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         rtts.len(),
@@ -179,11 +193,13 @@ fn room(addr: SocketAddr, run: Duration) {
         q(1.0)
     );
     println!(
-        "flood messages written {}; healthy members closed: passive {passive_closed}, pair {healthy}",
-        sent.load(Ordering::Relaxed)
+        "flood messages written {}; each passive member received {:.0} KB/s; closed: \
+         passive {passive_closed}, pair {healthy}, flooders {flooders_closed}",
+        sent.load(Ordering::Relaxed),
+        per_member / 1000.0
     );
     println!(
-        "{{\"mode\":\"room\",\"round_trips\":{},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},\"flood_sent\":{},\"passive_closed\":{passive_closed},\"pair_closed\":{healthy}}}",
+        "{{\"mode\":\"room\",\"round_trips\":{},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},\"flood_sent\":{},\"member_bytes_per_sec\":{per_member:.0},\"passive_closed\":{passive_closed},\"pair_closed\":{healthy},\"flooders_closed\":{flooders_closed}}}",
         rtts.len(),
         q(0.5),
         q(0.99),
@@ -292,7 +308,7 @@ fn pong(addr: SocketAddr, run: Duration, pid: &str) {
     let closed = Arc::new(AtomicU64::new(0));
     let reader = {
         let (stop, closed) = (stop.clone(), closed.clone());
-        thread::spawn(move || drain(stream, stop, closed))
+        thread::spawn(move || drain(stream, stop, closed, &AtomicU64::new(0)))
     };
     let written = Arc::new(AtomicU64::new(0));
     let writer = {

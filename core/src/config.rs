@@ -26,6 +26,14 @@ pub struct Config {
     pub max_outbound_bytes: usize,
     /// Largest batch of queued output handed out by one transmit, in bytes. Default 64 KiB.
     pub max_transmit_bytes: usize,
+    /// Output bytes past which a connection holds back whoever queues more for it: a
+    /// request that leaves a connection above this mark pauses its sender until that
+    /// connection drains to it (output pacing). Default 16 KiB; at `max_outbound_bytes` or
+    /// more, pacing is off.
+    pub outbound_high_water: usize,
+    /// Longest a connection above `outbound_high_water` holds senders back; past it they go
+    /// on and it is left to `max_outbound_bytes` until it drains. Default 2 s.
+    pub outbound_stall_timeout: Duration,
     /// Silence after which the server pings a connection. Default 30 s.
     pub ping_interval: Duration,
     /// Silence after which the server closes a connection. Default 90 s.
@@ -77,6 +85,8 @@ impl Default for Config {
             max_rooms_per_conn: 64,
             max_outbound_bytes: 1024 * 1024,
             max_transmit_bytes: 64 * 1024,
+            outbound_high_water: 16 * 1024,
+            outbound_stall_timeout: Duration::from_secs(2),
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
             hello_timeout: Duration::from_secs(10),
@@ -135,7 +145,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |field: &'static str, message: String| Err(ConfigError { field, message });
         // Reasons and topics may be limited to none at all; every other limit must allow one.
-        let nonzero: [(&'static str, u64); 10] = [
+        let nonzero: [(&'static str, u64); 11] = [
             ("max_frame_len", u64::from(self.max_frame_len)),
             ("max_nick_len", u64::from(self.max_nick_len)),
             ("max_room_len", u64::from(self.max_room_len)),
@@ -143,6 +153,7 @@ impl Config {
             ("max_rooms_per_conn", u64::from(self.max_rooms_per_conn)),
             ("max_outbound_bytes", self.max_outbound_bytes as u64),
             ("max_transmit_bytes", self.max_transmit_bytes as u64),
+            ("outbound_high_water", self.outbound_high_water as u64),
             ("max_inbound_bytes", self.max_inbound_bytes as u64),
             ("max_conns_per_ip", self.max_conns_per_ip as u64),
             ("max_conns", self.max_conns as u64),
@@ -158,6 +169,7 @@ impl Config {
             ("hello_timeout", self.hello_timeout),
             ("request_timeout", self.request_timeout),
             ("close_linger", self.close_linger),
+            ("outbound_stall_timeout", self.outbound_stall_timeout),
         ];
         for (field, value) in timers {
             if value.is_zero() {
@@ -265,6 +277,10 @@ mod tests {
         let cases: Vec<(&str, Spoil)> = vec![
             ("max_frame_len", |c| c.max_frame_len = 0),
             ("max_inbound_bytes", |c| c.max_inbound_bytes = 0),
+            ("outbound_high_water", |c| c.outbound_high_water = 0),
+            ("outbound_stall_timeout", |c| {
+                c.outbound_stall_timeout = Duration::ZERO
+            }),
             ("request_timeout", |c| c.request_timeout = Duration::ZERO),
             ("idle_timeout", |c| c.idle_timeout = c.ping_interval),
             ("msg_burst", |c| c.msg_burst = 0),

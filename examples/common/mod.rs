@@ -355,6 +355,11 @@ settings! {
     max_outbound_bytes: usize => max_outbound_bytes via positive;
     /// Largest batch written at once, in bytes
     max_transmit_bytes: usize => max_transmit_bytes via positive;
+    /// Unsent output past which a connection holds back whoever sends to it, in bytes;
+    /// at --max-outbound-bytes or more, output pacing is off
+    outbound_high_water: usize => outbound_high_water via positive;
+    /// Longest a connection above the high-water mark holds senders back, in milliseconds
+    outbound_stall_timeout_ms: u64 => outbound_stall_timeout via positive_millis;
     /// Silence before the server pings, in milliseconds
     ping_interval_ms: u64 => ping_interval via positive_millis;
     /// Silence before the server closes, in milliseconds

@@ -60,6 +60,7 @@ conformance!(
         keepalive_closes_silent_client,
         burst_is_delayed_not_dropped,
         flooder_is_paused_and_not_read,
+        flooders_are_paced_by_a_reader_that_lags,
         trickled_frame_is_closed,
         requests_before_a_half_close_are_answered,
         thousand_clients(crate::scenarios::THOUSAND_CLIENTS_FDS),

@@ -2,10 +2,10 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use switchboard::core::packet::client_type;
+use switchboard::core::packet::{client_type, ClientPacket, Packet};
 use switchboard::core::{ClientEvent, Config, ErrorCode, Member, RoomInfo};
 
 use crate::client::{frame, TestClient, WAIT};
@@ -518,6 +518,167 @@ pub fn flooder_is_paused_and_not_read(start: Start) {
         !flooder.is_closed(),
         "a flooder that reads is paused, not closed"
     );
+}
+
+pub fn flooders_are_paced_by_a_reader_that_lags(start: Start) {
+    // Flood control off; output pacing at its defaults, except that no stall ends a pause
+    // during the test.
+    let mut config = config();
+    config.outbound_stall_timeout = Duration::from_secs(600);
+    let server = start(config);
+    let mut slow = TestClient::in_room(server.addr, "slow", "r");
+    if slow.is_tls() {
+        // The flooders write from other threads, beside their TLS sessions.
+        eprintln!("skipped over TLS: raw writes from a second thread");
+        return;
+    }
+    const N: usize = 2500;
+    let text = |k: usize| format!("{k:04}{}", "x".repeat(3996));
+    let flooders: Vec<TestClient> = (0..2)
+        .map(|i| TestClient::in_room(server.addr, &format!("f{i}"), "r"))
+        .collect();
+    slow.sync();
+    // What the kernel can hold toward slow while it reads nothing: the server's send buffer
+    // (at most tcp_wmem's maximum) and slow's receive window, which does not grow while
+    // it does not read; 1 MiB covers the window, the high-water mark and the batch in hand.
+    let wmem_max: usize = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(4 << 20);
+    let bound = (wmem_max + (1 << 20)) / 4000;
+    assert!(
+        bound < N,
+        "tcp_wmem allows {wmem_max} bytes: the scenario needs more messages to tell"
+    );
+    let echoed = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let heard = std::thread::scope(|s| {
+        // The readers stop however this ends, a failed assertion included.
+        let _stop = StopOnDrop(&stop);
+        let mut readers = Vec::new();
+        for (i, mut flooder) in flooders.into_iter().enumerate() {
+            // Far more than the kernel's buffers toward slow hold: 10 MB from each.
+            let mut writer = flooder.stream();
+            let local = writer.local_addr().expect("local address");
+            // Not scoped: a writer blocked on a server that stopped reading ends when the
+            // server closes the socket at shutdown.
+            std::thread::spawn(move || {
+                for k in 0..N {
+                    let say = ClientPacket::Say {
+                        room: "r".into(),
+                        text: text(k),
+                    };
+                    if writer.write_all(&say.to_frame()).is_err() {
+                        return;
+                    }
+                }
+            });
+            // Each flooder reads everything it is sent: only slow lags.
+            let (stop, echoed) = (&stop, &echoed);
+            let nick = format!("f{i}");
+            let reader = s.spawn(move || {
+                let mut events = Vec::new();
+                let mut own = 0;
+                // Until its own N messages are back (or the scenario failed elsewhere).
+                while own < N && !stop.load(Ordering::SeqCst) && !flooder.is_closed() {
+                    let new = flooder.drain_for(Duration::from_millis(20));
+                    let n = new
+                        .iter()
+                        .filter(|e| matches!(e, ClientEvent::Message { from, .. } if *from == nick))
+                        .count();
+                    own += n;
+                    echoed.fetch_add(n, Ordering::SeqCst);
+                    events.extend(new);
+                }
+                (nick, flooder.is_closed(), events)
+            });
+            readers.push((local, reader));
+        }
+        // While slow reads nothing, the server stops reading both flooders: their receive
+        // queues on the server's side fill (as far as the window the kernel gave them
+        // allows: several frames).
+        let deadline = Instant::now() + 3 * WAIT;
+        for (local, _) in &readers {
+            loop {
+                let queued = server_rx_queue(server.addr, *local);
+                if queued.is_some_and(|q| q >= 16 * 1024) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the server kept reading a flooder whose messages slow has not read: \
+                     receive queue {queued:?} bytes"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        // Each message is queued for slow in the same request as its echo to its sender:
+        // while slow reads nothing, the flooders are held back once the kernel's buffers
+        // and slow's queue (up to the mark) are full, however long one watches.
+        let watch = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < watch {
+            let n = echoed.load(Ordering::SeqCst);
+            assert!(
+                n <= bound,
+                "{n} messages handled while slow read nothing: the kernel holds at most \
+                 {bound}; the flooders were not held back"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // slow reads: every message of each flooder reaches it, in order, and nobody is
+        // closed.
+        let mut from: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+        let deadline = Instant::now() + 6 * WAIT;
+        while from.iter().map(Vec::len).sum::<usize>() < 2 * N {
+            assert!(
+                !slow.is_closed(),
+                "slow was closed: {:?}",
+                slow.drain_for(WAIT)
+            );
+            assert!(
+                Instant::now() < deadline,
+                "slow heard {} and {} of {N} each",
+                from[0].len(),
+                from[1].len()
+            );
+            for e in slow.drain_for(Duration::from_millis(20)) {
+                if let ClientEvent::Message { from: f, text, .. } = e {
+                    let i = usize::from(f == "f1");
+                    from[i].push(text[..4].parse().expect("numbered"));
+                }
+            }
+        }
+        let want: Vec<usize> = (0..N).collect();
+        assert_eq!(from[0], want, "f0's messages at slow");
+        assert_eq!(from[1], want, "f1's messages at slow");
+        slow.sync();
+        readers
+            .into_iter()
+            .map(|(_, r)| r.join().expect("reader"))
+            .collect::<Vec<_>>()
+    });
+    for (nick, closed, events) in heard {
+        assert!(!closed, "{nick} was closed");
+        // Its own messages come back to it, all of them, in order.
+        let own: Vec<usize> = events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Message { from, text, .. } if *from == nick => text[..4].parse().ok(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(own, (0..N).collect::<Vec<_>>(), "{nick}'s own messages");
+    }
+    assert!(!slow.is_closed());
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 pub fn trickled_frame_is_closed(start: Start) {

@@ -187,6 +187,9 @@ impl Mix {
         } else {
             1024 * 1024
         };
+        // Output pacing is off: when a request is handled would depend on byte counts the
+        // model does not keep (core/tests/pacing.rs and the conformance tests check it).
+        config.outbound_high_water = config.max_outbound_bytes;
         config.max_transmit_bytes = if rng.chance(700) {
             64 * 1024
         } else {

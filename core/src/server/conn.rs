@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use crate::frame::FrameDecoder;
 use crate::rate::RateLimiter;
 use crate::server::irc::IrcSession;
+use crate::ConnId;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +96,26 @@ pub(crate) struct Conn {
     /// Output waiting for history store answers, counted in `queued`: one segment per op
     /// waited for, in op order, each released (after `out`) once its op is answered.
     pub held: VecDeque<(u64, VecDeque<Bytes>)>,
+    /// Output pacing (see `Server::hold_back` in mod.rs).
+    pub pacing: Pacing,
+}
+
+/// A connection's part in output pacing: whom it holds back and how many hold it back.
+#[derive(Debug, Default)]
+pub(crate) struct Pacing {
+    /// Connections this one's output held back, each once: released when this one drains
+    /// to the high-water mark, stalls or closes.
+    pub waiters: Vec<ConnId>,
+    /// How many connections hold this one back (the lists it sits in): it handles no
+    /// request and is not read while this is above 0.
+    pub blocked: u32,
+    /// Since when this one has held senders back without draining to the mark.
+    pub holding_since: Option<Instant>,
+    /// It held senders back for `outbound_stall_timeout`: it holds nobody back again until
+    /// it drains to the mark (meanwhile only `max_outbound_bytes` bounds it).
+    pub stalled: bool,
+    /// It sits in the list of connections the current request left above the mark.
+    pub touched: bool,
 }
 
 impl Conn {
@@ -125,6 +146,7 @@ impl Conn {
             requests: 0,
             timer: None,
             held: VecDeque::new(),
+            pacing: Pacing::default(),
         }
     }
 

@@ -145,6 +145,15 @@ struct Conns {
     /// Connections that overflowed their output limit during the current operation.
     overflowed: Vec<ConnId>,
     max_outbound: usize,
+    /// Output pacing's record of the current request.
+    touched: Touched,
+}
+
+/// The connections the current request left above the high-water mark, each once.
+#[derive(Debug)]
+struct Touched {
+    ids: Vec<ConnId>,
+    high_water: usize,
 }
 
 impl Conns {
@@ -167,6 +176,7 @@ impl Conns {
                 self.max_outbound,
                 &mut self.pending,
                 &mut self.overflowed,
+                &mut self.touched,
             );
         }
     }
@@ -189,12 +199,14 @@ impl Conns {
                 self.max_outbound,
                 &mut self.pending,
                 &mut self.overflowed,
+                &mut self.touched,
             );
         }
     }
 }
 
-/// Queues bytes on a connection, or marks it overflowed if they would pass `max_outbound`.
+/// Queues bytes on a connection, or marks it overflowed if they would pass `max_outbound`;
+/// notes it in `touched` if they leave it above the high-water mark.
 fn push(
     conn: &mut Conn,
     id: ConnId,
@@ -202,6 +214,7 @@ fn push(
     max_outbound: usize,
     pending: &mut VecDeque<ConnId>,
     overflowed: &mut Vec<ConnId>,
+    touched: &mut Touched,
 ) {
     if conn.phase == Phase::Closing {
         return;
@@ -213,6 +226,13 @@ fn push(
         return;
     }
     conn.queued += bytes.len();
+    if conn.queued + conn.in_flight > touched.high_water
+        && !conn.pacing.touched
+        && !conn.pacing.stalled
+    {
+        conn.pacing.touched = true;
+        touched.ids.push(id);
+    }
     if let Some((_, segment)) = conn.held.back_mut() {
         // Waiting for a history answer that must go out first (history.rs).
         segment.push_back(bytes);
@@ -325,6 +345,7 @@ impl Server {
     /// A server with the given limits (check them first with [`Config::validate`]).
     pub fn new(config: Config) -> Self {
         let max_outbound = config.max_outbound_bytes;
+        let high_water = config.outbound_high_water;
         Server {
             config,
             next_id: 1,
@@ -334,6 +355,10 @@ impl Server {
                 pending: VecDeque::new(),
                 overflowed: Vec::new(),
                 max_outbound,
+                touched: Touched {
+                    ids: Vec::new(),
+                    high_water,
+                },
             },
             registry: Registry::default(),
             closing: VecDeque::new(),
@@ -374,10 +399,11 @@ impl Server {
 
     /// How many bytes the adapter may read from a connection now and hand to
     /// [`Server::handle_input`]; 0 means do not read it until [`Server::poll_readable`]
-    /// names it. Never more than `max_inbound_bytes`.
+    /// names it. Never more than `max_inbound_bytes`; 0 while its inbound queue is full,
+    /// while its output is held back by output pacing, and once it is closing.
     pub fn read_budget(&self, id: ConnId) -> usize {
         match self.conns.get(&id) {
-            Some(c) if c.phase != Phase::Closing && !c.eof => {
+            Some(c) if c.phase != Phase::Closing && !c.eof && c.pacing.blocked == 0 => {
                 self.config.max_inbound_bytes.saturating_sub(c.inbox.len())
             }
             _ => 0,
@@ -459,19 +485,28 @@ impl Server {
                 reason: "connection lost".into(),
             });
         }
+        self.release_waiters(id);
         self.conns.map.remove(&id);
         self.peers.release(id);
         self.close_overflowed();
     }
 
-    /// Reports that `bytes` of handed-out output reached the socket.
+    /// Reports that `bytes` of handed-out output reached the socket. A connection that
+    /// drains to `outbound_high_water` releases the senders it held back.
     pub fn handle_written(&mut self, id: ConnId, bytes: usize) {
+        let high_water = self.conns.touched.high_water;
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
         conn.in_flight = conn.in_flight.saturating_sub(bytes);
         if conn.phase == Phase::Closing && conn.queued == 0 && conn.in_flight == 0 {
             self.finish(id);
+        } else if conn.queued + conn.in_flight <= high_water
+            && (conn.pacing.stalled || conn.pacing.holding_since.is_some())
+        {
+            conn.pacing.stalled = false;
+            conn.pacing.holding_since = None;
+            self.release_waiters(id);
         }
     }
 
@@ -515,6 +550,19 @@ impl Server {
             }
             return;
         }
+        if !conn.pacing.waiters.is_empty()
+            && !conn.pacing.stalled
+            && conn.pacing.holding_since.is_some_and(|t| {
+                now.saturating_duration_since(t) >= self.config.outbound_stall_timeout
+            })
+        {
+            // It held its senders back too long: they go on without it.
+            conn.pacing.stalled = true;
+            self.release_waiters(id);
+        }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
         // Requests waiting for the rate were received before any deadline now due.
         if !conn.inbox.is_empty() {
             self.pump(id, &[], now);
@@ -592,7 +640,7 @@ impl Server {
             let Some(conn) = self.conns.get_mut(&id) else {
                 return;
             };
-            if conn.phase == Phase::Closing || input.is_empty() {
+            if conn.phase == Phase::Closing || input.is_empty() || conn.pacing.blocked > 0 {
                 break;
             }
             if !conn.limiter.ready(now, rate, burst) {
@@ -600,12 +648,15 @@ impl Server {
                 self.planted_drop(id, &mut input);
                 break;
             }
-            let handled = if conn.proto.is_irc() {
+            let irc = conn.proto.is_irc();
+            self.clear_touched();
+            let handled = if irc {
                 self.irc_step(id, &mut input, now)
             } else {
                 self.native_step(id, &mut input, now)
             };
             self.close_overflowed();
+            self.hold_back(id, now);
             if !handled {
                 // The rest was a partial frame or line, now held by the decoder.
                 break;
@@ -911,6 +962,7 @@ impl Server {
     /// Puts the connection's earliest deadline in the heap if it is earlier than its entry.
     fn schedule(&mut self, id: ConnId) {
         let c = &self.config;
+        let now = self.now;
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -920,14 +972,23 @@ impl Server {
             Phase::Ready if conn.ping_sent => Some(conn.last_rx + c.idle_timeout),
             Phase::Ready => Some(conn.last_rx + c.ping_interval),
         };
-        let wake = if conn.phase != Phase::Closing && !conn.inbox.is_empty() {
-            conn.limiter.wake_at(c.msg_rate, c.msg_burst)
-        } else {
-            None
+        // Waiting requests are handled once the rate allows, unless output pacing holds
+        // them (its release schedules again); with no rate, at once.
+        let wake =
+            if conn.phase != Phase::Closing && !conn.inbox.is_empty() && conn.pacing.blocked == 0 {
+                conn.limiter.wake_at(c.msg_rate, c.msg_burst).or(now)
+            } else {
+                None
+            };
+        let stall = match &conn.pacing {
+            p if !p.waiters.is_empty() && !p.stalled => {
+                p.holding_since.map(|t| t + c.outbound_stall_timeout)
+            }
+            _ => None,
         };
         let partial = conn.partial_since.map(|t| t + c.request_timeout);
         let linger = conn.close_at.filter(|_| !conn.finished);
-        let Some(deadline) = [keepalive, wake, partial, linger]
+        let Some(deadline) = [keepalive, wake, stall, partial, linger]
             .into_iter()
             .flatten()
             .min()
@@ -959,6 +1020,86 @@ impl Server {
                 continue;
             }
             self.conns.deliver(member, fan);
+        }
+    }
+
+    /// Forgets which connections the previous operation left above the high-water mark.
+    fn clear_touched(&mut self) {
+        let Touched { ids, .. } = &mut self.conns.touched;
+        for id in ids.drain(..) {
+            if let Some(c) = self.conns.map.get_mut(&id) {
+                c.pacing.touched = false;
+            }
+        }
+    }
+
+    /// Output pacing, after each request of `sender`: every connection the request left
+    /// above `outbound_high_water` (the sender included, and not stalled or closing) holds
+    /// the sender back. A held-back sender handles no further request and is not read
+    /// until each of them has drained to the mark, stalled (held senders back for
+    /// `outbound_stall_timeout`) or closed. So a sender fills others' queues no faster
+    /// than they drain, and no pause lasts longer than the stall timeout.
+    fn hold_back(&mut self, sender: ConnId, now: Instant) {
+        let mut ids = std::mem::take(&mut self.conns.touched.ids);
+        let high_water = self.conns.touched.high_water;
+        let sender_open = self
+            .conns
+            .get(&sender)
+            .is_some_and(|c| c.phase != Phase::Closing);
+        let mut holders = 0;
+        for id in ids.drain(..) {
+            let Some(c) = self.conns.map.get_mut(&id) else {
+                continue;
+            };
+            c.pacing.touched = false;
+            if !sender_open
+                || c.phase == Phase::Closing
+                || c.pacing.stalled
+                || c.queued + c.in_flight <= high_water
+            {
+                continue;
+            }
+            c.pacing.waiters.push(sender);
+            holders += 1;
+            if c.pacing.holding_since.is_none() {
+                c.pacing.holding_since = Some(now);
+                // Its stall deadline.
+                self.schedule(id);
+            }
+        }
+        self.conns.touched.ids = ids;
+        if let Some(c) = self.conns.get_mut(&sender) {
+            c.pacing.blocked += holders;
+        }
+    }
+
+    /// Lets go of every sender `id` held back; those held by nobody else go on: their
+    /// waiting requests are handled (at the timer) and they may be read again.
+    fn release_waiters(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.pacing.waiters.is_empty() {
+            return;
+        }
+        for sender in std::mem::take(&mut conn.pacing.waiters) {
+            let Some(s) = self.conns.get_mut(&sender) else {
+                continue;
+            };
+            s.pacing.blocked = s.pacing.blocked.saturating_sub(1);
+            if s.pacing.blocked > 0 || s.phase == Phase::Closing {
+                continue;
+            }
+            if !s.inbox.is_empty() {
+                self.schedule(sender);
+            }
+            if self.read_budget(sender) > 0 {
+                if let Some(s) = self.conns.get_mut(&sender) {
+                    if std::mem::take(&mut s.paused) {
+                        self.readable.push_back(sender);
+                    }
+                }
+            }
         }
     }
 
@@ -997,6 +1138,7 @@ impl Server {
         };
         conn.phase = Phase::Closing;
         conn.timer = None;
+        conn.pacing.holding_since = None;
         // Nothing more is read: what waits unread is dropped with the connection.
         conn.inbox = BytesMut::new();
         conn.partial_since = None;
@@ -1021,6 +1163,8 @@ impl Server {
             conn: id,
             mode: CloseMode::Flush,
         });
+        // Nothing more is queued for it: it holds nobody back.
+        self.release_waiters(id);
         self.schedule(id);
         self.events.push_back(Event::Closed {
             conn: id,
@@ -1112,3 +1256,6 @@ mod tests_irc;
 mod tests_chathistory;
 #[cfg(test)]
 mod tests_history;
+
+#[cfg(test)]
+mod tests_pacing;

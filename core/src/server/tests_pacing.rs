@@ -1,0 +1,379 @@
+//! Unit tests of output pacing: a sender is held back while the output it caused sits above
+//! the high-water mark at its recipients, and no longer than the stall timeout.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::client::{Client, ClientEvent};
+
+/// A server and clients whose output the test writes when it chooses.
+struct World {
+    server: Server,
+    now: Instant,
+    clients: Vec<(ConnId, Client)>,
+    /// Output taken from the server and not yet written, per connection.
+    out: HashMap<ConnId, Vec<u8>>,
+    /// Client bytes the server has not read yet.
+    wire: HashMap<ConnId, Vec<u8>>,
+    /// Connections the server closed (Flush), in order.
+    closed: Vec<ConnId>,
+}
+
+const HIGH: usize = 2048;
+const STALL: Duration = Duration::from_millis(500);
+
+fn config() -> Config {
+    Config {
+        msg_rate: 0,
+        outbound_high_water: HIGH,
+        outbound_stall_timeout: STALL,
+        max_outbound_bytes: 64 * 1024,
+        ..Config::default()
+    }
+}
+
+impl World {
+    fn new(config: Config) -> Self {
+        World {
+            server: Server::new(config),
+            now: crate::test_clock::start(),
+            clients: Vec::new(),
+            out: HashMap::new(),
+            wire: HashMap::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    /// A signed-in client in room `r`, everything it was sent read.
+    fn member(&mut self, nick: &str) -> usize {
+        let id = self.server.open(self.now);
+        let mut client = Client::new(nick);
+        client.set_paced(false);
+        client.join("r");
+        self.clients.push((id, client));
+        let i = self.clients.len() - 1;
+        self.settle_all();
+        self.events(i);
+        i
+    }
+
+    fn id(&self, i: usize) -> ConnId {
+        self.clients[i].0
+    }
+
+    fn events(&mut self, i: usize) -> Vec<ClientEvent> {
+        std::iter::from_fn(|| self.clients[i].1.poll_event()).collect()
+    }
+
+    /// Texts of the room messages client `i` heard, in order.
+    fn said(&mut self, i: usize) -> Vec<String> {
+        self.events(i)
+            .into_iter()
+            .filter_map(|e| match e {
+                ClientEvent::Message { text, .. } => Some(text),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Queues `n` room messages from client `i`, numbered from `from`.
+    fn say(&mut self, i: usize, from: usize, n: usize) {
+        for k in from..from + n {
+            self.clients[i].1.say("r", &k.to_string());
+        }
+    }
+
+    /// The adapter's read of client `i`: what the client wrote, up to the read budget.
+    fn read(&mut self, i: usize) -> usize {
+        let id = self.id(i);
+        let wire = self.wire.entry(id).or_default();
+        if let Some(bytes) = self.clients[i].1.poll_transmit() {
+            wire.extend_from_slice(&bytes);
+        }
+        let n = wire.len().min(self.server.read_budget(id));
+        if n > 0 {
+            self.server.handle_input(id, &wire[..n], self.now);
+            wire.drain(..n);
+        }
+        self.take();
+        n
+    }
+
+    /// Takes every transmit and close the server has.
+    fn take(&mut self) {
+        while let Some(t) = self.server.poll_transmit() {
+            self.out
+                .entry(t.conn)
+                .or_default()
+                .extend_from_slice(&t.data);
+        }
+        while let Some(c) = self.server.poll_close() {
+            match c.mode {
+                CloseMode::Flush => self.closed.push(c.conn),
+                CloseMode::Now => self.server.handle_close(c.conn, self.now),
+            }
+        }
+    }
+
+    /// The adapter writes client `i`'s output, all of it; returns how many bytes.
+    fn write(&mut self, i: usize) -> usize {
+        self.take();
+        let id = self.id(i);
+        let data = std::mem::take(self.out.entry(id).or_default());
+        if !data.is_empty() {
+            self.server.handle_written(id, data.len());
+            self.clients[i]
+                .1
+                .handle_input(&data, self.now)
+                .expect("a good frame");
+        }
+        self.take();
+        data.len()
+    }
+
+    /// Reads and writes everyone, and runs due timers, until nothing moves.
+    fn settle_all(&mut self) {
+        loop {
+            let mut moved = 0;
+            for i in 0..self.clients.len() {
+                moved += self.read(i) + self.write(i);
+            }
+            if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.server.handle_timeout(self.now);
+                moved += 1;
+            }
+            if moved == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Runs the timer if it is due, as an adapter does.
+    fn timer(&mut self) {
+        if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.server.handle_timeout(self.now);
+        }
+        self.take();
+    }
+}
+
+#[test]
+fn a_flooder_is_paced_by_a_slow_reader_and_nothing_is_lost() {
+    let mut w = World::new(config());
+    let flooder = w.member("flooder");
+    let slow = w.member("slow");
+    let slow_id = w.id(slow);
+    let flooder_id = w.id(flooder);
+    w.say(flooder, 0, 500);
+    w.read(flooder);
+    w.write(flooder);
+    // Slow has not written anything: the flooder handled requests only until slow's
+    // queue passed the mark, then stopped, and it is not read.
+    let frame = w.server.outbound_bytes(slow_id);
+    assert!(frame > HIGH, "{frame}");
+    assert!(
+        frame < HIGH + 100,
+        "{frame} queued: more than one message past the mark"
+    );
+    assert_eq!(w.server.read_budget(flooder_id), 0);
+    assert!(w.server.poll_readable().is_none());
+    let first = w.said(flooder).len();
+    assert!(first > 0 && first < 100, "{first}");
+    // Each time slow reads, the flooder goes on, until all 500 are through, in order.
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds < 10_000, "never finished");
+        let wrote = w.write(slow);
+        w.timer();
+        let readable: Vec<ConnId> = std::iter::from_fn(|| w.server.poll_readable()).collect();
+        let read = w.read(flooder);
+        w.write(flooder);
+        if wrote == 0 && read == 0 {
+            assert!(readable.is_empty() || readable == vec![flooder_id]);
+            break;
+        }
+        assert!(w.server.outbound_bytes(slow_id) < HIGH + 100);
+    }
+    // Each round lets through about the mark's worth of messages to slow.
+    assert!(rounds > 5, "paced in {rounds} rounds only");
+    let want: Vec<String> = (0..500).map(|k| k.to_string()).collect();
+    let mut heard = w.said(flooder);
+    heard.splice(0..0, (0..first).map(|k| k.to_string()));
+    assert_eq!(heard, want);
+    assert_eq!(w.said(slow), want);
+    assert!(w.closed.is_empty(), "closed: {:?}", w.closed);
+}
+
+#[test]
+fn a_stuck_reader_holds_senders_back_no_longer_than_the_stall_timeout() {
+    let mut w = World::new(config());
+    let flooder = w.member("flooder");
+    let stuck = w.member("stuck");
+    let flooder_id = w.id(flooder);
+    let stuck_id = w.id(stuck);
+    w.say(flooder, 0, 3000);
+    w.read(flooder);
+    w.write(flooder);
+    assert_eq!(w.server.read_budget(flooder_id), 0);
+    // Just short of the stall timeout the flooder is still held.
+    w.now += STALL - Duration::from_millis(1);
+    w.timer();
+    assert_eq!(w.server.read_budget(flooder_id), 0);
+    w.now += Duration::from_millis(1);
+    w.timer();
+    assert_eq!(w.server.poll_readable(), Some(flooder_id));
+    // From now on stuck holds nobody back: the flooder goes on until stuck's queue passes
+    // max_outbound_bytes and stuck is closed as a slow consumer.
+    for _ in 0..1000 {
+        w.timer();
+        if w.read(flooder) == 0 && w.write(flooder) == 0 {
+            break;
+        }
+        w.write(flooder);
+    }
+    assert_eq!(w.closed, vec![stuck_id]);
+    let heard = w.said(flooder);
+    assert_eq!(heard.len(), 3000, "the flooder's requests were all handled");
+    assert!(heard
+        .iter()
+        .enumerate()
+        .all(|(k, text)| *text == k.to_string()));
+}
+
+#[test]
+fn a_reader_that_drains_holds_back_again() {
+    let mut w = World::new(config());
+    let flooder = w.member("flooder");
+    let slow = w.member("slow");
+    let flooder_id = w.id(flooder);
+    w.say(flooder, 0, 300);
+    w.read(flooder);
+    w.write(flooder);
+    // Slow stalls once...
+    w.now += STALL;
+    w.timer();
+    assert!(w.server.read_budget(flooder_id) > 0);
+    w.read(flooder);
+    w.write(flooder);
+    // ...then reads everything: it may hold senders back again.
+    w.write(slow);
+    w.say(flooder, 300, 300);
+    w.read(flooder);
+    w.write(flooder);
+    assert_eq!(w.server.read_budget(flooder_id), 0);
+    w.write(slow);
+    assert_eq!(w.server.poll_readable(), Some(flooder_id));
+}
+
+#[test]
+fn closing_the_holder_releases_its_senders_at_once() {
+    let mut w = World::new(config());
+    let flooder = w.member("flooder");
+    let slow = w.member("slow");
+    let flooder_id = w.id(flooder);
+    w.say(flooder, 0, 300);
+    w.read(flooder);
+    w.write(flooder);
+    assert_eq!(w.server.read_budget(flooder_id), 0);
+    // The transport of slow goes away.
+    let slow_id = w.id(slow);
+    w.server.handle_close(slow_id, w.now);
+    assert_eq!(w.server.poll_readable(), Some(flooder_id));
+    // The waiting requests are handled at the timer, due now.
+    assert!(w.server.poll_timeout().is_some_and(|t| t <= w.now));
+    w.settle_all();
+    let heard = w.said(flooder);
+    assert_eq!(heard.len(), 300);
+}
+
+#[test]
+fn a_client_that_does_not_read_its_own_answers_is_paused_not_closed() {
+    let mut w = World::new(config());
+    let pinger = w.member("pinger");
+    let id = w.id(pinger);
+    for token in 0..2000 {
+        w.clients[pinger].1.ping(token);
+    }
+    w.read(pinger);
+    // Its own pongs are above the mark: it handles nothing more until it reads them.
+    assert_eq!(w.server.read_budget(id), 0);
+    let queued = w.server.outbound_bytes(id);
+    assert!(queued > HIGH && queued < HIGH + 20, "{queued}");
+    let mut tokens = Vec::new();
+    for _ in 0..1000 {
+        w.write(pinger);
+        w.timer();
+        w.read(pinger);
+        tokens.extend(w.events(pinger).into_iter().filter_map(|e| match e {
+            ClientEvent::Pong { token } => Some(token),
+            _ => None,
+        }));
+        if tokens.len() == 2000 {
+            break;
+        }
+    }
+    assert_eq!(tokens, (0..2000).collect::<Vec<u64>>());
+    assert!(w.closed.is_empty());
+}
+
+#[test]
+fn pacing_is_off_when_the_mark_is_at_the_outbound_limit() {
+    let mut w = World::new(Config {
+        outbound_high_water: 64 * 1024,
+        ..config()
+    });
+    let flooder = w.member("flooder");
+    let stuck = w.member("stuck");
+    let stuck_id = w.id(stuck);
+    w.say(flooder, 0, 3000);
+    for _ in 0..100 {
+        w.read(flooder);
+        w.write(flooder);
+    }
+    // Nothing held the flooder back: stuck was closed by the outbound limit alone.
+    assert_eq!(w.closed, vec![stuck_id]);
+    assert_eq!(w.said(flooder).len(), 3000);
+}
+
+#[test]
+fn an_irc_flooder_is_paced_like_a_native_one() {
+    let mut w = World::new(config());
+    let slow = w.member("slow");
+    let slow_id = w.id(slow);
+    let irc = w.server.open(w.now);
+    // Its own output (numerics) is written at once: only slow lags.
+    let written = |w: &mut World| {
+        w.take();
+        let data = std::mem::take(w.out.entry(irc).or_default());
+        if !data.is_empty() {
+            w.server.handle_written(irc, data.len());
+        }
+        w.take();
+    };
+    let mut lines = String::from("NICK ircer\r\nUSER ircer 0 * :I\r\nJOIN #r\r\n");
+    for k in 0..300 {
+        lines += &format!("PRIVMSG #r :{k}\r\n");
+    }
+    let mut wire = lines.into_bytes();
+    let mut heard = Vec::new();
+    for _ in 0..10_000 {
+        let n = wire.len().min(w.server.read_budget(irc));
+        if n > 0 {
+            w.server.handle_input(irc, &wire[..n], w.now);
+            wire.drain(..n);
+        }
+        written(&mut w);
+        assert!(w.server.outbound_bytes(slow_id) < HIGH + 100);
+        w.write(slow);
+        w.timer();
+        written(&mut w);
+        heard.extend(w.said(slow));
+        if heard.len() == 300 {
+            break;
+        }
+    }
+    assert_eq!(heard, (0..300).map(|k| k.to_string()).collect::<Vec<_>>());
+    assert!(w.closed.is_empty());
+}
