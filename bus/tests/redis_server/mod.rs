@@ -151,6 +151,52 @@ impl RedisServer {
         stream.read_exact(&mut answer).is_ok() && &answer == b"+PONG\r\n"
     }
 
+    /// Connections it has now, this one's own excepted (0 if it does not answer).
+    pub fn clients(&self) -> usize {
+        let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return 0;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reader = std::io::BufReader::new(&stream);
+        if (&stream).write_all(b"CLIENT LIST\r\n").is_err() {
+            return 0;
+        }
+        let mut header = String::new();
+        if std::io::BufRead::read_line(&mut reader, &mut header).is_err() {
+            return 0;
+        }
+        let Some(len) = header
+            .trim()
+            .strip_prefix('$')
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            return 0;
+        };
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).is_err() {
+            return 0;
+        }
+        body.split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .count()
+            .saturating_sub(1)
+    }
+
+    /// Waits until it has at least `n` connections besides the caller's; fails after
+    /// `limit`.
+    pub fn expect_clients(&self, n: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.clients() < n {
+            assert!(
+                Instant::now() < deadline,
+                "redis has {} connections, not {n}, after {limit:?}",
+                self.clients()
+            );
+            // Connections have no notification to wait on; bounded by `limit`.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills it with SIGKILL (no goodbye to its clients) and waits for it to end.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
