@@ -140,6 +140,7 @@ impl Worker {
             con: None,
             session: 0,
             claims: HashMap::new(),
+            earliest: None,
             backoff: MIN_BACKOFF,
             retry_at: Instant::now(),
             outage: false,
@@ -234,6 +235,9 @@ struct Commands {
     /// Counts connections; the subscriber's messages carry it.
     session: u64,
     claims: HashMap<String, Claim>,
+    /// No claim is due for renewal before this (so the claims are not scanned on every
+    /// batch); `None` without claims.
+    earliest: Option<Instant>,
     backoff: Duration,
     /// When to try connecting again, while down.
     retry_at: Instant,
@@ -316,11 +320,7 @@ impl Commands {
             None => self.retry_at,
             Some(_) => {
                 let ping = self.last_io + PING_EVERY;
-                self.claims
-                    .values()
-                    .map(|c| c.renew_at)
-                    .min()
-                    .map_or(ping, |renew| renew.min(ping))
+                self.earliest.map_or(ping, |renew| renew.min(ping))
             }
         };
         at.saturating_duration_since(now)
@@ -387,6 +387,7 @@ impl Commands {
     fn down(&mut self, why: &str) {
         self.con = None;
         self.claims.clear();
+        self.earliest = None;
         let _ = self.sub.send(Req::Disconnect);
         self.emit.down();
         if !self.outage {
@@ -567,6 +568,7 @@ impl Commands {
                         renew_at: Instant::now(),
                     };
                     let renew_at = Instant::now() + claim.every();
+                    self.earliest = Some(self.earliest.map_or(renew_at, |e| e.min(renew_at)));
                     self.claims.insert(key, Claim { renew_at, ..claim });
                 }
                 self.emit.event(BusEvent::Claimed { id, ok });
@@ -609,6 +611,9 @@ impl Commands {
     /// keys that are no longer this node's.
     fn renew_due(&mut self) {
         let now = Instant::now();
+        if self.earliest.is_none_or(|at| at > now) {
+            return;
+        }
         let mut due: Vec<String> = self
             .claims
             .iter()
@@ -616,6 +621,8 @@ impl Commands {
             .map(|(k, _)| k.clone())
             .collect();
         if due.is_empty() {
+            // The claim that was due has been released.
+            self.earliest = self.claims.values().map(|c| c.renew_at).min();
             return;
         }
         due.sort();
@@ -625,6 +632,7 @@ impl Commands {
                 return;
             }
         }
+        self.earliest = self.claims.values().map(|c| c.renew_at).min();
     }
 
     fn renew_chunk(&mut self, keys: &[String]) -> Result<(), String> {
