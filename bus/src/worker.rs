@@ -575,8 +575,11 @@ impl Commands {
             }
             Sent::Release { key, owner } => {
                 // Not renewed from now on, whatever Redis answers (removed here, in reply
-                // order, so a claim earlier in the same pipeline cannot undo it).
-                self.claims.remove(&key);
+                // order, so a claim earlier in the same pipeline cannot undo it). A release
+                // for another owner (a dead node's key, say) leaves this node's claim be.
+                if self.claims.get(&key).is_some_and(|c| c.owner == owner) {
+                    self.claims.remove(&key);
+                }
                 if !matches!(reply, Value::Int(_)) {
                     log::warn!("redis answered the release of {key} by {owner} with {reply:?}");
                 }

@@ -232,6 +232,25 @@ fn leases_are_renewed_while_the_owner_lives() {
         std::thread::sleep(Duration::from_millis(50));
     }
     a.quiet();
+    // A release naming another owner (a dead node's, say) neither deletes the key nor
+    // stops its renewal.
+    a.op(BusOp::Release {
+        key: "sb:nick:ann".into(),
+        owner: "dead".into(),
+    });
+    let until = Instant::now() + Duration::from_millis(700);
+    while Instant::now() < until {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg("sb:nick:ann")
+            .query(&mut con)
+            .expect("PTTL");
+        assert!(
+            ttl > 0,
+            "the lease lapsed after a release by another owner (PTTL {ttl})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.quiet();
     // Released, it is no longer renewed: it is gone at once and stays gone.
     a.op(BusOp::Release {
         key: "sb:nick:ann".into(),
