@@ -67,6 +67,10 @@ struct Pending {
     again: bool,
 }
 
+/// A snapshot under way: users not yet re-announced, and each user's rooms not yet
+/// re-joined.
+type Stale = (BTreeSet<u64>, BTreeMap<u64, Vec<String>>);
+
 /// What this node knows of another.
 #[derive(Debug)]
 struct Node {
@@ -80,7 +84,7 @@ struct Node {
     /// Its users by their id on that node.
     users: BTreeMap<u64, ConnId>,
     /// During a snapshot: users not yet re-announced, and rooms not yet re-joined.
-    stale: Option<(BTreeSet<u64>, BTreeMap<u64, Vec<String>>)>,
+    stale: Option<Stale>,
 }
 
 /// The cluster state of one node.

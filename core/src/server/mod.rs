@@ -1086,3 +1086,6 @@ mod tests_irc;
 
 #[cfg(test)]
 mod tests_history;
+
+#[cfg(test)]
+mod tests_cluster;
