@@ -95,6 +95,8 @@ pub(crate) struct Conn {
     /// Output waiting for history store answers, counted in `queued`: one segment per op
     /// waited for, in op order, each released (after `out`) once its op is answered.
     pub held: VecDeque<(u64, VecDeque<Bytes>)>,
+    /// A user of another cluster node (cluster.rs): no socket, nothing is queued for it.
+    pub remote: bool,
 }
 
 impl Conn {
@@ -125,6 +127,7 @@ impl Conn {
             requests: 0,
             timer: None,
             held: VecDeque::new(),
+            remote: false,
         }
     }
 

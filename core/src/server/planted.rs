@@ -19,6 +19,10 @@ pub enum PlantedBug {
     DropRateLimited,
     /// A history replay leaves out the newest stored message it loaded.
     ReplaySkipsNewest,
+    /// A room message from another cluster node is relayed to local members twice.
+    DuplicateRemoteMessage,
+    /// A dead cluster node's nick keys are never released.
+    KeepDeadNicks,
 }
 
 use super::conn::{Phase, Proto};
