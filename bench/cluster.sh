@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The cluster's cost (issue 15), in one run: one room of 100 clients (10 senders, 64-byte
 # messages) on one plain server, on one cluster node, and split over two cluster nodes
-# (clients alternate between them); fan-out deliveries/s and latency at a fixed rate. Starts
+# (clients alternate between them): columns single, cluster-1 and cluster-2; fan-out deliveries/s and latency at a fixed rate. Starts
 # its own redis-server (Debian's) on a free loopback port. Each figure is the median of RUNS
 # runs (default 3). Prints one table; raw JSON lines go to bench/results/cluster.jsonl.
 #
@@ -81,12 +81,12 @@ loadgen() { # setup label args...
 }
 
 m=$((DELIVERIES / 1000))
-for setup in "1 node" "1 cluster node" "2 cluster nodes"; do
+for setup in single cluster-1 cluster-2; do
   echo "== $RT, $setup" >&2
   case $setup in
-    "1 node") start_node ;;
-    "1 cluster node") start_node --cluster "$redis" --node-name n1 ;;
-    "2 cluster nodes")
+    single) start_node ;;
+    cluster-1) start_node --cluster "$redis" --node-name n1 ;;
+    cluster-2)
       start_node --cluster "$redis" --node-name n1
       start_node --cluster "$redis" --node-name n2
       ;;
