@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The cluster's cost (issue 15), in one run: one room of 100 clients (10 senders, 64-byte
-# messages) on one plain server, on one cluster node, and split over two cluster nodes
-# (clients alternate between them): columns single, cluster-1 and cluster-2; fan-out deliveries/s and latency at a fixed rate. Starts
-# its own redis-server (Debian's) on a free loopback port. Each figure is the median of RUNS
-# runs (default 3). Prints one table; raw JSON lines go to bench/results/cluster.jsonl.
+# messages) on one plain server (column `single`), on one cluster node (`cluster-1`), and
+# split over two cluster nodes (`cluster-2`, clients alternating between them); fan-out
+# deliveries/s and latency at a fixed rate. Starts its own redis-server (Debian's) on a free
+# loopback port. Each figure is the median of RUNS runs (default 3). Prints one table; raw
+# JSON lines go to bench/results/cluster.jsonl.
 #
 #   bench/cluster.sh               # smol; RUNTIME=std or RUNTIME=async-std for the others
 #   QUICK=1 bench/cluster.sh       # one short run: a smoke test of the script
