@@ -367,6 +367,9 @@ impl Server {
                     &format!("nick `{nick}` was taken on another node while this one was cut off"),
                     "nick taken on another node",
                 );
+                // Other nodes may have dropped the winner's entry for ours: everyone
+                // sends its state again.
+                self.publish_snapshot(true);
             }
             return;
         }
@@ -391,6 +394,14 @@ impl Server {
         let Some(replay) = self.cluster.as_mut().and_then(|c| c.parked.remove(&conn)) else {
             return;
         };
+        if self
+            .conns
+            .get(&conn)
+            .is_none_or(|c| c.phase == Phase::Closing)
+        {
+            // Closed while it waited: nothing to replay (an unused grant is released).
+            return;
+        }
         match replay {
             Replay::Native(seq, packet) => self.native_packet(conn, seq, packet, now),
             Replay::IrcRegister => self.irc_try_register(conn),
@@ -817,6 +828,7 @@ impl Server {
             }
             return;
         }
+        self.evict_stale(&nick);
         let id = ConnId(self.next_id);
         if self.registry.claim_nick(&nick, id).is_err() {
             if let Some(c) = self.cluster.as_mut() {
@@ -841,9 +853,36 @@ impl Server {
         }
     }
 
+    /// A remote user now holds `nick` (its node claimed the key, and the bus orders that
+    /// after any release): a remote entry still holding it is stale (its Quit or its
+    /// node's death was missed while this node was cut off), so it goes. A local holder
+    /// stays: the two are sorted out when this node re-claims its nicks.
+    fn evict_stale(&mut self, nick: &str) {
+        let Some(holder) = self.registry.find_nick(nick) else {
+            return;
+        };
+        if self.conns.get(&holder).is_none_or(|c| !c.remote) {
+            return;
+        }
+        let found = self.cluster.as_ref().and_then(|c| {
+            c.nodes.iter().find_map(|(name, n)| {
+                n.users
+                    .iter()
+                    .find(|(_, g)| **g == holder)
+                    .map(|(u, _)| (name.clone(), *u))
+            })
+        });
+        if let Some((node, user)) = found {
+            self.remove_ghost(&node, user, holder, "left while the cluster was apart");
+        }
+    }
+
     fn remote_nick(&mut self, g: ConnId, nick: &str) {
         let old = self.nick(g);
         if fold(&old) != fold(nick) {
+            if self.registry.find_nick(nick).is_some_and(|h| h != g) {
+                self.evict_stale(nick);
+            }
             if self.registry.claim_nick(nick, g).is_err() {
                 if let Some(c) = self.cluster.as_mut() {
                     c.stats.conflicts += 1;
