@@ -107,8 +107,12 @@ pub(super) struct Cluster {
     grants: HashMap<ConnId, (String, bool)>,
     /// Nick keys this node holds, with the local user holding each.
     held: BTreeMap<String, ConnId>,
+    /// Keys let go while the bus was down, to release once it is back.
+    unreleased: BTreeSet<String>,
     nodes: BTreeMap<String, Node>,
     next_beat: Option<Instant>,
+    /// When to claim every local nick again after hearing ourselves declared dead.
+    reclaim_at: Option<Instant>,
     /// Remote users in `conns`.
     pub(super) ghosts: usize,
     stats: ClusterStats,
@@ -140,12 +144,27 @@ impl Cluster {
         );
     }
 
+    /// Claims every key held for a local user again (after `Up`, or being declared dead).
+    fn reclaim_all(&mut self) {
+        let held: Vec<(String, ConnId)> = self.held.iter().map(|(k, c)| (k.clone(), *c)).collect();
+        let skip = self.opts.prefix.len() + "nick:".len();
+        for (key, conn) in held {
+            self.claim(conn, key[skip..].to_owned(), true);
+        }
+    }
+
     fn release(&mut self, key: String) {
-        if self.held.remove(&key).is_some() && self.up {
+        if self.held.remove(&key).is_none() {
+            return;
+        }
+        if self.up {
             self.ops.push_back(BusOp::Release {
                 key,
                 owner: self.owner.clone(),
             });
+        } else {
+            // The key may outlive the bus outage: released when the bus is back.
+            self.unreleased.insert(key);
         }
     }
 
@@ -194,8 +213,10 @@ impl Server {
             parked: HashMap::new(),
             grants: HashMap::new(),
             held: BTreeMap::new(),
+            unreleased: BTreeSet::new(),
             nodes: BTreeMap::new(),
             next_beat: None,
+            reclaim_at: None,
             ghosts: 0,
             stats: ClusterStats::default(),
         }));
@@ -272,7 +293,11 @@ impl Server {
             .values()
             .filter(|n| !n.dead && !n.dead_sent)
             .map(|n| n.last_heard + DEAD_AFTER);
-        c.next_beat.into_iter().chain(deaths).min()
+        c.next_beat
+            .into_iter()
+            .chain(c.reclaim_at)
+            .chain(deaths)
+            .min()
     }
 
     /// Sends the heartbeat when due and declares silent nodes dead.
@@ -283,6 +308,10 @@ impl Server {
         if c.next_beat.is_some_and(|t| t <= now) {
             c.publish(Kind::Heartbeat);
             c.next_beat = Some(now + HEARTBEAT);
+        }
+        if c.reclaim_at.is_some_and(|t| t <= now) {
+            c.reclaim_at = None;
+            c.reclaim_all();
         }
         let silent: Vec<(String, u64)> = c
             .nodes
@@ -307,10 +336,21 @@ impl Server {
             channel: c.channel.clone(),
         });
         c.next_beat = Some(now + HEARTBEAT);
+        // A node that declared us dead while we were away may release our keys just after
+        // we claim them below: claim them once more a heartbeat later.
+        c.reclaim_at = Some(now + HEARTBEAT);
         for n in c.nodes.values_mut() {
             // Silence while we were away says nothing about them.
             n.last_heard = now;
             n.dead_sent = false;
+        }
+        for key in std::mem::take(&mut c.unreleased) {
+            if !c.held.contains_key(&key) {
+                c.ops.push_back(BusOp::Release {
+                    key,
+                    owner: c.owner.clone(),
+                });
+            }
         }
         self.resync(true);
     }
@@ -320,12 +360,7 @@ impl Server {
         let Some(c) = self.cluster.as_mut() else {
             return;
         };
-        let held: Vec<(String, ConnId)> = std::mem::take(&mut c.held).into_iter().collect();
-        let skip = c.opts.prefix.len() + "nick:".len();
-        for (key, conn) in held {
-            c.held.insert(key.clone(), conn);
-            c.claim(conn, key[skip..].to_owned(), true);
-        }
+        c.reclaim_all();
         self.publish_snapshot(want);
     }
 
@@ -1289,8 +1324,12 @@ impl Server {
         };
         if node == c.opts.node {
             if incarnation == c.opts.incarnation && c.up {
-                // We were silent too long but are alive: the others dropped us.
-                self.resync(false);
+                // We were silent too long but are alive: the others dropped us. The node
+                // that declared us dead releases our keys when it hears its own notice;
+                // claiming them again a heartbeat later keeps that release from undoing
+                // the claim.
+                c.reclaim_at = self.now.map(|t| t + HEARTBEAT);
+                self.publish_snapshot(false);
             }
             return;
         }
