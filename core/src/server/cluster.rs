@@ -107,8 +107,12 @@ pub(super) struct Cluster {
     grants: HashMap<ConnId, (String, bool)>,
     /// Nick keys this node holds, with the local user holding each.
     held: BTreeMap<String, ConnId>,
+    /// Keys let go while the bus was down, to release once it is back.
+    unreleased: BTreeSet<String>,
     nodes: BTreeMap<String, Node>,
     next_beat: Option<Instant>,
+    /// When to claim every local nick again after hearing ourselves declared dead.
+    reclaim_at: Option<Instant>,
     /// Remote users in `conns`.
     pub(super) ghosts: usize,
     stats: ClusterStats,
@@ -140,12 +144,27 @@ impl Cluster {
         );
     }
 
+    /// Claims every key held for a local user again (after `Up`, or being declared dead).
+    fn reclaim_all(&mut self) {
+        let held: Vec<(String, ConnId)> = self.held.iter().map(|(k, c)| (k.clone(), *c)).collect();
+        let skip = self.opts.prefix.len() + "nick:".len();
+        for (key, conn) in held {
+            self.claim(conn, key[skip..].to_owned(), true);
+        }
+    }
+
     fn release(&mut self, key: String) {
-        if self.held.remove(&key).is_some() && self.up {
+        if self.held.remove(&key).is_none() {
+            return;
+        }
+        if self.up {
             self.ops.push_back(BusOp::Release {
                 key,
                 owner: self.owner.clone(),
             });
+        } else {
+            // The key may outlive the bus outage: released when the bus is back.
+            self.unreleased.insert(key);
         }
     }
 
@@ -194,8 +213,10 @@ impl Server {
             parked: HashMap::new(),
             grants: HashMap::new(),
             held: BTreeMap::new(),
+            unreleased: BTreeSet::new(),
             nodes: BTreeMap::new(),
             next_beat: None,
+            reclaim_at: None,
             ghosts: 0,
             stats: ClusterStats::default(),
         }));
@@ -272,7 +293,11 @@ impl Server {
             .values()
             .filter(|n| !n.dead && !n.dead_sent)
             .map(|n| n.last_heard + DEAD_AFTER);
-        c.next_beat.into_iter().chain(deaths).min()
+        c.next_beat
+            .into_iter()
+            .chain(c.reclaim_at)
+            .chain(deaths)
+            .min()
     }
 
     /// Sends the heartbeat when due and declares silent nodes dead.
@@ -283,6 +308,10 @@ impl Server {
         if c.next_beat.is_some_and(|t| t <= now) {
             c.publish(Kind::Heartbeat);
             c.next_beat = Some(now + HEARTBEAT);
+        }
+        if c.reclaim_at.is_some_and(|t| t <= now) {
+            c.reclaim_at = None;
+            c.reclaim_all();
         }
         let silent: Vec<(String, u64)> = c
             .nodes
@@ -307,10 +336,21 @@ impl Server {
             channel: c.channel.clone(),
         });
         c.next_beat = Some(now + HEARTBEAT);
+        // A node that declared us dead while we were away may release our keys just after
+        // we claim them below: claim them once more a heartbeat later.
+        c.reclaim_at = Some(now + HEARTBEAT);
         for n in c.nodes.values_mut() {
             // Silence while we were away says nothing about them.
             n.last_heard = now;
             n.dead_sent = false;
+        }
+        for key in std::mem::take(&mut c.unreleased) {
+            if !c.held.contains_key(&key) {
+                c.ops.push_back(BusOp::Release {
+                    key,
+                    owner: c.owner.clone(),
+                });
+            }
         }
         self.resync(true);
     }
@@ -320,12 +360,7 @@ impl Server {
         let Some(c) = self.cluster.as_mut() else {
             return;
         };
-        let held: Vec<(String, ConnId)> = std::mem::take(&mut c.held).into_iter().collect();
-        let skip = c.opts.prefix.len() + "nick:".len();
-        for (key, conn) in held {
-            c.held.insert(key.clone(), conn);
-            c.claim(conn, key[skip..].to_owned(), true);
-        }
+        c.reclaim_all();
         self.publish_snapshot(want);
     }
 
@@ -367,6 +402,9 @@ impl Server {
                     &format!("nick `{nick}` was taken on another node while this one was cut off"),
                     "nick taken on another node",
                 );
+                // Other nodes may have dropped the winner's entry for ours: everyone
+                // sends its state again.
+                self.publish_snapshot(true);
             }
             return;
         }
@@ -391,6 +429,14 @@ impl Server {
         let Some(replay) = self.cluster.as_mut().and_then(|c| c.parked.remove(&conn)) else {
             return;
         };
+        if self
+            .conns
+            .get(&conn)
+            .is_none_or(|c| c.phase == Phase::Closing)
+        {
+            // Closed while it waited: nothing to replay (an unused grant is released).
+            return;
+        }
         match replay {
             Replay::Native(seq, packet) => self.native_packet(conn, seq, packet, now),
             Replay::IrcRegister => self.irc_try_register(conn),
@@ -817,6 +863,7 @@ impl Server {
             }
             return;
         }
+        self.evict_stale(&nick);
         let id = ConnId(self.next_id);
         if self.registry.claim_nick(&nick, id).is_err() {
             if let Some(c) = self.cluster.as_mut() {
@@ -841,9 +888,36 @@ impl Server {
         }
     }
 
+    /// A remote user now holds `nick` (its node claimed the key, and the bus orders that
+    /// after any release): a remote entry still holding it is stale (its Quit or its
+    /// node's death was missed while this node was cut off), so it goes. A local holder
+    /// stays: the two are sorted out when this node re-claims its nicks.
+    fn evict_stale(&mut self, nick: &str) {
+        let Some(holder) = self.registry.find_nick(nick) else {
+            return;
+        };
+        if self.conns.get(&holder).is_none_or(|c| !c.remote) {
+            return;
+        }
+        let found = self.cluster.as_ref().and_then(|c| {
+            c.nodes.iter().find_map(|(name, n)| {
+                n.users
+                    .iter()
+                    .find(|(_, g)| **g == holder)
+                    .map(|(u, _)| (name.clone(), *u))
+            })
+        });
+        if let Some((node, user)) = found {
+            self.remove_ghost(&node, user, holder, "left while the cluster was apart");
+        }
+    }
+
     fn remote_nick(&mut self, g: ConnId, nick: &str) {
         let old = self.nick(g);
         if fold(&old) != fold(nick) {
+            if self.registry.find_nick(nick).is_some_and(|h| h != g) {
+                self.evict_stale(nick);
+            }
             if self.registry.claim_nick(nick, g).is_err() {
                 if let Some(c) = self.cluster.as_mut() {
                     c.stats.conflicts += 1;
@@ -1250,8 +1324,12 @@ impl Server {
         };
         if node == c.opts.node {
             if incarnation == c.opts.incarnation && c.up {
-                // We were silent too long but are alive: the others dropped us.
-                self.resync(false);
+                // We were silent too long but are alive: the others dropped us. The node
+                // that declared us dead releases our keys when it hears its own notice;
+                // claiming them again a heartbeat later keeps that release from undoing
+                // the claim.
+                c.reclaim_at = self.now.map(|t| t + HEARTBEAT);
+                self.publish_snapshot(false);
             }
             return;
         }
