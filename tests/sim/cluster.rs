@@ -222,10 +222,10 @@ impl World {
                     let at = self.ms + self.delay();
                     Self::push(&mut self.bus.replies[i], at, BusEvent::Claimed { id, ok });
                 }
-                BusOp::Release { key, owner } => {
-                    if self.bus.keys.get(&key).is_some_and(|k| k.owner == owner) {
-                        self.bus.keys.remove(&key);
-                    }
+                BusOp::Release { key, owner }
+                    if self.bus.keys.get(&key).is_some_and(|k| k.owner == owner) =>
+                {
+                    self.bus.keys.remove(&key);
                 }
                 _ => {}
             }
@@ -634,7 +634,14 @@ impl World {
                 .map(|&i| self.nodes[i].server.room_topic(room).map(str::to_owned))
                 .collect();
             if topics.len() > 1 {
-                return Err(format!("nodes disagree on the topic of {room}: {topics:?}"));
+                let each: Vec<String> = alive
+                    .iter()
+                    .map(|&i| {
+                        let s = &self.nodes[i].server;
+                        format!("n{i}: {:?} {:?}", s.room_topic(room), s.room_members(room))
+                    })
+                    .collect();
+                return Err(format!("nodes disagree on the topic of {room}: {each:?}"));
             }
         }
         // Nick keys: every live (renewed or not yet expired) key is a live user's.

@@ -85,6 +85,10 @@ struct Node {
     users: BTreeMap<u64, ConnId>,
     /// During a snapshot: users not yet re-announced, and rooms not yet re-joined.
     stale: Option<Stale>,
+    /// Nick keys of its users dropped because another node's user took the nick (after a
+    /// cut-off one of the two may hold the key unseen): released with the others if the
+    /// node dies.
+    evicted: BTreeSet<String>,
 }
 
 /// The cluster state of one node.
@@ -513,6 +517,23 @@ impl Server {
         c.publish(make(id.0));
     }
 
+    /// A local user made a room: its state replaces whatever a node that still had the
+    /// room (with stale members, after a cut-off) kept, so every node agrees.
+    pub(super) fn cluster_room_state(&mut self, id: ConnId, key: &str) {
+        let Some(r) = self.registry.room(key) else {
+            return;
+        };
+        let kind = Kind::Room {
+            room: r.name.clone(),
+            topic: r.topic.clone(),
+            by: r.topic_by.clone(),
+            flags: room_flags(r),
+            key: r.key.clone(),
+            limit: r.limit,
+        };
+        self.cluster_emit(id, |_| kind);
+    }
+
     /// A local user signed in: its nick key is held, the others learn of it.
     pub(super) fn cluster_signed_in(&mut self, id: ConnId) {
         let Some(c) = self.cluster.as_mut() else {
@@ -660,6 +681,7 @@ impl Server {
                 dead_sent: false,
                 users: BTreeMap::new(),
                 stale: None,
+                evicted: BTreeSet::new(),
             });
             if restarted {
                 n.incarnation = wire.incarnation;
@@ -908,6 +930,12 @@ impl Server {
             })
         });
         if let Some((node, user)) = found {
+            if let Some(c) = self.cluster.as_mut() {
+                let key = c.nick_key(&fold(nick));
+                if let Some(n) = c.nodes.get_mut(&node) {
+                    n.evicted.insert(key);
+                }
+            }
             self.remove_ghost(&node, user, holder, "left while the cluster was apart");
         }
     }
@@ -1296,10 +1324,12 @@ impl Server {
         let owner = format!("{node}/{}", n.incarnation);
         let users: Vec<(u64, ConnId)> = std::mem::take(&mut n.users).into_iter().collect();
         n.stale = None;
-        let keys: Vec<String> = users
+        let evicted = std::mem::take(&mut n.evicted);
+        let mut keys: BTreeSet<String> = users
             .iter()
             .map(|(_, g)| c.nick_key(&fold(self.conns.get(g).map_or("", |x| x.nick.as_str()))))
             .collect();
+        keys.extend(evicted);
         for (user, g) in users {
             self.remove_ghost(node, user, g, reason);
         }
@@ -1341,7 +1371,10 @@ impl Server {
         }
         n.dead = true;
         c.stats.deaths += 1;
-        self.drop_node(node, "node lost", by_me);
+        // Every node releases the keys of the users it knew there: the first to declare
+        // the death may not have known them all (it may have been cut off when they came).
+        let _ = by_me;
+        self.drop_node(node, "node lost", true);
     }
 }
 
