@@ -14,6 +14,7 @@ use switchboard::bus::Cluster;
 use switchboard::core::{ClientEvent, ClusterOptions, Config, ErrorCode};
 
 use crate::client::TestClient;
+use crate::irc_client::{is, IrcClient};
 use crate::redis_server::{self, RedisServer};
 use crate::runtimes::Running;
 
@@ -204,9 +205,10 @@ pub fn nick_taken_across_nodes((start, _): Runtime) {
     };
     let n1 = start(config(), &redis.url(), "n1");
     let n2 = start(config(), &redis.url(), "n2");
-    let alice = TestClient::in_room(n1.addr, "alice", "r");
+    let mut alice = TestClient::in_room(n1.addr, "alice", "r");
     let mut bob = TestClient::in_room(n2.addr, "bob", "r");
-    sees_join(&mut bob, "r", "alice");
+    // (bob may see alice in the member list or join after him: either way n2 knows her.)
+    sees_join(&mut alice, "r", "bob");
     let mut other = TestClient::hello(n2.addr, "ALICE");
     let error = other.expect("an error", |e| matches!(e, ClientEvent::Error { .. }));
     assert!(
@@ -235,6 +237,56 @@ pub fn nick_taken_across_nodes((start, _): Runtime) {
     drop(alice);
     bob.expect("alice's departure", |e| is_left(e, "alice"));
     sign_in_when_free(n2.addr, "alice", Duration::from_secs(5));
+}
+
+/// IRC and native clients on different nodes: messages both ways, a topic, NAMES of the
+/// whole cluster, a quit.
+pub fn irc_and_native_across_nodes((start, _): Runtime) {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let n1 = start(config(), &redis.url(), "n1");
+    let n2 = start(config(), &redis.url(), "n2");
+    let mut alice = TestClient::in_room(n1.addr, "alice", "r");
+    let mut bob = IrcClient::connect(n2.addr, "bob");
+    bob.join("r");
+    sees_join(&mut alice, "r", "bob");
+    bob.send("PRIVMSG #r :from irc on n2");
+    alice.expect("bob's message", |e| {
+        is_message(e, "r", "bob", "from irc on n2")
+    });
+    alice.send(|c| c.say("r", "native on n1"));
+    bob.expect("alice's PRIVMSG", |m| {
+        is(m, "alice", "PRIVMSG", &["#r", "native on n1"])
+    });
+    bob.send("TOPIC #r :set on n2");
+    alice.expect(
+        "bob's topic",
+        |e| matches!(e, ClientEvent::Topic { room, topic, by } if room == "r" && topic == "set on n2" && by == "bob"),
+    );
+    // A joiner on n1 sees the topic and both members.
+    let mut carol = IrcClient::connect(n1.addr, "carol");
+    carol.send("JOIN #r");
+    let topic = carol.expect_numeric("332");
+    assert_eq!(topic.params, ["carol", "#r", "set on n2"]);
+    let names = carol.expect_numeric("353");
+    let mut nicks: Vec<&str> = names
+        .params
+        .last()
+        .map(|n| {
+            n.split(' ')
+                .map(|n| n.trim_start_matches(['@', '+']))
+                .collect()
+        })
+        .unwrap_or_default();
+    nicks.sort_unstable();
+    assert_eq!(nicks, ["alice", "bob", "carol"], "{names:?}");
+    bob.send("QUIT :bye from n2");
+    alice.expect("bob's quit", |e| is_left(e, "bob"));
+    // Rendered as on one server (a quit's reason is prefixed, as for a native quit).
+    carol.expect("bob's QUIT", |m| {
+        is(m, "bob", "QUIT", &["quit: bye from n2"])
+    });
 }
 
 /// Runs a node in a child process (this test binary, re-run), so that it can be killed
@@ -447,6 +499,7 @@ cluster_conformance!(
     serves_locally_without_redis,
     messages_reach_every_node_once_in_order,
     nick_taken_across_nodes,
+    irc_and_native_across_nodes,
     killed_node_is_noticed_by_the_others,
     redis_restart_under_load,
 );
