@@ -217,9 +217,6 @@ impl Server {
             room: name.clone(),
             flags,
         });
-        if created {
-            self.cluster_room_state(id, &key);
-        }
         let joined = ServerPacket::Joined {
             room: name.clone(),
             nick,

@@ -517,23 +517,6 @@ impl Server {
         c.publish(make(id.0));
     }
 
-    /// A local user made a room: its state replaces whatever a node that still had the
-    /// room (with stale members, after a cut-off) kept, so every node agrees.
-    pub(super) fn cluster_room_state(&mut self, id: ConnId, key: &str) {
-        let Some(r) = self.registry.room(key) else {
-            return;
-        };
-        let kind = Kind::Room {
-            room: r.name.clone(),
-            topic: r.topic.clone(),
-            by: r.topic_by.clone(),
-            flags: room_flags(r),
-            key: r.key.clone(),
-            limit: r.limit,
-        };
-        self.cluster_emit(id, |_| kind);
-    }
-
     /// A local user signed in: its nick key is held, the others learn of it.
     pub(super) fn cluster_signed_in(&mut self, id: ConnId) {
         let Some(c) = self.cluster.as_mut() else {
