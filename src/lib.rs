@@ -8,6 +8,9 @@ pub use switchboard_core as core;
 /// Room history storage: the store trait, SQLite, the store thread.
 pub use switchboard_store as store;
 
+/// The cluster's bus on Redis: pub/sub and leased keys on threads of their own.
+pub use switchboard_bus as bus;
+
 /// The server on smol (feature `smol`, on by default).
 #[cfg(feature = "smol")]
 pub use switchboard_smol::smol;

@@ -56,7 +56,9 @@ pub enum BusOp {
     /// Take `key` for `owner` unless someone holds it (Redis: `SET key owner NX PX lease`);
     /// answered by [`BusEvent::Claimed`] with the same `id`. While the bus is up it renews
     /// every key it claimed for this node each `lease_ms / 3` and reports a key it could not
-    /// renew (gone or owned by another) with [`BusEvent::Lost`].
+    /// renew (gone or owned by another) with [`BusEvent::Lost`]. A key that already holds
+    /// `owner` counts as taken (answer `true`, lease restarted): the core claims its keys
+    /// again after `Up`, when they may not have expired yet.
     Claim {
         /// Names the answer.
         id: u64,

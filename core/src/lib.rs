@@ -28,7 +28,7 @@ pub use packet::{
 };
 #[cfg(feature = "planted-bugs")]
 pub use server::PlantedBug;
-pub use server::{Close, CloseMode, Event, Refused, Server, Transmit};
+pub use server::{Close, CloseMode, ClusterStats, Event, Refused, Server, Transmit};
 
 /// Identifies one connection to a [`Server`]; never reused by that server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -33,6 +33,115 @@ pub struct Options {
     pub quiet: bool,
     /// Room history: where and how much.
     pub history: HistoryFlags,
+    /// The cluster to join, when `--cluster` is given.
+    pub cluster: Option<ClusterFlags>,
+    /// Whether the listeners share their ports with other processes (SO_REUSEPORT).
+    pub reuse_port: bool,
+}
+
+/// The cluster flags: `--cluster redis://HOST:PORT` and `--node-name NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterFlags {
+    /// Where the cluster's Redis is.
+    pub url: String,
+    /// This node's name, unique in the cluster.
+    pub node: String,
+}
+
+/// A node name for `--node-name`'s default: the host's name and this process's id, which
+/// no other process on the host has at the same time.
+fn default_node_name() -> String {
+    let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| node_name(h).is_ok())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}-{}", process::id())
+}
+
+/// `--node-name`: 1 to 64 letters, digits, `-`, `_` or `.` (it is part of Redis keys and
+/// channel names, and of log lines).
+fn node_name(value: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "`{value}` is not a node name (1 to 64 letters, digits, `-`, `_` or `.`)"
+        ))
+    }
+}
+
+/// Binds a listening socket on `addr`, with SO_REUSEPORT if `reuse_port` (so several
+/// nodes on one machine share the port and the kernel spreads connections over them);
+/// exits naming the address if it cannot.
+pub fn listen(addr: &str, reuse_port: bool) -> std::net::TcpListener {
+    bind(addr, reuse_port).unwrap_or_else(|e| bind_failed(addr, e))
+}
+
+fn bind(addr: &str, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    use std::net::ToSocketAddrs;
+    if !reuse_port {
+        return std::net::TcpListener::bind(addr);
+    }
+    let mut last = None;
+    for sa in addr.to_socket_addrs()? {
+        let attempt = Socket::new(Domain::for_address(sa), Type::STREAM, None).and_then(|socket| {
+            socket.set_reuse_address(true)?;
+            set_reuse_port(&socket)?;
+            socket.bind(&sa.into())?;
+            socket.listen(1024)?;
+            Ok(std::net::TcpListener::from(socket))
+        });
+        match attempt {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    }))
+}
+
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+fn set_reuse_port(socket: &socket2::Socket) -> std::io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
+fn set_reuse_port(_: &socket2::Socket) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "--reuse-port is not supported on this system",
+    ))
+}
+
+/// Opens the cluster the flags ask for, or exits naming what is wrong with it. Redis need
+/// not be up yet: the node serves its own clients meanwhile and joins when it comes.
+pub fn open_cluster(flags: &Option<ClusterFlags>) -> Option<switchboard::bus::Cluster> {
+    let flags = flags.as_ref()?;
+    let options =
+        switchboard::core::ClusterOptions::new(&flags.node, switchboard::bus::incarnation());
+    match switchboard::bus::Cluster::new(&flags.url, options) {
+        Ok(cluster) => {
+            log::info!(
+                "node {} of the cluster on redis at {}",
+                flags.node,
+                cluster.address()
+            );
+            Some(cluster)
+        }
+        Err(e) => {
+            eprintln!("--cluster: {e}");
+            process::exit(2);
+        }
+    }
 }
 
 /// The history flags: `--data-dir`, `--no-history`/`--history`, `--history-max-messages`,
@@ -292,6 +401,9 @@ macro_rules! settings {
             history_max_messages: Option<toml::Spanned<u64>>,
             history_max_age: Option<toml::Spanned<String>>,
             history_on_join: Option<toml::Spanned<u16>>,
+            cluster: Option<String>,
+            node_name: Option<toml::Spanned<String>>,
+            reuse_port: Option<bool>,
             $($name: Option<toml::Spanned<$ty>>,)*
         }
 
@@ -466,6 +578,16 @@ struct Cli {
     /// Messages replayed to a joiner [default: 50]
     #[arg(long, value_name = "N", value_parser = on_join)]
     history_on_join: Option<u16>,
+    /// Join a cluster of servers sharing chat through this Redis
+    #[arg(long, value_name = "redis://HOST:PORT")]
+    cluster: Option<String>,
+    /// This node's name in the cluster, unique there [default: host name and process id]
+    #[arg(long, value_name = "NAME", value_parser = node_name)]
+    node_name: Option<String>,
+    /// Share the listening ports with other processes (SO_REUSEPORT): several nodes on one
+    /// machine serve one port
+    #[arg(long)]
+    reuse_port: bool,
     #[command(flatten)]
     config_flags: ConfigFlags,
     /// Print the settings in effect as a config file, and exit
@@ -609,6 +731,21 @@ fn options(cli: Cli) -> Result<Options, String> {
         // Fails at startup rather than at the first client.
         files.load()?;
     }
+    let node = match (cli.node_name, &file.node_name) {
+        (Some(name), _) => Some(name),
+        (None, Some(name)) => {
+            Some(node_name(name.get_ref()).map_err(|e| at.error(name.span(), "node_name", e))?)
+        }
+        (None, None) => None,
+    };
+    let cluster = match (cli.cluster.or(file.cluster), node) {
+        (Some(url), node) => Some(ClusterFlags {
+            url,
+            node: node.unwrap_or_else(default_node_name),
+        }),
+        (None, Some(_)) => return Err("--node-name needs --cluster redis://HOST:PORT".into()),
+        (None, None) => None,
+    };
     // Values that cannot work together are refused by the flag that set them.
     config.validate().map_err(|e| {
         let flag = ConfigFlags::flag_of(e.field).unwrap_or_else(|| e.field.to_owned());
@@ -625,6 +762,8 @@ fn options(cli: Cli) -> Result<Options, String> {
         config,
         quiet: cli.quiet || file.quiet.unwrap_or(false),
         history,
+        cluster,
+        reuse_port: cli.reuse_port || file.reuse_port.unwrap_or(false),
     })
 }
 
@@ -690,6 +829,11 @@ fn dump_config(options: &Options) -> String {
         #[serde(skip_serializing_if = "Option::is_none")]
         history_max_age: Option<String>,
         history_on_join: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cluster: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        node_name: Option<&'a str>,
+        reuse_port: bool,
     }
     let own = Own {
         listen: &options.listen,
@@ -706,6 +850,9 @@ fn dump_config(options: &Options) -> String {
         history_max_messages: options.history.max_messages,
         history_max_age: (options.history.max_age).map(|d| format!("{}s", d.as_secs())),
         history_on_join: options.history.on_join,
+        cluster: options.cluster.as_ref().map(|c| c.url.as_str()),
+        node_name: options.cluster.as_ref().map(|c| c.node.as_str()),
+        reuse_port: options.reuse_port,
     };
     let mut text = toml::to_string(&own).unwrap_or_default();
     text += &toml::to_string(&ConfigFlags::of(&options.config)).unwrap_or_default();
@@ -1026,6 +1173,50 @@ mod tests {
         let e = parse(&[format!("--config={}", path.display())]).unwrap_err();
         std::fs::remove_file(&path).ok();
         assert!(e.contains(":1: key `history-max-age`"), "{e}");
+    }
+
+    #[test]
+    fn cluster_flags_parse_and_refuse_bad_names() {
+        let o = parse(&[]).expect("no flags");
+        assert_eq!((o.cluster, o.reuse_port), (None, false));
+        let o = parse(&[
+            "--cluster=redis://127.0.0.1:6379".into(),
+            "--node-name=n1".into(),
+            "--reuse-port".into(),
+        ])
+        .expect("parses");
+        let c = o.cluster.expect("a cluster");
+        assert_eq!(
+            (c.url.as_str(), c.node.as_str()),
+            ("redis://127.0.0.1:6379", "n1")
+        );
+        assert!(o.reuse_port);
+        // Without --node-name each process on a host gets a name of its own.
+        let c = parse(&["--cluster=redis://127.0.0.1:6379".into()])
+            .expect("parses")
+            .cluster
+            .expect("a cluster");
+        assert!(
+            c.node.ends_with(&format!("-{}", process::id())),
+            "{}",
+            c.node
+        );
+        assert!(node_name(&c.node).is_ok(), "{}", c.node);
+        for (args, says) in [
+            (&["--node-name=a b".to_owned()][..], "not a node name"),
+            (&["--node-name=".to_owned()][..], "not a node name"),
+            (&["--node-name=n1".to_owned()][..], "needs --cluster"),
+        ] {
+            let e = parse(args).unwrap_err();
+            assert!(e.contains(says), "{args:?}: {e}");
+        }
+        let path = temp_file(
+            "cluster.toml",
+            "cluster = \"redis://h:1\"\nnode-name = \"x/y\"\n",
+        );
+        let e = parse(&[format!("--config={}", path.display())]).unwrap_err();
+        std::fs::remove_file(&path).ok();
+        assert!(e.contains(":2: key `node-name`"), "{e}");
     }
 
     #[test]

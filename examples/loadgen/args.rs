@@ -21,6 +21,10 @@ pub struct Args {
     /// Server address
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
     pub server: SocketAddr,
+    /// Another server of the same cluster: clients are spread over --server and each
+    /// --also in turn (client i on the (i mod n)-th); repeatable
+    #[arg(long, value_name = "ADDR")]
+    pub also: Vec<SocketAddr>,
     /// Connect with TLS, trusting this PEM certificate (the server's, self-signed)
     #[arg(long, value_name = "PEM")]
     pub ca: Option<std::path::PathBuf>,
@@ -87,6 +91,14 @@ fn positive(s: &str) -> Result<f64, String> {
 }
 
 impl Args {
+    /// The server client `i` connects to.
+    pub fn server_for(&self, i: usize) -> SocketAddr {
+        match i % (1 + self.also.len()) {
+            0 => self.server,
+            k => self.also[k - 1],
+        }
+    }
+
     /// Parses the process arguments; exits with a message when they are wrong.
     pub fn get() -> Args {
         Args::from_parsed(Args::parse()).unwrap_or_else(|e| {
@@ -138,6 +150,9 @@ mod tests {
         .unwrap();
         assert_eq!((a.clients, a.senders, a.protocol), (20, 20, Protocol::Irc));
         assert_eq!(a.hold, Duration::from_millis(500));
+        let a = parse(&["--server=127.0.0.1:1", "--also=127.0.0.1:2"]).unwrap();
+        let ports: Vec<u16> = (0..4).map(|i| a.server_for(i).port()).collect();
+        assert_eq!(ports, [1, 2, 1, 2]);
     }
 
     #[test]

@@ -193,15 +193,16 @@ async fn setup(
     nick: String,
     room: String,
 ) -> Result<Peer, String> {
-    let std = sys::connect_from(sys::source_for(i, args.server), args.server)
-        .map_err(|e| format!("connect {}: {e}", args.server))?;
+    let server = args.server_for(i);
+    let std = sys::connect_from(sys::source_for(i, server), server)
+        .map_err(|e| format!("connect {server}: {e}"))?;
     let stream = Async::new(std).map_err(|e| format!("register socket: {e}"))?;
     stream
         .writable()
         .await
         .map_err(|e| format!("connect: {e}"))?;
     if let Some(e) = stream.get_ref().take_error().ok().flatten() {
-        return Err(format!("connect {}: {e}", args.server));
+        return Err(format!("connect {server}: {e}"));
     }
     let session = Rc::new(RefCell::new(Session::new(args.protocol, &nick)));
     let (wake_writer, wake_rx) = channel::bounded(1);
@@ -228,7 +229,7 @@ async fn setup(
             );
         }
         Some(connector) => {
-            let name = rustls::pki_types::ServerName::IpAddress(args.server.ip().into());
+            let name = rustls::pki_types::ServerName::IpAddress(server.ip().into());
             let tls = connector
                 .connect(name, stream)
                 .await

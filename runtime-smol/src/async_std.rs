@@ -24,6 +24,11 @@ impl Server {
         Bound::bind(addr, config).map(Server)
     }
 
+    /// Serves on a socket already bound and listening (with SO_REUSEPORT, say).
+    pub fn from_listener(listener: std::net::TcpListener, config: Config) -> io::Result<Server> {
+        Bound::from_listener(listener, config).map(Server)
+    }
+
     /// The address bound by [`Server::bind`] (the port chosen when asked for port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.local_addr()
@@ -45,6 +50,16 @@ impl Server {
         self.0.add_listener(addr, Some(tls))
     }
 
+    /// Also accepts connections on a socket already bound and listening, speaking TLS with
+    /// `tls` if given. Returns its address.
+    pub fn add_tcp_listener(
+        &mut self,
+        listener: std::net::TcpListener,
+        tls: Option<crate::TlsConfig>,
+    ) -> io::Result<SocketAddr> {
+        self.0.add_tcp_listener(listener, tls)
+    }
+
     /// A handle that shuts the server down from any thread.
     pub fn handle(&self) -> Handle {
         self.0.handle()
@@ -53,6 +68,13 @@ impl Server {
     /// Keeps room history in `history`'s store (run on a thread of its own).
     pub fn with_history(mut self, history: switchboard_store::History) -> Server {
         self.0.set_history(history);
+        self
+    }
+
+    /// Joins a cluster: shares chat with the other nodes on `cluster`'s Redis (through
+    /// threads of its own).
+    pub fn with_cluster(mut self, cluster: switchboard_bus::Cluster) -> Server {
+        self.0.set_cluster(cluster);
         self
     }
 

@@ -15,6 +15,7 @@ use std::task::Poll;
 
 use futures_lite::future::{or, poll_fn, poll_once, try_zip, yield_now};
 use futures_lite::ready;
+use switchboard_bus::{BusEvent, Cluster};
 use switchboard_core::{CloseMode, Config, ConnId, Event, Refused, Server};
 use switchboard_store::{Answer, History, Worker};
 
@@ -35,6 +36,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// the open-file limit.
 const MAX_REFUSING: usize = 256;
 
+/// Most bus events applied before the output is drained and other tasks get a turn.
+const BUS_BATCH: usize = 256;
+
 /// Spawns a task on the current thread's executor.
 pub(crate) trait Spawn {
     /// Runs `task` to completion in the background.
@@ -49,6 +53,7 @@ pub(crate) struct Bound {
     config: Config,
     handle: Handle,
     history: Option<History>,
+    cluster: Option<Cluster>,
 }
 
 impl Bound {
@@ -57,12 +62,19 @@ impl Bound {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let listener = Async::new(TcpListener::bind(addr)?)?;
+        Bound::from_listener(TcpListener::bind(addr)?, config)
+    }
+
+    pub fn from_listener(listener: TcpListener, config: Config) -> io::Result<Bound> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         Ok(Bound {
-            listeners: vec![(listener, None)],
+            listeners: vec![(Async::new(listener)?, None)],
             config,
             handle: Handle::new(),
             history: None,
+            cluster: None,
         })
     }
 
@@ -75,7 +87,15 @@ impl Bound {
         addr: impl ToSocketAddrs,
         tls: Option<TlsConfig>,
     ) -> io::Result<SocketAddr> {
-        let listener = Async::new(TcpListener::bind(addr)?)?;
+        self.add_tcp_listener(TcpListener::bind(addr)?, tls)
+    }
+
+    pub fn add_tcp_listener(
+        &mut self,
+        listener: TcpListener,
+        tls: Option<TlsConfig>,
+    ) -> io::Result<SocketAddr> {
+        let listener = Async::new(listener)?;
         let local = listener.get_ref().local_addr()?;
         self.listeners.push((listener, tls));
         Ok(local)
@@ -87,6 +107,10 @@ impl Bound {
 
     pub fn set_history(&mut self, history: History) {
         self.history = Some(history);
+    }
+
+    pub fn set_cluster(&mut self, cluster: Cluster) {
+        self.cluster = Some(cluster);
     }
 }
 
@@ -105,6 +129,8 @@ struct State {
     idle: Rc<Notify>,
     /// The history store thread, when history is on.
     store: Option<Worker>,
+    /// The cluster's bus, when the cluster is on.
+    bus: Option<switchboard_bus::Worker>,
     /// Refused connections waiting for their first byte.
     refusing: usize,
 }
@@ -180,6 +206,11 @@ impl State {
                 store.submit(op);
             }
         }
+        if let Some(bus) = &self.bus {
+            while let Some(op) = self.server.poll_bus() {
+                bus.submit(op);
+            }
+        }
         if let Some(next) = self.server.poll_timeout() {
             if self.timer_at.is_none_or(|at| next < at) {
                 self.timer_at = Some(next);
@@ -196,6 +227,7 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
         config,
         handle,
         history,
+        cluster,
     } = bound;
     let timer = Rc::new(Notify::default());
     let idle = Rc::new(Notify::default());
@@ -207,6 +239,7 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
         timer: timer.clone(),
         idle: idle.clone(),
         store: None,
+        bus: None,
         refusing: 0,
     }));
     let (answers_tx, answers) = async_channel::unbounded();
@@ -220,6 +253,21 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
             Ok(worker) => st.store = Some(worker),
             Err(e) => {
                 log::error!("cannot start the history store thread: {e}");
+                return;
+            }
+        }
+    }
+    let (events_tx, events) = async_channel::unbounded();
+    if let Some(cluster) = cluster {
+        let mut st = state.borrow_mut();
+        // The bus threads only send; this thread applies the events (`bus_events`).
+        let started = cluster.start(&mut st.server, move |event| {
+            let _ = events_tx.send_blocking(event);
+        });
+        match started {
+            Ok(worker) => st.bus = Some(worker),
+            Err(e) => {
+                log::error!("cannot start the cluster bus threads: {e}");
                 return;
             }
         }
@@ -246,9 +294,17 @@ pub(crate) async fn serve(bound: Bound, spawner: &impl Spawn) {
     // with it.
     or(
         main,
-        or(keepalive(&state, &timer), store_answers(&state, answers)),
+        or(
+            keepalive(&state, &timer),
+            or(store_answers(&state, answers), bus_events(&state, events)),
+        ),
     )
     .await;
+    // The last ops (the releases of a shutdown) run before `run` returns.
+    let bus = state.borrow_mut().bus.take();
+    if let Some(bus) = bus {
+        bus.finish();
+    }
     // What was submitted is written before `run` returns.
     let store = state.borrow_mut().store.take();
     if let Some(store) = store {
@@ -266,6 +322,27 @@ async fn store_answers(state: &RefCell<State>, answers: async_channel::Receiver<
         st.drain();
     }
     // No store: nothing will come.
+    std::future::pending::<()>().await;
+}
+
+/// Applies the bus's events as they come (all that are waiting, then one drain).
+async fn bus_events(state: &RefCell<State>, events: async_channel::Receiver<BusEvent>) {
+    while let Ok(event) = events.recv().await {
+        {
+            let mut st = state.borrow_mut();
+            st.server.handle_bus(event, Instant::now());
+            for _ in 1..BUS_BATCH {
+                match events.try_recv() {
+                    Ok(event) => st.server.handle_bus(event, Instant::now()),
+                    Err(_) => break,
+                }
+            }
+            st.drain();
+        }
+        // A flood from the bus must not starve the connections' tasks.
+        yield_now().await;
+    }
+    // No cluster: nothing will come.
     std::future::pending::<()>().await;
 }
 

@@ -1,6 +1,6 @@
 //! The handle that shuts a server down and counts its connections.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -17,23 +17,38 @@ struct Inner {
     /// Where to connect to wake each accept loop out of its blocking `accept`, one address
     /// per listener.
     wake_addrs: Mutex<Vec<SocketAddr>>,
+    /// The listening sockets themselves (shared with the accept loops), shut at shutdown:
+    /// on Linux that ends a blocking `accept` even when the wake connection went to another
+    /// process listening on the same port (SO_REUSEPORT).
+    listeners: Mutex<Vec<TcpListener>>,
     connections: AtomicUsize,
 }
 
 impl Handle {
-    pub(crate) fn new(local: SocketAddr) -> Handle {
-        Handle {
+    pub(crate) fn new(listener: &TcpListener) -> std::io::Result<Handle> {
+        let handle = Handle {
             inner: Arc::new(Inner {
                 stop: AtomicBool::new(false),
-                wake_addrs: Mutex::new(vec![wake_addr(local)]),
+                wake_addrs: Mutex::new(Vec::new()),
+                listeners: Mutex::new(Vec::new()),
                 connections: AtomicUsize::new(0),
             }),
-        }
+        };
+        handle.add_listener(listener)?;
+        Ok(handle)
     }
 
     /// Registers one more listener whose accept loop shutdown must wake.
-    pub(crate) fn add_listener(&self, local: SocketAddr) {
+    pub(crate) fn add_listener(&self, listener: &TcpListener) -> std::io::Result<()> {
+        let local = listener.local_addr()?;
+        let shared = listener.try_clone()?;
         self.wake_addrs().push(wake_addr(local));
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(shared);
+        Ok(())
     }
 
     fn wake_addrs(&self) -> std::sync::MutexGuard<'_, Vec<SocketAddr>> {
@@ -53,6 +68,15 @@ impl Handle {
         let addrs = self.wake_addrs().clone();
         for addr in addrs {
             let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
+        let listeners = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for listener in listeners.iter() {
+            // Not supported everywhere (the wake connection above is the portable way).
+            let _ = socket2::SockRef::from(listener).shutdown(Shutdown::Read);
         }
     }
 

@@ -40,6 +40,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use switchboard_bus::Cluster;
 use switchboard_core::{CloseMode, Config, ConnId, Event, Refused};
 use switchboard_store::{History, Worker};
 
@@ -72,6 +73,7 @@ pub struct Server {
     handle: Handle,
     max_connections: Option<usize>,
     history: Option<History>,
+    cluster: Option<Cluster>,
 }
 
 /// Memory mappings one connection's two threads take: each thread's stack and guard page,
@@ -105,14 +107,22 @@ impl Server {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let listener = TcpListener::bind(addr)?;
-        let handle = Handle::new(listener.local_addr()?);
+        Server::from_listener(TcpListener::bind(addr)?, config)
+    }
+
+    /// Serves on a socket already bound and listening (with SO_REUSEPORT, say).
+    pub fn from_listener(listener: TcpListener, config: Config) -> io::Result<Server> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let handle = Handle::new(&listener)?;
         Ok(Server {
             listeners: vec![(listener, None)],
             config,
             handle,
             max_connections: None,
             history: None,
+            cluster: None,
         })
     }
 
@@ -149,9 +159,18 @@ impl Server {
         addr: impl ToSocketAddrs,
         tls: Option<TlsConfig>,
     ) -> io::Result<SocketAddr> {
-        let listener = TcpListener::bind(addr)?;
+        self.add_tcp_listener(TcpListener::bind(addr)?, tls)
+    }
+
+    /// Also accepts connections on a socket already bound and listening, speaking TLS with
+    /// `tls` if given. Returns its address.
+    pub fn add_tcp_listener(
+        &mut self,
+        listener: TcpListener,
+        tls: Option<TlsConfig>,
+    ) -> io::Result<SocketAddr> {
         let local = listener.local_addr()?;
-        self.handle.add_listener(local);
+        self.handle.add_listener(&listener)?;
         self.listeners.push((listener, tls));
         Ok(local)
     }
@@ -167,6 +186,13 @@ impl Server {
         self
     }
 
+    /// Joins a cluster: shares chat with the other nodes on `cluster`'s Redis (through
+    /// threads of its own).
+    pub fn with_cluster(mut self, cluster: Cluster) -> Server {
+        self.cluster = Some(cluster);
+        self
+    }
+
     /// Accepts on the calling thread until [`Handle::shutdown`], then says bye to every
     /// client and returns once every bye is written (each within `close_linger`).
     ///
@@ -179,6 +205,7 @@ impl Server {
             handle,
             max_connections,
             history,
+            cluster,
         } = self;
         let max_connections = max_connections.unwrap_or_else(thread_budget);
         let shared = Arc::new(Shared {
@@ -188,6 +215,7 @@ impl Server {
                 timer_at: None,
                 stopping: false,
                 store: None,
+                bus: None,
             }),
             timer: Condvar::new(),
             idle: Condvar::new(),
@@ -209,6 +237,19 @@ impl Server {
                 }
             })?;
             st.store = Some(worker);
+        }
+        if let Some(cluster) = cluster {
+            let weak = Arc::downgrade(&shared);
+            let mut st = shared.lock();
+            // The bus threads apply their events themselves, under the lock like any reader.
+            let worker = cluster.start(&mut st.server, move |event| {
+                if let Some(shared) = weak.upgrade() {
+                    let mut st = shared.lock();
+                    st.server.handle_bus(event, Instant::now());
+                    shared.drain(&mut st);
+                }
+            })?;
+            st.bus = Some(worker);
         }
         let timer = {
             let shared = shared.clone();
@@ -253,9 +294,15 @@ impl Server {
         }
         st.stopping = true;
         let store = st.store.take();
+        let bus = st.bus.take();
         drop(st);
         shared.timer.notify_one();
         let _ = timer.join();
+        // The last ops (the releases of a shutdown) run before `run` returns (the lock is
+        // free for the bus threads' last events).
+        if let Some(bus) = bus {
+            bus.finish();
+        }
         // What was submitted is written before `run` returns (the lock is free for the
         // store thread's last answers).
         if let Some(store) = store {
@@ -289,6 +336,8 @@ struct State {
     stopping: bool,
     /// The history store thread, when history is on.
     store: Option<Worker>,
+    /// The cluster's bus, when the cluster is on.
+    bus: Option<switchboard_bus::Worker>,
 }
 
 /// The adapter's side of one connection.
@@ -367,6 +416,11 @@ impl Shared {
                 store.submit(op);
             }
         }
+        if let Some(bus) = &st.bus {
+            while let Some(op) = st.server.poll_bus() {
+                bus.submit(op);
+            }
+        }
         if let Some(next) = st.server.poll_timeout() {
             if st.timer_at.is_none_or(|t| next < t) {
                 self.timer.notify_one();
@@ -405,6 +459,8 @@ fn accept_loop(listener: &TcpListener, tls: Option<TlsConfig>, shared: &Arc<Shar
         match listener.accept() {
             // It may be the handle's own wake-up connection; the loop condition decides.
             Ok(_) if shared.handle.is_shutdown() => break,
+            // Shutdown shut the listener itself.
+            Err(_) if shared.handle.is_shutdown() => break,
             Ok((stream, peer)) => start_connection(shared, stream, peer, tls.as_ref()),
             Err(e) if is_transient(&e) => log::warn!("accept failed: {e}"),
             Err(e) => {

@@ -4,11 +4,15 @@
 //! Set SWITCHBOARD_TEST_LOG=1 to see the servers' log lines.
 
 mod client;
+mod cluster;
 mod fds;
 mod history;
 mod irc_client;
 mod limits;
 mod mixed;
+// A redis-server of the test's own, shared with the bus crate's tests.
+#[path = "../../bus/tests/redis_server/mod.rs"]
+mod redis_server;
 mod runtimes;
 mod scenarios;
 mod tls;

@@ -7,6 +7,7 @@
 //! - `SWITCHBOARD_SIM_SEED=S` replays seed S alone, verbosely; add
 //!   `SWITCHBOARD_SIM_PLANT=<bug>` to replay with a planted server bug.
 
+mod cluster;
 mod history;
 mod irc;
 mod mix;
@@ -92,6 +93,8 @@ fn plant_name(bug: PlantedBug) -> &'static str {
         PlantedBug::ReplaySkipsNewest => "replay-skips-newest",
         PlantedBug::SkipKeyForNative => "skip-key-for-native",
         PlantedBug::BanIgnoredForIrc => "ban-ignored-for-irc",
+        PlantedBug::DuplicateRemoteMessage => "duplicate-remote-message",
+        PlantedBug::KeepDeadNicks => "keep-dead-nicks",
     }
 }
 
@@ -104,6 +107,8 @@ fn parse_plant(name: &str) -> Plant {
         PlantedBug::ReplaySkipsNewest,
         PlantedBug::SkipKeyForNative,
         PlantedBug::BanIgnoredForIrc,
+        PlantedBug::DuplicateRemoteMessage,
+        PlantedBug::KeepDeadNicks,
     ]
     .into_iter()
     .find(|b| plant_name(*b) == name)
@@ -443,4 +448,47 @@ fn planted_replay_skips_newest_is_caught() {
             println!("caught as expected:\n{e}");
         }
     }
+}
+
+/// Seeds of the cluster simulation `cargo test --test sim` runs (or
+/// `SWITCHBOARD_CLUSTER_SEEDS`).
+const CLUSTER_SEEDS: u64 = 300;
+
+/// 2 to 5 nodes on a simulated bus with delays, cut-offs and crashes (tests/sim/cluster.rs).
+#[test]
+fn cluster_swarm() {
+    let plant = std::env::var("SWITCHBOARD_SIM_PLANT")
+        .ok()
+        .and_then(|p| parse_plant(&p));
+    if let Some(seed) = env_u64("SWITCHBOARD_CLUSTER_SEED") {
+        cluster::run_one(seed, base(), plant).unwrap_or_else(|e| panic!("{e}"));
+        return;
+    }
+    let count = env_u64("SWITCHBOARD_CLUSTER_SEEDS").unwrap_or(CLUSTER_SEEDS);
+    let from = env_u64("SWITCHBOARD_CLUSTER_FROM").unwrap_or(0);
+    let n = cluster::run_seeds(from..from + count, base(), None).unwrap_or_else(|e| panic!("{e}"));
+    println!("{n} cluster seeds passed");
+}
+
+fn cluster_plant_caught(bug: PlantedBug) {
+    match cluster::run_seeds(0..PLANT_BUDGET, base(), Some(bug)) {
+        Ok(n) => panic!("planted bug {bug:?} went unnoticed for {n} cluster seeds"),
+        Err(e) => {
+            assert!(
+                !e.contains("PANIC") && !e.contains("sim:"),
+                "the simulator itself failed: {e}"
+            );
+            println!("caught as expected:\n{e}");
+        }
+    }
+}
+
+#[test]
+fn planted_duplicate_remote_message_is_caught() {
+    cluster_plant_caught(PlantedBug::DuplicateRemoteMessage);
+}
+
+#[test]
+fn planted_keep_dead_nicks_is_caught() {
+    cluster_plant_caught(PlantedBug::KeepDeadNicks);
 }

@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
+use super::cluster::Kind;
 use super::conn::Phase;
+use super::rooms::Room;
 use super::{Fanout, Server};
 use crate::name::{fold, validate_nick, validate_reason, validate_room, validate_text};
 use crate::packet::{RoomMode, RoomRule, ServerPacket};
@@ -118,6 +120,14 @@ impl Server {
         realname: &str,
     ) -> Outcome {
         self.check_nick(nick)?;
+        if self.registry.find_nick(nick).is_some_and(|h| h != id) {
+            return Err(fail(
+                ErrorCode::NickTaken,
+                nick,
+                format!("nick `{nick}` is taken"),
+            ));
+        }
+        self.cluster_claim(id, nick)?;
         self.registry
             .claim_nick(nick, id)
             .map_err(|code| fail(code, nick, format!("nick `{nick}` is taken")))?;
@@ -133,6 +143,7 @@ impl Server {
             nick: nick.to_owned(),
         });
         self.schedule(id);
+        self.cluster_signed_in(id);
         Ok(())
     }
 
@@ -204,7 +215,12 @@ impl Server {
         let Some(r) = self.registry.room(&key) else {
             return Ok(key);
         };
-        let (name, members) = (r.name.clone(), r.members.clone());
+        let (name, members, flags) = (r.name.clone(), r.members.clone(), r.flags(id));
+        self.cluster_emit(id, |user| Kind::Join {
+            user,
+            room: name.clone(),
+            flags,
+        });
         let joined = ServerPacket::Joined {
             room: name.clone(),
             nick,
@@ -245,6 +261,11 @@ impl Server {
                 return Ok(());
             }
             self.relay_room(&key, &mut Fanout::new(&left, &source), None);
+            self.cluster_emit(id, |user| Kind::Part {
+                user,
+                room: room.to_owned(),
+                reason: reason.to_owned(),
+            });
         }
         self.registry.leave(&key, id);
         if let Some(conn) = self.conns.get_mut(&id) {
@@ -319,6 +340,14 @@ impl Server {
             .history_append(id, &key, &message, notice, now)
             .or_else(|| self.wall_ms(now));
         let msgid = super::irc::msgid(&key, seq);
+        if let ServerPacket::Message { room, text, .. } = &message {
+            self.cluster_emit(id, |user| Kind::Say {
+                user,
+                room: room.clone(),
+                text: text.clone(),
+                notice,
+            });
+        }
         let mut fan = Fanout::new(&message, &source);
         fan.notice = notice;
         fan.time_ms = time_ms;
@@ -364,6 +393,16 @@ impl Server {
             to: self.nick(target),
             text,
         };
+        if self.conns.get(&target).is_some_and(|c| c.remote) {
+            if let ServerPacket::Direct { to, text, .. } = &direct {
+                self.cluster_emit(id, |user| Kind::Whisper {
+                    user,
+                    to: to.clone(),
+                    text: text.clone(),
+                    notice,
+                });
+            }
+        }
         let mut fan = Fanout::new(&direct, &source);
         fan.notice = notice;
         fan.from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
@@ -394,6 +433,14 @@ impl Server {
         if old == nick {
             return Ok(());
         }
+        if self.registry.find_nick(nick).is_some_and(|h| h != id) {
+            return Err(fail(
+                ErrorCode::NickTaken,
+                nick,
+                format!("nick `{nick}` is taken"),
+            ));
+        }
+        self.cluster_claim(id, nick)?;
         self.registry
             .claim_nick(nick, id)
             .map_err(|code| fail(code, nick, format!("nick `{nick}` is taken")))?;
@@ -409,6 +456,10 @@ impl Server {
             return Ok(());
         };
         conn.nick = nick.to_owned();
+        self.cluster_renamed(id, &old, nick);
+        let Some(conn) = self.conns.get(&id) else {
+            return Ok(());
+        };
         let mut recipients = vec![id];
         for key in &conn.rooms {
             if let Some(room) = self.registry.room(key) {
@@ -464,6 +515,11 @@ impl Server {
             by,
         };
         self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
+        self.cluster_emit(id, |user| Kind::Topic {
+            user,
+            room: room.to_owned(),
+            topic: topic.to_owned(),
+        });
         self.history_topic(&key, id);
         Ok(())
     }
@@ -518,6 +574,14 @@ impl Server {
             reason: reason.to_owned(),
         };
         self.relay_room(&key, &mut Fanout::new(&kicked, &source), None);
+        if let ServerPacket::Kicked { nick, .. } = &kicked {
+            self.cluster_emit(id, |user| Kind::Kick {
+                user,
+                room: room.to_owned(),
+                nick: nick.clone(),
+                reason: reason.to_owned(),
+            });
+        }
         self.registry.leave(&key, target);
         if let Some(conn) = self.conns.get_mut(&target) {
             conn.rooms.retain(|k| *k != key);
@@ -578,11 +642,20 @@ impl Server {
         let Some(r) = self.registry.room_mut(&key) else {
             return Ok(None);
         };
-        let changed = match (mode, target) {
-            (RoomMode::TopicLock, _) => std::mem::replace(&mut r.topic_lock, on) != on,
-            (RoomMode::Operator, Some(t)) => toggle(&mut r.operators, t, on),
-            (RoomMode::Voice, Some(t)) => toggle(&mut r.voiced, t, on),
-            _ => false,
+        let changed = change_mode(r, mode, on, target);
+        if changed {
+            let room = r.name.clone();
+            let nick = target_nick.clone();
+            self.cluster_emit(id, |user| Kind::Mode {
+                user,
+                room,
+                letter: mode.letter(),
+                on,
+                nick,
+            });
+        }
+        let Some(r) = self.registry.room(&key) else {
+            return Ok(None);
         };
         Ok(changed.then(|| {
             let notice = ServerPacket::ModeChanged {
@@ -644,39 +717,19 @@ impl Server {
         let Some(r) = self.registry.room_mut(&key) else {
             return Ok(None);
         };
-        let changed = match rule {
-            RoomRule::Key if on => std::mem::replace(&mut r.key, arg.clone()) != arg,
-            RoomRule::Key => !std::mem::take(&mut r.key).is_empty(),
-            RoomRule::Limit if on => {
-                let n = arg.parse().unwrap_or(0);
-                std::mem::replace(&mut r.limit, n) != n
-            }
-            RoomRule::Limit => std::mem::replace(&mut r.limit, 0) != 0,
-            RoomRule::InviteOnly => std::mem::replace(&mut r.invite_only, on) != on,
-            RoomRule::Moderated => std::mem::replace(&mut r.moderated, on) != on,
-            RoomRule::NoOutside => std::mem::replace(&mut r.no_outside, on) != on,
-            RoomRule::Secret => std::mem::replace(&mut r.secret, on) != on,
-            RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => {
-                let list = match rule {
-                    RoomRule::Ban => &mut r.bans,
-                    RoomRule::BanExempt => &mut r.exempts,
-                    _ => &mut r.invexes,
-                };
-                let has = list.iter().any(|m| m.eq_ignore_ascii_case(&arg));
-                if on && !has {
-                    if list.len() >= 100 {
-                        return Err(fail(
-                            ErrorCode::InvalidText,
-                            &arg,
-                            format!("`{}` already has 100 masks of that kind", r.name),
-                        ));
-                    }
-                    list.push(arg.clone());
-                } else if !on && has {
-                    list.retain(|m| !m.eq_ignore_ascii_case(&arg));
-                }
-                has != on
-            }
+        let changed = change_rule(r, rule, on, &arg)?;
+        if changed {
+            let (room, arg) = (r.name.clone(), arg.clone());
+            self.cluster_emit(id, |user| Kind::Rule {
+                user,
+                room,
+                letter: rule.letter(),
+                on,
+                arg,
+            });
+        }
+        let Some(r) = self.registry.room(&key) else {
+            return Ok(None);
         };
         Ok(changed.then(|| {
             let notice = ServerPacket::RuleChanged {
@@ -747,6 +800,10 @@ impl Server {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.away = message.to_owned();
         }
+        self.cluster_emit(id, |user| Kind::Away {
+            user,
+            message: message.to_owned(),
+        });
         self.irc_away_notify(id, None);
         Ok(())
     }
@@ -775,6 +832,56 @@ fn full_mask(mask: &str) -> String {
         (false, true) => format!("*!{mask}"),
         (false, false) => format!("{mask}!*@*"),
     }
+}
+
+/// Applies a mode change to a room (the target checked by the caller); whether it changed.
+pub(crate) fn change_mode(r: &mut Room, mode: RoomMode, on: bool, target: Option<ConnId>) -> bool {
+    match (mode, target) {
+        (RoomMode::TopicLock, _) => std::mem::replace(&mut r.topic_lock, on) != on,
+        (RoomMode::Operator, Some(t)) => toggle(&mut r.operators, t, on),
+        (RoomMode::Voice, Some(t)) => toggle(&mut r.voiced, t, on),
+        _ => false,
+    }
+}
+
+/// Applies a rule change to a room (`arg` already checked and completed); whether it
+/// changed, or why it cannot (a mask list is full).
+pub(crate) fn change_rule(r: &mut Room, rule: RoomRule, on: bool, arg: &str) -> Outcome<bool> {
+    let changed = match rule {
+        RoomRule::Key if on => std::mem::replace(&mut r.key, arg.to_owned()) != arg,
+        RoomRule::Key => !std::mem::take(&mut r.key).is_empty(),
+        RoomRule::Limit if on => {
+            let n = arg.parse().unwrap_or(0);
+            std::mem::replace(&mut r.limit, n) != n
+        }
+        RoomRule::Limit => std::mem::replace(&mut r.limit, 0) != 0,
+        RoomRule::InviteOnly => std::mem::replace(&mut r.invite_only, on) != on,
+        RoomRule::Moderated => std::mem::replace(&mut r.moderated, on) != on,
+        RoomRule::NoOutside => std::mem::replace(&mut r.no_outside, on) != on,
+        RoomRule::Secret => std::mem::replace(&mut r.secret, on) != on,
+        RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => {
+            let list = match rule {
+                RoomRule::Ban => &mut r.bans,
+                RoomRule::BanExempt => &mut r.exempts,
+                _ => &mut r.invexes,
+            };
+            let has = list.iter().any(|m| m.eq_ignore_ascii_case(arg));
+            if on && !has {
+                if list.len() >= 100 {
+                    return Err(fail(
+                        ErrorCode::InvalidText,
+                        arg,
+                        format!("`{}` already has 100 masks of that kind", r.name),
+                    ));
+                }
+                list.push(arg.to_owned());
+            } else if !on && has {
+                list.retain(|m| !m.eq_ignore_ascii_case(arg));
+            }
+            has != on
+        }
+    };
+    Ok(changed)
 }
 
 /// Adds or removes `id` in a set kept as a Vec; whether anything changed.

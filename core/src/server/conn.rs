@@ -96,6 +96,8 @@ pub(crate) struct Conn {
     /// Output waiting for history store answers, counted in `queued`: one segment per op
     /// waited for, in op order, each released (after `out`) once its op is answered.
     pub held: VecDeque<(u64, VecDeque<Bytes>)>,
+    /// A user of another cluster node (cluster.rs): no socket, nothing is queued for it.
+    pub remote: bool,
     /// Output pacing (see `Server::hold_back` in mod.rs).
     pub pacing: Pacing,
 }
@@ -147,6 +149,7 @@ impl Conn {
             timer: None,
             held: VecDeque::new(),
             pacing: Pacing::default(),
+            remote: false,
         }
     }
 

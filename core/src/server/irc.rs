@@ -3,6 +3,7 @@
 //! An IRC channel `#name` is the room `name`; nicknames are shared with native clients.
 //! The supported subset is documented in docs/IRC.md.
 
+use super::cluster::Replay;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -710,13 +711,15 @@ impl Server {
         }
     }
 
-    fn irc_nick(&mut self, id: ConnId, p: &[&str], registered: bool) {
+    pub(super) fn irc_nick(&mut self, id: ConnId, p: &[&str], registered: bool) {
         let Some(&nick) = p.first().filter(|n| !n.is_empty()) else {
             return self.numeric(id, "431", &["No nickname given"]);
         };
         if registered {
             if let Err(fail) = self.change_nick(id, nick) {
-                self.irc_fail(id, &fail, "NICK");
+                if !self.cluster_park(id, || Replay::IrcNick(nick.to_owned())) {
+                    self.irc_fail(id, &fail, "NICK");
+                }
             }
             return;
         }
@@ -763,7 +766,7 @@ impl Server {
     }
 
     /// Completes registration once NICK and USER are in and no CAP negotiation is open.
-    fn irc_try_register(&mut self, id: ConnId) {
+    pub(super) fn irc_try_register(&mut self, id: ConnId) {
         // Only once: a late CAP END must not register again (and claim the nick the
         // session started with, which may no longer be the connection's).
         if self.conns.get(&id).is_none_or(|c| c.phase != Phase::Hello) {
@@ -787,6 +790,9 @@ impl Server {
             }
         }
         if let Err(fail) = self.register(id, &nick, &user, &realname) {
+            if self.cluster_park(id, || Replay::IrcRegister) {
+                return;
+            }
             if let Some(s) = self.session(id) {
                 s.nick = None;
             }

@@ -37,6 +37,7 @@ use crate::name::fold;
 use crate::packet::{Member, Packet, RoomInfo, ServerPacket};
 use crate::rate::Cost;
 use crate::{Config, ConnId, ErrorCode};
+pub use cluster::ClusterStats;
 use conn::{Conn, Phase, Proto};
 pub use limits::Refused;
 #[cfg(feature = "planted-bugs")]
@@ -216,7 +217,7 @@ fn push(
     overflowed: &mut Vec<ConnId>,
     touched: &mut Touched,
 ) {
-    if conn.phase == Phase::Closing {
+    if conn.phase == Phase::Closing || conn.remote {
         return;
     }
     if conn.queued + conn.in_flight + bytes.len() > max_outbound {
@@ -534,6 +535,7 @@ impl Server {
         for id in due {
             self.on_timer(id, now);
         }
+        self.cluster_timeout(now);
         self.close_overflowed();
     }
 
@@ -637,6 +639,10 @@ impl Server {
         let mut input: &[u8] = if queued { &inbox } else { fresh };
         let mut handled_any = false;
         loop {
+            // A request waiting for a cluster nick claim holds back the ones behind it.
+            if self.cluster_parked(id) {
+                break;
+            }
             let Some(conn) = self.conns.get_mut(&id) else {
                 return;
             };
@@ -768,6 +774,7 @@ impl Server {
         let mut ids: Vec<ConnId> = self.conns.map.keys().copied().collect();
         ids.sort();
         for id in ids {
+            // Remote users (cluster.rs) have no socket here; their nodes close them.
             self.close(
                 id,
                 ErrorCode::Shutdown,
@@ -849,19 +856,20 @@ impl Server {
 
     /// When [`Server::handle_timeout`] should next be called.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let cluster = self.cluster_deadline();
         // Drop dead entries on top so the answer is a real deadline.
         while let Some(&Reverse((at, id))) = self.timers.peek() {
             if self.conns.get(&id).is_some_and(|c| c.timer == Some(at)) {
-                return Some(at);
+                return Some(cluster.map_or(at, |t| t.min(at)));
             }
             self.timers.pop();
         }
-        None
+        cluster
     }
 
     /// Open connections, including those closing.
     pub fn connection_count(&self) -> usize {
-        self.conns.map.len()
+        self.conns.map.len() - self.cluster.as_ref().map_or(0, |c| c.ghosts)
     }
 
     /// Rooms with at least one member.
@@ -966,6 +974,9 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        if conn.remote {
+            return;
+        }
         let keepalive = match conn.phase {
             Phase::Closing => None,
             Phase::Hello => Some(conn.opened + c.hello_timeout),
@@ -1121,7 +1132,8 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        if conn.phase == Phase::Closing {
+        // A remote user is closed by its own node (cluster.rs), never here.
+        if conn.phase == Phase::Closing || conn.remote {
             return;
         }
         if code == ErrorCode::SlowConsumer {
@@ -1178,6 +1190,7 @@ impl Server {
     /// Native members get a Left per room; IRC members get one QUIT however many rooms
     /// they share, as IRC clients expect.
     fn depart(&mut self, id: ConnId, reason: &str) {
+        self.cluster_departing(id, reason);
         let source = self.source(id);
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
@@ -1259,3 +1272,6 @@ mod tests_history;
 
 #[cfg(test)]
 mod tests_pacing;
+
+#[cfg(test)]
+mod tests_cluster;

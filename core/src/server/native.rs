@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::chat::Fail;
+use super::cluster::Replay;
 use super::conn::{Phase, Proto};
 use super::{chunks, Server};
 use crate::config::MAX_ERROR_TEXT;
@@ -69,8 +70,21 @@ impl Server {
         );
     }
 
-    fn native_packet(&mut self, id: ConnId, seq: u32, packet: ClientPacket, now: Instant) {
+    pub(super) fn native_packet(
+        &mut self,
+        id: ConnId,
+        seq: u32,
+        packet: ClientPacket,
+        now: Instant,
+    ) {
         let request_type = packet.type_code();
+        // Requests that may wait for a cluster nick claim are kept to be replayed.
+        let replay = (self.cluster.is_some()
+            && matches!(
+                packet,
+                ClientPacket::Hello { .. } | ClientPacket::Nick { .. }
+            ))
+        .then(|| packet.clone());
         // Every request counts against the rate; those that only keep a session alive or
         // end it are cheap.
         self.charge(id, cost_of(&packet), now);
@@ -177,6 +191,11 @@ impl Server {
             ) => self.history_request(id, &room, before, limit),
         };
         if let Err(fail) = result {
+            if let Some(packet) = replay {
+                if self.cluster_park(id, || Replay::Native(seq, packet)) {
+                    return;
+                }
+            }
             self.native_error(id, fail.code, request_type, seq, fail.message);
             if matches!(
                 fail.code,

@@ -23,6 +23,10 @@ pub enum PlantedBug {
     SkipKeyForNative,
     /// A banned IRC member's message reaches the room (unless it is moderated).
     BanIgnoredForIrc,
+    /// A room message from another cluster node is relayed to local members twice.
+    DuplicateRemoteMessage,
+    /// A dead cluster node's nick keys are never released.
+    KeepDeadNicks,
 }
 
 use super::conn::{Phase, Proto};
