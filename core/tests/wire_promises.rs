@@ -389,3 +389,27 @@ fn an_irc_pong_is_answered_with_nothing() {
     net.send(i, b"PING t\r\n");
     assert!(net.take_text(i).contains("PONG"));
 }
+
+#[test]
+fn the_decoder_reports_what_it_holds_and_drops_a_large_buffer_once_done() {
+    let big = raw_frame(10_000);
+    let small = raw_frame(8);
+    let mut d = FrameDecoder::new(65_536);
+    // A large frame arriving in pieces is held, and its memory is counted.
+    let mut input = &big[..5_000];
+    assert!(d.decode(&mut input).unwrap().is_none());
+    assert_eq!(d.buffered(), 5_000);
+    assert!(d.capacity() >= 5_000, "capacity {}", d.capacity());
+    let mut input = &big[5_000..];
+    let frame = d.decode(&mut input).unwrap().expect("the large frame");
+    assert_eq!(frame.payload.len(), 9_999);
+    // The next call lets the large buffer go (an idle connection keeps no large buffer)...
+    let mut input = &small[..3];
+    assert!(d.decode(&mut input).unwrap().is_none());
+    assert_eq!(d.buffered(), 3);
+    assert!(d.capacity() < 4_096, "capacity {}", d.capacity());
+    // ...and the small frame after it decodes whole.
+    let mut input = &small[3..];
+    let frame = d.decode(&mut input).unwrap().expect("the small frame");
+    assert_eq!(frame.payload.len(), 7);
+}
