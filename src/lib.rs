@@ -1,8 +1,8 @@
 //! Switchboard: a chat server and client.
 //!
 //! The protocol lives in [`core`] (sans-IO); each runtime adapter is a module behind its
-//! cargo feature: [`smol`] (feature `smol`, the default), [`async_std`] (feature
-//! `async-std`) and [`threads`] (feature `std`). Features are additive.
+//! cargo feature: `smol` (feature `smol`, the default), `async_std` (feature `async-std`)
+//! and `threads` (feature `std`). Features are additive.
 
 pub use switchboard_core as core;
 
