@@ -1,13 +1,12 @@
 //! An in-memory harness for core's integration tests: one `Server`, native `Client`s and raw
 //! connections wired together through the public API only, as an adapter would drive them,
-//! with every frame the server sends measured on the way.
+//! keeping every byte the server sent each connection for the tests to inspect.
 
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use switchboard_core::packet::LENGTH_PREFIX;
 use switchboard_core::ConnId;
 use switchboard_core::{Client, ClientEvent, CloseMode, Config, ErrorCode, Server};
 
@@ -19,12 +18,9 @@ pub struct Net {
     pub clients: Vec<(ConnId, Client)>,
     /// Bytes peers wrote that the server has not read yet.
     wire: HashMap<ConnId, Vec<u8>>,
-    /// Everything the server wrote to each connection, in order.
+    /// Everything the server wrote to each connection, in order (raw connections: since
+    /// the last `take_text`).
     pub output: HashMap<ConnId, Vec<u8>>,
-    /// How far `output` of a native connection has been split into frames.
-    framed: HashMap<ConnId, usize>,
-    /// Body length of every frame the server sent to a native connection, in order.
-    pub frame_lens: HashMap<ConnId, Vec<usize>>,
 }
 
 impl Net {
@@ -35,14 +31,12 @@ impl Net {
             clients: Vec::new(),
             wire: HashMap::new(),
             output: HashMap::new(),
-            framed: HashMap::new(),
-            frame_lens: HashMap::new(),
         }
     }
 
     /// Connects a native client asking for `nick` and expects its welcome; returns its index.
-    /// The client accepts frames of any length, so the harness (not its decoder) is what
-    /// notices a frame over the server's limit.
+    /// The client accepts frames of any length, so the tests (not its decoder) notice a
+    /// frame over the server's limit.
     pub fn native(&mut self, nick: &str) -> usize {
         let id = self.server.open(self.now);
         let mut client = Client::with_max_frame_len(nick, u32::MAX);
@@ -107,25 +101,11 @@ impl Net {
                 if let Some((_, c)) = self.clients.iter_mut().find(|(id, _)| *id == t.conn) {
                     c.handle_input(&t.data, self.now)
                         .expect("server sent a bad frame");
-                    let out = self.output.entry(t.conn).or_default();
-                    out.extend_from_slice(&t.data);
-                    let at = self.framed.entry(t.conn).or_default();
-                    let lens = self.frame_lens.entry(t.conn).or_default();
-                    while out.len() >= *at + LENGTH_PREFIX {
-                        let p = &out[*at..*at + LENGTH_PREFIX];
-                        let len = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize;
-                        if out.len() < *at + LENGTH_PREFIX + len {
-                            break;
-                        }
-                        lens.push(len);
-                        *at += LENGTH_PREFIX + len;
-                    }
-                } else {
-                    self.output
-                        .entry(t.conn)
-                        .or_default()
-                        .extend_from_slice(&t.data);
                 }
+                self.output
+                    .entry(t.conn)
+                    .or_default()
+                    .extend_from_slice(&t.data);
                 moved = true;
             }
             while let Some(close) = self.server.poll_close() {
