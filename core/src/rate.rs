@@ -34,7 +34,7 @@ pub(crate) struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// When the next request may be handled: `now` or earlier if it may be handled now.
+    /// When the next request may be handled: exactly `now` if it may be handled now.
     pub fn ready_at(&self, now: Instant, rate: u32, burst: u32) -> Instant {
         if rate == 0 {
             return now;
@@ -128,6 +128,13 @@ mod tests {
             let mut rl = RateLimiter::default();
             // Nothing charged yet: no timer is needed.
             assert_eq!(rl.wake_at(rate, burst), None);
+            assert_eq!(rl.ready_at(t0, rate, burst), t0);
+            if burst > 1 {
+                // Within the burst, ready means ready now, not at some earlier moment.
+                rl.charge(t0, rate, Cost::Full);
+                assert_eq!(rl.ready_at(t0, rate, burst), t0);
+                rl = RateLimiter::default();
+            }
             let n = take_at(&mut rl, t0, rate, burst);
             assert_eq!(n, burst as usize, "rate {rate} burst {burst}");
             let wake = rl.wake_at(rate, burst).expect("a wake-up time");

@@ -30,15 +30,17 @@ fn room_of_three() -> (Net, [usize; 4]) {
 }
 
 fn flags_of(net: &mut Net, asker: usize, nick: &str) -> u8 {
+    member_of(net, asker, nick).flags
+}
+
+/// `nick`'s entry in room `r`'s member list, as `asker` is told it.
+fn member_of(net: &mut Net, asker: usize, nick: &str) -> Member {
     net.client(asker).list_members("r");
     net.pump();
     net.events(asker)
         .into_iter()
         .find_map(|e| match e {
-            ClientEvent::Members { members, .. } => members
-                .into_iter()
-                .find(|m| m.nick == nick)
-                .map(|m| m.flags),
+            ClientEvent::Members { members, .. } => members.into_iter().find(|m| m.nick == nick),
             _ => None,
         })
         .unwrap_or_else(|| panic!("{nick} is not listed"))
@@ -139,6 +141,7 @@ fn operator_status_is_given_shown_used_and_taken_back() {
         assert_eq!(net.events(i), vec![opped.clone()], "client {i}");
     }
     assert_eq!(flags_of(&mut net, c, "bob"), Member::OPERATOR);
+    assert!(member_of(&mut net, c, "bob").is_operator());
     assert!(net.client(c).room("r").unwrap().is_operator("bob"));
     // Giving it again changes nothing and is answered with nothing.
     net.client(a).set_mode("r", RoomMode::Operator, true, "bob");
@@ -194,6 +197,7 @@ fn voice_lets_a_member_speak_in_a_moderated_room_until_taken() {
     assert_eq!(net.events(c), vec![voiced.clone()]);
     assert_eq!(net.events(b), vec![voiced]);
     assert_eq!(flags_of(&mut net, c, "bob"), Member::VOICE);
+    assert!(!member_of(&mut net, c, "bob").is_operator());
     net.client(b).say("r", "now I may");
     net.pump();
     assert!(matches!(
