@@ -413,3 +413,23 @@ fn the_decoder_reports_what_it_holds_and_drops_a_large_buffer_once_done() {
     let frame = d.decode(&mut input).unwrap().expect("the small frame");
     assert_eq!(frame.payload.len(), 7);
 }
+
+#[test]
+fn a_string_past_the_u16_length_is_cut_at_a_character_boundary() {
+    // 80,000 bytes of a two-byte character: byte 65,535 falls inside one.
+    let text = "é".repeat(40_000);
+    let say = ClientPacket::Say {
+        room: "r".into(),
+        text,
+    };
+    let frame = say.to_frame();
+    let mut decoder = FrameDecoder::new(u32::MAX);
+    let got = decoder.decode(&mut &frame[..]).unwrap().expect("a frame");
+    match ClientPacket::decode(got.type_code, got.payload).unwrap() {
+        ClientPacket::Say { room, text } => {
+            assert_eq!(room, "r");
+            assert_eq!(text, "é".repeat(32_767));
+        }
+        other => panic!("{other:?}"),
+    }
+}
