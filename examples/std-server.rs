@@ -3,7 +3,7 @@
 
 mod common;
 
-use switchboard::std::{Server, TlsConfig};
+use switchboard::threads::{Server, TlsConfig};
 
 fn main() {
     let options = common::parse_args("std-server");

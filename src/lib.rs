@@ -1,7 +1,8 @@
 //! Switchboard: a chat server and client.
 //!
 //! The protocol lives in [`core`] (sans-IO); each runtime adapter is a module behind its
-//! cargo feature: `smol` (default), `async-std` and `std`. Features are additive.
+//! cargo feature: `smol` (feature `smol`, the default), `async_std` (feature `async-std`)
+//! and `threads` (feature `std`). Features are additive.
 
 pub use switchboard_core as core;
 
@@ -21,5 +22,8 @@ pub use switchboard_smol::smol;
 pub use switchboard_smol::async_std;
 
 /// The server on plain `std::net` threads (feature `std`).
+///
+/// Named `threads`, not `std`: a `std` module here would shadow the standard library in
+/// code that writes `use switchboard::*;` or `use switchboard::std;`.
 #[cfg(feature = "std")]
-pub use switchboard_std as std;
+pub use switchboard_std as threads;

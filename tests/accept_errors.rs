@@ -70,7 +70,7 @@ fn async_std(config: Config) -> Started {
 
 #[cfg(feature = "std")]
 fn std_threads(config: Config) -> Started {
-    let server = switchboard::std::Server::bind("127.0.0.1:0", config).unwrap();
+    let server = switchboard::threads::Server::bind("127.0.0.1:0", config).unwrap();
     let (addr, handle) = (server.local_addr().unwrap(), server.handle());
     let thread = thread::spawn(move || server.run().unwrap());
     (addr, Box::new(move || handle.shutdown()), thread)

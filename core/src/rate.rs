@@ -34,7 +34,7 @@ pub(crate) struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// When the next request may be handled: `now` or earlier if it may be handled now.
+    /// When the next request may be handled: exactly `now` if it may be handled now.
     pub fn ready_at(&self, now: Instant, rate: u32, burst: u32) -> Instant {
         if rate == 0 {
             return now;
@@ -119,5 +119,43 @@ mod tests {
             assert!(free.ready(t0, 0, 0));
             free.charge(t0, 0, Cost::Full);
         }
+    }
+
+    #[test]
+    fn wake_at_is_the_moment_the_next_request_becomes_ready() {
+        let t0 = crate::test_clock::start();
+        for (rate, burst) in [(10, 5), (3, 1), (1, 20), (1000, 2)] {
+            let mut rl = RateLimiter::default();
+            // Nothing charged yet: no timer is needed.
+            assert_eq!(rl.wake_at(rate, burst), None);
+            assert_eq!(rl.ready_at(t0, rate, burst), t0);
+            if burst > 1 {
+                // Within the burst, ready means ready now, not at some earlier moment.
+                rl.charge(t0, rate, Cost::Full);
+                assert_eq!(rl.ready_at(t0, rate, burst), t0);
+                rl = RateLimiter::default();
+            }
+            let n = take_at(&mut rl, t0, rate, burst);
+            assert_eq!(n, burst as usize, "rate {rate} burst {burst}");
+            let wake = rl.wake_at(rate, burst).expect("a wake-up time");
+            // The timer fires exactly when the limiter lets the next request through.
+            assert_eq!(wake, rl.ready_at(t0, rate, burst));
+            assert_eq!(wake, t0 + Duration::from_secs(1) / rate);
+            assert!(!rl.ready(wake - Duration::from_nanos(1), rate, burst));
+            assert!(rl.ready(wake, rate, burst));
+        }
+        let mut free = RateLimiter::default();
+        free.charge(t0, 0, Cost::Full);
+        assert_eq!(free.wake_at(0, 5), None);
+    }
+
+    /// Full requests handled at `now` at this rate before the limiter says wait.
+    fn take_at(rl: &mut RateLimiter, now: Instant, rate: u32, burst: u32) -> usize {
+        let mut n = 0;
+        while rl.ready(now, rate, burst) && n < 10_000 {
+            rl.charge(now, rate, Cost::Full);
+            n += 1;
+        }
+        n
     }
 }

@@ -1,5 +1,6 @@
 //! The one place core's unit tests get an `Instant` from: the library itself never reads a
-//! clock (time is always an argument), and its source (`core/src`) names none.
+//! clock (time is always an argument), and its source (`core/src`) names none outside the
+//! crate-level doc example, which plays the adapter's part.
 
 use std::time::Instant;
 

@@ -12,9 +12,10 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rustls::{ServerConfig, ServerConnection};
+use rustls::ServerConnection;
+pub use switchboard_tls::TlsConfig;
 
 /// Largest plaintext handed to rustls at once: one TLS record.
 const RECORD: usize = 16 * 1024;
@@ -22,39 +23,6 @@ const RECORD: usize = 16 * 1024;
 /// Bytes read off the socket at once before rustls decrypts them: less than rustls'
 /// 16 KiB limit of undelivered plaintext, so one read can never overflow it.
 const RAW_READ: usize = 8 * 1024;
-
-/// The certificate and settings TLS listeners accept with; replaceable while serving.
-///
-/// Cloning shares it: [`TlsConfig::replace`] (on SIGHUP, say) applies to every listener
-/// given a clone, for connections accepted from then on; open connections keep theirs.
-#[derive(Clone)]
-pub struct TlsConfig(Arc<RwLock<Arc<ServerConfig>>>);
-
-impl TlsConfig {
-    /// Wraps a rustls server configuration.
-    pub fn new(config: Arc<ServerConfig>) -> TlsConfig {
-        TlsConfig(Arc::new(RwLock::new(config)))
-    }
-
-    /// Uses `config` for connections accepted from now on.
-    pub fn replace(&self, config: Arc<ServerConfig>) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = config;
-    }
-
-    /// The configuration in force.
-    pub fn current(&self) -> Arc<ServerConfig> {
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-impl std::fmt::Debug for TlsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TlsConfig")
-    }
-}
 
 /// A connection's byte stream, shared by its reader and writer threads.
 pub(crate) enum Stream {

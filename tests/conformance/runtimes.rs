@@ -197,10 +197,10 @@ pub fn std(config: Config) -> Running {
 #[cfg(feature = "std")]
 pub fn std_with(
     config: Config,
-    setup: impl FnOnce(switchboard::std::Server) -> switchboard::std::Server,
+    setup: impl FnOnce(switchboard::threads::Server) -> switchboard::threads::Server,
 ) -> Running {
     let config = prepare(config);
-    let server = switchboard::std::Server::bind("127.0.0.1:0", config).expect("bind");
+    let server = switchboard::threads::Server::bind("127.0.0.1:0", config).expect("bind");
     let mut server = setup(server);
     let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
     let addr = (server.local_addr().expect("local_addr"), irc_addr);
@@ -255,8 +255,8 @@ pub fn async_std_tls(config: Config) -> Running {
 #[cfg(feature = "std")]
 pub fn std_tls(config: Config) -> Running {
     let config = prepare(config);
-    let mut server = switchboard::std::Server::bind("127.0.0.1:0", config).expect("bind");
-    let tls = tls_config(switchboard::std::TlsConfig::new);
+    let mut server = switchboard::threads::Server::bind("127.0.0.1:0", config).expect("bind");
+    let tls = tls_config(switchboard::threads::TlsConfig::new);
     let addr = server.add_tls_listener("127.0.0.1:0", tls);
     let irc_addr = server.local_addr().expect("local_addr");
     let addr = tls_addrs((addr.expect("add_tls_listener"), irc_addr));

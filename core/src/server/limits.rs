@@ -125,6 +125,16 @@ mod tests {
     const B: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
     #[test]
+    fn a_refusal_displays_as_its_reason() {
+        // The adapters log refusals with `{refused}`: the log line must say which limit.
+        assert_eq!(
+            Refused::PerAddress.to_string(),
+            "too many connections from your address"
+        );
+        assert_eq!(Refused::Global.to_string(), "too many connections");
+    }
+
+    #[test]
     fn per_address_limit_refuses_past_it_and_spares_other_addresses() {
         let now = Instant::now();
         let mut s = server(3, 100);
