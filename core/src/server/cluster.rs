@@ -664,6 +664,27 @@ impl Server {
                     key: r.key.clone(),
                     limit: r.limit,
                 });
+                if only != 0 {
+                    continue;
+                }
+                // The lists, entry by entry as Rule events (no author): one a node
+                // already holds changes nothing there; one it missed is added.
+                let lists = [
+                    (RoomRule::Ban, &r.bans),
+                    (RoomRule::BanExempt, &r.exempts),
+                    (RoomRule::InviteExempt, &r.invexes),
+                ];
+                for (rule, list) in lists {
+                    for mask in list {
+                        c.publish(Kind::Rule {
+                            user: NO_USER,
+                            room: r.name.clone(),
+                            letter: rule.letter(),
+                            on: true,
+                            arg: mask.clone(),
+                        });
+                    }
+                }
             }
         }
         c.publish(Kind::Synced);
@@ -1461,6 +1482,9 @@ impl Server {
 }
 
 /// Room flags in a Room snapshot: t, m, n, s, i as bits 0 to 4.
+/// The `user` of an event no user made (a snapshot's list entries).
+const NO_USER: u64 = u64::MAX;
+
 /// A `Room` flag: only its topic counts (the sender has no member there, so its modes may
 /// be out of date).
 const TOPIC_ONLY: u8 = 32;

@@ -627,6 +627,48 @@ fn a_topic_set_while_cut_off_by_a_member_gone_since_reaches_every_node() {
 }
 
 #[test]
+fn ban_lists_set_while_cut_off_reach_the_others_in_the_snapshot() {
+    let mut net = Net::new(2);
+    let b = net.sign_in(1, "bob");
+    net.client(b).join("lobby");
+    net.pump();
+    let a = net.sign_in(0, "ann");
+    net.client(a).join("lobby");
+    net.pump();
+    net.down(1);
+    net.client(b)
+        .set_rule("lobby", crate::packet::RoomRule::Ban, true, "*!*@evil");
+    net.client(b).set_rule(
+        "lobby",
+        crate::packet::RoomRule::BanExempt,
+        true,
+        "*!*@good",
+    );
+    net.client(b).set_rule(
+        "lobby",
+        crate::packet::RoomRule::InviteExempt,
+        true,
+        "*!*@vip",
+    );
+    net.pump();
+    net.up(1);
+    net.advance(Duration::from_secs(2));
+    let r = net
+        .server(0)
+        .registry
+        .room("lobby")
+        .map(|r| (r.bans.clone(), r.exempts.clone(), r.invexes.clone()));
+    assert_eq!(
+        r,
+        Some((
+            vec!["*!*@evil".to_owned()],
+            vec!["*!*@good".to_owned()],
+            vec!["*!*@vip".to_owned()]
+        ))
+    );
+}
+
+#[test]
 fn a_topic_missed_by_a_room_made_again_converges_on_the_highest_version() {
     // Node 1 is cut off while its only member leaves: its room dies there and is made
     // again by a joiner, while node 0's room (with a topic node 1 never saw) lives on.
