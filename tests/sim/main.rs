@@ -452,7 +452,7 @@ fn planted_replay_skips_newest_is_caught() {
 
 /// Seeds of the cluster simulation `cargo test --test sim` runs (or
 /// `SWITCHBOARD_CLUSTER_SEEDS`).
-const CLUSTER_SEEDS: u64 = 300;
+const CLUSTER_SEEDS: u64 = 1000;
 
 /// 2 to 5 nodes on a simulated bus with delays, cut-offs and crashes (tests/sim/cluster.rs).
 #[test]

@@ -216,10 +216,13 @@ impl Server {
             return Ok(key);
         };
         let (name, members, flags) = (r.name.clone(), r.members.clone(), r.flags(id));
+        let (stamp, stamp_node) = r.topic_stamp.clone();
         self.cluster_emit(id, |user| Kind::Join {
             user,
             room: name.clone(),
             flags,
+            stamp,
+            stamp_node,
         });
         let joined = ServerPacket::Joined {
             room: name.clone(),
@@ -496,6 +499,7 @@ impl Server {
         let key = self.member_key(id, room)?;
         let source = self.source(id);
         let by = self.nick(id);
+        let stamp = self.cluster_topic_stamp();
         let Some(r) = self.registry.room_mut(&key) else {
             return Ok(());
         };
@@ -509,6 +513,8 @@ impl Server {
         r.topic = topic.to_owned();
         r.topic_by = by.clone();
         r.topic_at = now;
+        let version = stamp.0;
+        r.topic_stamp = stamp;
         let notice = ServerPacket::Topic {
             room: r.name.clone(),
             topic: topic.to_owned(),
@@ -519,6 +525,7 @@ impl Server {
             user,
             room: room.to_owned(),
             topic: topic.to_owned(),
+            stamp: version,
         });
         self.history_topic(&key, id);
         Ok(())

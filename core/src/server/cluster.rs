@@ -27,7 +27,7 @@ const DEAD_AFTER: Duration = Duration::from_secs(3);
 /// The lease of a nick key; the bus renews it every third of this.
 const LEASE_MS: u64 = 15_000;
 /// The payload format version.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// Counters of what the bus brought that could not be used, for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -119,6 +119,8 @@ pub(super) struct Cluster {
     reclaim_at: Option<Instant>,
     /// Remote users in `conns`.
     pub(super) ghosts: usize,
+    /// The Lamport clock of topic stamps: the highest seen or given.
+    clock: u64,
     stats: ClusterStats,
 }
 
@@ -222,6 +224,7 @@ impl Server {
             next_beat: None,
             reclaim_at: None,
             ghosts: 0,
+            clock: 0,
             stats: ClusterStats::default(),
         }));
     }
@@ -576,8 +579,21 @@ impl Server {
         }
     }
 
+    /// The version of a topic set here: a Lamport stamp after every one seen, and this
+    /// node; `(0, "")` without a cluster.
+    pub(super) fn cluster_topic_stamp(&mut self) -> (u64, String) {
+        match self.cluster.as_mut() {
+            Some(c) => {
+                c.clock += 1;
+                (c.clock, c.opts.node.clone())
+            }
+            None => (0, String::new()),
+        }
+    }
+
     /// Everything other nodes must know of this one: its users, their rooms, those rooms'
-    /// state, between a Reset and a Synced.
+    /// state, and the topics it set last (of rooms it may have no member in any more),
+    /// between a Reset and a Synced.
     fn publish_snapshot(&mut self, want: bool) {
         let Some(c) = self.cluster.as_mut() else {
             return;
@@ -610,20 +626,65 @@ impl Server {
                         user: id.0,
                         room: r.name.clone(),
                         flags: r.flags(id),
+                        stamp: r.topic_stamp.0,
+                        stamp_node: r.topic_stamp.1.clone(),
                     });
                 }
             }
         }
+        // A topic set here while cut off must reach the others even when its setter has
+        // left since: the topic's version decides, so re-sending it is always safe.
+        let set_here: Vec<String> = self
+            .registry
+            .sorted()
+            .filter(|r| r.topic_stamp.1 == c.opts.node)
+            .map(|r| fold(&r.name))
+            .collect();
+        let mut topic_only = BTreeSet::new();
+        for key in set_here {
+            if !rooms.contains(&key) {
+                topic_only.insert(key.clone());
+                rooms.insert(key);
+            }
+        }
         for key in rooms {
             if let Some(r) = self.registry.room(&key) {
+                let only = if topic_only.contains(&key) {
+                    TOPIC_ONLY
+                } else {
+                    0
+                };
                 c.publish(Kind::Room {
                     room: r.name.clone(),
                     topic: r.topic.clone(),
                     by: r.topic_by.clone(),
-                    flags: room_flags(r),
+                    stamp: r.topic_stamp.0,
+                    stamp_node: r.topic_stamp.1.clone(),
+                    flags: room_flags(r) | only,
                     key: r.key.clone(),
                     limit: r.limit,
                 });
+                if only != 0 {
+                    continue;
+                }
+                // The lists, entry by entry as Rule events (no author): one a node
+                // already holds changes nothing there; one it missed is added.
+                let lists = [
+                    (RoomRule::Ban, &r.bans),
+                    (RoomRule::BanExempt, &r.exempts),
+                    (RoomRule::InviteExempt, &r.invexes),
+                ];
+                for (rule, list) in lists {
+                    for mask in list {
+                        c.publish(Kind::Rule {
+                            user: NO_USER,
+                            room: r.name.clone(),
+                            letter: rule.letter(),
+                            on: true,
+                            arg: mask.clone(),
+                        });
+                    }
+                }
             }
         }
         c.publish(Kind::Synced);
@@ -702,9 +763,16 @@ impl Server {
                     self.remove_ghost(&node, user, g, &reason);
                 }
             }
-            Kind::Join { user, room, flags } if !mine => {
+            Kind::Join {
+                user,
+                room,
+                flags,
+                stamp,
+                stamp_node,
+            } if !mine => {
                 if let Some(g) = self.ghost(&node, user) {
                     self.remote_join(&node, user, g, &room, flags, now);
+                    self.compare_topic(&room, (stamp, stamp_node));
                 }
             }
             Kind::Part { user, room, reason } if !mine => {
@@ -740,9 +808,15 @@ impl Server {
                     self.remote_whisper(g, &to, text, notice);
                 }
             }
-            Kind::Topic { user, room, topic } => {
+            Kind::Topic {
+                user,
+                room,
+                topic,
+                stamp,
+            } => {
                 let by = self.author(&node, user);
-                self.remote_topic(by, &room, &topic, None, now);
+                let version = (stamp, node.clone());
+                self.remote_topic(by, &room, &topic, None, version, now);
             }
             Kind::Kick {
                 user,
@@ -777,11 +851,14 @@ impl Server {
                 room,
                 topic,
                 by,
+                stamp,
+                stamp_node,
                 flags,
                 key,
                 limit,
             } => {
-                self.remote_room(&room, &topic, &by, flags, &key, limit, now);
+                let version = (stamp, stamp_node);
+                self.remote_room(&room, &topic, &by, version, flags, &key, limit, now);
             }
             Kind::Reset { want } if !mine => {
                 self.snapshot_begins(&node);
@@ -1037,6 +1114,25 @@ impl Server {
         }
     }
 
+    /// A joiner's node holds the room's topic at `version`: if ours differs, one of the two
+    /// rooms missed a topic (it was made again while the other lived on); ours is
+    /// published so the node with the higher version answers and every node takes it.
+    fn compare_topic(&mut self, room: &str, version: (u64, String)) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.clock = c.clock.max(version.0);
+        }
+        let Some(r) = self.registry.room(&fold(room)) else {
+            return;
+        };
+        if r.topic_stamp == version {
+            return;
+        }
+        let ours = topic_only(r);
+        if let Some(c) = self.cluster.as_mut() {
+            c.publish(ours);
+        }
+    }
+
     /// A member leaves a room (part, kick or resync), everyone in it told.
     fn remote_leave(&mut self, g: ConnId, key: &str, reason: &str) {
         if self
@@ -1105,14 +1201,20 @@ impl Server {
         self.conns.deliver(target, &mut fan);
     }
 
+    /// Takes a topic from the bus if its version is above the room's (the highest version
+    /// wins, so every node settles on the same topic whatever order it hears them in).
     fn remote_topic(
         &mut self,
         by: Option<ConnId>,
         room: &str,
         topic: &str,
         by_nick: Option<&str>,
+        version: (u64, String),
         now: Instant,
     ) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.clock = c.clock.max(version.0);
+        }
         let key = fold(room);
         let source = self.author_source(by);
         let by_nick = match by_nick {
@@ -1122,7 +1224,21 @@ impl Server {
         let Some(r) = self.registry.room_mut(&key) else {
             return;
         };
+        if version < r.topic_stamp {
+            // The sender has not seen ours (its room was made again, or it was cut off):
+            // answer with ours, so it and every node settle on the highest.
+            let answer = topic_only(r);
+            if let Some(c) = self.cluster.as_mut() {
+                c.publish(answer);
+            }
+            return;
+        }
+        if version == r.topic_stamp {
+            return;
+        }
+        r.topic_stamp = version;
         if r.topic == topic {
+            r.topic_by.clone_from(&by_nick);
             return;
         }
         r.topic = topic.to_owned();
@@ -1225,12 +1341,16 @@ impl Server {
         room: &str,
         topic: &str,
         by: &str,
+        version: (u64, String),
         flags: u8,
         key: &str,
         limit: u32,
         now: Instant,
     ) {
-        self.remote_topic(None, room, topic, Some(by), now);
+        self.remote_topic(None, room, topic, Some(by), version, now);
+        if flags & TOPIC_ONLY != 0 {
+            return;
+        }
         let Some(r) = self.registry.room_mut(&fold(room)) else {
             return;
         };
@@ -1362,6 +1482,27 @@ impl Server {
 }
 
 /// Room flags in a Room snapshot: t, m, n, s, i as bits 0 to 4.
+/// The `user` of an event no user made (a snapshot's list entries).
+const NO_USER: u64 = u64::MAX;
+
+/// A `Room` flag: only its topic counts (the sender has no member there, so its modes may
+/// be out of date).
+const TOPIC_ONLY: u8 = 32;
+
+/// A room's topic and its version, alone.
+fn topic_only(r: &super::rooms::Room) -> Kind {
+    Kind::Room {
+        room: r.name.clone(),
+        topic: r.topic.clone(),
+        by: r.topic_by.clone(),
+        stamp: r.topic_stamp.0,
+        stamp_node: r.topic_stamp.1.clone(),
+        flags: TOPIC_ONLY,
+        key: String::new(),
+        limit: 0,
+    }
+}
+
 fn room_flags(r: &super::rooms::Room) -> u8 {
     u8::from(r.topic_lock)
         | u8::from(r.moderated) << 1
@@ -1412,6 +1553,9 @@ pub(super) enum Kind {
         user: u64,
         room: String,
         flags: u8,
+        /// The version of the room's topic on the joiner's node.
+        stamp: u64,
+        stamp_node: String,
     },
     Part {
         user: u64,
@@ -1428,6 +1572,8 @@ pub(super) enum Kind {
         user: u64,
         room: String,
         topic: String,
+        /// The setter's Lamport stamp; with the sender's node name it orders topics.
+        stamp: u64,
     },
     Kick {
         user: u64,
@@ -1471,6 +1617,9 @@ pub(super) enum Kind {
         room: String,
         topic: String,
         by: String,
+        /// The topic's version: Lamport stamp and the node that set it.
+        stamp: u64,
+        stamp_node: String,
         flags: u8,
         key: String,
         limit: u32,
@@ -1516,11 +1665,19 @@ impl Wire {
                 b.put_u64(*user);
                 put_str(&mut b, reason);
             }
-            Kind::Join { user, room, flags } => {
+            Kind::Join {
+                user,
+                room,
+                flags,
+                stamp,
+                stamp_node,
+            } => {
                 b.put_u8(5);
                 b.put_u64(*user);
                 put_str(&mut b, room);
                 b.put_u8(*flags);
+                b.put_u64(*stamp);
+                put_str(&mut b, stamp_node);
             }
             Kind::Part { user, room, reason } => {
                 b.put_u8(6);
@@ -1540,11 +1697,17 @@ impl Wire {
                 put_str(&mut b, text);
                 b.put_u8(u8::from(*notice));
             }
-            Kind::Topic { user, room, topic } => {
+            Kind::Topic {
+                user,
+                room,
+                topic,
+                stamp,
+            } => {
                 b.put_u8(8);
                 b.put_u64(*user);
                 put_str(&mut b, room);
                 put_str(&mut b, topic);
+                b.put_u64(*stamp);
             }
             Kind::Kick {
                 user,
@@ -1617,6 +1780,8 @@ impl Wire {
                 room,
                 topic,
                 by,
+                stamp,
+                stamp_node,
                 flags,
                 key,
                 limit,
@@ -1625,6 +1790,8 @@ impl Wire {
                 put_str(&mut b, room);
                 put_str(&mut b, topic);
                 put_str(&mut b, by);
+                b.put_u64(*stamp);
+                put_str(&mut b, stamp_node);
                 b.put_u8(*flags);
                 put_str(&mut b, key);
                 b.put_u32(*limit);
@@ -1667,6 +1834,8 @@ impl Wire {
                 user: r.u64()?,
                 room: r.str()?,
                 flags: r.u8()?,
+                stamp: r.u64()?,
+                stamp_node: r.str()?,
             },
             6 => Kind::Part {
                 user: r.u64()?,
@@ -1683,6 +1852,7 @@ impl Wire {
                 user: r.u64()?,
                 room: r.str()?,
                 topic: r.str()?,
+                stamp: r.u64()?,
             },
             9 => Kind::Kick {
                 user: r.u64()?,
@@ -1724,6 +1894,8 @@ impl Wire {
                 room: r.str()?,
                 topic: r.str()?,
                 by: r.str()?,
+                stamp: r.u64()?,
+                stamp_node: r.str()?,
                 flags: r.u8()?,
                 key: r.str()?,
                 limit: r.u32()?,

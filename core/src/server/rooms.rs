@@ -16,6 +16,8 @@ pub(crate) struct Room {
     pub members: Vec<ConnId>,
     pub topic: String,
     pub topic_by: String,
+    /// The topic's cluster version (Lamport stamp, node that set it); the highest wins.
+    pub topic_stamp: (u64, String),
     /// Mode `t`: only operators may set the topic.
     pub topic_lock: bool,
     pub operators: Vec<ConnId>,
@@ -227,6 +229,7 @@ impl Registry {
             members: Vec::new(),
             topic: String::new(),
             topic_by: String::new(),
+            topic_stamp: (0, String::new()),
             topic_lock: false,
             operators: vec![conn],
             voiced: Vec::new(),

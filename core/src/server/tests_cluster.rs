@@ -600,6 +600,104 @@ fn redis_down_keeps_local_service_and_up_resyncs() {
 }
 
 #[test]
+fn a_topic_set_while_cut_off_by_a_member_gone_since_reaches_every_node() {
+    let mut net = Net::new(2);
+    let a = net.sign_in(0, "ann");
+    let b = net.sign_in(1, "bob");
+    net.client(a).join("lobby");
+    net.client(b).join("lobby");
+    net.pump();
+    net.client(a).set_topic("lobby", "before");
+    net.pump();
+    net.down(1);
+    net.client(b).set_topic("lobby", "while cut off");
+    net.client(b).leave("lobby", "bye");
+    net.pump();
+    net.up(1);
+    net.advance(Duration::from_secs(2));
+    assert_eq!(net.members(0, "lobby"), ["ann"]);
+    assert_eq!(net.members(1, "lobby"), ["ann"]);
+    for n in 0..2 {
+        assert_eq!(
+            net.server(n).room_topic("lobby"),
+            Some("while cut off"),
+            "node {n}"
+        );
+    }
+}
+
+#[test]
+fn ban_lists_set_while_cut_off_reach_the_others_in_the_snapshot() {
+    let mut net = Net::new(2);
+    let b = net.sign_in(1, "bob");
+    net.client(b).join("lobby");
+    net.pump();
+    let a = net.sign_in(0, "ann");
+    net.client(a).join("lobby");
+    net.pump();
+    net.down(1);
+    net.client(b)
+        .set_rule("lobby", crate::packet::RoomRule::Ban, true, "*!*@evil");
+    net.client(b).set_rule(
+        "lobby",
+        crate::packet::RoomRule::BanExempt,
+        true,
+        "*!*@good",
+    );
+    net.client(b).set_rule(
+        "lobby",
+        crate::packet::RoomRule::InviteExempt,
+        true,
+        "*!*@vip",
+    );
+    net.pump();
+    net.up(1);
+    net.advance(Duration::from_secs(2));
+    let r = net
+        .server(0)
+        .registry
+        .room("lobby")
+        .map(|r| (r.bans.clone(), r.exempts.clone(), r.invexes.clone()));
+    assert_eq!(
+        r,
+        Some((
+            vec!["*!*@evil".to_owned()],
+            vec!["*!*@good".to_owned()],
+            vec!["*!*@vip".to_owned()]
+        ))
+    );
+}
+
+#[test]
+fn a_topic_missed_by_a_room_made_again_converges_on_the_highest_version() {
+    // Node 1 is cut off while its only member leaves: its room dies there and is made
+    // again by a joiner, while node 0's room (with a topic node 1 never saw) lives on.
+    let mut net = Net::new(2);
+    let a = net.sign_in(0, "ann");
+    let b = net.sign_in(1, "bob");
+    net.client(a).join("lobby");
+    net.client(b).join("lobby");
+    net.pump();
+    net.down(1);
+    net.client(a).set_topic("lobby", "node 0 only");
+    net.advance(Duration::from_secs(4));
+    net.client(b).leave("lobby", "bye");
+    net.client(b).join("lobby");
+    net.pump();
+    net.up(1);
+    net.advance(Duration::from_secs(2));
+    assert_eq!(net.members(0, "lobby"), ["ann", "bob"]);
+    assert_eq!(net.members(1, "lobby"), ["ann", "bob"]);
+    for n in 0..2 {
+        assert_eq!(
+            net.server(n).room_topic("lobby"),
+            Some("node 0 only"),
+            "node {n}"
+        );
+    }
+}
+
+#[test]
 fn a_nick_taken_elsewhere_while_apart_closes_the_later_claimer() {
     let mut net = Net::new(2);
     net.down(1);
@@ -700,6 +798,8 @@ fn every_kind_survives_the_wire() {
             user: 7,
             room: s("Lobby"),
             flags: 3,
+            stamp: 40,
+            stamp_node: s("n2"),
         },
         Kind::Part {
             user: 7,
@@ -716,6 +816,7 @@ fn every_kind_survives_the_wire() {
             user: 7,
             room: s("x"),
             topic: s("t"),
+            stamp: 41,
         },
         Kind::Kick {
             user: 7,
@@ -757,6 +858,8 @@ fn every_kind_survives_the_wire() {
             room: s("x"),
             topic: s("t"),
             by: s("a"),
+            stamp: 42,
+            stamp_node: s("n3"),
             flags: 5,
             key: s("k"),
             limit: 10,
