@@ -969,8 +969,10 @@ impl Server {
 
     /// Puts the connection's earliest deadline in the heap if it is earlier than its entry.
     fn schedule(&mut self, id: ConnId) {
-        let c = &self.config;
         let now = self.now;
+        // A request parked on a cluster claim holds the queue; the claim's answer pumps it.
+        let parked = self.cluster_parked(id);
+        let c = &self.config;
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -985,12 +987,15 @@ impl Server {
         };
         // Waiting requests are handled once the rate allows, unless output pacing holds
         // them (its release schedules again); with no rate, at once.
-        let wake =
-            if conn.phase != Phase::Closing && !conn.inbox.is_empty() && conn.pacing.blocked == 0 {
-                conn.limiter.wake_at(c.msg_rate, c.msg_burst).or(now)
-            } else {
-                None
-            };
+        let wake = if conn.phase != Phase::Closing
+            && !conn.inbox.is_empty()
+            && conn.pacing.blocked == 0
+            && !parked
+        {
+            conn.limiter.wake_at(c.msg_rate, c.msg_burst).or(now)
+        } else {
+            None
+        };
         let stall = match &conn.pacing {
             p if !p.waiters.is_empty() && !p.stalled => {
                 p.holding_since.map(|t| t + c.outbound_stall_timeout)

@@ -925,3 +925,21 @@ impl Net {
         }
     }
 }
+
+#[test]
+fn input_behind_a_parked_claim_sets_no_busy_timer() {
+    // Found by hand: irssi-like NICK, USER and QUIT in one write to a cluster node made
+    // the timer due at once while the claim was out, and the smol node spun until the
+    // hello deadline, serving no one.
+    let mut net = Net::new(1);
+    let now = net.now;
+    let server = net.server(0);
+    let id = server.open(now);
+    server.handle_input(id, b"NICK pin\r\nUSER pin 0 * :p\r\nQUIT\r\n", now);
+    assert!(
+        server.cluster_parked(id),
+        "the registration waits for its claim"
+    );
+    let due = server.poll_timeout();
+    assert!(due.is_some_and(|t| t > now), "timer due at once: {due:?}");
+}
