@@ -808,6 +808,15 @@ impl Server {
                     self.remote_whisper(g, &to, text, notice);
                 }
             }
+            Kind::Kill { nick, why, .. } if !mine => {
+                // Only the node that holds the socket can close it; the others hear the
+                // user's Quit as usual.
+                if let Some(target) = self.registry.find_nick(&nick) {
+                    if self.conns.get(&target).is_some_and(|c| !c.remote) {
+                        self.close(target, ErrorCode::Quit, &why, &why);
+                    }
+                }
+            }
             Kind::Topic {
                 user,
                 room,
@@ -1608,6 +1617,12 @@ pub(super) enum Kind {
     Reset {
         want: bool,
     },
+    /// A server operator killed `nick`, a user of the node that must close it.
+    Kill {
+        user: u64,
+        nick: String,
+        why: String,
+    },
     Synced,
     Dead {
         node: String,
@@ -1766,6 +1781,12 @@ impl Wire {
                 put_str(&mut b, text);
                 b.put_u8(u8::from(*notice));
             }
+            Kind::Kill { user, nick, why } => {
+                b.put_u8(18);
+                b.put_u64(*user);
+                put_str(&mut b, nick);
+                put_str(&mut b, why);
+            }
             Kind::Reset { want } => {
                 b.put_u8(14);
                 b.put_u8(u8::from(*want));
@@ -1886,6 +1907,11 @@ impl Wire {
             },
             14 => Kind::Reset { want: r.flag()? },
             15 => Kind::Synced,
+            18 => Kind::Kill {
+                user: r.u64()?,
+                nick: r.str()?,
+                why: r.str()?,
+            },
             16 => Kind::Dead {
                 node: r.str()?,
                 incarnation: r.u64()?,

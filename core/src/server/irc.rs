@@ -1947,6 +1947,11 @@ impl Server {
             .take(self.config.max_reason_len as usize)
             .collect();
         let why = format!("Killed ({killer} ({reason}))");
+        if self.conns.get(&whom).is_some_and(|c| c.remote) {
+            // A user of another node: its own node closes it (cluster.rs).
+            let nick = self.nick(whom);
+            return self.cluster_emit(id, |user| super::cluster::Kind::Kill { user, nick, why });
+        }
         self.close(whom, ErrorCode::Quit, &why, &why);
     }
 

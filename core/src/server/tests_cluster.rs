@@ -55,7 +55,10 @@ impl Net {
     }
 
     fn add_node(&mut self, i: usize, incarnation: u64) {
-        let mut server = Server::new(Config::default());
+        let mut server = Server::new(Config {
+            operators: vec![("root".into(), crate::sha256::hex_digest(b"hunter2"))],
+            ..Config::default()
+        });
         server.enable_cluster(ClusterOptions::new(format!("n{i}"), incarnation), self.now);
         server.handle_bus(BusEvent::Up, self.now);
         let node = Node {
@@ -734,6 +737,36 @@ fn a_whisper_reaches_a_user_on_another_node() {
 }
 
 #[test]
+fn an_operator_kills_a_user_of_another_node() {
+    let mut net = Net::new(2);
+    let op = net.irc(0, "root");
+    let b = net.sign_in(1, "bob");
+    net.pump();
+    net.line(op, "KILL bob :not here\r\n");
+    net.pump();
+    assert!(
+        net.server(1).registry.find_nick("bob").is_some(),
+        "a KILL from a non-operator must do nothing"
+    );
+    let _ = net.irc_text(op);
+    net.line(op, "OPER root hunter2\r\nKILL bob :spam\r\n");
+    net.pump();
+    for node in 0..2 {
+        assert!(
+            net.server(node).registry.find_nick("bob").is_none(),
+            "node {node} still has bob"
+        );
+    }
+    assert!(
+        net.events(b).iter().any(|e| matches!(
+            e,
+            ClientEvent::Bye { reason, .. } if reason.contains("Killed (root (spam))")
+        )),
+        "bob was not told why"
+    );
+}
+
+#[test]
 fn bad_payloads_are_counted_never_fatal() {
     let mut net = Net::new(1);
     let good = Wire {
@@ -849,6 +882,11 @@ fn every_kind_survives_the_wire() {
             notice: false,
         },
         Kind::Reset { want: true },
+        Kind::Kill {
+            user: 7,
+            nick: s("b"),
+            why: s("Killed (r (x))"),
+        },
         Kind::Synced,
         Kind::Dead {
             node: s("n2"),
