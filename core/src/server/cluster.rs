@@ -787,7 +787,7 @@ impl Server {
                 notice,
             } if !mine => {
                 if let Some(g) = self.ghost(&node, user) {
-                    self.remote_say(g, &room, text, notice);
+                    self.remote_say(g, &room, text, notice, now);
                 }
             }
             Kind::Away { user, message } if !mine => {
@@ -805,7 +805,7 @@ impl Server {
                 notice,
             } if !mine => {
                 if let Some(g) = self.ghost(&node, user) {
-                    self.remote_whisper(g, &to, text, notice);
+                    self.remote_whisper(g, &to, text, notice, now);
                 }
             }
             Kind::Kill { nick, why, .. } if !mine => {
@@ -1166,7 +1166,7 @@ impl Server {
         }
     }
 
-    fn remote_say(&mut self, g: ConnId, room: &str, text: String, notice: bool) {
+    fn remote_say(&mut self, g: ConnId, room: &str, text: String, notice: bool, now: Instant) {
         let key = fold(room);
         let source = self.source(g);
         let from = self.nick(g);
@@ -1177,14 +1177,19 @@ impl Server {
             return;
         };
         r.seq += 1;
+        let seq = r.seq;
         let message = ServerPacket::Message {
             room: r.name.clone(),
             from,
-            seq: r.seq,
+            seq,
             text,
         };
         let mut fan = Fanout::new(&message, &source);
         fan.notice = notice;
+        // Tagged as a local message is, so IRC clients with server-time and message-tags
+        // see no difference between senders here and on other nodes.
+        fan.time_ms = self.wall_ms(now);
+        fan.msgid = Some(super::irc::msgid(&key, seq));
         self.relay_room(&key, &mut fan, None);
         #[cfg(feature = "planted-bugs")]
         if self.planted == Some(super::PlantedBug::DuplicateRemoteMessage) {
@@ -1192,7 +1197,7 @@ impl Server {
         }
     }
 
-    fn remote_whisper(&mut self, g: ConnId, to: &str, text: String, notice: bool) {
+    fn remote_whisper(&mut self, g: ConnId, to: &str, text: String, notice: bool, now: Instant) {
         let Some(target) = self.registry.find_nick(to) else {
             return;
         };
@@ -1207,6 +1212,8 @@ impl Server {
         };
         let mut fan = Fanout::new(&direct, &source);
         fan.notice = notice;
+        fan.time_ms = self.wall_ms(now);
+        fan.msgid = Some(self.direct_msgid(fan.time_ms));
         self.conns.deliver(target, &mut fan);
     }
 

@@ -57,6 +57,7 @@ impl Net {
     fn add_node(&mut self, i: usize, incarnation: u64) {
         let mut server = Server::new(Config {
             operators: vec![("root".into(), crate::sha256::hex_digest(b"hunter2"))],
+            wall_clock: Some((self.now, Duration::from_secs(1_700_000_000))),
             ..Config::default()
         });
         server.enable_cluster(ClusterOptions::new(format!("n{i}"), incarnation), self.now);
@@ -734,6 +735,33 @@ fn a_whisper_reaches_a_user_on_another_node() {
         to: "bob".into(),
         text: "psst".into()
     }));
+}
+
+#[test]
+fn remote_messages_carry_time_and_msgid_tags_like_local_ones() {
+    let mut net = Net::new(2);
+    let a = net.sign_in(0, "ann");
+    net.client(a).join("lobby");
+    net.pump();
+    let i = net.irc(1, "ivy");
+    net.line(i, "CAP REQ :server-time message-tags");
+    net.line(i, "JOIN #lobby");
+    let _ = net.irc_text(i);
+    net.client(a).say("lobby", "hello");
+    net.client(a).whisper("ivy", "psst");
+    net.pump();
+    let text = net.irc_text(i);
+    let room = text.lines().find(|l| l.contains("PRIVMSG #lobby :hello"));
+    let direct = text.lines().find(|l| l.contains("PRIVMSG ivy :psst"));
+    for line in [room, direct] {
+        let line = line.unwrap_or_else(|| panic!("missing line in {text}"));
+        assert!(
+            line.starts_with("@") && line.contains("time=2023-"),
+            "{line}"
+        );
+        assert!(line.contains("msgid="), "{line}");
+    }
+    assert!(room.is_some_and(|l| l.contains("msgid=lobby~")), "{text}");
 }
 
 #[test]
