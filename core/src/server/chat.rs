@@ -5,30 +5,12 @@ use std::time::Instant;
 
 use super::cluster::Kind;
 use super::conn::Phase;
+use super::outcome::{fail, Outcome};
 use super::rooms::Room;
 use super::{Fanout, Server};
 use crate::name::{fold, validate_nick, validate_reason, validate_room, validate_text};
 use crate::packet::{RoomMode, RoomRule, ServerPacket};
 use crate::{ConnId, ErrorCode};
-
-/// Why an operation was refused: the code, what it was about (a nick or room, for
-/// protocols whose errors name it), and a message for humans.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Fail {
-    pub code: ErrorCode,
-    pub target: String,
-    pub message: String,
-}
-
-pub(crate) type Outcome<T = ()> = Result<T, Fail>;
-
-fn fail(code: ErrorCode, target: &str, message: String) -> Fail {
-    Fail {
-        code,
-        target: target.to_owned(),
-        message,
-    }
-}
 
 impl Server {
     pub(crate) fn check_nick(&self, nick: &str) -> Outcome {

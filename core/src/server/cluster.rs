@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::chat::{change_mode, change_rule, Fail};
+use super::chat::{change_mode, change_rule};
 use super::conn::{Conn, Phase};
+use super::outcome::Fail;
 use super::{Fanout, Server};
 use crate::bus::{BusEvent, BusOp, ClusterOptions};
 use crate::name::fold;

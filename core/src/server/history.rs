@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::chat::{Fail, Outcome};
 use super::conn::Phase;
+use super::outcome::{Fail, Outcome};
 use super::{irc, Server};
 use crate::history::{
     format_iso, format_utc, HistoryOptions, Range, RoomRecord, StoreOp, StoredMessage,

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use super::chat::Fail;
 use super::conn::{Phase, Proto};
+use super::outcome::Fail;
 use super::Server;
 use crate::irc::{split_text, write_line, Line, LineDecoder, Message, MAX_LINE};
 use crate::name::{fold, mask_matches};

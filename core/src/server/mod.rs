@@ -18,6 +18,7 @@ mod history;
 pub(crate) mod irc;
 mod limits;
 mod native;
+mod outcome;
 #[cfg(feature = "planted-bugs")]
 mod planted;
 mod rooms;

@@ -2,9 +2,9 @@
 
 use std::time::Instant;
 
-use super::chat::Fail;
 use super::cluster::Replay;
 use super::conn::{Phase, Proto};
+use super::outcome::Fail;
 use super::{chunks, Server};
 use crate::config::MAX_ERROR_TEXT;
 use crate::packet::{str_wire_len, ClientPacket, Member, Packet, ServerPacket, PROTOCOL_VERSION};
