@@ -72,14 +72,35 @@ impl RateLimiter {
     }
 }
 
-/// What a native request costs: keepalive and quitting are cheap, everything else full.
-pub(crate) fn cost_of(packet: &ClientPacket) -> Cost {
-    match packet {
-        ClientPacket::Ping { .. } | ClientPacket::Pong { .. } | ClientPacket::Quit { .. } => {
-            Cost::Cheap
+/// What flood control needs to know of a request, whatever its protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// A ping or a pong: keeps the session alive.
+    Keepalive,
+    /// Ends the session.
+    Quit,
+    /// Anything else.
+    Other,
+}
+
+impl Cost {
+    /// The one rule of which requests are cheap: keepalive and quitting, so that a
+    /// connection over its rate can still answer pings and leave. None is free.
+    pub(crate) fn of(request: Request) -> Cost {
+        match request {
+            Request::Keepalive | Request::Quit => Cost::Cheap,
+            Request::Other => Cost::Full,
         }
-        _ => Cost::Full,
     }
+}
+
+/// What a native request costs (see [`Cost::of`]).
+pub(crate) fn cost_of(packet: &ClientPacket) -> Cost {
+    Cost::of(match packet {
+        ClientPacket::Ping { .. } | ClientPacket::Pong { .. } => Request::Keepalive,
+        ClientPacket::Quit { .. } => Request::Quit,
+        _ => Request::Other,
+    })
 }
 
 #[cfg(test)]

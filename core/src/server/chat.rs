@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use super::cluster::Kind;
-use super::conn::Phase;
-use super::outcome::{fail, Outcome};
+use super::conn::{Phase, Proto};
+use super::outcome::{fail, Away, Outcome, Reached, Whois};
 use super::rooms::Room;
 use super::{Fanout, Server};
 use crate::name::{fold, validate_nick, validate_reason, validate_room, validate_text};
@@ -93,14 +93,21 @@ impl Server {
             .map_or_else(|| room.to_owned(), |r| r.name.clone())
     }
 
-    /// Gives a connection its nickname and makes it a chat participant.
-    pub(crate) fn register(
-        &mut self,
-        id: ConnId,
-        nick: &str,
-        user: &str,
-        realname: &str,
-    ) -> Outcome {
+    /// The server password rule: with one configured, a session must give exactly it
+    /// (`None`: it gave none).
+    pub(crate) fn check_password(&self, given: Option<&str>) -> Outcome {
+        match &self.config.password {
+            Some(password) if given != Some(password.as_str()) => Err(fail(
+                ErrorCode::BadPassword,
+                "",
+                "wrong server password".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `id` may take `nick` (on this node): a valid nick no one else holds.
+    pub(crate) fn nick_free(&self, id: ConnId, nick: &str) -> Outcome {
         self.check_nick(nick)?;
         if self.registry.find_nick(nick).is_some_and(|h| h != id) {
             return Err(fail(
@@ -109,6 +116,70 @@ impl Server {
                 format!("nick `{nick}` is taken"),
             ));
         }
+        Ok(())
+    }
+
+    /// What `asker` learns of the holder of `nick`: rooms it may see it in (secret ones
+    /// only as a member), its flags there, away status, idle time and signon.
+    pub(crate) fn whois(&self, asker: ConnId, nick: &str, now: Instant) -> Outcome<Whois> {
+        let found = self
+            .registry
+            .find_nick(nick)
+            .and_then(|id| Some((id, self.conns.get(&id)?)));
+        let Some((whom, c)) = found else {
+            return Err(fail(
+                ErrorCode::NoSuchNick,
+                nick,
+                format!("no one is called `{nick}`"),
+            ));
+        };
+        let rooms = c
+            .rooms
+            .iter()
+            .filter_map(|k| self.registry.room(k))
+            .filter(|r| !r.secret || r.is_member(asker))
+            .map(|r| (r.name.clone(), r.flags(whom)))
+            .collect();
+        Ok(Whois {
+            nick: c.nick.clone(),
+            user: c.user().to_owned(),
+            realname: c.realname.clone(),
+            away: c.away.clone(),
+            idle_secs: now.saturating_duration_since(c.last_said).as_secs(),
+            signon: c.opened,
+            oper: self.is_oper(whom),
+            rooms,
+        })
+    }
+
+    /// Whether `sender` must be told, having reached `recipient`, that it is away: if it
+    /// is, unless it is the sender itself.
+    fn away_reply(&self, sender: ConnId, recipient: ConnId) -> Option<Away> {
+        let c = self.conns.get(&recipient)?;
+        (recipient != sender && !c.away.is_empty()).then(|| Away {
+            nick: c.nick.clone(),
+            message: c.away.clone(),
+        })
+    }
+
+    /// Whether `id` gets a copy of what it says: native clients always (it is their
+    /// confirmation), IRC clients only with `echo-message`.
+    fn echoes(&self, id: ConnId) -> bool {
+        match self.conns.get(&id).map(|c| &c.proto) {
+            Some(Proto::Irc(s)) => s.caps & super::irc::cap::ECHO_MESSAGE != 0,
+            _ => true,
+        }
+    }
+
+    /// Gives a connection its nickname and makes it a chat participant.
+    pub(crate) fn register(
+        &mut self,
+        id: ConnId,
+        nick: &str,
+        user: &str,
+        realname: &str,
+    ) -> Outcome {
+        self.nick_free(id, nick)?;
         self.cluster_claim(id, nick)?;
         self.registry
             .claim_nick(nick, id)
@@ -339,12 +410,10 @@ impl Server {
         fan.msgid = Some(msgid);
         fan.client_tags = self.irc_client_tags(id);
         fan.from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
-        self.relay_room(&key, &mut fan, Some(id));
-        if fan.from_irc && self.irc_caps(id) & super::irc::cap::ECHO_MESSAGE != 0 {
-            self.conns.deliver(id, &mut fan);
-        }
-        if !member && !fan.from_irc {
-            // A native sender's confirmation, as members get theirs from the relay.
+        let echo = self.echoes(id);
+        self.relay_room(&key, &mut fan, (!echo).then_some(id));
+        if echo && !member {
+            // Members get their copy from the relay.
             self.conns.deliver(id, &mut fan);
         }
         #[cfg(feature = "planted-bugs")]
@@ -352,7 +421,8 @@ impl Server {
         Ok(())
     }
 
-    /// Sends a direct message; returns the recipient. Native senders get it echoed.
+    /// Sends a direct message; returns the recipient and, unless it is a notice (which
+    /// never triggers an automatic reply), whether to tell the sender it is away.
     pub(crate) fn whisper(
         &mut self,
         id: ConnId,
@@ -360,7 +430,7 @@ impl Server {
         text: String,
         notice: bool,
         now: Instant,
-    ) -> Outcome<ConnId> {
+    ) -> Outcome<Reached> {
         self.check_text(&text)?;
         let Some(target) = self.registry.find_nick(to) else {
             return Err(fail(
@@ -395,20 +465,19 @@ impl Server {
         fan.msgid = Some(self.direct_msgid(fan.time_ms));
         fan.client_tags = self.irc_client_tags(id);
         self.conns.deliver(target, &mut fan);
-        let sender_is_native = self.conns.get(&id).is_some_and(|c| !c.proto.is_irc());
-        let echo = self.irc_caps(id) & super::irc::cap::ECHO_MESSAGE != 0;
-        if target != id && (sender_is_native || echo) {
-            self.conns.deliver(id, &mut fan);
-        }
-        if target == id && echo {
-            // To oneself with echo-message: the delivery above is the echo (the answer a
-            // label goes on) and a second copy, the delivery, follows the answer.
-            let caps = self.irc_caps(id);
-            if let Some(bytes) = fan.encoded(Some(caps)) {
-                self.irc_defer(id, bytes);
+        if self.echoes(id) {
+            if target != id {
+                self.conns.deliver(id, &mut fan);
+            } else {
+                self.irc_echo_to_self(id, &mut fan);
             }
         }
-        Ok(target)
+        let away = if notice {
+            None
+        } else {
+            self.away_reply(id, target)
+        };
+        Ok(Reached { target, away })
     }
 
     /// Changes nickname; the changer and everyone sharing a room with it hear once.
@@ -418,13 +487,7 @@ impl Server {
         if old == nick {
             return Ok(());
         }
-        if self.registry.find_nick(nick).is_some_and(|h| h != id) {
-            return Err(fail(
-                ErrorCode::NickTaken,
-                nick,
-                format!("nick `{nick}` is taken"),
-            ));
-        }
+        self.nick_free(id, nick)?;
         self.cluster_claim(id, nick)?;
         self.registry
             .claim_nick(nick, id)
@@ -734,7 +797,7 @@ impl Server {
 
     /// Invites a user into a room: the inviter must be in it (and its operator under `i`),
     /// the invitee must exist and not be in it. The invitation lasts until it joins.
-    pub(crate) fn invite(&mut self, id: ConnId, room: &str, nick: &str) -> Outcome<ConnId> {
+    pub(crate) fn invite(&mut self, id: ConnId, room: &str, nick: &str) -> Outcome<Reached> {
         let Some(target) = self.registry.find_nick(nick) else {
             return Err(fail(
                 ErrorCode::NoSuchNick,
@@ -747,8 +810,9 @@ impl Server {
         let source = self.source(id);
         let by = self.nick(id);
         let target_nick = self.nick(target);
+        let away = self.away_reply(id, target);
         let Some(r) = self.registry.room_mut(&key) else {
-            return Ok(target);
+            return Ok(Reached { target, away });
         };
         if r.invite_only && !r.is_operator(id) {
             return Err(fail(
@@ -780,7 +844,7 @@ impl Server {
         let mut fan = Fanout::new(&invited, &source);
         self.conns.deliver(target, &mut fan);
         self.irc_invite_notify(&key, id, target);
-        Ok(target)
+        Ok(Reached { target, away })
     }
 
     /// Sets (or, with an empty message, clears) the connection's away message.

@@ -9,12 +9,12 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use super::conn::{Phase, Proto};
-use super::outcome::Fail;
+use super::outcome::{Away, Fail};
 use super::Server;
 use crate::irc::{split_text, write_line, Line, LineDecoder, Message, MAX_LINE};
 use crate::name::{fold, mask_matches};
 use crate::packet::{Packet, RoomMode, RoomRule, ServerPacket};
-use crate::rate::Cost;
+use crate::rate::{Cost, Request};
 use crate::{ConnId, ErrorCode};
 
 /// The IRCv3 capabilities offered, as bits of `IrcSession::caps`.
@@ -267,12 +267,13 @@ pub(crate) fn quit_line(source: &str, reason: &str) -> Bytes {
     buf.freeze()
 }
 
-/// What a command costs against the rate: keepalive and quitting are cheap.
+/// What a command costs against the rate (see [`Cost::of`]).
 fn irc_cost(command: &str) -> Cost {
-    match command {
-        "PING" | "PONG" | "QUIT" => Cost::Cheap,
-        _ => Cost::Full,
-    }
+    Cost::of(match command {
+        "PING" | "PONG" => Request::Keepalive,
+        "QUIT" => Request::Quit,
+        _ => Request::Other,
+    })
 }
 
 /// The IRC channel name of a room.
@@ -572,6 +573,18 @@ impl Server {
         self.conns.send(id, out.freeze());
     }
 
+    /// echo-message to oneself: the delivery already queued is the echo (the answer a
+    /// label goes on) and a second copy, the delivery, follows the answer. Native
+    /// connections have no session and get the one copy.
+    pub(super) fn irc_echo_to_self(&mut self, id: ConnId, fan: &mut super::Fanout<'_>) {
+        let Some(caps) = self.session(id).map(|s| s.caps) else {
+            return;
+        };
+        if let Some(bytes) = fan.encoded(Some(caps)) {
+            self.irc_defer(id, bytes);
+        }
+    }
+
     /// Queues `bytes` for `id` after the answer to the command it is sending.
     pub(super) fn irc_defer(&mut self, id: ConnId, bytes: Bytes) {
         if let Some(s) = self.session(id) {
@@ -723,15 +736,8 @@ impl Server {
             }
             return;
         }
-        if self.check_nick(nick).is_err() {
-            return self.numeric(id, "432", &[nick, "Erroneous nickname"]);
-        }
-        if self
-            .registry
-            .find_nick(nick)
-            .is_some_and(|holder| holder != id)
-        {
-            return self.numeric(id, "433", &[nick, "Nickname is already in use"]);
+        if let Err(fail) = self.nick_free(id, nick) {
+            return self.irc_fail(id, &fail, "NICK");
         }
         let nick = nick.to_owned();
         if let Some(s) = self.session(id) {
@@ -782,12 +788,10 @@ impl Server {
             return;
         }
         let given = s.password.clone();
-        if let Some(password) = &self.config.password {
-            if given.as_deref() != Some(password.as_str()) {
-                self.numeric(id, "464", &["Password incorrect"]);
-                self.close(id, ErrorCode::BadPassword, "bad password", "");
-                return;
-            }
+        if self.check_password(given.as_deref()).is_err() {
+            self.numeric(id, "464", &["Password incorrect"]);
+            self.close(id, ErrorCode::BadPassword, "bad password", "");
+            return;
         }
         if let Err(fail) = self.register(id, &nick, &user, &realname) {
             if self.cluster_park(id, || Replay::IrcRegister) {
@@ -1006,11 +1010,7 @@ impl Server {
                     .map_err(|f| self.room_fail(room, f)),
                 None => self
                     .whisper(id, target, text.to_owned(), notice, now)
-                    .map(|to| {
-                        if !notice {
-                            self.irc_away_reply(id, to);
-                        }
-                    }),
+                    .map(|reached| self.irc_away_reply(id, reached.away)),
             };
             match result {
                 Ok(()) => {}
@@ -1023,14 +1023,10 @@ impl Server {
         }
     }
 
-    /// `301` if `whom` is away.
-    fn irc_away_reply(&mut self, id: ConnId, whom: ConnId) {
-        let Some(c) = self.conns.get(&whom) else {
-            return;
-        };
-        if !c.away.is_empty() {
-            let (nick, away) = (c.nick.clone(), c.away.clone());
-            self.numeric(id, "301", &[&nick, &away]);
+    /// `301`: the user reached is away.
+    fn irc_away_reply(&mut self, id: ConnId, away: Option<Away>) {
+        if let Some(away) = away {
+            self.numeric(id, "301", &[&away.nick, &away.message]);
         }
     }
 
@@ -1127,7 +1123,7 @@ impl Server {
         })
     }
 
-    fn is_oper(&self, id: ConnId) -> bool {
+    pub(super) fn is_oper(&self, id: ConnId) -> bool {
         matches!(self.conns.get(&id).map(|c| &c.proto), Some(Proto::Irc(s)) if s.oper)
     }
 
@@ -1363,49 +1359,42 @@ impl Server {
             return self.numeric(id, "431", &["No nickname given"]);
         };
         let server = self.config.server_name.clone();
-        let Some(whom) = self.registry.find_nick(nick) else {
-            self.numeric(id, "401", &[nick, "No such nick/channel"]);
-            return self.numeric(id, "318", &[nick, "End of /WHOIS list"]);
+        let w = match self.whois(id, nick, now) {
+            Ok(w) => w,
+            Err(fail) => {
+                self.irc_fail(id, &fail, "WHOIS");
+                return self.numeric(id, "318", &[nick, "End of /WHOIS list"]);
+            }
         };
-        let oper = self.is_oper(whom);
-        let Some(c) = self.conns.get(&whom) else {
-            return;
-        };
-        let (n, user, real, away) = (
-            c.nick.clone(),
-            c.user().to_owned(),
-            c.realname.clone(),
-            c.away.clone(),
-        );
-        let idle = now
-            .saturating_duration_since(c.last_said)
-            .as_secs()
-            .to_string();
-        let signon = self.config.unix_time(c.opened).to_string();
-        let chans: Vec<String> = c
+        let n = w.nick.as_str();
+        let chans: Vec<String> = w
             .rooms
             .iter()
-            .filter_map(|k| self.registry.room(k))
-            .filter(|r| !r.secret || r.is_member(id))
-            .map(|r| format!("{}{}", prefix(r.flags(whom)), chan(&r.name)))
+            .map(|(name, flags)| format!("{}{}", prefix(*flags), chan(name)))
             .collect();
-        self.numeric(id, "311", &[&n, &user, &server, "*", &real]);
+        self.numeric(id, "311", &[n, &w.user, &server, "*", &w.realname]);
         if !chans.is_empty() {
-            self.numeric(id, "319", &[&n, &chans.join(" ")]);
+            self.numeric(id, "319", &[n, &chans.join(" ")]);
         }
-        self.numeric(id, "312", &[&n, &server, VERSION]);
-        if oper {
-            self.numeric(id, "313", &[&n, "is an IRC operator"]);
+        self.numeric(id, "312", &[n, &server, VERSION]);
+        if w.oper {
+            self.numeric(id, "313", &[n, "is an IRC operator"]);
         }
-        if !away.is_empty() {
-            self.numeric(id, "301", &[&n, &away]);
+        if !w.away.is_empty() {
+            self.numeric(id, "301", &[n, &w.away]);
         }
+        let (idle, signon) = (w.idle_secs, self.config.unix_time(w.signon));
         self.numeric(
             id,
             "317",
-            &[&n, &idle, &signon, "seconds idle, signon time"],
+            &[
+                n,
+                &idle.to_string(),
+                &signon.to_string(),
+                "seconds idle, signon time",
+            ],
         );
-        self.numeric(id, "318", &[&n, "End of /WHOIS list"]);
+        self.numeric(id, "318", &[n, "End of /WHOIS list"]);
     }
 
     fn irc_away(&mut self, id: ConnId, p: &[&str]) {
@@ -1755,11 +1744,11 @@ impl Server {
             return;
         };
         match self.invite(id, room, nick) {
-            Ok(whom) => {
-                let n = self.nick(whom);
+            Ok(reached) => {
+                let n = self.nick(reached.target);
                 let ch = chan(&self.room_name(room));
                 self.numeric(id, "341", &[&n, &ch]);
-                self.irc_away_reply(id, whom);
+                self.irc_away_reply(id, reached.away);
             }
             Err(fail) => {
                 let fail = self.room_fail(room, fail);

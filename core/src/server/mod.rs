@@ -1023,20 +1023,15 @@ impl Server {
         self.conns.send(id, packet.to_frame());
     }
 
-    /// Relays a notice to every member of a room, each in its own protocol.
-    ///
-    /// `skip_irc` is left out if it speaks IRC: IRC clients do not get their own messages
-    /// echoed, native clients do (it is their confirmation).
-    fn relay_room(&mut self, key: &str, fan: &mut Fanout<'_>, skip_irc: Option<ConnId>) {
+    /// Relays a notice to every member of a room but `except`, each in its own protocol.
+    fn relay_room(&mut self, key: &str, fan: &mut Fanout<'_>, except: Option<ConnId>) {
         let Some(room) = self.registry.room(key) else {
             return;
         };
         for &member in &room.members {
-            if Some(member) == skip_irc && self.conns.get(&member).is_some_and(|c| c.proto.is_irc())
-            {
-                continue;
+            if Some(member) != except {
+                self.conns.deliver(member, fan);
             }
-            self.conns.deliver(member, fan);
         }
     }
 

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::cluster::Replay;
 use super::conn::{Phase, Proto};
-use super::outcome::Fail;
+use super::outcome::{Away, Fail};
 use super::{chunks, Server};
 use crate::config::MAX_ERROR_TEXT;
 use crate::packet::{str_wire_len, ClientPacket, Member, Packet, ServerPacket, PROTOCOL_VERSION};
@@ -122,10 +122,9 @@ impl Server {
             (_, ClientPacket::Leave { room, reason }) => self.leave(id, &room, &reason),
             (_, ClientPacket::Say { room, text }) => self.say(id, &room, text, false, now),
             (_, ClientPacket::Whisper { to, text }) => {
-                self.whisper(id, &to, text, false, now).map(|target| {
-                    // Whispering to oneself says nothing of being away.
-                    if target != id {
-                        self.native_away_of(id, target);
+                self.whisper(id, &to, text, false, now).map(|reached| {
+                    if let Some(away) = reached.away {
+                        self.native_away(id, away);
                     }
                 })
             }
@@ -144,9 +143,24 @@ impl Server {
             (_, ClientPacket::SetTopic { room, topic }) => self.set_topic(id, &room, &topic, now),
             (_, ClientPacket::Kick { room, nick, reason }) => self.kick(id, &room, &nick, &reason),
             (_, ClientPacket::Away { message }) => self.set_away(id, &message).map(|()| {
-                self.native_away_of(id, id);
+                // The confirmation: one's own nick and the message (empty: back).
+                let away = Away {
+                    nick: self.nick(id),
+                    message,
+                };
+                self.native_away(id, away);
             }),
-            (_, ClientPacket::Whois { nick }) => self.native_whois(id, &nick, now),
+            (_, ClientPacket::Whois { nick }) => self.whois(id, &nick, now).map(|w| {
+                let reply = ServerPacket::WhoisReply {
+                    nick: w.nick,
+                    away: w.away,
+                    idle_secs: w.idle_secs.min(u32::MAX as u64) as u32,
+                    rooms: (w.rooms.into_iter())
+                        .map(|(nick, flags)| Member { nick, flags })
+                        .collect(),
+                };
+                self.send_packet(id, &reply);
+            }),
             (
                 _,
                 ClientPacket::SetMode {
@@ -166,8 +180,10 @@ impl Server {
                 },
             ) => self.set_rule(id, &room, rule, on, &arg),
             (_, ClientPacket::Invite { room, nick }) => {
-                self.invite(id, &room, &nick).map(|target| {
+                self.invite(id, &room, &nick).map(|reached| {
+                    let target = reached.target;
                     // The inviter's confirmation, unless it invited itself (told already).
+                    // The native protocol has no away reply to an invitation.
                     if target != id {
                         let invited = ServerPacket::Invited {
                             room: self.room_name(&room),
@@ -222,18 +238,7 @@ impl Server {
                 ),
             });
         }
-        if self
-            .config
-            .password
-            .as_deref()
-            .is_some_and(|p| p != password)
-        {
-            return Err(Fail {
-                code: ErrorCode::BadPassword,
-                target: String::new(),
-                message: "wrong server password".into(),
-            });
-        }
+        self.check_password(Some(password))?;
         // A native client has no user name of its own: its nick at sign-on stands in, so
         // that IRC bans by user name (`*!*~alice@*`) single it out.
         let user = format!("~{}", crate::irc::cut(nick, 16));
@@ -262,17 +267,10 @@ impl Server {
         }
     }
 
-    /// Tells `to` the away status of `whom` (for whispers, only if away).
-    fn native_away_of(&mut self, to: ConnId, whom: ConnId) {
-        let Some(conn) = self.conns.get(&whom) else {
-            return;
-        };
-        if whom != to && conn.away.is_empty() {
-            return;
-        }
+    fn native_away(&mut self, to: ConnId, away: Away) {
         let away = ServerPacket::Away {
-            nick: conn.nick.clone(),
-            message: conn.away.clone(),
+            nick: away.nick,
+            message: away.message,
         };
         self.send_packet(to, &away);
     }
@@ -322,39 +320,6 @@ impl Server {
                 },
             );
         }
-    }
-
-    fn native_whois(&mut self, id: ConnId, nick: &str, now: Instant) -> Result<(), Fail> {
-        let Some(target) = self.registry.find_nick(nick) else {
-            return Err(Fail {
-                code: ErrorCode::NoSuchNick,
-                target: nick.to_owned(),
-                message: format!("no one is called `{nick}`"),
-            });
-        };
-        let Some(conn) = self.conns.get(&target) else {
-            return Ok(());
-        };
-        let rooms = conn
-            .rooms
-            .iter()
-            .filter_map(|k| self.registry.room(k))
-            .map(|r| Member {
-                nick: r.name.clone(),
-                flags: r.flags(target),
-            })
-            .collect();
-        let reply = ServerPacket::WhoisReply {
-            nick: conn.nick.clone(),
-            away: conn.away.clone(),
-            idle_secs: now
-                .saturating_duration_since(conn.last_said)
-                .as_secs()
-                .min(u32::MAX as u64) as u32,
-            rooms,
-        };
-        self.send_packet(id, &reply);
-        Ok(())
     }
 
     /// Bytes left for list entries in one frame body after the type code, flag, count and

@@ -1330,3 +1330,75 @@ fn clearing_the_key_carries_a_parameter_as_chanmodes_promises() {
         })
     );
 }
+
+#[test]
+fn whois_hides_secret_rooms_from_non_members_in_both_protocols() {
+    // One rule (chat.rs `whois`) for both fronts: a secret room shows only to members.
+    let mut w = Mixed::new(config());
+    let alice = w.native("alice");
+    let carol = w.native("carol");
+    let bob = w.irc("bob");
+    w.client(alice).join("open");
+    w.client(alice).join("hidden");
+    w.pump();
+    w.client(alice)
+        .set_rule("hidden", RoomRule::Secret, true, "");
+    w.pump();
+    w.events(alice);
+    let rooms = |events: Vec<ClientEvent>| -> Vec<String> {
+        let found = events.into_iter().find_map(|e| match e {
+            ClientEvent::Whois { rooms, .. } => Some(rooms),
+            _ => None,
+        });
+        found
+            .expect("no whois reply")
+            .into_iter()
+            .map(|m| m.nick)
+            .collect()
+    };
+    w.client(carol).whois("alice");
+    w.pump();
+    assert_eq!(rooms(w.events(carol)), ["open"]);
+    w.client(alice).whois("alice");
+    w.pump();
+    assert_eq!(rooms(w.events(alice)), ["open", "hidden"]);
+    w.send(bob, "WHOIS alice\r\n");
+    let lines = w.lines(bob);
+    assert!(has(&lines, " 319 bob alice :@#open"), "{lines:?}");
+    assert!(!has(&lines, "#hidden"), "{lines:?}");
+}
+
+#[test]
+fn the_away_reply_goes_to_senders_who_reached_someone_else() {
+    // One rule (chat.rs `away_reply`): told when the recipient is away, never about
+    // oneself, never for a NOTICE.
+    let mut w = Mixed::new(config());
+    let bob = w.irc("bob");
+    let dan = w.irc("dan");
+    let alice = w.native("alice");
+    w.send(bob, "AWAY :out\r\n");
+    w.send(dan, "AWAY :gone\r\n");
+    w.lines(bob);
+    w.send(
+        bob,
+        "PRIVMSG bob :me\r\nNOTICE dan :n\r\nPRIVMSG dan :hi\r\n",
+    );
+    let lines = w.lines(bob);
+    let away: Vec<&String> = lines.iter().filter(|l| l.contains(" 301 ")).collect();
+    assert_eq!(away, [":irc.test 301 bob dan :gone"], "{lines:?}");
+    w.events(alice);
+    w.client(alice).away("busy");
+    w.client(alice).whisper("alice", "me");
+    w.client(alice).whisper("dan", "hi");
+    w.pump();
+    let told: Vec<(String, String)> = w
+        .events(alice)
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Away { nick, message } => Some((nick, message)),
+            _ => None,
+        })
+        .collect();
+    let expect = [("alice", "busy"), ("dan", "gone")].map(|(a, b)| (a.into(), b.into()));
+    assert_eq!(told, expect);
+}
