@@ -6,10 +6,10 @@ use std::time::Instant;
 use super::cluster::Kind;
 use super::conn::{Phase, Proto};
 use super::outcome::{fail, Away, Outcome, Reached, Whois};
-use super::rooms::Room;
+use super::rooms::Change;
 use super::{Fanout, Server};
 use crate::name::{fold, validate_nick, validate_reason, validate_room, validate_text};
-use crate::packet::{RoomMode, RoomRule, ServerPacket};
+use crate::packet::{RoomRule, ServerPacket};
 use crate::{ConnId, ErrorCode};
 
 impl Server {
@@ -641,158 +641,124 @@ impl Server {
         Ok(())
     }
 
-    /// Sets or clears a room mode; operators only. A change that changes nothing is quiet.
-    pub(crate) fn set_mode(
+    /// Sets or clears a room mode or rule; operators only. A change that changes nothing
+    /// is quiet.
+    pub(crate) fn set_room_mode(
         &mut self,
         id: ConnId,
         room: &str,
-        mode: RoomMode,
+        change: Change,
         on: bool,
-        nick: &str,
     ) -> Outcome {
-        if let Some((key, notice)) = self.apply_mode(id, room, mode, on, nick)? {
+        if let Some((key, notice)) = self.apply_room_mode(id, room, change, on)? {
             let source = self.source(id);
             self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
         }
         Ok(())
     }
 
-    /// Sets or clears a room rule; operators only. A change that changes nothing is quiet.
-    pub(crate) fn set_rule(
-        &mut self,
-        id: ConnId,
-        room: &str,
-        rule: RoomRule,
-        on: bool,
-        arg: &str,
-    ) -> Outcome {
-        if let Some((key, notice)) = self.apply_rule(id, room, rule, on, arg)? {
-            let source = self.source(id);
-            self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
-        }
-        Ok(())
-    }
-
-    /// The rule of [`Server::set_mode`] without the relay: the room key and the notice to
-    /// relay, if anything changed (IRC relays several changes as one MODE line).
-    pub(crate) fn apply_mode(
-        &mut self,
-        id: ConnId,
-        room: &str,
-        mode: RoomMode,
-        on: bool,
-        nick: &str,
-    ) -> Outcome<Option<(String, ServerPacket)>> {
-        let key = self.operator_key(id, room)?;
-        let target = if mode.takes_nick() {
-            Some(self.target_in(&key, room, nick)?)
-        } else {
-            None
-        };
-        let target_nick = target.map(|t| self.nick(t)).unwrap_or_default();
-        let by = self.nick(id);
-        let Some(r) = self.registry.room_mut(&key) else {
-            return Ok(None);
-        };
-        let changed = change_mode(r, mode, on, target);
-        if changed {
-            let room = r.name.clone();
-            let nick = target_nick.clone();
-            self.cluster_emit(id, |user| Kind::Mode {
-                user,
-                room,
-                letter: mode.letter(),
-                on,
-                nick,
-            });
-        }
-        let Some(r) = self.registry.room(&key) else {
-            return Ok(None);
-        };
-        Ok(changed.then(|| {
-            let notice = ServerPacket::ModeChanged {
-                room: r.name.clone(),
-                by,
-                mode,
-                on,
-                nick: target_nick,
-            };
-            (key.clone(), notice)
-        }))
-    }
-
-    /// The rule of [`Server::set_rule`] without the relay (see [`Server::apply_mode`]).
+    /// The rule of [`Server::set_room_mode`] without the relay: the room key and the
+    /// notice to relay, if anything changed (IRC relays several changes as one MODE line).
     ///
-    /// Checks: the room exists, the requester is its operator, then the argument: a key is
-    /// 1 to 23 bytes without spaces, commas or control characters; a limit is a number from
-    /// 1 to 65,535; a mask is 1 to 100 bytes without spaces or control characters and gets
+    /// Checks: the room exists, the requester is its operator, then a mode's member
+    /// (`NoSuchNick`, `TargetNotInRoom`) or a rule's argument: a key is 1 to 23 bytes
+    /// without spaces, commas or control characters; a limit is a number from 1 to
+    /// 65,535; a mask is 1 to 100 bytes without spaces or control characters and gets
     /// `!*@*` or `@*` added when it lacks them. At most 100 bans and 100 exemptions.
-    pub(crate) fn apply_rule(
+    pub(crate) fn apply_room_mode(
         &mut self,
         id: ConnId,
         room: &str,
-        rule: RoomRule,
+        change: Change,
         on: bool,
-        arg: &str,
     ) -> Outcome<Option<(String, ServerPacket)>> {
         let key = self.operator_key(id, room)?;
-        let bad = |what: &str| {
-            Err(fail(
-                ErrorCode::InvalidText,
-                arg,
-                format!("invalid {what} `{arg}`"),
-            ))
-        };
-        let mut arg = arg.to_owned();
-        match rule {
-            RoomRule::Key if on => {
-                if arg.is_empty()
-                    || arg.len() > 23
-                    || arg.bytes().any(|b| b <= b' ' || b == b',' || b == 0x7f)
-                {
-                    return bad("key: 1 to 23 bytes, no spaces or commas");
-                }
-            }
-            RoomRule::Limit if on => match arg.parse::<u32>() {
-                Ok(n) if (1..=65_535).contains(&n) => arg = n.to_string(),
-                _ => return bad("limit: a number from 1 to 65535"),
-            },
-            RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => {
-                if arg.is_empty() || arg.len() > 100 || arg.bytes().any(|b| b <= b' ') {
-                    return bad("mask: 1 to 100 bytes, no spaces");
-                }
-                arg = full_mask(&arg);
-            }
-            _ => arg.clear(),
-        }
+        let change = self.check_change(&key, room, change, on)?;
         let by = self.nick(id);
         let Some(r) = self.registry.room_mut(&key) else {
             return Ok(None);
         };
-        let changed = change_rule(r, rule, on, &arg)?;
-        if changed {
-            let (room, arg) = (r.name.clone(), arg.clone());
-            self.cluster_emit(id, |user| Kind::Rule {
-                user,
-                room,
-                letter: rule.letter(),
-                on,
-                arg,
-            });
-        }
-        let Some(r) = self.registry.room(&key) else {
+        if !change.apply(r, on)? {
             return Ok(None);
-        };
-        Ok(changed.then(|| {
-            let notice = ServerPacket::RuleChanged {
-                room: r.name.clone(),
-                by,
-                rule,
-                on,
-                arg,
-            };
-            (key.clone(), notice)
-        }))
+        }
+        let name = r.name.clone();
+        let (room, letter) = (name.clone(), change.letter());
+        match &change {
+            Change::Mode { nick, .. } => {
+                let nick = nick.clone();
+                self.cluster_emit(id, |user| Kind::Mode {
+                    user,
+                    room,
+                    letter,
+                    on,
+                    nick,
+                })
+            }
+            Change::Rule { arg, .. } => {
+                let arg = arg.clone();
+                self.cluster_emit(id, |user| Kind::Rule {
+                    user,
+                    room,
+                    letter,
+                    on,
+                    arg,
+                })
+            }
+        }
+        Ok(Some((key, change.notice(name, by, on))))
+    }
+
+    /// A change as asked, checked against room `key`: a mode's member found (and named as
+    /// it holds its nick), a rule's argument valid and completed (see
+    /// [`Server::apply_room_mode`]).
+    fn check_change(&self, key: &str, room: &str, change: Change, on: bool) -> Outcome<Change> {
+        match change {
+            Change::Mode { mode, nick, .. } if mode.takes_nick() => {
+                let target = self.target_in(key, room, &nick)?;
+                Ok(Change::Mode {
+                    mode,
+                    nick: self.nick(target),
+                    target: Some(target),
+                })
+            }
+            Change::Mode { mode, .. } => Ok(Change::Mode {
+                mode,
+                nick: String::new(),
+                target: None,
+            }),
+            Change::Rule { rule, arg } => {
+                let bad = |what: &str| {
+                    Err(fail(
+                        ErrorCode::InvalidText,
+                        &arg,
+                        format!("invalid {what} `{arg}`"),
+                    ))
+                };
+                let arg = match rule {
+                    RoomRule::Key if on => {
+                        if arg.is_empty()
+                            || arg.len() > 23
+                            || arg.bytes().any(|b| b <= b' ' || b == b',' || b == 0x7f)
+                        {
+                            return bad("key: 1 to 23 bytes, no spaces or commas");
+                        }
+                        arg
+                    }
+                    RoomRule::Limit if on => match arg.parse::<u32>() {
+                        Ok(n) if (1..=65_535).contains(&n) => n.to_string(),
+                        _ => return bad("limit: a number from 1 to 65535"),
+                    },
+                    RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => {
+                        if arg.is_empty() || arg.len() > 100 || arg.bytes().any(|b| b <= b' ') {
+                            return bad("mask: 1 to 100 bytes, no spaces");
+                        }
+                        full_mask(&arg)
+                    }
+                    _ => String::new(),
+                };
+                Ok(Change::Rule { rule, arg })
+            }
+        }
     }
 
     /// Invites a user into a room: the inviter must be in it (and its operator under `i`),
@@ -885,65 +851,4 @@ fn full_mask(mask: &str) -> String {
         (false, true) => format!("*!{mask}"),
         (false, false) => format!("{mask}!*@*"),
     }
-}
-
-/// Applies a mode change to a room (the target checked by the caller); whether it changed.
-pub(crate) fn change_mode(r: &mut Room, mode: RoomMode, on: bool, target: Option<ConnId>) -> bool {
-    match (mode, target) {
-        (RoomMode::TopicLock, _) => std::mem::replace(&mut r.topic_lock, on) != on,
-        (RoomMode::Operator, Some(t)) => toggle(&mut r.operators, t, on),
-        (RoomMode::Voice, Some(t)) => toggle(&mut r.voiced, t, on),
-        _ => false,
-    }
-}
-
-/// Applies a rule change to a room (`arg` already checked and completed); whether it
-/// changed, or why it cannot (a mask list is full).
-pub(crate) fn change_rule(r: &mut Room, rule: RoomRule, on: bool, arg: &str) -> Outcome<bool> {
-    let changed = match rule {
-        RoomRule::Key if on => std::mem::replace(&mut r.key, arg.to_owned()) != arg,
-        RoomRule::Key => !std::mem::take(&mut r.key).is_empty(),
-        RoomRule::Limit if on => {
-            let n = arg.parse().unwrap_or(0);
-            std::mem::replace(&mut r.limit, n) != n
-        }
-        RoomRule::Limit => std::mem::replace(&mut r.limit, 0) != 0,
-        RoomRule::InviteOnly => std::mem::replace(&mut r.invite_only, on) != on,
-        RoomRule::Moderated => std::mem::replace(&mut r.moderated, on) != on,
-        RoomRule::NoOutside => std::mem::replace(&mut r.no_outside, on) != on,
-        RoomRule::Secret => std::mem::replace(&mut r.secret, on) != on,
-        RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => {
-            let list = match rule {
-                RoomRule::Ban => &mut r.bans,
-                RoomRule::BanExempt => &mut r.exempts,
-                _ => &mut r.invexes,
-            };
-            let has = list.iter().any(|m| m.eq_ignore_ascii_case(arg));
-            if on && !has {
-                if list.len() >= 100 {
-                    return Err(fail(
-                        ErrorCode::InvalidText,
-                        arg,
-                        format!("`{}` already has 100 masks of that kind", r.name),
-                    ));
-                }
-                list.push(arg.to_owned());
-            } else if !on && has {
-                list.retain(|m| !m.eq_ignore_ascii_case(arg));
-            }
-            has != on
-        }
-    };
-    Ok(changed)
-}
-
-/// Adds or removes `id` in a set kept as a Vec; whether anything changed.
-fn toggle(set: &mut Vec<ConnId>, id: ConnId, on: bool) -> bool {
-    let has = set.contains(&id);
-    if on && !has {
-        set.push(id);
-    } else if !on && has {
-        set.retain(|m| *m != id);
-    }
-    has != on
 }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::chat::{change_mode, change_rule};
 use super::conn::{Conn, Phase};
 use super::outcome::Fail;
+use super::rooms::Change;
 use super::{Fanout, Server};
 use crate::bus::{BusEvent, BusOp, ClusterOptions};
 use crate::name::fold;
@@ -845,7 +845,10 @@ impl Server {
                 nick,
             } => {
                 let by = self.author(&node, user);
-                self.remote_mode(by, &room, letter, on, &nick);
+                match RoomMode::from_letter(letter) {
+                    Some(mode) => self.remote_change(by, &room, Change::mode(mode, &nick), on),
+                    None => self.bad_payload(),
+                }
             }
             Kind::Rule {
                 user,
@@ -855,7 +858,10 @@ impl Server {
                 arg,
             } => {
                 let by = self.author(&node, user);
-                self.remote_rule(by, &room, letter, on, &arg);
+                match RoomRule::from_letter(letter) {
+                    Some(rule) => self.remote_change(by, &room, Change::rule(rule, &arg), on),
+                    None => self.bad_payload(),
+                }
             }
             Kind::Room {
                 room,
@@ -1291,64 +1297,41 @@ impl Server {
         }
     }
 
-    fn remote_mode(&mut self, by: Option<ConnId>, room: &str, letter: u8, on: bool, nick: &str) {
-        let Some(mode) = RoomMode::from_letter(letter) else {
-            if let Some(c) = self.cluster.as_mut() {
-                c.stats.bad_payloads += 1;
-            }
-            return;
-        };
-        let key = fold(room);
-        let target = self.registry.find_nick(nick);
-        let source = self.author_source(by);
-        let by_nick = by.map(|b| self.nick(b)).unwrap_or_default();
-        let Some(r) = self.registry.room_mut(&key) else {
-            return;
-        };
-        let target = target.filter(|t| r.is_member(*t));
-        if mode.takes_nick() && target.is_none() {
-            return;
+    fn bad_payload(&mut self) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.stats.bad_payloads += 1;
         }
-        if !change_mode(r, mode, on, target) {
-            return;
-        }
-        let notice = ServerPacket::ModeChanged {
-            room: r.name.clone(),
-            by: by_nick,
-            mode,
-            on,
-            nick: if mode.takes_nick() {
-                nick.to_owned()
-            } else {
-                String::new()
-            },
-        };
-        self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
     }
 
-    fn remote_rule(&mut self, by: Option<ConnId>, room: &str, letter: u8, on: bool, arg: &str) {
-        let Some(rule) = RoomRule::from_letter(letter) else {
-            if let Some(c) = self.cluster.as_mut() {
-                c.stats.bad_payloads += 1;
-            }
-            return;
-        };
+    /// A mode or rule change from another node (checked there): applied by the same
+    /// `Change::apply` as a local one; a mode's member must sit in the room here.
+    fn remote_change(&mut self, by: Option<ConnId>, room: &str, mut change: Change, on: bool) {
         let key = fold(room);
         let source = self.author_source(by);
         let by_nick = by.map(|b| self.nick(b)).unwrap_or_default();
+        if let Change::Mode {
+            mode, nick, target, ..
+        } = &mut change
+        {
+            if mode.takes_nick() {
+                *target = self.registry.find_nick(nick);
+            } else {
+                nick.clear();
+            }
+        }
         let Some(r) = self.registry.room_mut(&key) else {
             return;
         };
-        if !matches!(change_rule(r, rule, on, arg), Ok(true)) {
+        if let Change::Mode { mode, target, .. } = &mut change {
+            *target = target.filter(|t| r.is_member(*t));
+            if mode.takes_nick() && target.is_none() {
+                return;
+            }
+        }
+        if !matches!(change.apply(r, on), Ok(true)) {
             return;
         }
-        let notice = ServerPacket::RuleChanged {
-            room: r.name.clone(),
-            by: by_nick,
-            rule,
-            on,
-            arg: arg.to_owned(),
-        };
+        let notice = change.notice(r.name.clone(), by_nick, on);
         self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
     }
 

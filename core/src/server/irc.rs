@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::conn::{Phase, Proto};
 use super::outcome::{Away, Fail};
+use super::rooms::Change;
 use super::Server;
 use crate::irc::{split_text, write_line, Line, LineDecoder, Message, MAX_LINE};
 use crate::name::{fold, mask_matches};
@@ -1586,7 +1587,7 @@ impl Server {
                         } else {
                             ""
                         };
-                        match self.apply_mode(id, room, mode, on, nick) {
+                        match self.apply_room_mode(id, room, Change::mode(mode, nick), on) {
                             Ok(change) => changes.extend(change.map(|(_, n)| n)),
                             Err(fail) if fail.code == ErrorCode::TargetNotInRoom => {
                                 self.numeric(
@@ -1611,7 +1612,7 @@ impl Server {
                             }
                             ""
                         };
-                        match self.apply_rule(id, room, rule, on, arg) {
+                        match self.apply_room_mode(id, room, Change::rule(rule, arg), on) {
                             Ok(change) => changes.extend(change.map(|(_, n)| n)),
                             Err(fail) if fail.code == ErrorCode::InvalidText => {
                                 let letter = (letter as char).to_string();

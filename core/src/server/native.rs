@@ -5,6 +5,7 @@ use std::time::Instant;
 use super::cluster::Replay;
 use super::conn::{Phase, Proto};
 use super::outcome::{Away, Fail};
+use super::rooms::Change;
 use super::{chunks, Server};
 use crate::config::MAX_ERROR_TEXT;
 use crate::packet::{str_wire_len, ClientPacket, Member, Packet, ServerPacket, PROTOCOL_VERSION};
@@ -169,7 +170,7 @@ impl Server {
                     on,
                     nick,
                 },
-            ) => self.set_mode(id, &room, mode, on, &nick),
+            ) => self.set_room_mode(id, &room, Change::mode(mode, &nick), on),
             (
                 _,
                 ClientPacket::SetRule {
@@ -178,7 +179,7 @@ impl Server {
                     on,
                     arg,
                 },
-            ) => self.set_rule(id, &room, rule, on, &arg),
+            ) => self.set_room_mode(id, &room, Change::rule(rule, &arg), on),
             (_, ClientPacket::Invite { room, nick }) => {
                 self.invite(id, &room, &nick).map(|reached| {
                     let target = reached.target;

@@ -4,8 +4,9 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::time::Instant;
 
+use super::outcome::{fail, Outcome};
 use crate::name::{fold, mask_matches};
-use crate::packet::{Member, RoomInfo};
+use crate::packet::{Member, RoomInfo, RoomMode, RoomRule, ServerPacket};
 use crate::{ConnId, ErrorCode};
 
 /// One room: its display name, message counter, members in join order, topic and modes.
@@ -276,4 +277,124 @@ impl Registry {
         keys.sort();
         keys.into_iter().map(|k| &self.rooms[k])
     }
+}
+
+/// A change of a room mode (a member's `o` or `v`, or `t`) or rule, one type for both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// A mode; `nick` the member it is about (empty for `t`), `target` its connection
+    /// once checked.
+    Mode {
+        mode: RoomMode,
+        nick: String,
+        target: Option<ConnId>,
+    },
+    /// A rule; `arg` its argument (a key, limit or mask), completed once checked.
+    Rule { rule: RoomRule, arg: String },
+}
+
+impl Change {
+    /// A mode change as asked for, about member `nick`.
+    pub fn mode(mode: RoomMode, nick: &str) -> Self {
+        Change::Mode {
+            mode,
+            nick: nick.to_owned(),
+            target: None,
+        }
+    }
+
+    /// A rule change as asked for, with argument `arg`.
+    pub fn rule(rule: RoomRule, arg: &str) -> Self {
+        Change::Rule {
+            rule,
+            arg: arg.to_owned(),
+        }
+    }
+
+    /// The mode or rule letter.
+    pub fn letter(&self) -> u8 {
+        match self {
+            Change::Mode { mode, .. } => mode.letter(),
+            Change::Rule { rule, .. } => rule.letter(),
+        }
+    }
+
+    /// Applies the (checked) change to a room; whether it changed anything, or why it
+    /// cannot (a mask list is full). A mode about no member changes nothing.
+    pub fn apply(&self, r: &mut Room, on: bool) -> Outcome<bool> {
+        let changed = match self {
+            Change::Mode { mode, target, .. } => match (mode, target) {
+                (RoomMode::TopicLock, _) => std::mem::replace(&mut r.topic_lock, on) != on,
+                (RoomMode::Operator, Some(t)) => toggle(&mut r.operators, *t, on),
+                (RoomMode::Voice, Some(t)) => toggle(&mut r.voiced, *t, on),
+                _ => false,
+            },
+            Change::Rule { rule, arg } => match rule {
+                RoomRule::Key if on => std::mem::replace(&mut r.key, arg.clone()) != *arg,
+                RoomRule::Key => !std::mem::take(&mut r.key).is_empty(),
+                RoomRule::Limit if on => {
+                    let n = arg.parse().unwrap_or(0);
+                    std::mem::replace(&mut r.limit, n) != n
+                }
+                RoomRule::Limit => std::mem::replace(&mut r.limit, 0) != 0,
+                RoomRule::InviteOnly => std::mem::replace(&mut r.invite_only, on) != on,
+                RoomRule::Moderated => std::mem::replace(&mut r.moderated, on) != on,
+                RoomRule::NoOutside => std::mem::replace(&mut r.no_outside, on) != on,
+                RoomRule::Secret => std::mem::replace(&mut r.secret, on) != on,
+                RoomRule::Ban | RoomRule::BanExempt | RoomRule::InviteExempt => {
+                    let list = match rule {
+                        RoomRule::Ban => &mut r.bans,
+                        RoomRule::BanExempt => &mut r.exempts,
+                        _ => &mut r.invexes,
+                    };
+                    let has = list.iter().any(|m| m.eq_ignore_ascii_case(arg));
+                    if on && !has {
+                        if list.len() >= 100 {
+                            return Err(fail(
+                                ErrorCode::InvalidText,
+                                arg,
+                                format!("`{}` already has 100 masks of that kind", r.name),
+                            ));
+                        }
+                        list.push(arg.clone());
+                    } else if !on && has {
+                        list.retain(|m| !m.eq_ignore_ascii_case(arg));
+                    }
+                    has != on
+                }
+            },
+        };
+        Ok(changed)
+    }
+
+    /// The notice of the change in room `room`, made by `by`.
+    pub fn notice(self, room: String, by: String, on: bool) -> ServerPacket {
+        match self {
+            Change::Mode { mode, nick, .. } => ServerPacket::ModeChanged {
+                room,
+                by,
+                mode,
+                on,
+                nick,
+            },
+            Change::Rule { rule, arg } => ServerPacket::RuleChanged {
+                room,
+                by,
+                rule,
+                on,
+                arg,
+            },
+        }
+    }
+}
+
+/// Adds or removes `id` in a set kept as a Vec; whether anything changed.
+fn toggle(set: &mut Vec<ConnId>, id: ConnId, on: bool) -> bool {
+    let has = set.contains(&id);
+    if on && !has {
+        set.push(id);
+    } else if !on && has {
+        set.retain(|m| *m != id);
+    }
+    has != on
 }
