@@ -1558,13 +1558,13 @@ impl Model {
             return Err(ErrorCode::NoSuchNick);
         };
         let c = &self.conns[&target];
+        // Secret rooms show only to their members (PROTOCOL.md, room rule `s`).
         let rooms = c
             .rooms
             .iter()
-            .map(|k| {
-                let r = &self.rooms[k];
-                (r.name.clone(), r.flags(target))
-            })
+            .map(|k| &self.rooms[k])
+            .filter(|r| !r.secret || r.members.contains(&x))
+            .map(|r| (r.name.clone(), r.flags(target)))
             .collect();
         let item = Out::Whois {
             nick: c.nick.clone(),
