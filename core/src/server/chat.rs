@@ -7,7 +7,7 @@ use super::cluster::Kind;
 use super::conn::{Phase, Proto};
 use super::outcome::{fail, Away, Outcome, Reached, Whois};
 use super::rooms::Change;
-use super::{Fanout, Server};
+use super::{Fanout, Sent, Server};
 use crate::name::{fold, validate_nick, validate_reason, validate_room, validate_text};
 use crate::packet::{RoomRule, ServerPacket};
 use crate::{ConnId, ErrorCode};
@@ -395,27 +395,22 @@ impl Server {
         let time_ms = self
             .history_append(id, &key, &message, notice, now)
             .or_else(|| self.wall_ms(now));
-        let msgid = super::irc::msgid(&key, seq);
+        let sent = Sent::new(
+            notice,
+            self.conns.get(&id).is_some_and(|c| c.proto.is_irc()),
+        );
         if let ServerPacket::Message { room, text, .. } = &message {
             self.cluster_emit(id, |user| Kind::Say {
                 user,
                 room: room.clone(),
                 text: text.clone(),
                 notice,
+                from_irc: sent.from_irc,
             });
         }
-        let mut fan = Fanout::new(&message, &source);
-        fan.notice = notice;
-        fan.time_ms = time_ms;
-        fan.msgid = Some(msgid);
-        fan.client_tags = self.irc_client_tags(id);
-        fan.from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
-        let echo = self.echoes(id);
-        self.relay_room(&key, &mut fan, (!echo).then_some(id));
-        if echo && !member {
-            // Members get their copy from the relay.
-            self.conns.deliver(id, &mut fan);
-        }
+        let msgid = super::irc::msgid(&key, seq);
+        let mut fan = self.message_fan(&message, &source, id, sent, time_ms, msgid);
+        self.relay_message(&key, &mut fan, id, member);
         #[cfg(feature = "planted-bugs")]
         self.planted_say(id, &key, &mut fan);
         Ok(())
@@ -448,6 +443,10 @@ impl Server {
             to: self.nick(target),
             text,
         };
+        let sent = Sent::new(
+            notice,
+            self.conns.get(&id).is_some_and(|c| c.proto.is_irc()),
+        );
         if self.conns.get(&target).is_some_and(|c| c.remote) {
             if let ServerPacket::Direct { to, text, .. } = &direct {
                 self.cluster_emit(id, |user| Kind::Whisper {
@@ -455,29 +454,70 @@ impl Server {
                     to: to.clone(),
                     text: text.clone(),
                     notice,
+                    from_irc: sent.from_irc,
                 });
             }
         }
-        let mut fan = Fanout::new(&direct, &source);
-        fan.notice = notice;
-        fan.from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
-        fan.time_ms = self.wall_ms(now);
-        fan.msgid = Some(self.direct_msgid(fan.time_ms));
-        fan.client_tags = self.irc_client_tags(id);
-        self.conns.deliver(target, &mut fan);
-        if self.echoes(id) {
-            if target != id {
-                self.conns.deliver(id, &mut fan);
-            } else {
-                self.irc_echo_to_self(id, &mut fan);
-            }
-        }
+        let time_ms = self.wall_ms(now);
+        let msgid = self.direct_msgid(time_ms);
+        let mut fan = self.message_fan(&direct, &source, id, sent, time_ms, msgid);
+        self.deliver_direct(target, &mut fan, id);
         let away = if notice {
             None
         } else {
             self.away_reply(id, target)
         };
         Ok(Reached { target, away })
+    }
+
+    /// The fan-out of a room or direct message from `sender`, on this node or another:
+    /// shown as it was sent, stamped with its time and msgid, with the sender's client
+    /// tags (IRC). The one builder for local and remote messages.
+    pub(crate) fn message_fan<'a>(
+        &self,
+        message: &'a ServerPacket,
+        source: &'a str,
+        sender: ConnId,
+        sent: Sent,
+        time_ms: Option<u64>,
+        msgid: String,
+    ) -> Fanout<'a> {
+        let mut fan = Fanout::new(message, source);
+        fan.notice = sent.notice;
+        fan.from_irc = sent.from_irc;
+        fan.time_ms = time_ms;
+        fan.msgid = Some(msgid);
+        fan.client_tags = self.irc_client_tags(sender);
+        fan
+    }
+
+    /// Relays a room message to the members of room `key`, and to its sender if it gets
+    /// an echo (see `echoes`); `member`: the sender sits in the room.
+    pub(crate) fn relay_message(
+        &mut self,
+        key: &str,
+        fan: &mut Fanout<'_>,
+        sender: ConnId,
+        member: bool,
+    ) {
+        let echo = self.echoes(sender);
+        self.relay_room(key, fan, (!echo).then_some(sender));
+        if echo && !member {
+            // Members get their copy from the relay.
+            self.conns.deliver(sender, fan);
+        }
+    }
+
+    /// Delivers a direct message to `target`, and to its sender if it gets an echo.
+    pub(crate) fn deliver_direct(&mut self, target: ConnId, fan: &mut Fanout<'_>, sender: ConnId) {
+        self.conns.deliver(target, fan);
+        if self.echoes(sender) {
+            if target != sender {
+                self.conns.deliver(sender, fan);
+            } else {
+                self.irc_echo_to_self(sender, fan);
+            }
+        }
     }
 
     /// Changes nickname; the changer and everyone sharing a room with it hear once.

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::conn::{Conn, Phase};
+use super::irc::msgid;
 use super::outcome::Fail;
 use super::rooms::Change;
-use super::{Fanout, Server};
+use super::{Fanout, Sent, Server};
 use crate::bus::{BusEvent, BusOp, ClusterOptions};
 use crate::name::fold;
 use crate::packet::{ClientPacket, Member, RoomMode, RoomRule, ServerPacket};
@@ -786,9 +787,10 @@ impl Server {
                 room,
                 text,
                 notice,
+                from_irc,
             } if !mine => {
                 if let Some(g) = self.ghost(&node, user) {
-                    self.remote_say(g, &room, text, notice, now);
+                    self.remote_say(g, &room, text, Sent::new(notice, from_irc), now);
                 }
             }
             Kind::Away { user, message } if !mine => {
@@ -804,9 +806,10 @@ impl Server {
                 to,
                 text,
                 notice,
+                from_irc,
             } if !mine => {
                 if let Some(g) = self.ghost(&node, user) {
-                    self.remote_whisper(g, &to, text, notice, now);
+                    self.remote_whisper(g, &to, text, Sent::new(notice, from_irc), now);
                 }
             }
             Kind::Kill { nick, why, .. } if !mine => {
@@ -1173,9 +1176,8 @@ impl Server {
         }
     }
 
-    fn remote_say(&mut self, g: ConnId, room: &str, text: String, notice: bool, now: Instant) {
+    fn remote_say(&mut self, g: ConnId, room: &str, text: String, sent: Sent, now: Instant) {
         let key = fold(room);
-        let source = self.source(g);
         let from = self.nick(g);
         let Some(r) = self.registry.room_mut(&key) else {
             if let Some(c) = self.cluster.as_mut() {
@@ -1191,37 +1193,35 @@ impl Server {
             seq,
             text,
         };
-        let mut fan = Fanout::new(&message, &source);
-        fan.notice = notice;
-        // Tagged as a local message is, so IRC clients with server-time and message-tags
-        // see no difference between senders here and on other nodes.
-        fan.time_ms = self.wall_ms(now);
-        fan.msgid = Some(super::irc::msgid(&key, seq));
-        self.relay_room(&key, &mut fan, None);
+        // Stamped and relayed as a local message is, so that no client can tell senders
+        // here from senders on other nodes.
+        let time_ms = self.wall_ms(now);
+        let source = self.source(g);
+        let mut fan = self.message_fan(&message, &source, g, sent, time_ms, msgid(&key, seq));
+        self.relay_message(&key, &mut fan, g, true);
         #[cfg(feature = "planted-bugs")]
         if self.planted == Some(super::PlantedBug::DuplicateRemoteMessage) {
             self.relay_room(&key, &mut fan, None);
         }
     }
 
-    fn remote_whisper(&mut self, g: ConnId, to: &str, text: String, notice: bool, now: Instant) {
+    fn remote_whisper(&mut self, g: ConnId, to: &str, text: String, sent: Sent, now: Instant) {
         let Some(target) = self.registry.find_nick(to) else {
             return;
         };
         if self.conns.get(&target).is_none_or(|c| c.remote) {
             return;
         }
-        let source = self.source(g);
         let direct = ServerPacket::Direct {
             from: self.nick(g),
             to: self.nick(target),
             text,
         };
-        let mut fan = Fanout::new(&direct, &source);
-        fan.notice = notice;
-        fan.time_ms = self.wall_ms(now);
-        fan.msgid = Some(self.direct_msgid(fan.time_ms));
-        self.conns.deliver(target, &mut fan);
+        let time_ms = self.wall_ms(now);
+        let msgid = self.direct_msgid(time_ms);
+        let source = self.source(g);
+        let mut fan = self.message_fan(&direct, &source, g, sent, time_ms, msgid);
+        self.deliver_direct(target, &mut fan, g);
     }
 
     /// Takes a topic from the bus if its version is above the room's (the highest version
@@ -1567,6 +1567,8 @@ pub(super) enum Kind {
         room: String,
         text: String,
         notice: bool,
+        /// The text came from an IRC line (IRC relays cut it to one line).
+        from_irc: bool,
     },
     Topic {
         user: u64,
@@ -1604,6 +1606,8 @@ pub(super) enum Kind {
         to: String,
         text: String,
         notice: bool,
+        /// The text came from an IRC line (IRC relays cut it to one line).
+        from_irc: bool,
     },
     Reset {
         want: bool,
@@ -1630,6 +1634,11 @@ pub(super) enum Kind {
         key: String,
         limit: u32,
     },
+}
+
+/// A message's flag byte (see `Reader::text_flags`).
+fn text_flags(notice: bool, from_irc: bool) -> u8 {
+    u8::from(notice) | u8::from(from_irc) << 1
 }
 
 fn put_str(buf: &mut BytesMut, s: &str) {
@@ -1696,12 +1705,13 @@ impl Wire {
                 room,
                 text,
                 notice,
+                from_irc,
             } => {
                 b.put_u8(7);
                 b.put_u64(*user);
                 put_str(&mut b, room);
                 put_str(&mut b, text);
-                b.put_u8(u8::from(*notice));
+                b.put_u8(text_flags(*notice, *from_irc));
             }
             Kind::Topic {
                 user,
@@ -1765,12 +1775,13 @@ impl Wire {
                 to,
                 text,
                 notice,
+                from_irc,
             } => {
                 b.put_u8(13);
                 b.put_u64(*user);
                 put_str(&mut b, to);
                 put_str(&mut b, text);
-                b.put_u8(u8::from(*notice));
+                b.put_u8(text_flags(*notice, *from_irc));
             }
             Kind::Kill { user, nick, why } => {
                 b.put_u8(18);
@@ -1854,12 +1865,17 @@ impl Wire {
                 room: r.str()?,
                 reason: r.str()?,
             },
-            7 => Kind::Say {
-                user: r.u64()?,
-                room: r.str()?,
-                text: r.str()?,
-                notice: r.flag()?,
-            },
+            7 => {
+                let (user, room, text) = (r.u64()?, r.str()?, r.str()?);
+                let (notice, from_irc) = r.text_flags()?;
+                Kind::Say {
+                    user,
+                    room,
+                    text,
+                    notice,
+                    from_irc,
+                }
+            }
             8 => Kind::Topic {
                 user: r.u64()?,
                 room: r.str()?,
@@ -1890,12 +1906,17 @@ impl Wire {
                 user: r.u64()?,
                 message: r.str()?,
             },
-            13 => Kind::Whisper {
-                user: r.u64()?,
-                to: r.str()?,
-                text: r.str()?,
-                notice: r.flag()?,
-            },
+            13 => {
+                let (user, to, text) = (r.u64()?, r.str()?, r.str()?);
+                let (notice, from_irc) = r.text_flags()?;
+                Kind::Whisper {
+                    user,
+                    to,
+                    text,
+                    notice,
+                    from_irc,
+                }
+            }
             14 => Kind::Reset { want: r.flag()? },
             15 => Kind::Synced,
             18 => Kind::Kill {
@@ -1956,6 +1977,14 @@ impl Reader<'_> {
             0 => Ok(false),
             1 => Ok(true),
             b => Err(format!("flag byte {b}, expected 0 or 1")),
+        }
+    }
+
+    /// A message's flag byte: bit 0 notice, bit 1 the text came from IRC.
+    fn text_flags(&mut self) -> Result<(bool, bool), String> {
+        match self.u8()? {
+            b if b <= 3 => Ok((b & 1 != 0, b & 2 != 0)),
+            b => Err(format!("message flags {b}, expected 0 to 3")),
         }
     }
 

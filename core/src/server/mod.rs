@@ -273,6 +273,22 @@ impl Hasher for IdHasher {
     }
 }
 
+/// How a room or direct message was sent, which its relays show (the same for senders
+/// on this node and on others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sent {
+    /// A NOTICE rather than a PRIVMSG (IRC).
+    pub notice: bool,
+    /// The text came from an IRC line: IRC relays cut it to one line rather than split it.
+    pub from_irc: bool,
+}
+
+impl Sent {
+    pub(crate) fn new(notice: bool, from_irc: bool) -> Self {
+        Sent { notice, from_irc }
+    }
+}
+
 /// A notice relayed to many connections, encoded at most once per protocol.
 pub(crate) struct Fanout<'a> {
     packet: &'a ServerPacket,

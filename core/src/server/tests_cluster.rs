@@ -765,6 +765,32 @@ fn remote_messages_carry_time_and_msgid_tags_like_local_ones() {
 }
 
 #[test]
+fn a_long_irc_message_reads_the_same_on_every_node() {
+    // An IRC line as long as allowed grows past 512 bytes once a source is put in front:
+    // it is cut to one line, on the sender's node and on the others alike (one fan-out
+    // builder for local and remote messages; the bus carries where the text came from).
+    let mut net = Net::new(2);
+    let here = net.irc(1, "ivy");
+    let sender = net.irc(1, "sam");
+    let there = net.irc(0, "joe");
+    for u in [here, sender, there] {
+        net.line(u, "JOIN #lobby");
+    }
+    let long = "x".repeat(510 - "PRIVMSG #lobby :".len());
+    net.line(sender, &format!("PRIVMSG #lobby :{long}"));
+    let seen: Vec<Vec<String>> = [here, there]
+        .map(|u| {
+            let text = net.irc_text(u);
+            let lines = text.lines().filter(|l| l.contains("PRIVMSG #lobby"));
+            lines.map(str::to_owned).collect()
+        })
+        .into();
+    assert_eq!(seen[0].len(), 1, "{seen:?}");
+    assert!(seen[0][0].len() <= 510, "{}", seen[0][0].len());
+    assert_eq!(seen[0], seen[1]);
+}
+
+#[test]
 fn an_operator_kills_a_user_of_another_node() {
     let mut net = Net::new(2);
     let op = net.irc(0, "root");
@@ -806,6 +832,7 @@ fn bad_payloads_are_counted_never_fatal() {
             room: "x".into(),
             text: "hi".into(),
             notice: false,
+            from_irc: false,
         },
     }
     .encode();
@@ -872,6 +899,7 @@ fn every_kind_survives_the_wire() {
             room: s("x"),
             text: s("héllo"),
             notice: true,
+            from_irc: true,
         },
         Kind::Topic {
             user: 7,
@@ -908,6 +936,7 @@ fn every_kind_survives_the_wire() {
             to: s("b"),
             text: s("t"),
             notice: false,
+            from_irc: true,
         },
         Kind::Reset { want: true },
         Kind::Kill {
