@@ -7,7 +7,7 @@ use super::cluster::Kind;
 use super::conn::{Phase, Proto};
 use super::outcome::{fail, Away, Outcome, Reached, Whois};
 use super::rooms::Change;
-use super::{Fanout, Sent, Server};
+use super::{Fanout, MsgId, Sent, Server};
 use crate::name::{fold, validate_nick, validate_reason, validate_room, validate_text};
 use crate::packet::{RoomRule, ServerPacket};
 use crate::{ConnId, ErrorCode};
@@ -330,8 +330,8 @@ impl Server {
         Ok(())
     }
 
-    /// Whether `id` (whose source is `source`) may speak in `room`: its key if so.
-    pub(crate) fn speak_check(&self, id: ConnId, room: &str, source: &str) -> Outcome<String> {
+    /// Whether `id` may speak in `room`: its key if so.
+    pub(crate) fn speak_check(&self, id: ConnId, room: &str) -> Outcome<String> {
         // Without mode `n` non-members may speak to a room, so the room must exist; with
         // it (the default) a non-member gets `NotInRoom`, as it always did.
         let key = match self.room_key(room) {
@@ -349,6 +349,13 @@ impl Server {
         if !member && r.no_outside {
             self.member_key(id, room)?;
         }
+        // Only ban masks need the source: a room without them does not build it.
+        let source = if r.bans.is_empty() {
+            String::new()
+        } else {
+            self.source(id)
+        };
+        let source = source.as_str();
         #[cfg(feature = "planted-bugs")]
         let heard = r.may_speak(id, source) || self.planted_ban_ignored(id, r);
         #[cfg(not(feature = "planted-bugs"))]
@@ -373,8 +380,7 @@ impl Server {
         now: Instant,
     ) -> Outcome {
         self.check_text(&text)?;
-        let source = self.source(id);
-        let key = self.speak_check(id, room, &source)?;
+        let key = self.speak_check(id, room)?;
         let member = self.registry.room(&key).is_some_and(|r| r.is_member(id));
         self.history_ready(room)?;
         let from = self.nick(id);
@@ -408,8 +414,8 @@ impl Server {
                 from_irc: sent.from_irc,
             });
         }
-        let msgid = super::irc::msgid(&key, seq);
-        let mut fan = self.message_fan(&message, &source, id, sent, time_ms, msgid);
+        let msgid = MsgId::Room(&key, seq);
+        let mut fan = self.message_fan(&message, id, sent, time_ms, msgid);
         self.relay_message(&key, &mut fan, id, member);
         #[cfg(feature = "planted-bugs")]
         self.planted_say(id, &key, &mut fan);
@@ -437,7 +443,6 @@ impl Server {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.last_said = now;
         }
-        let source = self.source(id);
         let direct = ServerPacket::Direct {
             from: self.nick(id),
             to: self.nick(target),
@@ -459,8 +464,8 @@ impl Server {
             }
         }
         let time_ms = self.wall_ms(now);
-        let msgid = self.direct_msgid(time_ms);
-        let mut fan = self.message_fan(&direct, &source, id, sent, time_ms, msgid);
+        let msgid = MsgId::Text(self.direct_msgid(time_ms));
+        let mut fan = self.message_fan(&direct, id, sent, time_ms, msgid);
         self.deliver_direct(target, &mut fan, id);
         let away = if notice {
             None
@@ -473,16 +478,17 @@ impl Server {
     /// The fan-out of a room or direct message from `sender`, on this node or another:
     /// shown as it was sent, stamped with its time and msgid, with the sender's client
     /// tags (IRC). The one builder for local and remote messages.
+    ///
+    /// Its IRC source and msgid are built only if an IRC connection gets it.
     pub(crate) fn message_fan<'a>(
         &self,
         message: &'a ServerPacket,
-        source: &'a str,
         sender: ConnId,
         sent: Sent,
         time_ms: Option<u64>,
-        msgid: String,
+        msgid: MsgId<'a>,
     ) -> Fanout<'a> {
-        let mut fan = Fanout::new(message, source);
+        let mut fan = Fanout::from_conn(message, sender);
         fan.notice = sent.notice;
         fan.from_irc = sent.from_irc;
         fan.time_ms = time_ms;

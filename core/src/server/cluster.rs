@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::conn::{Conn, Phase};
-use super::irc::msgid;
 use super::outcome::Fail;
 use super::rooms::Change;
-use super::{Fanout, Sent, Server};
+use super::{Fanout, MsgId, Sent, Server};
 use crate::bus::{BusEvent, BusOp, ClusterOptions};
 use crate::name::fold;
 use crate::packet::{ClientPacket, Member, RoomMode, RoomRule, ServerPacket};
@@ -1196,8 +1195,7 @@ impl Server {
         // Stamped and relayed as a local message is, so that no client can tell senders
         // here from senders on other nodes.
         let time_ms = self.wall_ms(now);
-        let source = self.source(g);
-        let mut fan = self.message_fan(&message, &source, g, sent, time_ms, msgid(&key, seq));
+        let mut fan = self.message_fan(&message, g, sent, time_ms, MsgId::Room(&key, seq));
         self.relay_message(&key, &mut fan, g, true);
         #[cfg(feature = "planted-bugs")]
         if self.planted == Some(super::PlantedBug::DuplicateRemoteMessage) {
@@ -1218,9 +1216,8 @@ impl Server {
             text,
         };
         let time_ms = self.wall_ms(now);
-        let msgid = self.direct_msgid(time_ms);
-        let source = self.source(g);
-        let mut fan = self.message_fan(&direct, &source, g, sent, time_ms, msgid);
+        let msgid = MsgId::Text(self.direct_msgid(time_ms));
+        let mut fan = self.message_fan(&direct, g, sent, time_ms, msgid);
         self.deliver_direct(target, &mut fan, g);
     }
 

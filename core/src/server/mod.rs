@@ -147,6 +147,8 @@ struct Conns {
     /// Connections that overflowed their output limit during the current operation.
     overflowed: Vec<ConnId>,
     max_outbound: usize,
+    /// The server's name, the host part of IRC sources.
+    host: String,
     /// Output pacing's record of the current request.
     touched: Touched,
 }
@@ -193,6 +195,16 @@ impl Conns {
             Proto::Irc(session) => Some(session.caps),
             _ => None,
         };
+        if let (Some(_), Source::Conn(from)) = (irc, &fan.source) {
+            // The first IRC recipient: only now is the IRC source built, so a message to
+            // a room without IRC members never builds it. Once per fan-out.
+            let built = self
+                .map
+                .get(from)
+                .map_or_else(String::new, |c| irc_source(c, &self.host));
+            fan.source = Source::Built(built);
+            return self.deliver(id, fan);
+        }
         if let Some(bytes) = fan.encoded(irc) {
             push(
                 conn,
@@ -205,6 +217,11 @@ impl Conns {
             );
         }
     }
+}
+
+/// `nick!user@host` of a connection on server `host`: the source IRC shows.
+fn irc_source(c: &Conn, host: &str) -> String {
+    format!("{}!{}@{}", c.nick, c.user(), host)
 }
 
 /// Queues bytes on a connection, or marks it overflowed if they would pass `max_outbound`;
@@ -293,7 +310,7 @@ impl Sent {
 pub(crate) struct Fanout<'a> {
     packet: &'a ServerPacket,
     /// `nick!user@host` of whoever caused it, for IRC.
-    source: &'a str,
+    source: Source<'a>,
     /// For IRC: relay a message as NOTICE rather than PRIVMSG.
     notice: bool,
     /// For IRC: the text came from an IRC line, so it is cut to one line rather than split.
@@ -301,7 +318,7 @@ pub(crate) struct Fanout<'a> {
     /// For IRC: the message's `time` tag (server-time), in Unix milliseconds.
     time_ms: Option<u64>,
     /// For IRC: the message's `msgid` tag (message-tags).
-    msgid: Option<String>,
+    msgid: Option<MsgId<'a>>,
     /// For IRC: the sender's client-only tags, as sent (message-tags).
     client_tags: Option<String>,
     native: Option<Bytes>,
@@ -311,8 +328,43 @@ pub(crate) struct Fanout<'a> {
     irc_tagged: [Option<Option<Bytes>>; 3],
 }
 
+/// The IRC source of a fan-out: given, or built from a connection when first needed.
+enum Source<'a> {
+    Text(&'a str),
+    /// `nick!user@host` of this connection, built for the first IRC recipient (it must
+    /// not change nick before the fan-out ends).
+    Conn(ConnId),
+    Built(String),
+}
+
+impl Source<'_> {
+    fn text(&self) -> &str {
+        match self {
+            Source::Text(s) => s,
+            Source::Built(s) => s,
+            Source::Conn(_) => "",
+        }
+    }
+}
+
+/// A message's `msgid` tag, formatted only for recipients with message-tags.
+pub(crate) enum MsgId<'a> {
+    /// Message `seq` of the room with key `key` (see `irc::msgid`).
+    Room(&'a str, u64),
+    Text(String),
+}
+
 impl<'a> Fanout<'a> {
     fn new(packet: &'a ServerPacket, source: &'a str) -> Self {
+        Self::with_source(packet, Source::Text(source))
+    }
+
+    /// A fan-out whose IRC source is `conn`'s, built only if an IRC connection gets it.
+    fn from_conn(packet: &'a ServerPacket, conn: ConnId) -> Self {
+        Self::with_source(packet, Source::Conn(conn))
+    }
+
+    fn with_source(packet: &'a ServerPacket, source: Source<'a>) -> Self {
         Fanout {
             packet,
             source,
@@ -328,34 +380,44 @@ impl<'a> Fanout<'a> {
     }
 
     /// The notice for a connection: native (`None`) or IRC with these capabilities.
+    ///
+    /// Each variant is encoded once and shared; the one `Bytes` clone per recipient is
+    /// the handle its queue keeps.
     fn encoded(&mut self, irc_caps: Option<u16>) -> Option<Bytes> {
-        if let Some(caps) = irc_caps {
-            let (packet, source, notice) = (self.packet, self.source, self.notice);
-            let cut = self.from_irc;
-            let plain = self
-                .irc
-                .get_or_insert_with(|| irc::relay(packet, source, notice, cut))
-                .clone();
-            let time = self.time_ms.filter(|_| caps & irc::cap::SERVER_TIME != 0);
-            let tags = caps & irc::cap::MESSAGE_TAGS != 0;
-            let msgid = self.msgid.as_deref().filter(|_| tags);
-            let client = self.client_tags.as_deref().filter(|_| tags);
-            let variant = match (time.is_some(), msgid.is_some() || client.is_some()) {
-                (false, false) => return plain,
-                (true, false) => 0,
-                (false, true) => 1,
-                (true, true) => 2,
-            };
-            self.irc_tagged[variant]
-                .get_or_insert_with(|| plain.map(|line| irc::with_tags(&line, time, msgid, client)))
-                .clone()
-        } else {
-            Some(
+        let Some(caps) = irc_caps else {
+            return Some(
                 self.native
                     .get_or_insert_with(|| self.packet.to_frame())
                     .clone(),
-            )
+            );
+        };
+        let (packet, source, notice) = (self.packet, self.source.text(), self.notice);
+        let cut = self.from_irc;
+        let plain = self
+            .irc
+            .get_or_insert_with(|| irc::relay(packet, source, notice, cut));
+        let time = self.time_ms.filter(|_| caps & irc::cap::SERVER_TIME != 0);
+        let tags = caps & irc::cap::MESSAGE_TAGS != 0;
+        let tagged = tags && (self.msgid.is_some() || self.client_tags.is_some());
+        let variant = match (time.is_some(), tagged) {
+            (false, false) => return plain.clone(),
+            (true, false) => 0,
+            (false, true) => 1,
+            (true, true) => 2,
+        };
+        if self.irc_tagged[variant].is_none() {
+            if let (true, Some(MsgId::Room(key, seq))) = (tags, &self.msgid) {
+                self.msgid = Some(MsgId::Text(irc::msgid(key, *seq)));
+            }
+            let msgid = match &self.msgid {
+                Some(MsgId::Text(m)) if tags => Some(m.as_str()),
+                _ => None,
+            };
+            let client = self.client_tags.as_deref().filter(|_| tags);
+            let line = self.irc.as_ref().and_then(|p| p.as_ref());
+            self.irc_tagged[variant] = Some(line.map(|l| irc::with_tags(l, time, msgid, client)));
         }
+        self.irc_tagged[variant].clone().flatten()
     }
 }
 
@@ -364,6 +426,7 @@ impl Server {
     pub fn new(config: Config) -> Self {
         let max_outbound = config.max_outbound_bytes;
         let high_water = config.outbound_high_water;
+        let host = config.server_name.clone();
         Server {
             config,
             next_id: 1,
@@ -373,6 +436,7 @@ impl Server {
                 pending: VecDeque::new(),
                 overflowed: Vec::new(),
                 max_outbound,
+                host,
                 touched: Touched {
                     ids: Vec::new(),
                     high_water,
@@ -961,10 +1025,9 @@ impl Server {
 
     /// `nick!user@host` of a connection, the source IRC shows for what it does.
     fn source(&self, id: ConnId) -> String {
-        match self.conns.get(&id) {
-            Some(c) => format!("{}!{}@{}", c.nick, c.user(), self.config.server_name),
-            None => String::new(),
-        }
+        self.conns
+            .get(&id)
+            .map_or_else(String::new, |c| irc_source(c, &self.config.server_name))
     }
 
     /// A room's members with their flags, in join order.

@@ -50,7 +50,7 @@ impl Server {
         for target in targets.split(',').filter(|t| !t.is_empty()) {
             let mut to_self = false;
             let recipients: Vec<ConnId> = match target.strip_prefix('#') {
-                Some(room) => match self.speak_check(id, room, &source) {
+                Some(room) => match self.speak_check(id, room) {
                     Ok(key) => self
                         .registry
                         .room(&key)
