@@ -53,7 +53,10 @@ pub mod config;
 pub mod error;
 pub mod frame;
 pub mod history;
-pub mod irc;
+pub mod line;
+/// The IRC line codec's former name, kept while branches written against it are merged.
+#[doc(hidden)]
+pub use line as irc;
 pub mod name;
 pub mod packet;
 mod rate;

@@ -1,7 +1,7 @@
 //! quickcheck properties of the IRC codec: no panics, round trips, chunking.
 
 use quickcheck::{quickcheck, Arbitrary, Gen};
-use switchboard_core::irc::{Line, LineDecoder, Message, MAX_LINE};
+use switchboard_core::line::{Line, LineDecoder, Message, MAX_LINE};
 
 /// A message of a form the server emits.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use switchboard::core::irc::{write_line, Line, LineDecoder, Message};
+use switchboard::core::line::{write_line, Line, LineDecoder, Message};
 use switchboard::core::{Client, ClientEvent};
 
 /// Which protocol the load speaks.

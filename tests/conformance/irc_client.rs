@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use crate::tls::Conn;
 use std::time::{Duration, Instant};
 
-use switchboard::core::irc::{Line, LineDecoder, Message, MAX_LINE};
+use switchboard::core::line::{Line, LineDecoder, Message, MAX_LINE};
 
 use crate::client::WAIT;
 

@@ -1,6 +1,6 @@
 //! Scenarios that mix native and IRC clients in the same rooms, over real sockets.
 
-use switchboard::core::irc::Message;
+use switchboard::core::line::Message;
 use switchboard::core::{ClientEvent, Config, ErrorCode, RoomMode};
 
 use crate::client::{TestClient, WAIT};

@@ -875,7 +875,7 @@ impl Server {
 
     /// Ends the session at the client's request.
     pub(crate) fn quit(&mut self, id: ConnId, reason: &str) {
-        let reason = crate::irc::cut(reason, self.config.max_reason_len as usize);
+        let reason = crate::line::cut(reason, self.config.max_reason_len as usize);
         let reason: String = reason
             .chars()
             .filter(|c| !matches!(c, '\0' | '\r' | '\n'))

@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use super::irc::{cap, parse_msgid};
 use super::Server;
 use crate::history::{format_iso, parse_iso, Bound, Range};
-use crate::irc::write_line;
+use crate::line::write_line;
 use crate::name::fold;
 use crate::ConnId;
 

@@ -1639,7 +1639,7 @@ fn text_flags(notice: bool, from_irc: bool) -> u8 {
 }
 
 fn put_str(buf: &mut BytesMut, s: &str) {
-    let s = crate::irc::cut(s, u16::MAX as usize);
+    let s = crate::line::cut(s, u16::MAX as usize);
     buf.put_u16(s.len() as u16);
     buf.put_slice(s.as_bytes());
 }

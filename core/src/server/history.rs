@@ -202,7 +202,7 @@ impl Server {
             }
             let chan = format!("#{room}");
             let params = ["CHATHISTORY", "MESSAGE_ERROR", sub, &chan, &why];
-            crate::irc::write_line(&mut buf, Some(&server), "FAIL", &params, true);
+            crate::line::write_line(&mut buf, Some(&server), "FAIL", &params, true);
             self.send_ahead(*conn, buf.freeze(), op - 1);
             self.finish_ops(op);
             return;
@@ -666,7 +666,7 @@ impl Server {
                 out.extend_from_slice(format!("@label={label} ").as_bytes());
             }
             let open = format!("+{batch}");
-            crate::irc::write_line(
+            crate::line::write_line(
                 &mut out,
                 Some(&server),
                 "BATCH",
@@ -682,7 +682,7 @@ impl Server {
         }
         if let Some(batch) = &batch {
             let close = format!("-{batch}");
-            crate::irc::write_line(&mut out, Some(&server), "BATCH", &[&close], false);
+            crate::line::write_line(&mut out, Some(&server), "BATCH", &[&close], false);
         }
         if !out.is_empty() {
             self.conns.send(id, out.freeze());
@@ -766,9 +766,9 @@ fn irc_replay_line(
     // A stored native message longer than a line is split as when it was relayed; the
     // msgid goes on its first line only.
     let overhead = 1 + source.len() + 1 + command.len() + 1 + chan.len() + 2 + 2;
-    let room = crate::irc::MAX_LINE.saturating_sub(overhead);
+    let room = crate::line::MAX_LINE.saturating_sub(overhead);
     let msgid = format!("msgid={}", irc::msgid(key, row.id));
-    for (i, part) in crate::irc::split_text(&text, room).into_iter().enumerate() {
+    for (i, part) in crate::line::split_text(&text, room).into_iter().enumerate() {
         let mut line_tags = tags.clone();
         if caps & irc::cap::MESSAGE_TAGS != 0 && i == 0 {
             line_tags.push(msgid.clone());
@@ -778,6 +778,6 @@ fn irc_replay_line(
             out.extend_from_slice(line_tags.join(";").as_bytes());
             out.extend_from_slice(b" ");
         }
-        crate::irc::write_line(out, Some(&source), command, &[chan, part], true);
+        crate::line::write_line(out, Some(&source), command, &[chan, part], true);
     }
 }

@@ -12,7 +12,7 @@ use super::conn::{Phase, Proto};
 use super::outcome::{Away, Fail};
 use super::rooms::Change;
 use super::Server;
-use crate::irc::{split_text, write_line, Line, LineDecoder, Message, MAX_LINE};
+use crate::line::{split_text, write_line, Line, LineDecoder, Message, MAX_LINE};
 use crate::name::{fold, mask_matches};
 use crate::packet::{Packet, RoomMode, RoomRule, ServerPacket};
 use crate::rate::{Cost, Request};
@@ -207,7 +207,7 @@ fn write_text(buf: &mut BytesMut, source: &str, notice: bool, target: &str, text
     let overhead = 1 + source.len() + 1 + command.len() + 1 + target.len() + 2 + 2;
     let room = MAX_LINE.saturating_sub(overhead);
     if cut {
-        let part = crate::irc::cut(text, room.max(4));
+        let part = crate::line::cut(text, room.max(4));
         return write_line(buf, Some(source), command, &[target, part], true);
     }
     for part in split_text(text, room) {
@@ -323,10 +323,10 @@ impl Server {
                     // UTF8ONLY: text meant for others must be UTF-8 as sent; other
                     // commands (a real name, say) are read lossily.
                     let text = matches!(msg.command.as_str(), "PRIVMSG" | "NOTICE");
-                    let label = crate::irc::label_tag(&line)
+                    let label = crate::line::label_tag(&line)
                         .filter(|_| self.irc_caps(id) & cap::LABELED_RESPONSE != 0);
                     let start = self.conns.get(&id).map_or(0, |c| c.out.len());
-                    let client_tags = crate::irc::client_tags(&line);
+                    let client_tags = crate::line::client_tags(&line);
                     if let Some(s) = self.session(id) {
                         s.label.clone_from(&label);
                         s.client_tags = client_tags;
@@ -765,7 +765,7 @@ impl Server {
         } else {
             user
         };
-        let realname = crate::irc::cut(p[3], self.config.max_reason_len as usize).to_owned();
+        let realname = crate::line::cut(p[3], self.config.max_reason_len as usize).to_owned();
         if let Some(s) = self.session(id) {
             s.user = Some((format!("~{user}"), realname));
         }
@@ -1621,7 +1621,7 @@ impl Server {
                                     {
                                         "*"
                                     } else {
-                                        crate::irc::cut(arg, 100)
+                                        crate::line::cut(arg, 100)
                                     };
                                 self.numeric(id, "696", &[target, &letter, shown, &fail.message]);
                             }

@@ -818,7 +818,7 @@ impl Server {
                 n => n,
             };
             let mut buf = BytesMut::new();
-            crate::irc::write_line(&mut buf, Some(&server), "NOTICE", &[&nick, &message], true);
+            crate::line::write_line(&mut buf, Some(&server), "NOTICE", &[&nick, &message], true);
             self.conns.send(id, buf.freeze());
         } else {
             self.native_error(id, ErrorCode::RateLimited, 0, seq, message);

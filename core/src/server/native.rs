@@ -56,7 +56,7 @@ impl Server {
     ) {
         // An error quotes what the peer sent, which may be as long as a frame.
         if message.len() > MAX_ERROR_TEXT {
-            let cut = crate::irc::cut(&message, MAX_ERROR_TEXT - 3).len();
+            let cut = crate::line::cut(&message, MAX_ERROR_TEXT - 3).len();
             message.truncate(cut);
             message.push_str("...");
         }
@@ -242,7 +242,7 @@ impl Server {
         self.check_password(Some(password))?;
         // A native client has no user name of its own: its nick at sign-on stands in, so
         // that IRC bans by user name (`*!*~alice@*`) single it out.
-        let user = format!("~{}", crate::irc::cut(nick, 16));
+        let user = format!("~{}", crate::line::cut(nick, 16));
         self.register(id, nick, &user, "")?;
         let welcome = ServerPacket::Welcome {
             version: PROTOCOL_VERSION,

@@ -9,7 +9,7 @@ use super::conn::Proto;
 use super::irc::cap;
 use super::Server;
 use crate::history::format_iso;
-use crate::irc::write_line;
+use crate::line::write_line;
 use crate::{ConnId, ErrorCode};
 
 impl Server {

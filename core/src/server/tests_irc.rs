@@ -89,7 +89,7 @@ impl Mixed {
                 } else if let Some((_, lines)) = self.irc.iter_mut().find(|(id, _)| *id == t.conn) {
                     let text = std::str::from_utf8(&t.data).expect("server sent invalid UTF-8");
                     for line in text.split_terminator("\r\n") {
-                        assert!(line.len() + 2 <= crate::irc::MAX_LINE, "{line}");
+                        assert!(line.len() + 2 <= crate::line::MAX_LINE, "{line}");
                         lines.push(line.to_owned());
                     }
                 }

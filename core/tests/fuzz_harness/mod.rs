@@ -15,7 +15,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use switchboard_core::irc::{Line, LineDecoder, Message, MAX_LINE};
+use switchboard_core::line::{Line, LineDecoder, Message, MAX_LINE};
 use switchboard_core::packet::LENGTH_PREFIX;
 use switchboard_core::{
     ClientPacket, Close, CloseMode, Config, ConnId, Event, FrameDecoder, Packet, RoomMode,

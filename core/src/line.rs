@@ -1,6 +1,7 @@
-//! The IRC text codec: line splitting with the 512-byte limit, parsing and serialising.
+//! The IRC line codec: line splitting with the 512-byte limit, parsing and serialising.
 //!
-//! Only the wire form lives here; what commands mean is in `server/irc.rs`. The supported
+//! Only the wire form lives here (named `line` so it is not taken for the IRC front);
+//! what commands mean is in `server/irc/`. The supported
 //! subset is described in docs/IRC.md.
 
 use std::borrow::Cow;
