@@ -166,7 +166,7 @@ impl Server {
     /// confirmation), IRC clients only with `echo-message`.
     fn echoes(&self, id: ConnId) -> bool {
         match self.conns.get(&id).map(|c| &c.proto) {
-            Some(Proto::Irc(s)) => s.caps & super::irc::cap::ECHO_MESSAGE != 0,
+            Some(Proto::Irc(s)) => s.caps & super::irc::session::cap::ECHO_MESSAGE != 0,
             _ => true,
         }
     }

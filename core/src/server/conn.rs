@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::frame::FrameDecoder;
 use crate::rate::RateLimiter;
-use crate::server::irc::IrcSession;
+use crate::server::irc::session::IrcSession;
 use crate::ConnId;
 
 /// Where a connection is in its life.

@@ -1,0 +1,533 @@
+//! Replies to the requester: numerics, labeled-response wrapping, and the replies
+//! several commands share (welcome, ISUPPORT, MOTD, topic, NAMES, WHO lines, errors).
+
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use super::cap;
+use super::chan;
+use crate::line::{write_line, MAX_LINE};
+use crate::server::conn::Phase;
+use crate::server::outcome::{Away, Fail};
+use crate::server::Server;
+use crate::{ConnId, ErrorCode};
+
+/// The version shown in `002`, `004` and `WHOIS`.
+pub(super) const VERSION: &str = concat!("switchboard-", env!("CARGO_PKG_VERSION"));
+
+/// Appends `line` (without its CR LF) with one more tag, merged into its tags if it has
+/// some, and CR LF.
+pub(super) fn add_tag(out: &mut BytesMut, tag: &str, line: &[u8]) {
+    out.extend_from_slice(b"@");
+    out.extend_from_slice(tag.as_bytes());
+    match line.strip_prefix(b"@") {
+        Some(tagged) => {
+            out.extend_from_slice(b";");
+            out.extend_from_slice(tagged);
+        }
+        None => {
+            out.extend_from_slice(b" ");
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Every prefix of a member, highest first (`multi-prefix`).
+pub(super) fn all_prefixes(flags: u8) -> &'static str {
+    use crate::packet::Member;
+    match (flags & Member::OPERATOR != 0, flags & Member::VOICE != 0) {
+        (true, true) => "@+",
+        (true, false) => "@",
+        (false, true) => "+",
+        (false, false) => "",
+    }
+}
+
+/// A member's prefix in NAMES and WHO: `@` for operators, `+` for voice.
+pub(super) fn prefix(flags: u8) -> &'static str {
+    use crate::packet::Member;
+    if flags & Member::OPERATOR != 0 {
+        "@"
+    } else if flags & Member::VOICE != 0 {
+        "+"
+    } else {
+        ""
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for a Unix time.
+pub(super) fn format_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Days to a civil date (proleptic Gregorian), after Howard Hinnant's algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+impl Server {
+    /// Queues one line to a connection; its last parameter is text (`:`-prefixed).
+    pub(super) fn line(
+        &mut self,
+        id: ConnId,
+        source: Option<&str>,
+        command: &str,
+        params: &[&str],
+    ) {
+        let mut buf = BytesMut::new();
+        write_line(&mut buf, source, command, params, true);
+        self.conns.send(id, buf.freeze());
+    }
+
+    /// Queues a numeric reply: `:server NNN <nick or *> params...`.
+    pub(super) fn numeric(&mut self, id: ConnId, code: &str, params: &[&str]) {
+        let nick = match self.nick(id) {
+            n if n.is_empty() => "*".to_owned(),
+            n => n,
+        };
+        let server = self.config.server_name.clone();
+        let mut all = Vec::with_capacity(params.len() + 1);
+        all.push(nick.as_str());
+        all.extend_from_slice(params);
+        self.line(id, Some(&server), code, &all);
+    }
+
+    /// labeled-response: wraps what the labelled command queued for its sender (output
+    /// entries from `start` on): nothing becomes `ACK`, one line gets the label tag, more
+    /// become a `labeled-response` batch.
+    pub(super) fn irc_label(&mut self, id: ConnId, start: usize, label: &str) {
+        let server = self.config.server_name.clone();
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.phase == Phase::Closing || conn.out.len() < start {
+            return;
+        }
+        let taken: Vec<Bytes> = conn.out.drain(start..).collect();
+        let bytes: usize = taken.iter().map(Bytes::len).sum();
+        conn.queued -= bytes;
+        let text: Vec<u8> = taken.concat();
+        let lines: Vec<&[u8]> = text
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .filter(|l| !l.is_empty())
+            .collect();
+        let mut out = BytesMut::new();
+        match lines.as_slice() {
+            [] => {
+                out.extend_from_slice(format!("@label={label} :{server} ACK\r\n").as_bytes());
+            }
+            [one] => {
+                add_tag(&mut out, &format!("label={label}"), one);
+            }
+            many => {
+                let n = self.irc_next_batch(id);
+                let head = format!("@label={label} :{server} BATCH +lr{n} labeled-response\r\n");
+                out.extend_from_slice(head.as_bytes());
+                for line in many {
+                    add_tag(&mut out, &format!("batch=lr{n}"), line);
+                }
+                out.extend_from_slice(format!(":{server} BATCH -lr{n}\r\n").as_bytes());
+            }
+        }
+        self.conns.send(id, out.freeze());
+    }
+
+    pub(super) fn irc_welcome(&mut self, id: ConnId) {
+        let source = self.source(id);
+        let server = self.config.server_name.clone();
+        self.numeric(
+            id,
+            "001",
+            &[&format!("Welcome to the Switchboard network, {source}")],
+        );
+        self.numeric(
+            id,
+            "002",
+            &[&format!("Your host is {server}, running version {VERSION}")],
+        );
+        self.numeric(id, "003", &[&format!("This server runs {VERSION}")]);
+        self.numeric(
+            id,
+            "004",
+            &[&server, VERSION, "iow", "Ibeiklmnostv", "Ibeklov"],
+        );
+        self.irc_isupport(id);
+        self.irc_lusers(id);
+        self.irc_motd(id);
+    }
+
+    /// `005`: what this server supports, each token true of it.
+    pub(super) fn irc_isupport(&mut self, id: ConnId) {
+        let c = &self.config;
+        let isupport = [
+            "AWAYLEN".to_owned() + &format!("={}", c.max_reason_len),
+            "CASEMAPPING=ascii".to_owned(),
+            format!("CHANLIMIT=#:{}", c.max_rooms_per_conn),
+            "CHANMODES=beI,k,l,imnst".to_owned(),
+            format!("CHANNELLEN={}", c.max_room_len as usize + 1),
+            "CHANTYPES=#".to_owned(),
+            "ELIST=MNU".to_owned(),
+            "WHOX".to_owned(),
+            "EXCEPTS=e".to_owned(),
+            "INVEX=I".to_owned(),
+            format!("KICKLEN={}", c.max_reason_len),
+            "MAXLIST=b:100,e:100,I:100".to_owned(),
+            "MODES=4".to_owned(),
+            "NETWORK=Switchboard".to_owned(),
+            format!("NICKLEN={}", c.max_nick_len),
+            "PREFIX=(ov)@+".to_owned(),
+            "TARGMAX=JOIN:,PART:,PRIVMSG:,NOTICE:,NAMES:,LIST:,KICK:,WHOIS:1,ISON:,USERHOST:5"
+                .to_owned(),
+            format!("TOPICLEN={}", c.max_topic_len),
+            "UTF8ONLY".to_owned(),
+        ];
+        let mut isupport = isupport.to_vec();
+        if let Some(max) = self.history_max_page() {
+            isupport.push(format!("CHATHISTORY={max}"));
+            isupport.push("MSGREFTYPES=msgid,timestamp".to_owned());
+        }
+        // At most 13 tokens a line, as clients expect.
+        for part in isupport.chunks(13) {
+            let mut tokens: Vec<&str> = part.iter().map(String::as_str).collect();
+            tokens.push("are supported by this server");
+            self.numeric(id, "005", &tokens);
+        }
+    }
+
+    pub(super) fn irc_motd(&mut self, id: ConnId) {
+        let server = self.config.server_name.clone();
+        match self.config.motd.clone() {
+            Some(text) => {
+                self.numeric(id, "375", &[&format!("- {server} Message of the day -")]);
+                for line in text.lines() {
+                    self.numeric(id, "372", &[&format!("- {line}")]);
+                }
+                self.numeric(id, "376", &["End of /MOTD command."]);
+            }
+            None => self.numeric(id, "422", &["MOTD File is missing"]),
+        }
+    }
+
+    /// Replies to a refused operation with the numeric IRC clients expect.
+    pub(super) fn irc_fail(&mut self, id: ConnId, fail: &Fail, command: &str) {
+        let t = fail.target.as_str();
+        let ch = chan(t);
+        match fail.code {
+            ErrorCode::InvalidNick => self.numeric(id, "432", &[t, "Erroneous nickname"]),
+            ErrorCode::NickTaken => self.numeric(id, "433", &[t, "Nickname is already in use"]),
+            ErrorCode::NoSuchNick => self.numeric(id, "401", &[t, "No such nick/channel"]),
+            ErrorCode::InvalidRoom | ErrorCode::NoSuchRoom => {
+                self.numeric(id, "403", &[&ch, "No such channel"])
+            }
+            ErrorCode::NotInRoom => self.numeric(id, "442", &[&ch, "You're not on that channel"]),
+            ErrorCode::TooManyRooms => {
+                self.numeric(id, "405", &[&ch, "You have joined too many channels"])
+            }
+            ErrorCode::NotOperator => {
+                self.numeric(id, "482", &[&ch, "You're not channel operator"])
+            }
+            ErrorCode::InvalidText => self.numeric(id, "412", &["No text to send"]),
+            ErrorCode::AlreadyInRoom => {}
+            ErrorCode::BadRoomKey => self.numeric(id, "475", &[&ch, "Cannot join channel (+k)"]),
+            ErrorCode::RoomFull => self.numeric(id, "471", &[&ch, "Cannot join channel (+l)"]),
+            ErrorCode::InviteOnlyRoom => {
+                self.numeric(id, "473", &[&ch, "Cannot join channel (+i)"])
+            }
+            ErrorCode::Banned => self.numeric(id, "474", &[&ch, "Cannot join channel (+b)"]),
+            ErrorCode::CannotSpeak => self.numeric(id, "404", &[&ch, "Cannot send to channel"]),
+            ErrorCode::TargetInRoom => {
+                self.numeric(id, "443", &[t, command, "is already on channel"])
+            }
+            _ => self.numeric(id, "400", &[command, &fail.message]),
+        }
+    }
+
+    /// `NotInRoom` for a room that does not exist reads better as `NoSuchRoom`.
+    pub(super) fn room_fail(&self, room: &str, fail: Fail) -> Fail {
+        if fail.code == ErrorCode::NotInRoom && self.room_key(room).is_err() {
+            Fail {
+                code: ErrorCode::NoSuchRoom,
+                ..fail
+            }
+        } else {
+            fail
+        }
+    }
+
+    /// `301`: the user reached is away.
+    pub(super) fn irc_away_reply(&mut self, id: ConnId, away: Option<Away>) {
+        if let Some(away) = away {
+            self.numeric(id, "301", &[&away.nick, &away.message]);
+        }
+    }
+
+    pub(super) fn irc_topic_reply(&mut self, id: ConnId, key: &str, always: bool) {
+        let Some(room) = self.registry.room(key) else {
+            return;
+        };
+        let (ch, topic) = (chan(&room.name), room.topic.clone());
+        let by = room.topic_by.clone();
+        let at = self.config.unix_time(room.topic_at).to_string();
+        if !topic.is_empty() {
+            self.numeric(id, "332", &[&ch, &topic]);
+            // Who set it and when: history knows the time across restarts (history.rs).
+            let at = self
+                .history_times(key)
+                .filter(|t| t.1 > 0)
+                .map_or(at, |t| t.1.to_string());
+            self.numeric(id, "333", &[&ch, &by, &at]);
+        } else if always {
+            self.numeric(id, "331", &[&ch, "No topic is set"]);
+        }
+    }
+
+    /// `353` lines for a room, then `366` unless `end` is false (a NAMES of several
+    /// channels ends with one `366` naming them all).
+    pub(super) fn irc_names_reply(&mut self, id: ConnId, key: &str) {
+        self.irc_names_lines(id, key, true);
+    }
+
+    pub(super) fn irc_names_lines(&mut self, id: ConnId, key: &str, end: bool) {
+        let Some(room) = self.registry.room(key) else {
+            return;
+        };
+        let ch = chan(&room.name);
+        let kind = if room.secret { "@" } else { "=" };
+        let caps = self.irc_caps(id);
+        let server = &self.config.server_name;
+        let names: Vec<String> = room
+            .members
+            .iter()
+            .filter_map(|&m| self.conns.get(&m).map(|c| (c, room.flags(m))))
+            .map(|(c, flags)| {
+                let pre = if caps & cap::MULTI_PREFIX != 0 {
+                    all_prefixes(flags)
+                } else {
+                    prefix(flags)
+                };
+                if caps & cap::USERHOST_IN_NAMES != 0 {
+                    format!("{pre}{}!{}@{server}", c.nick, c.user())
+                } else {
+                    format!("{pre}{}", c.nick)
+                }
+            })
+            .collect();
+        // Keep each 353 well inside one line.
+        let budget = MAX_LINE - 2 - self.config.server_name.len() - ch.len() - 80;
+        let mut line = String::new();
+        for name in names {
+            if !line.is_empty() && line.len() + 1 + name.len() > budget {
+                self.numeric(id, "353", &[kind, &ch, &line]);
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(&name);
+        }
+        if !line.is_empty() {
+            self.numeric(id, "353", &[kind, &ch, &line]);
+        }
+        if end {
+            self.numeric(id, "366", &[&ch, "End of /NAMES list"]);
+        }
+    }
+
+    /// One `352` line for `whom`, seen in `channel` (or `*`) with room flags `flags`.
+    pub(super) fn who_line(&mut self, id: ConnId, channel: &str, whom: ConnId, flags: u8) {
+        let server = self.config.server_name.clone();
+        let oper = self.is_oper(whom);
+        let multi = self.irc_caps(id) & cap::MULTI_PREFIX != 0;
+        let Some(c) = self.conns.get(&whom) else {
+            return;
+        };
+        let state = format!(
+            "{}{}{}",
+            if c.away.is_empty() { 'H' } else { 'G' },
+            if oper { "*" } else { "" },
+            if multi {
+                all_prefixes(flags)
+            } else {
+                prefix(flags)
+            }
+        );
+        let (user, nick, real) = (
+            c.user().to_owned(),
+            c.nick.clone(),
+            format!("0 {}", c.realname),
+        );
+        self.numeric(
+            id,
+            "352",
+            &[channel, &user, &server, &server, &nick, &state, &real],
+        );
+    }
+
+    /// One WHOX `354` line: the fields asked for, in the fixed order `tcuihsnfdlaor`.
+    pub(super) fn whox_line(
+        &mut self,
+        id: ConnId,
+        channel: &str,
+        whom: ConnId,
+        flags: u8,
+        spec: &str,
+    ) {
+        let (fields, token) = spec.split_once(',').unwrap_or((spec, ""));
+        let server = self.config.server_name.clone();
+        let oper = self.is_oper(whom);
+        let Some(c) = self.conns.get(&whom) else {
+            return;
+        };
+        let state = format!(
+            "{}{}{}",
+            if c.away.is_empty() { 'H' } else { 'G' },
+            if oper { "*" } else { "" },
+            prefix(flags)
+        );
+        let mut out: Vec<String> = Vec::new();
+        for f in "tcuihsnfdlaor".chars().filter(|f| fields.contains(*f)) {
+            out.push(match f {
+                't' => match token
+                    .chars()
+                    .filter(|c| c.is_ascii_digit())
+                    .take(3)
+                    .collect()
+                {
+                    t if String::is_empty(&t) => "0".to_owned(),
+                    t => t,
+                },
+                'c' => channel.to_owned(),
+                'u' => c.user().to_owned(),
+                // No addresses are shown, as everywhere else.
+                'i' => "255.255.255.255".to_owned(),
+                'h' | 's' => server.clone(),
+                'n' => c.nick.clone(),
+                'f' => state.clone(),
+                'd' => "0".to_owned(),
+                // Idle time is shown only in WHOIS.
+                'l' => "0".to_owned(),
+                // No accounts exist.
+                'a' => "0".to_owned(),
+                'o' => "n/a".to_owned(),
+                _ => c.realname.clone(),
+            });
+        }
+        if out.is_empty() {
+            return;
+        }
+        let params: Vec<&str> = out.iter().map(String::as_str).collect();
+        // The real name is last and may hold spaces, so it alone may be trailing.
+        let mut buf = BytesMut::new();
+        let nick = self.nick(id);
+        let mut all = vec![nick.as_str()];
+        all.extend_from_slice(&params);
+        write_line(&mut buf, Some(&server), "354", &all, fields.contains('r'));
+        self.conns.send(id, buf.freeze());
+    }
+
+    pub(super) fn irc_lusers(&mut self, id: ConnId) {
+        let users = self.registry.nick_count();
+        let invisible = self
+            .registry
+            .holders()
+            .into_iter()
+            .filter(|&c| self.is_invisible(c))
+            .count();
+        let opers = self
+            .registry
+            .holders()
+            .into_iter()
+            .filter(|&c| self.is_oper(c))
+            .count();
+        let rooms = self.registry.room_count();
+        // Connections still registering; closing ones are gone already for this count.
+        let unknown = self
+            .conns
+            .map
+            .values()
+            .filter(|c| c.phase == Phase::Hello)
+            .count();
+        let text = format!(
+            "There are {} users and {invisible} invisible on 1 servers",
+            users - invisible
+        );
+        self.numeric(id, "251", &[&text]);
+        self.numeric(id, "252", &[&opers.to_string(), "operator(s) online"]);
+        self.numeric(id, "253", &[&unknown.to_string(), "unknown connection(s)"]);
+        self.numeric(id, "254", &[&rooms.to_string(), "channels formed"]);
+        let text = format!("I have {users} clients and 0 servers");
+        self.numeric(id, "255", &[&text]);
+        // The short form (no count parameters): clients read the text.
+        let max = self.registry.max_nicks();
+        let text = format!("Current local users {users}, max {max}");
+        self.numeric(id, "265", &[&text]);
+        let text = format!("Current global users {users}, max {max}");
+        self.numeric(id, "266", &[&text]);
+    }
+
+    pub(super) fn irc_version(&mut self, id: ConnId) {
+        let server = self.config.server_name.clone();
+        self.numeric(id, "351", &[VERSION, &server, "Switchboard chat server"]);
+        self.irc_isupport(id);
+    }
+
+    pub(super) fn irc_time(&mut self, id: ConnId, now: Instant) {
+        let server = self.config.server_name.clone();
+        let unix = self.config.unix_time(now);
+        self.numeric(
+            id,
+            "391",
+            &[&server, &unix.to_string(), "0", &format_utc(unix)],
+        );
+    }
+
+    pub(super) fn irc_admin(&mut self, id: ConnId) {
+        let server = self.config.server_name.clone();
+        self.numeric(id, "256", &[&server, "Administrative info"]);
+        self.numeric(id, "257", &["Switchboard chat server"]);
+        self.numeric(id, "258", &["No administrator is configured"]);
+        self.numeric(id, "259", &["-"]);
+    }
+
+    pub(super) fn irc_info(&mut self, id: ConnId) {
+        self.numeric(
+            id,
+            "371",
+            &[&format!(
+                "{VERSION}: a chat server for native and IRC clients"
+            )],
+        );
+        self.numeric(id, "374", &["End of INFO list"]);
+    }
+
+    pub(super) fn irc_help(&mut self, id: ConnId, p: &[&str]) {
+        let topic = p.first().map_or("*".to_owned(), |t| t.to_ascii_lowercase());
+        let lines: &[&str] = &[
+            "Switchboard speaks the IRC subset in its docs/IRC.md.",
+            "Channels: JOIN PART TOPIC NAMES LIST INVITE KICK MODE",
+            "Messages: PRIVMSG NOTICE AWAY",
+            "Users: NICK WHO WHOIS WHOWAS ISON USERHOST",
+            "Server: MOTD LUSERS VERSION TIME ADMIN INFO PING OPER KILL QUIT",
+        ];
+        self.numeric(id, "704", &[&topic, lines[0]]);
+        for line in &lines[1..] {
+            self.numeric(id, "705", &[&topic, line]);
+        }
+        self.numeric(id, "706", &[&topic, "End of /HELP"]);
+    }
+}

@@ -1,0 +1,72 @@
+//! IRC-only state of a connection and the IRCv3 capabilities offered.
+//!
+//! A leaf: it imports nothing of the server, so `conn.rs` can hold an `IrcSession`
+//! without importing the IRC front.
+
+use bytes::Bytes;
+
+use crate::line::LineDecoder;
+
+/// The IRCv3 capabilities offered, as bits of `IrcSession::caps`.
+pub(crate) mod cap {
+    pub const MULTI_PREFIX: u16 = 1;
+    pub const USERHOST_IN_NAMES: u16 = 2;
+    pub const AWAY_NOTIFY: u16 = 4;
+    pub const ECHO_MESSAGE: u16 = 8;
+    pub const EXTENDED_JOIN: u16 = 16;
+    pub const INVITE_NOTIFY: u16 = 32;
+    pub const CAP_NOTIFY: u16 = 64;
+    pub const BATCH: u16 = 128;
+    pub const LABELED_RESPONSE: u16 = 256;
+    pub const SETNAME: u16 = 512;
+    pub const SERVER_TIME: u16 = 1024;
+    pub const MESSAGE_TAGS: u16 = 2048;
+    /// `draft/chathistory`: offered only while history is on.
+    pub const CHATHISTORY: u16 = 4096;
+    /// Every capability with its name, in the order `CAP LS` lists them.
+    pub const ALL: [(&str, u16); 13] = [
+        ("away-notify", AWAY_NOTIFY),
+        ("batch", BATCH),
+        ("cap-notify", CAP_NOTIFY),
+        ("draft/chathistory", CHATHISTORY),
+        ("echo-message", ECHO_MESSAGE),
+        ("extended-join", EXTENDED_JOIN),
+        ("invite-notify", INVITE_NOTIFY),
+        ("labeled-response", LABELED_RESPONSE),
+        ("message-tags", MESSAGE_TAGS),
+        ("multi-prefix", MULTI_PREFIX),
+        ("server-time", SERVER_TIME),
+        ("setname", SETNAME),
+        ("userhost-in-names", USERHOST_IN_NAMES),
+    ];
+}
+
+/// IRC-only state of one connection.
+#[derive(Debug, Default)]
+pub(crate) struct IrcSession {
+    pub lines: LineDecoder,
+    /// The nick asked for before registration.
+    pub(super) nick: Option<String>,
+    /// User name and real name from `USER`.
+    pub(super) user: Option<(String, String)>,
+    pub(super) password: Option<String>,
+    /// Registration waits while capability negotiation is open.
+    pub(super) negotiating: bool,
+    /// User mode `i`: left out of `WHO` masks for users who share no channel with it.
+    pub invisible: bool,
+    /// User mode `o`: a server operator, after `OPER`.
+    pub oper: bool,
+    /// User mode `w`: receives WALLOPS.
+    pub wallops: bool,
+    /// Enabled IRCv3 capabilities ([`cap`] bits).
+    pub caps: u16,
+    /// Batches opened so far (labeled-response, chathistory), which names the next.
+    pub batches: u64,
+    /// The label of the command being handled, until its replies are labelled; a command
+    /// answered later (CHATHISTORY, from the store) takes it along.
+    pub label: Option<String>,
+    /// The client-only tags of the command being handled, valid ones only, as sent.
+    pub client_tags: Option<String>,
+    /// Lines the command being handled sends after its answer (and its label).
+    pub deferred: Vec<Bytes>,
+}
