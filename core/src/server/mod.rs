@@ -6,9 +6,10 @@
 //! [`Server::poll_pending`] and [`Server::take_transmit`]), [`Server::poll_readable`],
 //! [`Server::poll_close`], [`Server::poll_event`] and [`Server::poll_timeout`].
 //!
-//! Layout: `chat.rs` holds the protocol-independent operations (join, say, kick, ...);
-//! `native.rs` and `irc.rs` turn each protocol's requests into those operations and render
-//! replies; this file owns connections, output queues, fan-out encoding and timers.
+//! Layout: `chat.rs` holds the protocol-independent operations (join, say, kick, ...) and
+//! the session rules, answering with `outcome.rs` types; `native.rs` and `irc/` turn each
+//! protocol's requests into those operations and render the answers; this file owns
+//! connections, output queues, fan-out encoding and timers.
 
 mod chat;
 mod chathistory;
