@@ -277,3 +277,7 @@ impl Registry {
         keys.into_iter().map(|k| &self.rooms[k])
     }
 }
+
+#[cfg(test)]
+#[path = "tests_rooms.rs"]
+mod tests;
