@@ -253,3 +253,35 @@ impl std::fmt::Display for ErrorCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_code_displays_as_its_name_or_its_number() {
+        // Adapters and clients log codes with Display.
+        assert_eq!(ErrorCode::NickTaken.to_string(), "NickTaken");
+        assert_eq!(ErrorCode::Other(999).to_string(), "error 999");
+    }
+
+    #[test]
+    fn every_known_code_survives_the_wire_and_unknown_numbers_stay_other() {
+        for n in 0..=u16::from(u8::MAX) {
+            assert_eq!(ErrorCode::from_u16(n).to_u16(), n);
+        }
+        assert_eq!(ErrorCode::from_u16(21), ErrorCode::NickTaken);
+        assert_eq!(ErrorCode::from_u16(0), ErrorCode::Other(0));
+        assert_eq!(ErrorCode::from_u16(57), ErrorCode::Other(57));
+    }
+
+    #[test]
+    fn decode_errors_map_to_their_wire_codes() {
+        assert_eq!(DecodeError::BadMagic.code(), ErrorCode::BadMagic);
+        assert_eq!(
+            DecodeError::UnknownType(0x7f).code(),
+            ErrorCode::UnknownType
+        );
+        assert_eq!(DecodeError::EmptyFrame.code(), ErrorCode::Malformed);
+    }
+}

@@ -140,6 +140,11 @@ mod tests {
         assert!(!mask_matches("*!*@*.example", "bob!~b@host.example.org"));
         assert!(mask_matches("b*b*b", "bxbyb"));
         assert!(!mask_matches("b*b*b", "bxby"));
+        // A literal `*` in the text is a character like any other, also where a star
+        // has to give it back to what follows.
+        assert!(mask_matches("*?", "a*"));
+        assert!(mask_matches("a*", "a*"));
+        assert!(!mask_matches("*b", "a*"));
     }
 
     #[test]

@@ -228,6 +228,44 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_takes_frames_that_fill_max_exactly() {
+        let mut c = Conn::new(crate::test_clock::start());
+        for i in 0..3u8 {
+            c.out.push_back(Bytes::from(vec![i; 10]));
+            c.queued += 10;
+        }
+        assert_eq!(c.take_batch(20).unwrap().len(), 20);
+        // A frame larger than max still goes out, alone.
+        assert_eq!(c.take_batch(5).unwrap().len(), 10);
+        assert_eq!((c.queued, c.in_flight), (0, 30));
+    }
+
+    #[test]
+    fn held_output_is_released_up_to_and_including_its_op() {
+        let mut c = Conn::new(crate::test_clock::start());
+        for op in 1..=3u64 {
+            c.held
+                .push_back((op, VecDeque::from([Bytes::from(vec![op as u8])])));
+        }
+        c.release_held(2);
+        let out: Vec<u8> = c.out.iter().map(|b| b[0]).collect();
+        assert_eq!(out, [1, 2]);
+        c.release_held(u64::MAX);
+        assert_eq!(c.out.len(), 3);
+        assert!(c.held.is_empty());
+    }
+
+    #[test]
+    fn a_native_client_shows_a_user_name_of_its_own() {
+        let mut c = Conn::new(crate::test_clock::start());
+        assert_eq!(c.user(), "native");
+        c.user = "~bob".into();
+        assert_eq!(c.user(), "~bob");
+        assert!(!c.proto.is_irc());
+        assert_eq!(c.proto.buffered(), 0);
+    }
+
+    #[test]
     fn queue_memory_is_dropped_after_a_burst_whatever_the_last_batch() {
         let mut c = Conn::new(crate::test_clock::start());
         for i in 0..200u8 {

@@ -398,3 +398,7 @@ fn toggle(set: &mut Vec<ConnId>, id: ConnId, on: bool) -> bool {
     }
     has != on
 }
+
+#[cfg(test)]
+#[path = "tests_rooms.rs"]
+mod tests;

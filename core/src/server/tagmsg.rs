@@ -58,9 +58,15 @@ impl Server {
                         .unwrap_or_default(),
                     Err(fail) => {
                         let nick = self.nick(id);
-                        let (code, why) = match fail.code {
-                            ErrorCode::NoSuchRoom => ("403", "No such channel"),
-                            _ => ("404", "Cannot send to channel"),
+                        // `speak_check` refuses a room that does not exist with
+                        // `NotInRoom` under the default mode `n`: IRC says 403 for it,
+                        // as PRIVMSG does (`room_fail` in server/irc/).
+                        let missing =
+                            fail.code == ErrorCode::NoSuchRoom || self.room_key(room).is_err();
+                        let (code, why) = if missing {
+                            ("403", "No such channel")
+                        } else {
+                            ("404", "Cannot send to channel")
                         };
                         let mut buf = BytesMut::new();
                         write_line(&mut buf, Some(&server), code, &[&nick, target, why], true);
@@ -113,3 +119,7 @@ impl Server {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tests_tagmsg.rs"]
+mod tests;
