@@ -1,0 +1,470 @@
+//! The async driver: one server on one thread over any runtime that implements [`Runtime`].
+//!
+//! The driver moves bytes between sockets and the core and tells it the time; every
+//! decision (what to send, when to read, when to close, every deadline) is the core's.
+//! A runtime gives it three things: spawning a task on the current thread, a timer, and
+//! non-blocking TCP sockets that report readiness. [`crate::smol`] and [`crate::async_std`]
+//! are two implementations of a few dozen lines; `examples/tokio-server` is a third.
+//!
+//! Readiness with `try_read`/`try_write` rather than `AsyncRead`/`AsyncWrite` is what lets
+//! every connection read into one shared buffer (an idle connection holds none) and lets
+//! the driver write a turn's output straight from the task that produced it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::marker::PhantomData;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes};
+use futures_lite::future::{or, yield_now};
+use switchboard_bus::{BusEvent, Cluster};
+use switchboard_core::{CloseMode, Config, ConnId, Event};
+use switchboard_store::{Answer, History, Worker};
+
+use crate::notify::Notify;
+use crate::tls::Stream;
+pub use crate::tls::TlsConfig;
+pub use crate::Handle;
+
+mod accept;
+mod conn;
+
+/// Size of the one read buffer all connections share; a read takes no more than the core's
+/// read budget for the connection.
+const READ_BUF: usize = 64 * 1024;
+
+/// Most bus events applied before the output is drained and other tasks get a turn.
+const BUS_BATCH: usize = 256;
+
+/// What the driver needs of an async runtime.
+pub trait Runtime: 'static {
+    /// A connected TCP socket.
+    type Socket: Socket;
+    /// A listening TCP socket.
+    type Listener: Listener<Socket = Self::Socket>;
+    /// Registers a bound, listening, non-blocking socket with the runtime.
+    fn listener(&self, listener: TcpListener) -> io::Result<Self::Listener>;
+    /// Runs `task` in the background on the current thread (tasks share `Rc`s).
+    fn spawn(&self, task: impl Future<Output = ()> + 'static);
+    /// A future that resolves at `at`.
+    fn sleep_until(at: Instant) -> impl Future<Output = ()> + 'static;
+}
+
+/// A non-blocking TCP socket that reports readiness.
+pub trait Socket: 'static {
+    /// Reads what is there: `WouldBlock` when nothing is, 0 at end of stream.
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes what the socket takes: `WouldBlock` when it is full.
+    fn try_write(&self, data: &[u8]) -> io::Result<usize>;
+    /// Ready when a read may make progress (wakes the task when it may).
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Ready when a write may make progress (wakes the task when it may).
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Sets TCP_NODELAY.
+    fn set_nodelay(&self, on: bool) -> io::Result<()>;
+    /// Ends the sending side (a FIN after what was written).
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+/// A listening TCP socket.
+pub trait Listener: 'static {
+    /// The sockets it accepts.
+    type Socket: Socket;
+    /// Accepts a connection, or registers the task to be woken when one may be accepted.
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Self::Socket, SocketAddr)>>;
+}
+
+/// A chat server bound to its listening sockets, ready to run on runtime `R`.
+pub struct Server<R> {
+    /// The first is the one bound by `bind`; all serve the same core. Those with a TLS
+    /// configuration speak TLS.
+    listeners: Vec<(TcpListener, Option<TlsConfig>)>,
+    config: Config,
+    handle: Handle,
+    history: Option<History>,
+    cluster: Option<Cluster>,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R: Runtime> Server<R> {
+    /// Binds the listening socket; serving starts with [`Server::serve`] (or the runtime's `run`).
+    ///
+    /// A `config` that `Config::validate` refuses is an `InvalidInput` error.
+    pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Self> {
+        // Limits that cannot work together are refused before anything is bound.
+        validate(&config)?;
+        Self::from_listener(TcpListener::bind(addr)?, config)
+    }
+
+    /// Serves on a socket already bound and listening (with SO_REUSEPORT, say).
+    pub fn from_listener(listener: TcpListener, config: Config) -> io::Result<Self> {
+        validate(&config)?;
+        listener.set_nonblocking(true)?;
+        Ok(Server {
+            listeners: vec![(listener, None)],
+            config,
+            handle: Handle::new(),
+            history: None,
+            cluster: None,
+            runtime: PhantomData,
+        })
+    }
+
+    /// The address bound by [`Server::bind`] (the port chosen when asked for port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listeners[0].0.local_addr()
+    }
+
+    /// Also accepts connections on `addr` (an IRC port, say), into the same rooms: the
+    /// protocol is told per connection. Returns the address actually bound.
+    pub fn add_listener(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        self.add_tcp_listener(TcpListener::bind(addr)?, None)
+    }
+
+    /// Also accepts TLS connections on `addr`, into the same rooms, with `tls`'s
+    /// certificate (replaceable while serving). Returns the address actually bound.
+    pub fn add_tls_listener(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        tls: TlsConfig,
+    ) -> io::Result<SocketAddr> {
+        self.add_tcp_listener(TcpListener::bind(addr)?, Some(tls))
+    }
+
+    /// Also accepts connections on a socket already bound and listening, speaking TLS with
+    /// `tls` if given. Returns its address.
+    pub fn add_tcp_listener(
+        &mut self,
+        listener: TcpListener,
+        tls: Option<TlsConfig>,
+    ) -> io::Result<SocketAddr> {
+        listener.set_nonblocking(true)?;
+        let local = listener.local_addr()?;
+        self.listeners.push((listener, tls));
+        Ok(local)
+    }
+
+    /// A handle that shuts the server down from any thread.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Keeps room history in `history`'s store (run on a thread of its own).
+    pub fn with_history(mut self, history: History) -> Self {
+        self.history = Some(history);
+        self
+    }
+
+    /// Joins a cluster: shares chat with the other nodes on `cluster`'s Redis (through
+    /// threads of its own).
+    pub fn with_cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// Serves on `runtime` until [`Handle::shutdown`], then says bye to every client and
+    /// returns once every bye is written (each within `close_linger`). Must run on the
+    /// thread `runtime` spawns onto.
+    pub async fn serve(self, runtime: &R) {
+        serve(self, runtime).await
+    }
+}
+
+/// `Config::validate` as an I/O error.
+fn validate(config: &Config) -> io::Result<()> {
+    config
+        .validate()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// Everything the tasks of one server share, behind one `RefCell`.
+struct State<S> {
+    server: switchboard_core::Server,
+    /// The adapter's side of each open connection.
+    conns: HashMap<ConnId, Rc<Slot<S>>>,
+    /// The one read buffer: a read's bytes are handed to the core before anyone reads again.
+    buf: Box<[u8]>,
+    /// The deadline the keepalive task sleeps until.
+    timer_at: Option<Instant>,
+    /// Wakes the keepalive task when the core's next deadline moves earlier.
+    timer: Rc<Notify>,
+    /// Woken when the last connection is gone.
+    idle: Rc<Notify>,
+    /// The history store thread, when history is on.
+    store: Option<Worker>,
+    /// The cluster's bus, when the cluster is on.
+    bus: Option<switchboard_bus::Worker>,
+    /// Refused connections waiting for their first byte.
+    refusing: usize,
+}
+
+/// The adapter's side of one connection, shared by its task and the state.
+struct Slot<S> {
+    /// The peer's address, for log lines.
+    peer: SocketAddr,
+    stream: Stream<S>,
+    /// Output taken from the core and not yet written: while there is some, only the
+    /// connection's writer writes (so bytes keep their order).
+    out: Cell<Option<Bytes>>,
+    /// Wakes the writer: output is queued.
+    writer: Notify,
+    /// Wakes the reader: the core lets it read again.
+    reader: Notify,
+    /// Wakes the task when the core says to close the socket now.
+    closer: Notify,
+    /// The core is closing the connection: errors are expected, not worth a log line.
+    closing: Cell<bool>,
+    /// The core said to close the socket now.
+    done: Cell<bool>,
+}
+
+impl<S: Socket> State<S> {
+    /// Acts on everything the core has to say after an input, write, timeout or close.
+    fn drain(&mut self) {
+        while let Some(id) = self.server.poll_pending() {
+            if let Some(slot) = self.conns.get(&id) {
+                write_now(&mut self.server, id, slot);
+            }
+        }
+        while let Some(id) = self.server.poll_readable() {
+            if let Some(slot) = self.conns.get(&id) {
+                slot.reader.notify();
+            }
+        }
+        while let Some(close) = self.server.poll_close() {
+            if let Some(slot) = self.conns.get(&close.conn) {
+                match close.mode {
+                    // The reader stops by itself: the core gives it no budget any more.
+                    CloseMode::Flush => slot.closing.set(true),
+                    CloseMode::Now => {
+                        slot.done.set(true);
+                        slot.closer.notify();
+                    }
+                }
+            }
+        }
+        while let Some(event) = self.server.poll_event() {
+            match event {
+                Event::Registered { conn, nick } => match self.conns.get(&conn) {
+                    Some(slot) => log::info!("{conn} signed in as {nick} from {}", slot.peer),
+                    None => log::info!("{conn} signed in as {nick}"),
+                },
+                Event::NickChanged { conn, old, new } => {
+                    log::info!("{conn} is now known as {new} (was {old})")
+                }
+                Event::Closed { conn, code, reason } => {
+                    log::info!("{conn} closed: {code}: {reason}")
+                }
+            }
+        }
+        if let Some(store) = &self.store {
+            while let Some(op) = self.server.poll_store() {
+                store.submit(op);
+            }
+        }
+        if let Some(bus) = &self.bus {
+            while let Some(op) = self.server.poll_bus() {
+                bus.submit(op);
+            }
+        }
+        if let Some(next) = self.server.poll_timeout() {
+            if self.timer_at.is_none_or(|at| next < at) {
+                self.timer_at = Some(next);
+                self.timer.notify();
+            }
+        }
+    }
+}
+
+/// Writes a connection's new output at once, from the task whose turn produced it, when
+/// the socket takes it without waiting: no writer wake-up, one write for the turn. What
+/// would wait (the socket is full, or the rest of a partial write) is left to the
+/// connection's writer, as is all TLS output (its records may need a flush that waits).
+fn write_now<S: Socket>(server: &mut switchboard_core::Server, id: ConnId, slot: &Slot<S>) {
+    let rest = slot.out.take();
+    let busy = rest.is_some();
+    slot.out.set(rest);
+    if busy || slot.done.get() || !slot.stream.is_plain() {
+        slot.writer.notify();
+        return;
+    }
+    let Some(transmit) = server.take_transmit(id) else {
+        return;
+    };
+    let mut data = transmit.data;
+    if let Ok(n) = slot.stream.try_write(&data) {
+        if n > 0 {
+            data.advance(n);
+            server.handle_written(id, n);
+        }
+    }
+    // An error is met again, and reported, by the writer.
+    if !data.is_empty() {
+        slot.out.set(Some(data));
+        slot.writer.notify();
+    }
+}
+
+/// Serves until the handle asks for shutdown, then closes every connection and returns.
+async fn serve<R: Runtime>(bound: Server<R>, runtime: &R) {
+    let Server {
+        listeners,
+        config,
+        handle,
+        history,
+        cluster,
+        runtime: _,
+    } = bound;
+    let mut registered = Vec::with_capacity(listeners.len());
+    for (listener, tls) in listeners {
+        match runtime.listener(listener) {
+            Ok(listener) => registered.push((listener, tls)),
+            Err(e) => {
+                log::error!("cannot register a listener with the runtime: {e}");
+                return;
+            }
+        }
+    }
+    let timer = Rc::new(Notify::default());
+    let idle = Rc::new(Notify::default());
+    let state = Rc::new(RefCell::new(State::<R::Socket> {
+        server: switchboard_core::Server::new(config),
+        conns: HashMap::new(),
+        buf: vec![0; READ_BUF].into_boxed_slice(),
+        timer_at: None,
+        timer: timer.clone(),
+        idle: idle.clone(),
+        store: None,
+        bus: None,
+        refusing: 0,
+    }));
+    let (answers_tx, answers) = async_channel::unbounded();
+    if let Some(history) = history {
+        let mut st = state.borrow_mut();
+        // The store thread only sends; this thread applies the answers (`store_answers`).
+        let started = history.start(&mut st.server, move |batch| {
+            let _ = answers_tx.send_blocking(batch);
+        });
+        match started {
+            Ok(worker) => st.store = Some(worker),
+            Err(e) => {
+                log::error!("cannot start the history store thread: {e}");
+                return;
+            }
+        }
+    }
+    let (events_tx, events) = async_channel::unbounded();
+    if let Some(cluster) = cluster {
+        let mut st = state.borrow_mut();
+        // The bus threads only send; this thread applies the events (`bus_events`).
+        let started = cluster.start(&mut st.server, move |event| {
+            let _ = events_tx.send_blocking(event);
+        });
+        match started {
+            Ok(worker) => st.bus = Some(worker),
+            Err(e) => {
+                log::error!("cannot start the cluster bus threads: {e}");
+                return;
+            }
+        }
+    }
+    let main = async {
+        accept::accept_all(registered, &state, &handle, runtime).await;
+        {
+            let mut st = state.borrow_mut();
+            st.server.shutdown(Instant::now());
+            st.drain();
+        }
+        // The core closes every connection once its bye is written, or its linger is over.
+        while !state.borrow().conns.is_empty() {
+            idle.wait().await;
+        }
+    };
+    // The keepalive timer and the store's answers run beside the accept loop, so they end
+    // with it.
+    or(
+        main,
+        or(
+            keepalive::<R, _>(&state, &timer),
+            or(store_answers(&state, answers), bus_events(&state, events)),
+        ),
+    )
+    .await;
+    // The last ops (the releases of a shutdown) run before `run` returns.
+    let bus = state.borrow_mut().bus.take();
+    if let Some(bus) = bus {
+        bus.finish();
+    }
+    // What was submitted is written before `run` returns.
+    let store = state.borrow_mut().store.take();
+    if let Some(store) = store {
+        store.finish();
+    }
+}
+
+/// Applies the history store's answers as they come, then drains what they released.
+async fn store_answers<S: Socket>(
+    state: &RefCell<State<S>>,
+    answers: async_channel::Receiver<Vec<Answer>>,
+) {
+    while let Ok(batch) = answers.recv().await {
+        let mut st = state.borrow_mut();
+        if let Some(why) = switchboard_store::apply(batch, &mut st.server) {
+            log::error!("history store failed: {why}");
+        }
+        st.drain();
+    }
+    // No store: nothing will come.
+    std::future::pending::<()>().await;
+}
+
+/// Applies the bus's events as they come (all that are waiting, then one drain).
+async fn bus_events<S: Socket>(
+    state: &RefCell<State<S>>,
+    events: async_channel::Receiver<BusEvent>,
+) {
+    while let Ok(event) = events.recv().await {
+        {
+            let mut st = state.borrow_mut();
+            st.server.handle_bus(event, Instant::now());
+            for _ in 1..BUS_BATCH {
+                match events.try_recv() {
+                    Ok(event) => st.server.handle_bus(event, Instant::now()),
+                    Err(_) => break,
+                }
+            }
+            st.drain();
+        }
+        // A flood from the bus must not starve the connections' tasks.
+        yield_now().await;
+    }
+    // No cluster: nothing will come.
+    std::future::pending::<()>().await;
+}
+
+/// Calls the core's `handle_timeout` whenever its next deadline passes.
+async fn keepalive<R: Runtime, S: Socket>(state: &RefCell<State<S>>, wake: &Notify) {
+    loop {
+        let next = {
+            let mut st = state.borrow_mut();
+            let next = st.server.poll_timeout();
+            st.timer_at = next;
+            next
+        };
+        match next {
+            Some(at) => or(R::sleep_until(at), wake.wait()).await,
+            None => wake.wait().await,
+        }
+        let now = Instant::now();
+        let mut st = state.borrow_mut();
+        if st.server.poll_timeout().is_some_and(|at| at <= now) {
+            st.server.handle_timeout(now);
+            st.drain();
+        }
+    }
+}
