@@ -129,7 +129,7 @@ fn read_into_core<S: Socket>(
     Ok(Some(n))
 }
 
-/// Writes what the direct write of a turn (`write_now`) left, and what the core queues
+/// Writes what the flusher's direct write (`write_now`) left, and what the core queues
 /// for a TLS connection, reporting every write; the core says when it is time to close.
 async fn write_side<S: Socket>(
     state: &RefCell<State<S>>,
@@ -224,6 +224,9 @@ mod tests {
             store: None,
             bus: None,
             refusing: 0,
+            dirty: Vec::new(),
+            flusher: Rc::default(),
+            stopped: false,
         }));
         let slot = Rc::new(Slot {
             peer,

@@ -201,6 +201,12 @@ struct State<S> {
     bus: Option<switchboard_bus::Worker>,
     /// Refused connections waiting for their first byte.
     refusing: usize,
+    /// Connections with new output since the flusher last ran.
+    dirty: Vec<ConnId>,
+    /// Wakes the flusher task: `dirty` is not empty, or the server has stopped.
+    flusher: Rc<Notify>,
+    /// The server has stopped: the flusher ends.
+    stopped: bool,
 }
 
 /// The adapter's side of one connection, shared by its task and the state.
@@ -226,10 +232,13 @@ struct Slot<S> {
 impl<S: Socket> State<S> {
     /// Acts on everything the core has to say after an input, write, timeout or close.
     fn drain(&mut self) {
+        // Written by the flusher once the tasks woken with this one have had their turn,
+        // so that what they produce goes out in the same write.
         while let Some(id) = self.server.poll_pending() {
-            if let Some(slot) = self.conns.get(&id) {
-                write_now(&mut self.server, id, slot);
+            if self.dirty.is_empty() {
+                self.flusher.notify();
             }
+            self.dirty.push(id);
         }
         while let Some(id) = self.server.poll_readable() {
             if let Some(slot) = self.conns.get(&id) {
@@ -281,8 +290,31 @@ impl<S: Socket> State<S> {
     }
 }
 
-/// Writes a connection's new output at once, from the task whose turn produced it, when
-/// the socket takes it without waiting: no writer wake-up, one write for the turn. What
+/// Writes every connection with new output, each with one non-blocking write of all it
+/// has, from one task: one wake-up for a turn's recipients, not one per recipient, and
+/// one write per recipient for what all the tasks run before it produced.
+async fn flusher<S: Socket>(state: Rc<RefCell<State<S>>>, wake: Rc<Notify>) {
+    let mut ids = Vec::new();
+    loop {
+        wake.wait().await;
+        let mut st = state.borrow_mut();
+        let st = &mut *st;
+        if st.stopped {
+            return;
+        }
+        // Swapped, so that both vectors keep their capacity.
+        std::mem::swap(&mut ids, &mut st.dirty);
+        for id in ids.drain(..) {
+            if let Some(slot) = st.conns.get(&id) {
+                write_now(&mut st.server, id, slot);
+            }
+        }
+        // What the writes released (closes, readers); new output wakes this task again.
+        st.drain();
+    }
+}
+
+/// Writes a connection's output at once when the socket takes it without waiting. What
 /// would wait (the socket is full, or the rest of a partial write) is left to the
 /// connection's writer, as is all TLS output (its records may need a flush that waits).
 fn write_now<S: Socket>(server: &mut switchboard_core::Server, id: ConnId, slot: &Slot<S>) {
@@ -332,6 +364,7 @@ async fn serve<R: Runtime>(bound: Server<R>, runtime: &R) {
     }
     let timer = Rc::new(Notify::default());
     let idle = Rc::new(Notify::default());
+    let flush = Rc::new(Notify::default());
     let state = Rc::new(RefCell::new(State::<R::Socket> {
         server: switchboard_core::Server::new(config),
         conns: HashMap::new(),
@@ -342,6 +375,9 @@ async fn serve<R: Runtime>(bound: Server<R>, runtime: &R) {
         store: None,
         bus: None,
         refusing: 0,
+        dirty: Vec::new(),
+        flusher: flush.clone(),
+        stopped: false,
     }));
     let (answers_tx, answers) = async_channel::unbounded();
     if let Some(history) = history {
@@ -373,6 +409,7 @@ async fn serve<R: Runtime>(bound: Server<R>, runtime: &R) {
             }
         }
     }
+    runtime.spawn(flusher(state.clone(), flush.clone()));
     let main = async {
         accept::accept_all(registered, &state, &handle, runtime).await;
         {
@@ -395,6 +432,9 @@ async fn serve<R: Runtime>(bound: Server<R>, runtime: &R) {
         ),
     )
     .await;
+    // The flusher task ends (on a runtime whose tasks outlive `run`, it would linger).
+    state.borrow_mut().stopped = true;
+    flush.notify();
     // The last ops (the releases of a shutdown) run before `run` returns.
     let bus = state.borrow_mut().bus.take();
     if let Some(bus) = bus {
