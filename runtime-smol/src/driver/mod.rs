@@ -14,17 +14,15 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::marker::PhantomData;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
-use futures_lite::future::{or, yield_now};
-use switchboard_bus::{BusEvent, Cluster};
-use switchboard_core::{CloseMode, Config, ConnId, Event};
-use switchboard_store::{Answer, History, Worker};
+use futures_lite::future::or;
+use switchboard_core::{CloseMode, ConnId, Event};
+use switchboard_store::Worker;
 
 use crate::notify::Notify;
 use crate::tls::Stream;
@@ -33,13 +31,14 @@ pub use crate::Handle;
 
 mod accept;
 mod conn;
+mod server;
+mod tasks;
+
+pub use server::Server;
 
 /// Size of the one read buffer all connections share; a read takes no more than the core's
 /// read budget for the connection.
 const READ_BUF: usize = 64 * 1024;
-
-/// Most bus events applied before the output is drained and other tasks get a turn.
-const BUS_BATCH: usize = 256;
 
 /// What the driver needs of an async runtime.
 pub trait Runtime: 'static {
@@ -77,109 +76,6 @@ pub trait Listener: 'static {
     type Socket: Socket;
     /// Accepts a connection, or registers the task to be woken when one may be accepted.
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Self::Socket, SocketAddr)>>;
-}
-
-/// A chat server bound to its listening sockets, ready to run on runtime `R`.
-pub struct Server<R> {
-    /// The first is the one bound by `bind`; all serve the same core. Those with a TLS
-    /// configuration speak TLS.
-    listeners: Vec<(TcpListener, Option<TlsConfig>)>,
-    config: Config,
-    handle: Handle,
-    history: Option<History>,
-    cluster: Option<Cluster>,
-    runtime: PhantomData<fn() -> R>,
-}
-
-impl<R: Runtime> Server<R> {
-    /// Binds the listening socket; serving starts with [`Server::serve`] (or the runtime's `run`).
-    ///
-    /// A `config` that `Config::validate` refuses is an `InvalidInput` error.
-    pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Self> {
-        // Limits that cannot work together are refused before anything is bound.
-        validate(&config)?;
-        Self::from_listener(TcpListener::bind(addr)?, config)
-    }
-
-    /// Serves on a socket already bound and listening (with SO_REUSEPORT, say).
-    pub fn from_listener(listener: TcpListener, config: Config) -> io::Result<Self> {
-        validate(&config)?;
-        listener.set_nonblocking(true)?;
-        Ok(Server {
-            listeners: vec![(listener, None)],
-            config,
-            handle: Handle::new(),
-            history: None,
-            cluster: None,
-            runtime: PhantomData,
-        })
-    }
-
-    /// The address bound by [`Server::bind`] (the port chosen when asked for port 0).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listeners[0].0.local_addr()
-    }
-
-    /// Also accepts connections on `addr` (an IRC port, say), into the same rooms: the
-    /// protocol is told per connection. Returns the address actually bound.
-    pub fn add_listener(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
-        self.add_tcp_listener(TcpListener::bind(addr)?, None)
-    }
-
-    /// Also accepts TLS connections on `addr`, into the same rooms, with `tls`'s
-    /// certificate (replaceable while serving). Returns the address actually bound.
-    pub fn add_tls_listener(
-        &mut self,
-        addr: impl ToSocketAddrs,
-        tls: TlsConfig,
-    ) -> io::Result<SocketAddr> {
-        self.add_tcp_listener(TcpListener::bind(addr)?, Some(tls))
-    }
-
-    /// Also accepts connections on a socket already bound and listening, speaking TLS with
-    /// `tls` if given. Returns its address.
-    pub fn add_tcp_listener(
-        &mut self,
-        listener: TcpListener,
-        tls: Option<TlsConfig>,
-    ) -> io::Result<SocketAddr> {
-        listener.set_nonblocking(true)?;
-        let local = listener.local_addr()?;
-        self.listeners.push((listener, tls));
-        Ok(local)
-    }
-
-    /// A handle that shuts the server down from any thread.
-    pub fn handle(&self) -> Handle {
-        self.handle.clone()
-    }
-
-    /// Keeps room history in `history`'s store (run on a thread of its own).
-    pub fn with_history(mut self, history: History) -> Self {
-        self.history = Some(history);
-        self
-    }
-
-    /// Joins a cluster: shares chat with the other nodes on `cluster`'s Redis (through
-    /// threads of its own).
-    pub fn with_cluster(mut self, cluster: Cluster) -> Self {
-        self.cluster = Some(cluster);
-        self
-    }
-
-    /// Serves on `runtime` until [`Handle::shutdown`], then says bye to every client and
-    /// returns once every bye is written (each within `close_linger`). Must run on the
-    /// thread `runtime` spawns onto.
-    pub async fn serve(self, runtime: &R) {
-        serve(self, runtime).await
-    }
-}
-
-/// `Config::validate` as an I/O error.
-fn validate(config: &Config) -> io::Result<()> {
-    config
-        .validate()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
 /// Everything the tasks of one server share, behind one `RefCell`.
@@ -344,14 +240,13 @@ fn write_now<S: Socket>(server: &mut switchboard_core::Server, id: ConnId, slot:
 
 /// Serves until the handle asks for shutdown, then closes every connection and returns.
 async fn serve<R: Runtime>(bound: Server<R>, runtime: &R) {
-    let Server {
+    let server::Parts {
         listeners,
         config,
         handle,
         history,
         cluster,
-        runtime: _,
-    } = bound;
+    } = bound.into_parts();
     let mut registered = Vec::with_capacity(listeners.len());
     for (listener, tls) in listeners {
         match runtime.listener(listener) {
@@ -427,8 +322,11 @@ async fn serve<R: Runtime>(bound: Server<R>, runtime: &R) {
     or(
         main,
         or(
-            keepalive::<R, _>(&state, &timer),
-            or(store_answers(&state, answers), bus_events(&state, events)),
+            tasks::keepalive::<R, _>(&state, &timer),
+            or(
+                tasks::store_answers(&state, answers),
+                tasks::bus_events(&state, events),
+            ),
         ),
     )
     .await;
@@ -444,67 +342,5 @@ async fn serve<R: Runtime>(bound: Server<R>, runtime: &R) {
     let store = state.borrow_mut().store.take();
     if let Some(store) = store {
         store.finish();
-    }
-}
-
-/// Applies the history store's answers as they come, then drains what they released.
-async fn store_answers<S: Socket>(
-    state: &RefCell<State<S>>,
-    answers: async_channel::Receiver<Vec<Answer>>,
-) {
-    while let Ok(batch) = answers.recv().await {
-        let mut st = state.borrow_mut();
-        if let Some(why) = switchboard_store::apply(batch, &mut st.server) {
-            log::error!("history store failed: {why}");
-        }
-        st.drain();
-    }
-    // No store: nothing will come.
-    std::future::pending::<()>().await;
-}
-
-/// Applies the bus's events as they come (all that are waiting, then one drain).
-async fn bus_events<S: Socket>(
-    state: &RefCell<State<S>>,
-    events: async_channel::Receiver<BusEvent>,
-) {
-    while let Ok(event) = events.recv().await {
-        {
-            let mut st = state.borrow_mut();
-            st.server.handle_bus(event, Instant::now());
-            for _ in 1..BUS_BATCH {
-                match events.try_recv() {
-                    Ok(event) => st.server.handle_bus(event, Instant::now()),
-                    Err(_) => break,
-                }
-            }
-            st.drain();
-        }
-        // A flood from the bus must not starve the connections' tasks.
-        yield_now().await;
-    }
-    // No cluster: nothing will come.
-    std::future::pending::<()>().await;
-}
-
-/// Calls the core's `handle_timeout` whenever its next deadline passes.
-async fn keepalive<R: Runtime, S: Socket>(state: &RefCell<State<S>>, wake: &Notify) {
-    loop {
-        let next = {
-            let mut st = state.borrow_mut();
-            let next = st.server.poll_timeout();
-            st.timer_at = next;
-            next
-        };
-        match next {
-            Some(at) => or(R::sleep_until(at), wake.wait()).await,
-            None => wake.wait().await,
-        }
-        let now = Instant::now();
-        let mut st = state.borrow_mut();
-        if st.server.poll_timeout().is_some_and(|at| at <= now) {
-            st.server.handle_timeout(now);
-            st.drain();
-        }
     }
 }
