@@ -24,11 +24,12 @@
 //!   yields, so every connection gets one bounded read per turn. With no budget (the
 //!   connection is over its rate and its inbound queue is full, or it is closing) the reader
 //!   does not poll the socket at all until the core names it in `poll_readable`.
-//! - After every input, write, timeout or close, the adapter drains the core: it writes each
-//!   connection's new output at once, one non-blocking write of the whole batch from the
-//!   task whose turn produced it (no wake-up per recipient), and leaves to that
-//!   connection's writer task only what would block (and TLS output, which may need a
-//!   flush that waits); it wakes the readers the core lets read again, marks
+//! - After every input, write, timeout or close, the adapter drains the core: it lists the
+//!   connections with new output for the flusher task, which runs after the tasks woken
+//!   with it and writes each once, non-blocking, with all it has (one wake-up for all the
+//!   recipients, one write each), leaving to a connection's writer task only what would
+//!   block (and TLS output, which may need a flush that waits); it wakes the readers the
+//!   core lets read again, marks
 //!   closing connections, ends the ones the core says to close now, logs events and re-arms
 //!   the timer when the core's next deadline moved earlier.
 //! - Closing is the core's decision, lingering included: on `Close { Flush }` the reader
