@@ -12,6 +12,11 @@ pub use switchboard_store as store;
 /// The cluster's bus on Redis: pub/sub and leased keys on threads of their own.
 pub use switchboard_bus as bus;
 
+/// The async driver, generic over a runtime: for running the server on an executor of
+/// your own (see `examples/tokio-server`).
+#[cfg(any(feature = "smol", feature = "async-std"))]
+pub use switchboard_smol::driver;
+
 /// The server on smol (feature `smol`, on by default).
 #[cfg(feature = "smol")]
 pub use switchboard_smol::smol;

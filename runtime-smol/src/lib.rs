@@ -1,9 +1,11 @@
 //! Async adapter for [`switchboard_core`]: moves bytes between `async-io` sockets and the core.
 //!
-//! The same adapter runs on two executors, each a module behind its cargo feature:
-//! `smol` (default) and `async_std` (off by default: async-std is discontinued upstream,
-//! advisory RUSTSEC-2025-0052; it is kept working for those who still run it). Both sit on
-//! `async-io`, so sockets and timers are shared code; they differ only in how tasks are spawned.
+//! The adapter is one [`driver`], generic over a small [`driver::Runtime`] trait (spawn a
+//! task, sleep, non-blocking sockets), implemented for two executors, each a module behind
+//! its cargo feature: `smol` (default) and `async_std` (off by default: async-std is
+//! discontinued upstream, advisory RUSTSEC-2025-0052; it is kept working for those who
+//! still run it). Both sit on `async-io`, so their sockets and timer are shared code; they
+//! differ only in how tasks are spawned. `examples/tokio-server` implements it for tokio.
 //!
 //! # Design
 //!
@@ -21,11 +23,13 @@
 //!   more than the core's `read_budget` for the connection, hands the bytes to the core and
 //!   yields, so every connection gets one bounded read per turn. With no budget (the
 //!   connection is over its rate and its inbound queue is full, or it is closing) the reader
-//!   does not poll the socket at all until the core names it in `poll_readable`. The writer
-//!   sleeps on a per-connection wake signal and, when woken, writes what the core has
-//!   queued, in batches of whole frames (one write per batch, never one per frame).
-//! - After every input, write, timeout or close, the adapter drains the core: it wakes the
-//!   writers of connections with new output and the readers the core lets read again, marks
+//!   does not poll the socket at all until the core names it in `poll_readable`.
+//! - After every input, write, timeout or close, the adapter drains the core: it lists the
+//!   connections with new output for the flusher task, which runs after the tasks woken
+//!   with it and writes each once, non-blocking, with all it has (one wake-up for all the
+//!   recipients, one write each), leaving to a connection's writer task only what would
+//!   block (and TLS output, which may need a flush that waits); it wakes the readers the
+//!   core lets read again, marks
 //!   closing connections, ends the ones the core says to close now, logs events and re-arms
 //!   the timer when the core's next deadline moved earlier.
 //! - Closing is the core's decision, lingering included: on `Close { Flush }` the reader
@@ -42,15 +46,11 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-// Without an executor feature there is nothing to run the shared code.
-#![cfg_attr(not(any(feature = "smol", feature = "async-std")), allow(dead_code))]
 
+pub mod driver;
 mod handle;
-#[cfg(any(feature = "smol", feature = "async-std"))]
 mod notify;
-#[cfg(any(feature = "smol", feature = "async-std"))]
-mod serve;
-#[cfg(any(feature = "smol", feature = "async-std"))]
+mod reactor;
 mod tls;
 
 #[cfg(feature = "async-std")]
@@ -61,5 +61,4 @@ pub mod smol;
 pub use handle::Handle;
 /// The TLS library the adapter speaks through, for building a [`TlsConfig`].
 pub use rustls;
-#[cfg(any(feature = "smol", feature = "async-std"))]
 pub use tls::TlsConfig;

@@ -1,101 +1,55 @@
 //! The server on smol: its tasks run on a `LocalExecutor` of its own, on the calling thread.
 
+use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{TcpListener, TcpStream};
+use std::rc::Rc;
+use std::time::Instant;
 
-use switchboard_core::Config;
+use ::smol::LocalExecutor;
+use async_io::Async;
 
-use crate::serve::{self, Bound, Spawn};
+use crate::driver::Runtime;
 pub use crate::Handle;
 pub use crate::TlsConfig;
 
 /// A chat server bound to a socket, ready to run on smol.
-pub struct Server(Bound);
+pub type Server = crate::driver::Server<Smol>;
+
+/// smol as the driver's runtime: an executor of the server's own, `async-io` sockets.
+pub struct Smol(Rc<LocalExecutor<'static>>);
+
+impl Runtime for Smol {
+    type Socket = Async<TcpStream>;
+    type Listener = Async<TcpListener>;
+
+    fn listener(&self, listener: TcpListener) -> io::Result<Self::Listener> {
+        Async::new(listener)
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + 'static) {
+        self.0.spawn(task).detach();
+    }
+
+    fn sleep_until(at: Instant) -> impl Future<Output = ()> + 'static {
+        crate::reactor::sleep_until(at)
+    }
+}
 
 impl Server {
-    /// Binds the listening socket; serving starts with [`Server::run`].
-    ///
-    /// A `config` that `Config::validate` refuses is an `InvalidInput` error.
-    pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Server> {
-        Bound::bind(addr, config).map(Server)
-    }
-
-    /// Serves on a socket already bound and listening (with SO_REUSEPORT, say).
-    pub fn from_listener(listener: std::net::TcpListener, config: Config) -> io::Result<Server> {
-        Bound::from_listener(listener, config).map(Server)
-    }
-
-    /// The address bound by [`Server::bind`] (the port chosen when asked for port 0).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    /// Also accepts connections on `addr` (an IRC port, say), into the same rooms: the
-    /// protocol is told per connection. Returns the address actually bound.
-    pub fn add_listener(&mut self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
-        self.0.add_listener(addr, None)
-    }
-
-    /// Also accepts TLS connections on `addr`, into the same rooms, with `tls`'s
-    /// certificate (replaceable while serving). Returns the address actually bound.
-    pub fn add_tls_listener(
-        &mut self,
-        addr: impl ToSocketAddrs,
-        tls: crate::TlsConfig,
-    ) -> io::Result<SocketAddr> {
-        self.0.add_listener(addr, Some(tls))
-    }
-
-    /// Also accepts connections on a socket already bound and listening, speaking TLS with
-    /// `tls` if given. Returns its address.
-    pub fn add_tcp_listener(
-        &mut self,
-        listener: std::net::TcpListener,
-        tls: Option<crate::TlsConfig>,
-    ) -> io::Result<SocketAddr> {
-        self.0.add_tcp_listener(listener, tls)
-    }
-
-    /// A handle that shuts the server down from any thread.
-    pub fn handle(&self) -> Handle {
-        self.0.handle()
-    }
-
-    /// Keeps room history in `history`'s store (run on a thread of its own).
-    pub fn with_history(mut self, history: switchboard_store::History) -> Server {
-        self.0.set_history(history);
-        self
-    }
-
-    /// Joins a cluster: shares chat with the other nodes on `cluster`'s Redis (through
-    /// threads of its own).
-    pub fn with_cluster(mut self, cluster: switchboard_bus::Cluster) -> Server {
-        self.0.set_cluster(cluster);
-        self
-    }
-
     /// Serves until [`Handle::shutdown`], then says bye to every client and returns once
     /// every bye is written (each within `close_linger`).
     ///
     /// All its tasks run inside this future on an executor of its own, so any executor
     /// may drive it, `smol::block_on` being the plain choice.
     pub async fn run(self) {
-        let executor = ::smol::LocalExecutor::new();
-        let spawner = Local(&executor);
-        executor.run(serve::serve(self.0, &spawner)).await;
+        let executor = Rc::new(LocalExecutor::new());
+        let runtime = Smol(executor.clone());
+        executor.run(self.serve(&runtime)).await;
     }
 
     /// Runs the server on the current thread until it is shut down.
     pub fn run_blocking(self) {
         ::smol::block_on(self.run());
-    }
-}
-
-/// Spawns onto the server's own executor.
-struct Local<'a>(&'a ::smol::LocalExecutor<'static>);
-
-impl Spawn for Local<'_> {
-    fn spawn<F: std::future::Future<Output = ()> + 'static>(&self, task: F) {
-        self.0.spawn(task).detach();
     }
 }

@@ -12,34 +12,34 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
 use std::task::{Context, Poll};
 
-use async_io::Async;
 use futures_lite::ready;
 use rustls::ServerConnection;
 pub use switchboard_tls::TlsConfig;
+
+use crate::driver::Socket;
 
 /// Largest plaintext handed to rustls at once: one TLS record.
 const RECORD: usize = 16 * 1024;
 
 /// A connection's byte stream: what the connection task reads and writes.
-pub(crate) enum Stream {
-    Plain(Async<TcpStream>),
-    Tls(Box<TlsStream>),
+pub(crate) enum Stream<S> {
+    Plain(S),
+    Tls(Box<TlsStream<S>>),
 }
 
 /// rustls over a non-blocking TCP socket.
-pub(crate) struct TlsStream {
-    tcp: Async<TcpStream>,
+pub(crate) struct TlsStream<S> {
+    tcp: S,
     tls: RefCell<ServerConnection>,
     /// `close_notify` has been queued.
     notified: Cell<bool>,
 }
 
-impl Stream {
+impl<S: Socket> Stream<S> {
     /// A TLS server stream over `tcp`, with the configuration in force.
-    pub fn tls(tcp: Async<TcpStream>, config: &TlsConfig) -> Result<Stream, rustls::Error> {
+    pub fn tls(tcp: S, config: &TlsConfig) -> Result<Stream<S>, rustls::Error> {
         let tls = ServerConnection::new(config.current())?;
         Ok(Stream::Tls(Box::new(TlsStream {
             tcp,
@@ -49,11 +49,16 @@ impl Stream {
     }
 
     /// The TCP socket underneath.
-    pub fn tcp(&self) -> &Async<TcpStream> {
+    pub fn tcp(&self) -> &S {
         match self {
             Stream::Plain(tcp) => tcp,
             Stream::Tls(s) => &s.tcp,
         }
+    }
+
+    /// Whether it is plain TCP, whose writes need no flush.
+    pub fn is_plain(&self) -> bool {
+        matches!(self, Stream::Plain(_))
     }
 
     /// Reads what is there without waiting: `WouldBlock` when nothing is; 0 at end of
@@ -61,7 +66,7 @@ impl Stream {
     /// peer that does not speak TLS fails with `InvalidData`.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let s = match self {
-            Stream::Plain(tcp) => return tcp.get_ref().read(buf),
+            Stream::Plain(tcp) => return tcp.try_read(buf),
             Stream::Tls(s) => s,
         };
         let mut tls = s.tls.borrow_mut();
@@ -74,8 +79,7 @@ impl Stream {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
             }
-            let mut sock = s.tcp.get_ref();
-            if tls.read_tls(&mut sock)? == 0 {
+            if tls.read_tls(&mut Io(&s.tcp))? == 0 {
                 return Ok(0);
             }
             if let Err(e) = tls.process_new_packets() {
@@ -110,7 +114,7 @@ impl Stream {
     /// still unsent, so at most one record waits in rustls ([`Stream::poll_flush`] sends it).
     pub fn try_write(&self, data: &[u8]) -> io::Result<usize> {
         let s = match self {
-            Stream::Plain(tcp) => return tcp.get_ref().write(data),
+            Stream::Plain(tcp) => return tcp.try_write(data),
             Stream::Tls(s) => s,
         };
         let mut tls = s.tls.borrow_mut();
@@ -149,7 +153,7 @@ impl Stream {
             let mut tls = s.tls.borrow_mut();
             s.send_queued(&mut tls)?;
             if tls.is_handshaking() {
-                match tls.read_tls(&mut s.tcp.get_ref()) {
+                match tls.read_tls(&mut Io(&s.tcp)) {
                     Ok(0) => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
                     Ok(_) => {
                         if let Err(e) = tls.process_new_packets() {
@@ -187,16 +191,15 @@ impl Stream {
             }
             ready!(self.poll_flush(cx))?;
         }
-        Poll::Ready(self.tcp().get_ref().shutdown(Shutdown::Write))
+        Poll::Ready(self.tcp().shutdown_write())
     }
 }
 
-impl TlsStream {
+impl<S: Socket> TlsStream<S> {
     /// Writes queued TLS records until done or the socket is full (not an error here).
     fn send_queued(&self, tls: &mut ServerConnection) -> io::Result<()> {
-        let mut sock = self.tcp.get_ref();
         while tls.wants_write() {
-            match tls.write_tls(&mut sock) {
+            match tls.write_tls(&mut Io(&self.tcp)) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -204,6 +207,25 @@ impl TlsStream {
                 Err(e) => return Err(e),
             }
         }
+        Ok(())
+    }
+}
+
+/// A socket as `std::io::Read` and `Write` for rustls: its non-blocking reads and writes.
+struct Io<'a, S>(&'a S);
+
+impl<S: Socket> Read for Io<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl<S: Socket> Write for Io<'_, S> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0.try_write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }

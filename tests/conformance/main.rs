@@ -14,8 +14,12 @@ mod mixed;
 #[path = "../../bus/tests/redis_server/mod.rs"]
 mod redis_server;
 mod runtimes;
+// The tokio runtime of examples/tokio-server: the driver on a third runtime.
 mod scenarios;
 mod tls;
+#[cfg(feature = "smol")]
+#[path = "../../examples/tokio-server/runtime.rs"]
+mod tokio_runtime;
 
 /// Stamps out one `#[test]` per scenario for each runtime; scenarios are listed under the
 /// module that holds them, each with the open files it holds at most when more than
@@ -25,10 +29,12 @@ macro_rules! conformance {
         conformance!(@on "smol", smol, $($module: [$($scenario $(($fds))?),*]),*);
         conformance!(@on "async-std", async_std, $($module: [$($scenario $(($fds))?),*]),*);
         conformance!(@on "std", std, $($module: [$($scenario $(($fds))?),*]),*);
+        conformance!(@on "smol", tokio, $($module: [$($scenario $(($fds))?),*]),*);
         // The same scenarios with every client over TLS.
         conformance!(@on "smol", smol_tls, $($module: [$($scenario $(($fds))?),*]),*);
         conformance!(@on "async-std", async_std_tls, $($module: [$($scenario $(($fds))?),*]),*);
         conformance!(@on "std", std_tls, $($module: [$($scenario $(($fds))?),*]),*);
+        conformance!(@on "smol", tokio_tls, $($module: [$($scenario $(($fds))?),*]),*);
     };
     (@on $feature:literal, $runtime:ident,
      $($module:ident: [$($scenario:ident $(($fds:expr))?),*]),*) => {
@@ -110,4 +116,4 @@ macro_rules! tls_only {
     };
 }
 
-tls_only!("smol" smol_tls, "async-std" async_std_tls, "std" std_tls);
+tls_only!("smol" smol_tls, "async-std" async_std_tls, "std" std_tls, "smol" tokio_tls);

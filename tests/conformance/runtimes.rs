@@ -188,6 +188,34 @@ pub fn async_std_with(
     )
 }
 
+#[cfg(feature = "smol")]
+pub fn tokio(config: Config) -> Running {
+    let config = prepare(config);
+    let mut server = tokio_server(config);
+    let irc_addr = server.add_listener("127.0.0.1:0").expect("add_listener");
+    let addr = (server.local_addr().expect("local_addr"), irc_addr);
+    run_tokio(addr, server)
+}
+
+#[cfg(feature = "smol")]
+type TokioServer = switchboard::driver::Server<crate::tokio_runtime::Tokio>;
+
+#[cfg(feature = "smol")]
+fn tokio_server(config: Config) -> TokioServer {
+    TokioServer::bind("127.0.0.1:0", config).expect("bind")
+}
+
+#[cfg(feature = "smol")]
+fn run_tokio(addr: (SocketAddr, SocketAddr), server: TokioServer) -> Running {
+    let (h1, h2) = (server.handle(), server.handle());
+    Running::new(
+        addr,
+        move || h1.shutdown(),
+        move || h2.connection_count(),
+        move || crate::tokio_runtime::run_blocking(server).expect("tokio runtime"),
+    )
+}
+
 #[cfg(feature = "std")]
 pub fn std(config: Config) -> Running {
     std_with(config, |s| s)
@@ -249,6 +277,19 @@ pub fn async_std_tls(config: Config) -> Running {
         move || h1.shutdown(),
         move || h2.connection_count(),
         move || server.run_blocking(),
+    )
+}
+
+#[cfg(feature = "smol")]
+pub fn tokio_tls(config: Config) -> Running {
+    let config = prepare(config);
+    let mut server = tokio_server(config);
+    let tls = tls_config(switchboard::driver::TlsConfig::new);
+    let addr = server.add_tls_listener("127.0.0.1:0", tls);
+    let irc_addr = server.local_addr().expect("local_addr");
+    run_tokio(
+        tls_addrs((addr.expect("add_tls_listener"), irc_addr)),
+        server,
     )
 }
 

@@ -1,0 +1,346 @@
+//! The async driver: one server on one thread over any runtime that implements [`Runtime`].
+//!
+//! The driver moves bytes between sockets and the core and tells it the time; every
+//! decision (what to send, when to read, when to close, every deadline) is the core's.
+//! A runtime gives it three things: spawning a task on the current thread, a timer, and
+//! non-blocking TCP sockets that report readiness. [`crate::smol`] and [`crate::async_std`]
+//! are two implementations of a few dozen lines; `examples/tokio-server` is a third.
+//!
+//! Readiness with `try_read`/`try_write` rather than `AsyncRead`/`AsyncWrite` is what lets
+//! every connection read into one shared buffer (an idle connection holds none) and lets
+//! the driver write a turn's output straight from the task that produced it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes};
+use futures_lite::future::or;
+use switchboard_core::{CloseMode, ConnId, Event};
+use switchboard_store::Worker;
+
+use crate::notify::Notify;
+use crate::tls::Stream;
+pub use crate::tls::TlsConfig;
+pub use crate::Handle;
+
+mod accept;
+mod conn;
+mod server;
+mod tasks;
+
+pub use server::Server;
+
+/// Size of the one read buffer all connections share; a read takes no more than the core's
+/// read budget for the connection.
+const READ_BUF: usize = 64 * 1024;
+
+/// What the driver needs of an async runtime.
+pub trait Runtime: 'static {
+    /// A connected TCP socket.
+    type Socket: Socket;
+    /// A listening TCP socket.
+    type Listener: Listener<Socket = Self::Socket>;
+    /// Registers a bound, listening, non-blocking socket with the runtime.
+    fn listener(&self, listener: TcpListener) -> io::Result<Self::Listener>;
+    /// Runs `task` in the background on the current thread (tasks share `Rc`s).
+    fn spawn(&self, task: impl Future<Output = ()> + 'static);
+    /// A future that resolves at `at`.
+    fn sleep_until(at: Instant) -> impl Future<Output = ()> + 'static;
+}
+
+/// A non-blocking TCP socket that reports readiness.
+pub trait Socket: 'static {
+    /// Reads what is there: `WouldBlock` when nothing is, 0 at end of stream.
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes what the socket takes: `WouldBlock` when it is full.
+    fn try_write(&self, data: &[u8]) -> io::Result<usize>;
+    /// Ready when a read may make progress (wakes the task when it may).
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Ready when a write may make progress (wakes the task when it may).
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Sets TCP_NODELAY.
+    fn set_nodelay(&self, on: bool) -> io::Result<()>;
+    /// Ends the sending side (a FIN after what was written).
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+/// A listening TCP socket.
+pub trait Listener: 'static {
+    /// The sockets it accepts.
+    type Socket: Socket;
+    /// Accepts a connection, or registers the task to be woken when one may be accepted.
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Self::Socket, SocketAddr)>>;
+}
+
+/// Everything the tasks of one server share, behind one `RefCell`.
+struct State<S> {
+    server: switchboard_core::Server,
+    /// The adapter's side of each open connection.
+    conns: HashMap<ConnId, Rc<Slot<S>>>,
+    /// The one read buffer: a read's bytes are handed to the core before anyone reads again.
+    buf: Box<[u8]>,
+    /// The deadline the keepalive task sleeps until.
+    timer_at: Option<Instant>,
+    /// Wakes the keepalive task when the core's next deadline moves earlier.
+    timer: Rc<Notify>,
+    /// Woken when the last connection is gone.
+    idle: Rc<Notify>,
+    /// The history store thread, when history is on.
+    store: Option<Worker>,
+    /// The cluster's bus, when the cluster is on.
+    bus: Option<switchboard_bus::Worker>,
+    /// Refused connections waiting for their first byte.
+    refusing: usize,
+    /// Connections with new output since the flusher last ran.
+    dirty: Vec<ConnId>,
+    /// Wakes the flusher task: `dirty` is not empty, or the server has stopped.
+    flusher: Rc<Notify>,
+    /// The server has stopped: the flusher ends.
+    stopped: bool,
+}
+
+/// The adapter's side of one connection, shared by its task and the state.
+struct Slot<S> {
+    /// The peer's address, for log lines.
+    peer: SocketAddr,
+    stream: Stream<S>,
+    /// Output taken from the core and not yet written: while there is some, only the
+    /// connection's writer writes (so bytes keep their order).
+    out: Cell<Option<Bytes>>,
+    /// Wakes the writer: output is queued.
+    writer: Notify,
+    /// Wakes the reader: the core lets it read again.
+    reader: Notify,
+    /// Wakes the task when the core says to close the socket now.
+    closer: Notify,
+    /// The core is closing the connection: errors are expected, not worth a log line.
+    closing: Cell<bool>,
+    /// The core said to close the socket now.
+    done: Cell<bool>,
+}
+
+impl<S: Socket> State<S> {
+    /// Acts on everything the core has to say after an input, write, timeout or close.
+    fn drain(&mut self) {
+        // Written by the flusher once the tasks woken with this one have had their turn,
+        // so that what they produce goes out in the same write.
+        while let Some(id) = self.server.poll_pending() {
+            if self.dirty.is_empty() {
+                self.flusher.notify();
+            }
+            self.dirty.push(id);
+        }
+        while let Some(id) = self.server.poll_readable() {
+            if let Some(slot) = self.conns.get(&id) {
+                slot.reader.notify();
+            }
+        }
+        while let Some(close) = self.server.poll_close() {
+            if let Some(slot) = self.conns.get(&close.conn) {
+                match close.mode {
+                    // The reader stops by itself: the core gives it no budget any more.
+                    CloseMode::Flush => slot.closing.set(true),
+                    CloseMode::Now => {
+                        slot.done.set(true);
+                        slot.closer.notify();
+                    }
+                }
+            }
+        }
+        while let Some(event) = self.server.poll_event() {
+            match event {
+                Event::Registered { conn, nick } => match self.conns.get(&conn) {
+                    Some(slot) => log::info!("{conn} signed in as {nick} from {}", slot.peer),
+                    None => log::info!("{conn} signed in as {nick}"),
+                },
+                Event::NickChanged { conn, old, new } => {
+                    log::info!("{conn} is now known as {new} (was {old})")
+                }
+                Event::Closed { conn, code, reason } => {
+                    log::info!("{conn} closed: {code}: {reason}")
+                }
+            }
+        }
+        if let Some(store) = &self.store {
+            while let Some(op) = self.server.poll_store() {
+                store.submit(op);
+            }
+        }
+        if let Some(bus) = &self.bus {
+            while let Some(op) = self.server.poll_bus() {
+                bus.submit(op);
+            }
+        }
+        if let Some(next) = self.server.poll_timeout() {
+            if self.timer_at.is_none_or(|at| next < at) {
+                self.timer_at = Some(next);
+                self.timer.notify();
+            }
+        }
+    }
+}
+
+/// Writes every connection with new output, each with one non-blocking write of all it
+/// has, from one task: one wake-up for a turn's recipients, not one per recipient, and
+/// one write per recipient for what all the tasks run before it produced.
+async fn flusher<S: Socket>(state: Rc<RefCell<State<S>>>, wake: Rc<Notify>) {
+    let mut ids = Vec::new();
+    loop {
+        wake.wait().await;
+        let mut st = state.borrow_mut();
+        let st = &mut *st;
+        if st.stopped {
+            return;
+        }
+        // Swapped, so that both vectors keep their capacity.
+        std::mem::swap(&mut ids, &mut st.dirty);
+        for id in ids.drain(..) {
+            if let Some(slot) = st.conns.get(&id) {
+                write_now(&mut st.server, id, slot);
+            }
+        }
+        // What the writes released (closes, readers); new output wakes this task again.
+        st.drain();
+    }
+}
+
+/// Writes a connection's output at once when the socket takes it without waiting. What
+/// would wait (the socket is full, or the rest of a partial write) is left to the
+/// connection's writer, as is all TLS output (its records may need a flush that waits).
+fn write_now<S: Socket>(server: &mut switchboard_core::Server, id: ConnId, slot: &Slot<S>) {
+    let rest = slot.out.take();
+    let busy = rest.is_some();
+    slot.out.set(rest);
+    if busy || slot.done.get() || !slot.stream.is_plain() {
+        slot.writer.notify();
+        return;
+    }
+    let Some(transmit) = server.take_transmit(id) else {
+        return;
+    };
+    let mut data = transmit.data;
+    if let Ok(n) = slot.stream.try_write(&data) {
+        if n > 0 {
+            data.advance(n);
+            server.handle_written(id, n);
+        }
+    }
+    // An error is met again, and reported, by the writer.
+    if !data.is_empty() {
+        slot.out.set(Some(data));
+        slot.writer.notify();
+    }
+}
+
+/// Serves until the handle asks for shutdown, then closes every connection and returns.
+async fn serve<R: Runtime>(bound: Server<R>, runtime: &R) {
+    let server::Parts {
+        listeners,
+        config,
+        handle,
+        history,
+        cluster,
+    } = bound.into_parts();
+    let mut registered = Vec::with_capacity(listeners.len());
+    for (listener, tls) in listeners {
+        match runtime.listener(listener) {
+            Ok(listener) => registered.push((listener, tls)),
+            Err(e) => {
+                log::error!("cannot register a listener with the runtime: {e}");
+                return;
+            }
+        }
+    }
+    let timer = Rc::new(Notify::default());
+    let idle = Rc::new(Notify::default());
+    let flush = Rc::new(Notify::default());
+    let state = Rc::new(RefCell::new(State::<R::Socket> {
+        server: switchboard_core::Server::new(config),
+        conns: HashMap::new(),
+        buf: vec![0; READ_BUF].into_boxed_slice(),
+        timer_at: None,
+        timer: timer.clone(),
+        idle: idle.clone(),
+        store: None,
+        bus: None,
+        refusing: 0,
+        dirty: Vec::new(),
+        flusher: flush.clone(),
+        stopped: false,
+    }));
+    let (answers_tx, answers) = async_channel::unbounded();
+    if let Some(history) = history {
+        let mut st = state.borrow_mut();
+        // The store thread only sends; this thread applies the answers (`store_answers`).
+        let started = history.start(&mut st.server, move |batch| {
+            let _ = answers_tx.send_blocking(batch);
+        });
+        match started {
+            Ok(worker) => st.store = Some(worker),
+            Err(e) => {
+                log::error!("cannot start the history store thread: {e}");
+                return;
+            }
+        }
+    }
+    let (events_tx, events) = async_channel::unbounded();
+    if let Some(cluster) = cluster {
+        let mut st = state.borrow_mut();
+        // The bus threads only send; this thread applies the events (`bus_events`).
+        let started = cluster.start(&mut st.server, move |event| {
+            let _ = events_tx.send_blocking(event);
+        });
+        match started {
+            Ok(worker) => st.bus = Some(worker),
+            Err(e) => {
+                log::error!("cannot start the cluster bus threads: {e}");
+                return;
+            }
+        }
+    }
+    runtime.spawn(flusher(state.clone(), flush.clone()));
+    let main = async {
+        accept::accept_all(registered, &state, &handle, runtime).await;
+        {
+            let mut st = state.borrow_mut();
+            st.server.shutdown(Instant::now());
+            st.drain();
+        }
+        // The core closes every connection once its bye is written, or its linger is over.
+        while !state.borrow().conns.is_empty() {
+            idle.wait().await;
+        }
+    };
+    // The keepalive timer and the store's answers run beside the accept loop, so they end
+    // with it.
+    or(
+        main,
+        or(
+            tasks::keepalive::<R, _>(&state, &timer),
+            or(
+                tasks::store_answers(&state, answers),
+                tasks::bus_events(&state, events),
+            ),
+        ),
+    )
+    .await;
+    // The flusher task ends (on a runtime whose tasks outlive `run`, it would linger).
+    state.borrow_mut().stopped = true;
+    flush.notify();
+    // The last ops (the releases of a shutdown) run before `run` returns.
+    let bus = state.borrow_mut().bus.take();
+    if let Some(bus) = bus {
+        bus.finish();
+    }
+    // What was submitted is written before `run` returns.
+    let store = state.borrow_mut().store.take();
+    if let Some(store) = store {
+        store.finish();
+    }
+}
