@@ -30,7 +30,7 @@ mod tls;
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -167,6 +167,8 @@ impl Server {
             max_connections: self.max_connections.unwrap_or_else(thread_budget),
             handle: self.handle,
             refusing: AtomicUsize::new(0),
+            answers: Mutex::new(Vec::new()),
+            answered: AtomicBool::new(false),
         });
         // The store and bus threads hand their answers to the core themselves, under the
         // lock like any reader, and write what those cause.
@@ -175,11 +177,15 @@ impl Server {
             let mut st = shared.lock();
             st.store = Some(history.start(&mut st.server, move |answers| {
                 if let Some(shared) = weak.upgrade() {
-                    shared.turn(|core| {
-                        if let Some(why) = switchboard_store::apply(answers, core) {
-                            log::error!("history store failed: {why}");
-                        }
-                    });
+                    let mut queued = shared
+                        .answers
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    queued.extend(answers);
+                    shared.answered.store(true, Ordering::Release);
+                    drop(queued);
+                    // Applied by this turn's drain unless another thread's came first.
+                    shared.turn(|_| {});
                 }
             })?);
         }

@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::Shutdown;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
 use switchboard_core::{CloseMode, ConnId, Event, Server as Core};
+use switchboard_store::Answer;
 
 use crate::conn::{spawn, write_side};
 use crate::tls::Stream;
@@ -26,6 +27,12 @@ pub(crate) struct Shared {
     pub(crate) handle: Handle,
     /// Refused connections waiting for their first byte.
     pub(crate) refusing: AtomicUsize,
+    /// The store thread's answers, applied by whichever thread takes the lock next (the
+    /// store thread too, then): under load a reader's turn takes them long before the
+    /// store thread would win the lock, so a held echo is not kept waiting for it.
+    pub(crate) answers: Mutex<Vec<Answer>>,
+    /// `answers` is not empty.
+    pub(crate) answered: AtomicBool,
 }
 
 /// The core and the adapter's bookkeeping, behind the one mutex.
@@ -138,6 +145,13 @@ impl Shared {
     /// core wants now are torn down after each round, and what their departures cause is
     /// drained in the next: a loop, not recursion, however many close at once.
     pub(crate) fn drain(&self, st: &mut State) {
+        if self.answered.swap(false, Ordering::Acquire) {
+            let answers =
+                std::mem::take(&mut *self.answers.lock().unwrap_or_else(PoisonError::into_inner));
+            if let Some(why) = switchboard_store::apply(answers, &mut st.server) {
+                log::error!("history store failed: {why}");
+            }
+        }
         loop {
             while let Some(id) = st.server.poll_pending() {
                 st.start_write(id);
