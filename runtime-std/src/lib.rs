@@ -30,8 +30,8 @@ mod tls;
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use switchboard_bus::Cluster;
@@ -162,7 +162,7 @@ impl Server {
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
-            timer: Condvar::new(),
+            timer: OnceLock::new(),
             idle: Condvar::new(),
             max_connections: self.max_connections.unwrap_or_else(thread_budget),
             handle: self.handle,
@@ -170,25 +170,17 @@ impl Server {
             answers: Mutex::new(Vec::new()),
             answered: AtomicBool::new(false),
         });
-        // The store and bus threads hand their answers to the core themselves, under the
-        // lock like any reader, and write what those cause.
         if let Some(history) = self.history {
             let weak = Arc::downgrade(&shared);
             let mut st = shared.lock();
             st.store = Some(history.start(&mut st.server, move |answers| {
                 if let Some(shared) = weak.upgrade() {
-                    let mut queued = shared
-                        .answers
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    queued.extend(answers);
-                    shared.answered.store(true, Ordering::Release);
-                    drop(queued);
-                    // Applied by this turn's drain unless another thread's came first.
-                    shared.turn(|_| {});
+                    shared.answer(answers);
                 }
             })?);
         }
+        // The bus threads hand their events to the core themselves, under the lock like
+        // any reader, and write what those cause.
         if let Some(cluster) = self.cluster {
             let weak = Arc::downgrade(&shared);
             let mut st = shared.lock();
@@ -202,6 +194,7 @@ impl Server {
             let shared = shared.clone();
             move || timer_thread(&shared)
         })?;
+        let _ = shared.timer.set(timer.thread().clone());
         let mut listeners = self.listeners.into_iter();
         let first = listeners.next();
         let mut accepters = Vec::new();
@@ -238,7 +231,7 @@ impl Server {
         st.stopping = true;
         let (store, bus) = (st.store.take(), st.bus.take());
         drop(st);
-        shared.timer.notify_one();
+        shared.wake_timer();
         let _ = timer.join();
         // The last ops (a shutdown's releases, the last appends) run before `run` returns;
         // the lock is free for the threads' last answers.
@@ -248,6 +241,8 @@ impl Server {
         if let Some(store) = store {
             store.finish();
         }
+        // Its last answers, for the log.
+        shared.turn(|_| {});
         failed.map_or(Ok(()), Err)
     }
 }

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::io;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
+use std::thread::{self, Thread};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -19,8 +20,9 @@ use crate::Handle;
 /// What every thread of one server shares.
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
-    /// Wakes the timer thread when a deadline moved earlier.
-    pub(crate) timer: Condvar,
+    /// The timer thread, unparked when a deadline moved earlier or store answers wait
+    /// (an unpark before it parks is not lost, unlike a condition variable's notify).
+    pub(crate) timer: OnceLock<Thread>,
     /// Wakes `run` when the last connection is gone.
     pub(crate) idle: Condvar,
     pub(crate) max_connections: usize,
@@ -133,6 +135,29 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Queues the store thread's answers for the next thread that takes the lock: this
+    /// one if it is free, else whoever holds it or, failing that, the timer thread. The
+    /// store thread never waits for the lock, so it goes on to its next batch at once.
+    pub(crate) fn answer(self: &Arc<Self>, answers: Vec<Answer>) {
+        let mut queued = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        queued.extend(answers);
+        self.answered.store(true, Ordering::Release);
+        drop(queued);
+        let mut st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return self.wake_timer(),
+        };
+        self.drain(&mut st);
+        drop(self.flush(st));
+    }
+
+    pub(crate) fn wake_timer(&self) {
+        if let Some(timer) = self.timer.get() {
+            timer.unpark();
+        }
+    }
+
     /// Runs `f` on the core, then acts on what it says and writes what it queued.
     pub(crate) fn turn(self: &Arc<Self>, f: impl FnOnce(&mut Core)) {
         let mut st = self.lock();
@@ -205,7 +230,7 @@ impl Shared {
         }
         if let Some(next) = st.server.poll_timeout() {
             if st.timer_at.is_none_or(|t| next < t) {
-                self.timer.notify_one();
+                self.wake_timer();
             }
         }
     }
@@ -306,30 +331,28 @@ impl Shared {
     }
 }
 
-/// Calls the core's `handle_timeout` whenever its next deadline passes.
+/// Calls the core's `handle_timeout` whenever its next deadline passes, and applies store
+/// answers nobody else took.
 pub(crate) fn timer_thread(shared: &Arc<Shared>) {
-    let mut st = shared.lock();
-    while !st.stopping {
+    loop {
+        let mut st = shared.lock();
+        if st.stopping {
+            return;
+        }
         let now = Instant::now();
         if st.server.poll_timeout().is_some_and(|at| at <= now) {
             st.server.handle_timeout(now);
-            shared.drain(&mut st);
-            st = shared.flush(st);
         }
+        shared.drain(&mut st);
+        st = shared.flush(st);
         st.timer_at = st.server.poll_timeout();
-        st = match st.timer_at {
-            Some(at) => {
-                let wait = at.saturating_duration_since(Instant::now());
-                shared
-                    .timer
-                    .wait_timeout(st, wait)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0
-            }
-            None => shared
-                .timer
-                .wait(st)
-                .unwrap_or_else(PoisonError::into_inner),
-        };
+        let wait = st
+            .timer_at
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        drop(st);
+        match wait {
+            Some(wait) => thread::park_timeout(wait),
+            None => thread::park(),
+        }
     }
 }
