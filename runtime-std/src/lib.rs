@@ -15,7 +15,13 @@
 //!   does not take is left to that connection's writer thread (started the first time it is
 //!   needed), which writes blocking, so a slow client blocks only its own thread. TLS
 //!   connections are always written by their writer thread (rustls is shared with the
-//!   reader), as before.
+//!   reader). One thread writes a connection at a time (`shared::Writing`).
+//! - History: the store thread (`switchboard_store::Worker`) never waits for the lock; its
+//!   answers are applied by whichever thread takes it next, the timer thread at the latest.
+//!   The cluster's bus threads apply their events under the lock like a reader.
+//!
+//! `shared.rs` holds the lock's state and the turn every thread ends with (drain the core,
+//! send, report); `conn.rs` the accept, reader, writer and refusal threads.
 //!
 //! Connects, sign-ins, closes and errors go through the [`log`] facade, one line each.
 
