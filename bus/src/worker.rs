@@ -172,6 +172,13 @@ impl Worker {
         let _ = self.tx.send(Msg::Op(op));
     }
 
+    /// Queues every op the core has for the bus ([`switchboard_core::Server::poll_bus`]), in order.
+    pub fn submit_from(&self, server: &mut switchboard_core::Server) {
+        while let Some(op) = server.poll_bus() {
+            self.submit(op);
+        }
+    }
+
     /// Runs what was submitted and stops the threads.
     pub fn finish(mut self) {
         self.stop();

@@ -57,6 +57,24 @@ impl Stream {
         }
     }
 
+    /// Whether it speaks TLS (written only by its writer thread).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// Sends what the socket takes now, without waiting: `WouldBlock` if nothing (always
+    /// for TLS, and where a send that does not wait is not available).
+    pub fn send_now(&self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            // A non-blocking send on a blocking socket: no other thread's read or write of
+            // it changes mode. MSG_NOSIGNAL: a closed peer is an error, not a SIGPIPE.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Stream::Plain(tcp) => socket2::SockRef::from(tcp)
+                .send_with_flags(data, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL),
+            _ => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.tcp().peer_addr()

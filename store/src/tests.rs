@@ -252,6 +252,32 @@ fn the_worker_answers_in_op_order() {
     assert_eq!(ops, sorted);
 }
 
+#[test]
+fn every_batch_size_stores_every_message_once() {
+    // Batches of 1 to 70 appends (full 32-row INSERTs, then halving chunks), two rooms
+    // interleaved: each room must hold exactly its ids, with their own texts.
+    let dir = Scratch::new();
+    let mut s = open(&dir, Retention::default());
+    let (mut op, mut next) = (0, [0u64; 2]);
+    for size in 1..=70 {
+        let batch: Vec<_> = (0..size)
+            .map(|i| {
+                op += 1;
+                next[i % 2] += 1;
+                append(op, ["R", "S"][i % 2], next[i % 2], op)
+            })
+            .collect();
+        s.write(&batch, 0).unwrap();
+    }
+    for (room, last) in [("r", next[0]), ("s", next[1])] {
+        let rows = s.load(room, u64::MAX, u32::MAX, 0).unwrap();
+        assert_eq!(ids(&rows), (1..=last).collect::<Vec<_>>());
+        assert!(rows
+            .iter()
+            .all(|m| m.text == format!("{} {}", room.to_uppercase(), m.id)));
+    }
+}
+
 /// Prints what one stored message costs the store thread (run with `--release --ignored`).
 #[test]
 #[ignore = "a measurement: cargo test --release -p switchboard-store -- --ignored --nocapture"]

@@ -101,6 +101,13 @@ impl Worker {
         }
     }
 
+    /// Queues every op the core has for the store ([`Server::poll_store`]), in order.
+    pub fn submit_from(&self, server: &mut Server) {
+        while let Some(op) = server.poll_store() {
+            self.submit(op);
+        }
+    }
+
     /// Runs what was submitted and stops the thread.
     pub fn finish(mut self) {
         self.stop();
