@@ -62,14 +62,21 @@ pub fn cpu_ns(pid: u32) -> Option<u64> {
     if let Some(ns) = schedstat_ns(pid) {
         return Some(ns);
     }
+    let (user, system) = user_system_ns(pid)?;
+    Some(user + system)
+}
+
+/// User and system CPU time of a process from `/proc/PID/stat`, in nanoseconds (counted in
+/// clock ticks, 10 ms).
+pub fn user_system_ns(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; fields are counted after its closing parenthesis.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    let hz = rustix::param::clock_ticks_per_second();
-    Some((utime + stime) * 1_000_000_000 / hz.max(1))
+    let tick = 1_000_000_000 / rustix::param::clock_ticks_per_second().max(1);
+    Some((utime * tick, stime * tick))
 }
 
 /// The run time of every live thread of `pid`, from `/proc/PID/task/*/schedstat`. Threads
@@ -107,6 +114,7 @@ pub struct CpuMeter {
     server_pid: Option<u32>,
     start: std::time::Instant,
     server: Option<u64>,
+    server_split: Option<(u64, u64)>,
     own: Option<u64>,
 }
 
@@ -120,6 +128,8 @@ pub struct CpuUse {
     pub server_pct: Option<f64>,
     /// This load generator's CPU use (all its threads), percent of a core.
     pub loadgen_pct: Option<f64>,
+    /// The share of the server's CPU time spent in the kernel, percent (from clock ticks).
+    pub server_kernel_pct: Option<f64>,
 }
 
 impl CpuMeter {
@@ -129,6 +139,7 @@ impl CpuMeter {
             server_pid,
             start: std::time::Instant::now(),
             server: server_pid.and_then(cpu_ns),
+            server_split: server_pid.and_then(user_system_ns),
             own: cpu_ns(std::process::id()),
         }
     }
@@ -144,7 +155,16 @@ impl CpuMeter {
             (Some(b), Some(a)) => Some(a.saturating_sub(b)),
             _ => None,
         };
+        let split = match (self.server_split, self.server_pid.and_then(user_system_ns)) {
+            (Some((u0, s0)), Some((u1, s1))) => {
+                Some((u1.saturating_sub(u0), s1.saturating_sub(s0)))
+            }
+            _ => None,
+        };
         CpuUse {
+            server_kernel_pct: split
+                .filter(|(u, s)| u + s > 0)
+                .map(|(u, s)| s as f64 * 100.0 / (u + s) as f64),
             server_ns,
             server_pct: server_ns.map(|ns| ns as f64 * 100.0 / wall),
             loadgen_pct: own_ns.map(|ns| ns as f64 * 100.0 / wall),
@@ -157,20 +177,22 @@ impl CpuUse {
     pub fn describe(&self) -> String {
         let pct = |p: Option<f64>| p.map_or("-".to_owned(), |p| format!("{p:.0} %"));
         format!(
-            "server {} / loadgen {} of a core",
+            "server {} / loadgen {} of a core (server: {} of its time in the kernel)",
             pct(self.server_pct),
-            pct(self.loadgen_pct)
+            pct(self.loadgen_pct),
+            pct(self.server_kernel_pct)
         )
     }
 
-    /// JSON fields (with a leading comma): `"<prefix>server_cpu_pct"` and
-    /// `"<prefix>loadgen_cpu_pct"`.
+    /// JSON fields (with a leading comma): `"<prefix>server_cpu_pct"`,
+    /// `"<prefix>loadgen_cpu_pct"` and `"<prefix>server_kernel_pct"`.
     pub fn json(&self, prefix: &str) -> String {
         let v = |p: Option<f64>| p.map_or("null".to_owned(), |p| format!("{p:.1}"));
         format!(
-            ",\"{prefix}server_cpu_pct\":{},\"{prefix}loadgen_cpu_pct\":{}",
+            ",\"{prefix}server_cpu_pct\":{},\"{prefix}loadgen_cpu_pct\":{},\"{prefix}server_kernel_pct\":{}",
             v(self.server_pct),
-            v(self.loadgen_pct)
+            v(self.loadgen_pct),
+            v(self.server_kernel_pct)
         )
     }
 }
