@@ -77,9 +77,15 @@ fn probe(n: usize, irc: bool) {
     let now = Instant::now();
     let mut server = Server::new(Config::default());
     drain(&mut server);
-    let mut marks = vec![("empty server", live())];
+    let mut marks = vec![("empty server", live(), 0.0)];
+    let mut clock = Instant::now();
+    let mut lap = || {
+        let us = clock.elapsed().as_secs_f64() * 1e6 / n as f64;
+        clock = Instant::now();
+        us
+    };
     let ids: Vec<_> = (0..n).map(|_| server.open(now)).collect();
-    marks.push(("opened", live()));
+    marks.push(("opened", live(), lap()));
     for (i, id) in ids.iter().enumerate() {
         let nick = format!("p{i}");
         let bytes = if irc {
@@ -92,7 +98,7 @@ fn probe(n: usize, irc: bool) {
         server.handle_input(*id, &bytes, now);
         drain(&mut server);
     }
-    marks.push(("said hello", live()));
+    marks.push(("said hello", live(), lap()));
     for (i, id) in ids.iter().enumerate() {
         let room = format!("idle{}", i / 100);
         let bytes = if irc {
@@ -106,18 +112,19 @@ fn probe(n: usize, irc: bool) {
         server.handle_input(*id, &bytes, now);
         drain(&mut server);
     }
-    marks.push(("joined rooms of 100", live()));
+    marks.push(("joined rooms of 100", live(), lap()));
     assert_eq!(server.nick_count(), n, "every connection holds its nick");
     assert_eq!(server.room_count(), n.div_ceil(100), "every room was made");
     println!(
-        "{} x {n}: heap per connection after each phase (asked / in glibc chunks / allocations)",
+        "{} x {n}: heap per connection after each phase (asked / in glibc chunks / allocations), \
+         and the core's time per connection in the phase",
         if irc { "IRC" } else { "native" }
     );
     let base = marks[0].1;
     let mut prev = base;
-    for (what, (bytes, chunks, count)) in &marks[1..] {
+    for (what, (bytes, chunks, count), us) in &marks[1..] {
         println!(
-            "  {what:<22} total {:>6.0} / {:>6.0} B, {:>5.2} allocs   this phase {:>+6.0} / {:>+6.0} B",
+            "  {what:<22} total {:>6.0} / {:>6.0} B, {:>5.2} allocs   this phase {:>+6.0} / {:>+6.0} B, {us:>6.1} us",
             (bytes - base.0) as f64 / n as f64,
             (chunks - base.1) as f64 / n as f64,
             (count - base.2) as f64 / n as f64,
