@@ -261,7 +261,7 @@ async fn setup(
     peer.flush();
     let limits = expect(&peer, "hello", |s| matches!(s, Seen::Welcome(_))).await?;
     if let Seen::Welcome(Some(limits)) = limits {
-        lock(&shared).limits = Some(limits);
+        lock(shared).limits = Some(limits);
     }
     Ok(peer)
 }
