@@ -16,8 +16,10 @@
 # Each row also records the server's and loadgen's CPU use (percent of a core), which says
 # which process was the bound.
 #
-#   bench/run.sh                      # the comparison (about 6 minutes on 2 cores)
-#   QUICK=1 bench/run.sh              # small sizes, one run: a smoke test of the script
+#   bench/run.sh                      # the comparison, one run per row (about 12 minutes
+#                                     # on 2 cores, build included)
+#   RUNS_COMPARE=3 bench/run.sh       # the median of 3 runs per row (about 30 minutes)
+#   QUICK=1 bench/run.sh              # small sizes, one run: a smoke test (4 minutes)
 #   SERVERS="smol inspircd" bench/run.sh
 #   SUITE=runtimes bench/run.sh       # the older matrix: every runtime, fan-out at 10,
 #                                     # 100, 1,000, latency, idle 1k/10k/19k
