@@ -3,7 +3,9 @@ import json
 import statistics
 import sys
 
-rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+compare_mode = "--compare" in sys.argv[1:]
+path = [a for a in sys.argv[1:] if a != "--compare"][0]
+rows = [json.loads(line) for line in open(path) if line.strip()]
 runtimes = []
 for r in rows:
     if r["runtime"] not in runtimes:
@@ -28,6 +30,78 @@ def fmt(v, unit=""):
         return f"{v:,.0f}{unit}"
     return f"{v:.2f}{unit}"
 
+
+
+def compare():
+    """The issue-16 table: one column per server, each figure with its ratio to InspIRCd's
+    figure for the same row (a native row is compared with InspIRCd's IRC row)."""
+    servers = runtimes
+    ref = "inspircd"
+    kinds = {
+        "paced": [("server CPU ns/delivery", "server_cpu_ns_per_delivery"),
+                  ("p99 latency us", "p99_us"),
+                  ("p50 latency us", "p50_us"),
+                  ("deliveries/s", "deliveries_per_sec"),
+                  ("server CPU % of a core", "server_cpu_pct"),
+                  ("server CPU % in kernel", "server_kernel_pct"),
+                  ("loadgen CPU % of a core", "loadgen_cpu_pct")],
+        "closed": [("deliveries/s", "deliveries_per_sec"),
+                   ("server CPU ns/delivery", "server_cpu_ns_per_delivery"),
+                   ("p99 latency us", "p99_us"),
+                   ("server CPU % of a core", "server_cpu_pct"),
+                   ("server CPU % in kernel", "server_kernel_pct"),
+                   ("loadgen CPU % of a core", "loadgen_cpu_pct")],
+        "idle": [("server RSS bytes/conn", "rss_bytes_per_conn"),
+                 ("connect+hello+join /s", "setup_per_sec"),
+                 ("server CPU us per setup", "setup_server_cpu_us"),
+                 ("held connections", "held"),
+                 ("server CPU % (setup)", "server_cpu_pct"),
+                 ("loadgen CPU % (setup)", "loadgen_cpu_pct")],
+    }
+    labels = []
+    for r in rows:
+        if r["label"] not in labels:
+            labels.append(r["label"])
+    cell = 24
+    head = f"{'row':<18}{'figure':<26}" + "".join(f"{s:>{cell}}" for s in servers)
+    print(f"every cell: value (ratio to {ref}'s value for the same row; native rows to its irc row)")
+    print(head)
+    print("-" * len(head))
+    for label in labels:
+        kind = label.split("-")[0]
+        ref_label = label.replace("/native", "/irc")
+        for name, key in kinds.get(kind, []):
+            vals = [median(label, key, s) for s in servers]
+            if all(v is None for v in vals):
+                continue
+            base = median(ref_label, key, ref) if ref in servers else None
+            cells = []
+            for v in vals:
+                if v is None:
+                    cells.append("-")
+                elif base:
+                    cells.append(f"{fmt(v)} ({v / base:.2f}x)")
+                else:
+                    cells.append(fmt(v))
+            print(f"{label:<18}{name:<26}" + "".join(f"{c:>{cell}}" for c in cells))
+        bad = [(s, total(label, "lost", s), total(label, "duplicated", s),
+                sum(1 for r in rows if r["label"] == label and r["runtime"] == s and "error" in r["result"]))
+               for s in servers]
+        for s, l, d, e in bad:
+            if l or d or e:
+                errs = [r["result"]["error"] for r in rows
+                        if r["label"] == label and r["runtime"] == s and "error" in r["result"]]
+                print(f"{label:<18}{'FAILED ' + s:<26} lost {l}, duplicated {d}, failed runs {e}"
+                      + (f": {errs[0][:120]}" if errs else ""))
+    print()
+    print("lost and duplicated messages:",
+          sum(r["result"].get("lost", 0) or 0 for r in rows), "/",
+          sum(r["result"].get("duplicated", 0) or 0 for r in rows))
+
+
+if compare_mode:
+    compare()
+    sys.exit(0)
 
 lines = []
 labels = []

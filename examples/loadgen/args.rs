@@ -68,6 +68,15 @@ pub struct Args {
     /// No progress on standard error
     #[arg(long)]
     pub quiet: bool,
+    /// Connections set up (connect and hello, or join) at once; more than the server's
+    /// listen backlog (often 128) makes connects wait for SYN retransmits
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub concurrency: usize,
+    /// Threads that run the clients (default: the number of cores)
+    #[arg(long = "threads", value_name = "K", value_parser = clap::value_parser!(u32).range(1..=256))]
+    threads_n: Option<u32>,
+    #[arg(skip)]
+    pub threads: usize,
     /// Filled in by `parse`.
     #[arg(skip)]
     pub clients: usize,
@@ -119,6 +128,10 @@ impl Args {
         a.senders = a.senders_n as usize;
         a.hold = Duration::from_secs_f64(a.hold_secs);
         a.timeout = Duration::from_secs_f64(a.timeout_secs);
+        a.threads = match a.threads_n {
+            Some(k) => k as usize,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
         Ok(a)
     }
 }
@@ -138,6 +151,8 @@ mod tests {
         let a = parse(&[]).unwrap();
         assert_eq!((a.clients, a.rooms, a.senders, a.window), (100, 1, 10, 16));
         assert_eq!(a.timeout, Duration::from_secs(60));
+        assert!(a.threads >= 1);
+        assert_eq!(parse(&["--threads", "3"]).unwrap().threads, 3);
         let a = parse(&[
             "--clients=20",
             "--senders",
@@ -161,6 +176,7 @@ mod tests {
             .unwrap_err()
             .contains("--clients"));
         assert!(parse(&["--rate=-1"]).unwrap_err().contains("--rate"));
+        assert!(parse(&["--threads=0"]).unwrap_err().contains("--threads"));
         assert!(parse(&["--protocol", "smtp"])
             .unwrap_err()
             .contains("--protocol"));

@@ -1,8 +1,8 @@
 //! Load generator: drives a running Switchboard server over loopback with many clients,
 //! native or IRC, and reports throughput, latency, connection figures and correctness.
 //!
-//! Single-threaded on purpose: one core drives the load, the other is left to the server.
-//! Run with `--help` for the flags.
+//! Runs its clients on `--threads` threads (one smol executor shared by them), so that the
+//! server rather than the generator is what a run measures. Run with `--help` for the flags.
 
 mod args;
 mod session;
@@ -12,21 +12,18 @@ mod sys;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::TcpStream;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::channel::{self, Receiver, Sender};
 use smol::lock::Semaphore;
-use smol::LocalExecutor;
+use smol::Executor;
 
 use args::Args;
 use session::{Protocol, Seen, Session};
 use stats::Histogram;
-
-/// Connections being set up at once; more overflow the server's listen backlog.
-const CONNECT_CONCURRENCY: usize = 128;
 
 fn main() {
     let args = Args::get();
@@ -42,10 +39,26 @@ fn main() {
         eprintln!("loadgen: warning: open-file limit {after} is lower than the {wanted} this run may need");
     }
     // Both live for the whole process; leaking them lets spawned tasks borrow them.
-    let ex: &'static LocalExecutor<'static> = Box::leak(Box::new(LocalExecutor::new()));
+    let ex: &'static Executor<'static> = Box::leak(Box::new(Executor::new()));
     let args: &'static Args = Box::leak(Box::new(args));
+    // The other threads run the executor until the process exits.
+    let (_stop, stopped) = channel::bounded::<()>(1);
+    for t in 1..args.threads {
+        let stopped = stopped.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("loadgen-{t}"))
+            .spawn(move || smol::block_on(ex.run(stopped.recv())));
+        if let Err(e) = spawned {
+            eprintln!("loadgen: warning: could not start thread {t}: {e}");
+        }
+    }
     let ok = smol::block_on(ex.run(run(ex, args)));
     std::process::exit(if ok { 0 } else { 1 });
+}
+
+/// Locks `m`; a panic elsewhere already ends the run, so poisoning is ignored.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn progress(args: &Args, msg: &str) {
@@ -146,7 +159,7 @@ impl Shared {
 
 /// One connected, registered client.
 struct Peer {
-    session: Rc<RefCell<Session>>,
+    session: Arc<Mutex<Session>>,
     wake_writer: Sender<()>,
     control: Receiver<Seen>,
     room: String,
@@ -186,9 +199,9 @@ async fn expect(peer: &Peer, what: &str, want: impl Fn(&Seen) -> bool) -> Result
 
 /// Connects client `i`, registers it and joins `room`.
 async fn setup(
-    ex: &'static LocalExecutor<'static>,
+    ex: &'static Executor<'static>,
     args: &'static Args,
-    shared: &Rc<RefCell<Shared>>,
+    shared: &Arc<Mutex<Shared>>,
     i: usize,
     nick: String,
     room: String,
@@ -204,11 +217,11 @@ async fn setup(
     if let Some(e) = stream.get_ref().take_error().ok().flatten() {
         return Err(format!("connect {server}: {e}"));
     }
-    let session = Rc::new(RefCell::new(Session::new(args.protocol, &nick)));
+    let session = Arc::new(Mutex::new(Session::new(args.protocol, &nick)));
     let (wake_writer, wake_rx) = channel::bounded(1);
     let (control_tx, control) = channel::unbounded();
     let control_rx = control_tx.clone();
-    let spawn = |r: Box<dyn AsyncRead + Unpin>, w: Box<dyn AsyncWrite + Unpin>| {
+    let spawn = |r: Box<dyn AsyncRead + Unpin + Send>, w: Box<dyn AsyncWrite + Unpin + Send>| {
         ex.spawn(writer(w, session.clone(), wake_rx)).detach();
         ex.spawn(reader(
             i,
@@ -222,7 +235,7 @@ async fn setup(
     };
     match tls_connector(args)? {
         None => {
-            let stream = Rc::new(stream);
+            let stream = Arc::new(stream);
             spawn(
                 Box::new(PlainSide(stream.clone())),
                 Box::new(PlainSide(stream)),
@@ -248,21 +261,21 @@ async fn setup(
     peer.flush();
     let limits = expect(&peer, "hello", |s| matches!(s, Seen::Welcome(_))).await?;
     if let Seen::Welcome(Some(limits)) = limits {
-        shared.borrow_mut().limits = Some(limits);
+        lock(shared).limits = Some(limits);
     }
     Ok(peer)
 }
 
-/// Joins every peer to its room, at most `CONNECT_CONCURRENCY` at a time; returns the
+/// Joins every peer to its room, at most `--concurrency` at a time; returns the
 /// time it took.
 async fn join_all(
-    ex: &'static LocalExecutor<'static>,
+    ex: &'static Executor<'static>,
     args: &'static Args,
     peers: &[Peer],
 ) -> Result<Duration, String> {
     let start = Instant::now();
     let deadline = start + args.timeout;
-    let sem = Rc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let sem = Arc::new(Semaphore::new(args.concurrency));
     let tasks: Vec<_> = peers
         .iter()
         .enumerate()
@@ -276,7 +289,7 @@ async fn join_all(
             );
             ex.spawn(async move {
                 let _permit = sem.acquire().await;
-                session.borrow_mut().join(&room);
+                lock(&session).join(&room);
                 let peer = Peer {
                     session,
                     wake_writer: wake,
@@ -335,7 +348,7 @@ fn tls_connector(args: &Args) -> Result<Option<futures_rustls::TlsConnector>, St
 }
 
 /// A plain socket shared by the reader and writer tasks.
-struct PlainSide(Rc<Async<TcpStream>>);
+struct PlainSide(Arc<Async<TcpStream>>);
 
 impl AsyncRead for PlainSide {
     fn poll_read(
@@ -370,13 +383,13 @@ impl AsyncWrite for PlainSide {
 }
 
 async fn writer(
-    mut stream: Box<dyn AsyncWrite + Unpin>,
-    session: Rc<RefCell<Session>>,
+    mut stream: Box<dyn AsyncWrite + Unpin + Send>,
+    session: Arc<Mutex<Session>>,
     wake: Receiver<()>,
 ) {
     while wake.recv().await.is_ok() {
         loop {
-            let Some(bytes) = session.borrow_mut().take_output() else {
+            let Some(bytes) = lock(&session).take_output() else {
                 break;
             };
             if stream.write_all(&bytes).await.is_err() {
@@ -392,11 +405,11 @@ async fn writer(
 
 async fn reader(
     index: usize,
-    mut stream: Box<dyn AsyncRead + Unpin>,
-    session: Rc<RefCell<Session>>,
+    mut stream: Box<dyn AsyncRead + Unpin + Send>,
+    session: Arc<Mutex<Session>>,
     wake_writer: Sender<()>,
     control: Sender<Seen>,
-    shared: Rc<RefCell<Shared>>,
+    shared: Arc<Mutex<Shared>>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -412,8 +425,8 @@ async fn reader(
             }
         };
         let now = Instant::now();
-        let mut s = session.borrow_mut();
-        let mut sh = shared.borrow_mut();
+        let mut s = lock(&session);
+        let mut sh = lock(&shared);
         s.handle_input(&buf[..n], now, &mut |seen| match seen {
             Seen::Message(text) => sh.on_message(index, &text, now),
             Seen::Error(e) => {
@@ -430,18 +443,18 @@ async fn reader(
 }
 
 /// Connects `count` clients (nick and room chosen by `name`), at most
-/// `CONNECT_CONCURRENCY` at a time. Returns them and the time it took.
+/// `--concurrency` at a time. Returns them and the time it took.
 async fn connect_all(
-    ex: &'static LocalExecutor<'static>,
+    ex: &'static Executor<'static>,
     args: &'static Args,
-    shared: &Rc<RefCell<Shared>>,
+    shared: &Arc<Mutex<Shared>>,
     count: usize,
     name: impl Fn(usize) -> (String, String),
 ) -> Result<(Vec<Peer>, Duration), String> {
     let start = Instant::now();
     let deadline = start + args.timeout;
-    let sem = Rc::new(Semaphore::new(CONNECT_CONCURRENCY));
-    let done = Rc::new(RefCell::new(0usize));
+    let sem = Arc::new(Semaphore::new(args.concurrency));
+    let done = Arc::new(Mutex::new(0usize));
     let tasks: Vec<_> = (0..count)
         .map(|i| {
             let (nick, room) = name(i);
@@ -455,7 +468,7 @@ async fn connect_all(
                 )
                 .await
                 .map_err(|e| format!("client {i}: {e}"))?;
-                let mut d = done.borrow_mut();
+                let mut d = lock(&done);
                 *d += 1;
                 if *d % 1000 == 0 || *d == count {
                     progress(args, &format!("registered {}/{count}", *d));
@@ -485,7 +498,7 @@ fn run_tag() -> String {
     format!("g{}", std::process::id() % 100_000)
 }
 
-async fn run(ex: &'static LocalExecutor<'static>, args: &'static Args) -> bool {
+async fn run(ex: &'static Executor<'static>, args: &'static Args) -> bool {
     let result = match args.idle {
         Some(n) => idle(ex, args, n).await,
         None => fanout(ex, args).await,
@@ -508,8 +521,8 @@ async fn run(ex: &'static LocalExecutor<'static>, args: &'static Args) -> bool {
     }
 }
 
-async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Result<bool, String> {
-    let shared = Rc::new(RefCell::new(Shared::new()));
+async fn fanout(ex: &'static Executor<'static>, args: &'static Args) -> Result<bool, String> {
+    let shared = Arc::new(Mutex::new(Shared::new()));
     let tag = run_tag();
     let room_of = |i: usize| format!("{tag}r{}", i % args.rooms);
     progress(
@@ -535,7 +548,7 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
         .collect();
     let mut wakes = Vec::new();
     {
-        let mut sh = shared.borrow_mut();
+        let mut sh = lock(&shared);
         sh.expected = recipients
             .iter()
             .map(|r| *r as u64 * args.messages as u64)
@@ -550,8 +563,8 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
         }
     }
     let (done_tx, done_rx) = channel::bounded(1);
-    shared.borrow_mut().done = Some(done_tx);
-    let expected = shared.borrow().expected;
+    lock(&shared).done = Some(done_tx);
+    let expected = lock(&shared).expected;
     progress(
         args,
         &format!(
@@ -562,7 +575,7 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
 
     // Never faster than the server allows each connection: past its rate it would only
     // make the sender wait, so say so rather than wait silently.
-    let limits = shared.borrow().limits.filter(|(rate, _)| *rate > 0);
+    let limits = lock(&shared).limits.filter(|(rate, _)| *rate > 0);
     if let Some((rate, burst)) = limits {
         let asked = args.rate.map(|r| r / args.senders as f64);
         if asked.is_none_or(|a| a > f64::from(rate)) {
@@ -574,7 +587,7 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
             );
         }
     }
-    let cpu_before = args.server_pid.and_then(sys::cpu_ns);
+    let meter = sys::CpuMeter::start(args.server_pid);
     let start = Instant::now();
     for (j, wake) in wakes.into_iter().enumerate() {
         let peer = &peers[j];
@@ -613,7 +626,7 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
                         if let Some((f, burst)) = floor.filter(|(_, b)| seq >= *b) {
                             Timer::at(start + f * (seq - burst + 1)).await;
                         }
-                        while shared.borrow().in_flight[j].len() >= args2.window as usize {
+                        while lock(&shared).in_flight[j].len() >= args2.window as usize {
                             if wake.recv().await.is_err() {
                                 return;
                             }
@@ -621,7 +634,7 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
                     }
                 }
                 let text = {
-                    let mut sh = shared.borrow_mut();
+                    let mut sh = lock(&shared);
                     if recipients > 0 {
                         sh.in_flight[j].push_back(recipients);
                     }
@@ -629,7 +642,7 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
                     let fill = args2.size.saturating_sub(head.len());
                     head + &pad[..fill]
                 };
-                session.borrow_mut().say(&room, &text);
+                lock(&session).say(&room, &text);
                 let _ = wake_writer.try_send(());
             }
         })
@@ -641,18 +654,18 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
         })
         .await
         .is_ok();
-    let cpu_after = args.server_pid.and_then(sys::cpu_ns);
-    let sh = shared.borrow();
+    let cpu = meter.finish();
+    let sh = lock(&shared);
     let wall = sh
         .last_delivery
         .saturating_duration_since(start)
         .max(Duration::from_micros(1));
     let lost = sh.expected.saturating_sub(sh.delivered);
     let rate = sh.delivered as f64 / wall.as_secs_f64();
-    let cpu_per = match (cpu_before, cpu_after) {
-        (Some(b), Some(a)) if sh.delivered > 0 => Some((a - b) as f64 / sh.delivered as f64),
-        _ => None,
-    };
+    let cpu_per = cpu
+        .server_ns
+        .filter(|_| sh.delivered > 0)
+        .map(|ns| ns as f64 / sh.delivered as f64);
     let q = |q: f64| sh.hist.quantile(q) as f64 / 1000.0;
     println!("protocol            {:?}", args.protocol);
     println!("clients / rooms     {} / {}", args.clients, args.rooms);
@@ -684,10 +697,12 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
     if let Some(c) = cpu_per {
         println!("server CPU/delivery {c:.0} ns");
     }
+    println!("CPU use             {}", cpu.describe());
+    println!("loadgen threads     {}", args.threads);
     println!("errors              {}", sh.errors);
     println!("lost / duplicated   {lost} / {}", sh.duplicated);
     println!(
-        "{{\"mode\":\"fanout\",\"protocol\":\"{}\",\"clients\":{},\"rooms\":{},\"senders\":{},\"messages\":{},\"size\":{},\"window\":{},\"rate\":{},\"connect_ms\":{:.1},\"deliveries\":{},\"seconds\":{:.4},\"deliveries_per_sec\":{:.0},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"server_cpu_ns_per_delivery\":{},\"errors\":{},\"lost\":{},\"duplicated\":{}}}",
+        "{{\"mode\":\"fanout\",\"protocol\":\"{}\",\"clients\":{},\"rooms\":{},\"senders\":{},\"messages\":{},\"size\":{},\"window\":{},\"rate\":{},\"connect_ms\":{:.1},\"deliveries\":{},\"seconds\":{:.4},\"deliveries_per_sec\":{:.0},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"server_cpu_ns_per_delivery\":{},\"errors\":{},\"lost\":{},\"duplicated\":{},\"threads\":{}{}}}",
         proto_name(args.protocol),
         args.clients,
         args.rooms,
@@ -707,6 +722,8 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
         sh.errors,
         lost,
         sh.duplicated,
+        args.threads,
+        cpu.json(""),
     );
     if !finished {
         eprintln!(
@@ -718,23 +735,28 @@ async fn fanout(ex: &'static LocalExecutor<'static>, args: &'static Args) -> Res
 }
 
 async fn idle(
-    ex: &'static LocalExecutor<'static>,
+    ex: &'static Executor<'static>,
     args: &'static Args,
     n: usize,
 ) -> Result<bool, String> {
-    let shared = Rc::new(RefCell::new(Shared::new()));
+    let shared = Arc::new(Mutex::new(Shared::new()));
     let tag = run_tag();
     let rss_before = args.server_pid.and_then(sys::rss_bytes);
     progress(
         args,
         &format!("opening {n} idle connections to {}", args.server),
     );
+    let meter = sys::CpuMeter::start(args.server_pid);
     let (peers, took) = connect_all(ex, args, &shared, n, |i| {
         (format!("{tag}i{i}"), format!("{tag}idle{}", i / 100))
     })
     .await?;
     let join_took = join_all(ex, args, &peers).await?;
+    let setup_cpu = meter.finish();
     let rss_after = args.server_pid.and_then(sys::rss_bytes);
+    // Connect, hello and join, one after the other for each client.
+    let setup_rate = n as f64 / (took + join_took).as_secs_f64().max(1e-9);
+    let setup_us = setup_cpu.server_ns.map(|ns| ns as f64 / 1e3 / n as f64);
     let reg_rate = n as f64 / took.as_secs_f64().max(1e-9);
     let join_rate = n as f64 / join_took.as_secs_f64().max(1e-9);
     progress(
@@ -748,7 +770,7 @@ async fn idle(
     Timer::after(args.hold).await;
     let deadline = Instant::now() + args.timeout;
     for (i, p) in peers.iter().enumerate() {
-        p.session.borrow_mut().ping(i as u64 + 1);
+        lock(&p.session).ping(i as u64 + 1);
         p.flush();
     }
     let mut held = 0;
@@ -773,6 +795,12 @@ async fn idle(
         "joins               {join_rate:.0} /s ({:.2} s for all, rooms of 100)",
         join_took.as_secs_f64()
     );
+    println!(
+        "setup               {setup_rate:.0} /s (connect, hello, join); server CPU {} us each",
+        setup_us.map_or("-".to_owned(), |u| format!("{u:.1}"))
+    );
+    println!("CPU use (setup)     {}", setup_cpu.describe());
+    println!("loadgen threads     {}", args.threads);
     if let (Some(b), Some(a)) = (rss_before, rss_after) {
         println!(
             "server RSS          {:.1} MiB -> {:.1} MiB",
@@ -784,9 +812,12 @@ async fn idle(
         println!("server RSS/conn     {p:.0} bytes");
     }
     println!(
-        "{{\"mode\":\"idle\",\"protocol\":\"{}\",\"connections\":{n},\"held\":{held},\"registrations_per_sec\":{reg_rate:.0},\"joins_per_sec\":{join_rate:.0},\"rss_bytes_per_conn\":{}}}",
+        "{{\"mode\":\"idle\",\"protocol\":\"{}\",\"connections\":{n},\"held\":{held},\"registrations_per_sec\":{reg_rate:.0},\"joins_per_sec\":{join_rate:.0},\"rss_bytes_per_conn\":{},\"setup_per_sec\":{setup_rate:.0},\"setup_server_cpu_us\":{},\"threads\":{}{}}}",
         proto_name(args.protocol),
         per_conn.map_or("null".to_owned(), |p| format!("{p:.0}")),
+        setup_us.map_or("null".to_owned(), |u| format!("{u:.1}")),
+        args.threads,
+        setup_cpu.json(""),
     );
     Ok(held == n)
 }

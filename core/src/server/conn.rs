@@ -279,3 +279,18 @@ mod tests {
         assert_eq!(c.out.capacity(), 0);
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// Every idle connection holds one `Conn` (boxed in the server's map): 448 bytes on
+    /// x86-64 when this was written, about a third of an idle connection's resident memory
+    /// (bench/RESULTS.md, "Memory per idle connection"). A field that makes it grow should
+    /// be a decision, not an accident.
+    #[test]
+    fn conn_does_not_grow_unnoticed() {
+        let size = std::mem::size_of::<Conn>();
+        assert!(size <= 448, "Conn grew to {size} bytes");
+    }
+}
