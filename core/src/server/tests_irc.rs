@@ -1402,3 +1402,36 @@ fn the_away_reply_goes_to_senders_who_reached_someone_else() {
     let expect = [("alice", "busy"), ("dan", "gone")].map(|(a, b)| (a.into(), b.into()));
     assert_eq!(told, expect);
 }
+
+#[test]
+fn lusers_counts_users_invisible_and_registering_connections() {
+    let mut w = Mixed::new(Config::default());
+    w.native("nat");
+    let a = w.irc("alice");
+    let b = w.irc("bob");
+    w.send(b, "MODE bob +i\r\n");
+    w.irc_raw(); // still registering: an unknown connection
+    w.lines(a);
+    w.send(a, "LUSERS\r\n");
+    let lines = w.lines(a);
+    let find = |code: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(&format!(" {code} ")))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        find("251").ends_with(":There are 2 users and 1 invisible on 1 servers"),
+        "{lines:?}"
+    );
+    assert!(find("252").contains(" 0 :operator(s) online"), "{lines:?}");
+    assert!(
+        find("253").contains(" 1 :unknown connection(s)"),
+        "{lines:?}"
+    );
+    assert!(
+        find("255").ends_with(":I have 3 clients and 0 servers"),
+        "{lines:?}"
+    );
+}

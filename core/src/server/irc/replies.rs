@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use super::cap;
 use super::chan;
 use crate::line::{write_line, MAX_LINE};
-use crate::server::conn::Phase;
+use crate::server::conn::{Phase, Proto};
 use crate::server::outcome::{Away, Fail};
 use crate::server::Server;
 use crate::{ConnId, ErrorCode};
@@ -442,29 +442,24 @@ impl Server {
 
     pub(super) fn irc_lusers(&mut self, id: ConnId) {
         let users = self.registry.nick_count();
-        let invisible = self
-            .registry
-            .holders()
-            .into_iter()
-            .filter(|&c| self.is_invisible(c))
-            .count();
-        let opers = self
-            .registry
-            .holders()
-            .into_iter()
-            .filter(|&c| self.is_oper(c))
-            .count();
         let rooms = self.registry.room_count();
-        // Connections still registering; closing ones are gone already for this count.
-        let unknown = self
-            .conns
-            .map
-            .values()
-            .filter(|c| c.phase == Phase::Hello)
-            .count();
+        // One pass over the connections, unsorted: this runs at every IRC registration, so
+        // it must not sort or collect the nick holders. A `Ready` connection is exactly a
+        // nick holder; one still registering is "unknown"; a closing one is gone already.
+        let (mut invisible, mut opers, mut unknown) = (0, 0, 0);
+        for c in self.conns.map.values() {
+            match (&c.phase, &c.proto) {
+                (Phase::Hello, _) => unknown += 1,
+                (Phase::Ready, Proto::Irc(s)) => {
+                    invisible += usize::from(s.invisible);
+                    opers += usize::from(s.oper);
+                }
+                _ => {}
+            }
+        }
         let text = format!(
             "There are {} users and {invisible} invisible on 1 servers",
-            users - invisible
+            users.saturating_sub(invisible)
         );
         self.numeric(id, "251", &[&text]);
         self.numeric(id, "252", &[&opers.to_string(), "operator(s) online"]);
