@@ -54,9 +54,6 @@ pub mod error;
 pub mod frame;
 pub mod history;
 pub mod line;
-/// The IRC line codec's former name, kept while branches written against it are merged.
-#[doc(hidden)]
-pub use line as irc;
 pub mod name;
 pub mod packet;
 mod rate;
