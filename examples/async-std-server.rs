@@ -3,45 +3,12 @@
 //! async-std is discontinued upstream (RUSTSEC-2025-0052); prefer `smol-server`.
 
 mod common;
+#[path = "common/driver.rs"]
+mod setup;
 
-use switchboard::async_std::{Server, TlsConfig};
+use switchboard::async_std::AsyncStd;
 
 fn main() {
-    let options = common::parse_args("async-std-server");
-    let listener = common::listen(&options.listen, options.reuse_port);
-    let mut server = Server::from_listener(listener, options.config)
-        .unwrap_or_else(|e| common::bind_failed(&options.listen, e));
-    let irc = options.irc_listen.as_ref().map(|irc| {
-        server
-            .add_tcp_listener(common::listen(irc, options.reuse_port), None)
-            .unwrap_or_else(|e| common::bind_failed(irc, e))
-    });
-    if let Some(history) = common::open_history(&options.history) {
-        server = server.with_history(history);
-    }
-    if let Some(cluster) = common::open_cluster(&options.cluster) {
-        server = server.with_cluster(cluster);
-    }
-    let mut tls_addrs = Vec::new();
-    if let Some(files) = options.tls_files {
-        let tls = TlsConfig::new(files.load().unwrap_or_else(|e| common::fail(&e)));
-        for addr in &options.tls_listen {
-            let listener = common::listen(addr, options.reuse_port);
-            let bound = server.add_tcp_listener(listener, Some(tls.clone()));
-            tls_addrs.push(bound.unwrap_or_else(|e| common::bind_failed(addr, e)));
-        }
-        files.reload_on_hangup(move |config| tls.replace(config));
-    }
-    // The main address first: scripts read the first line.
-    common::announce(server.local_addr());
-    if let Some(irc) = irc {
-        common::announce(Ok(irc));
-    }
-    for addr in tls_addrs {
-        common::announce(Ok(addr));
-    }
-    let handle = server.handle();
-    common::on_signal(move || handle.shutdown());
-    server.run_blocking();
+    setup::build::<AsyncStd>("async-std-server").run_blocking();
     log::info!("server stopped");
 }
