@@ -462,6 +462,96 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_line_is_refused_as_soon_as_it_cannot_fit() {
+        // 511 bytes may wait for their LF (510 of text and a CR); the 512th is refused at
+        // once, not when the LF comes, so a peer cannot park more than that.
+        let mut dec = LineDecoder::new();
+        assert_eq!(lines(&mut dec, &[b'a'; 511]), vec![]);
+        assert_eq!(dec.buffered(), 511);
+        assert_eq!(lines(&mut dec, b"a"), vec![Line::TooLong]);
+        assert_eq!(dec.buffered(), 0);
+        assert_eq!(
+            lines(&mut dec, b"aa\r\nPING d\r\n"),
+            vec![Line::Text(b"PING d".to_vec())]
+        );
+        // A tagged line: as much again as its tags may take.
+        let mut tagged = b"@".to_vec();
+        tagged.extend(vec![b't'; 511 + MAX_CLIENT_TAGS - 1]);
+        assert_eq!(lines(&mut dec, &tagged), vec![]);
+        assert_eq!(dec.buffered(), 511 + MAX_CLIENT_TAGS);
+        assert_eq!(lines(&mut dec, b"t"), vec![Line::TooLong]);
+        assert_eq!(dec.buffered(), 0);
+    }
+
+    #[test]
+    fn a_bare_lf_line_has_the_same_limit_as_a_crlf_one() {
+        let mut dec = LineDecoder::new();
+        let mut max = vec![b'a'; 510];
+        max.push(b'\n');
+        assert!(matches!(&lines(&mut dec, &max)[..], [Line::Text(t)] if t.len() == 510));
+        let mut over = vec![b'a'; 511];
+        over.push(b'\n');
+        assert_eq!(lines(&mut dec, &over), vec![Line::TooLong]);
+    }
+
+    #[test]
+    fn tags_past_their_allowance_are_refused_even_before_a_short_message() {
+        let mut dec = LineDecoder::new();
+        // `@`, 4,094 bytes of tag data and the space: the most tags a line may carry.
+        for (data, ok) in [(4094, true), (4095, false)] {
+            let mut line = b"@".to_vec();
+            line.extend(vec![b't'; data]);
+            line.extend_from_slice(b" PING x\r\n");
+            let got = lines(&mut dec, &line);
+            assert_eq!(matches!(&got[..], [Line::Text(_)]), ok, "{data}: {got:?}");
+        }
+        // Tags with no message after them count whole.
+        let mut line = b"@".to_vec();
+        line.extend(vec![b't'; 4096]);
+        line.extend_from_slice(b"\r\n");
+        assert_eq!(lines(&mut dec, &line), vec![Line::TooLong]);
+    }
+
+    #[test]
+    fn the_fifteenth_parameter_takes_the_rest_of_the_line() {
+        let m = Message::parse(b"CMD 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 :17 x").unwrap();
+        assert_eq!(m.params.len(), MAX_PARAMS);
+        assert_eq!(m.params[13], "14");
+        assert_eq!(m.params[14], "15 16 :17 x");
+    }
+
+    #[test]
+    fn client_tags_with_a_bad_vendor_or_a_line_break_in_the_value_are_dropped() {
+        let line = b"@+v_x/k=1;+v.x/k=2;+k=a\0b;+j=a\rb;+i=a\nb;+h=c PRIVMSG a b";
+        assert_eq!(client_tags(line).as_deref(), Some("+v.x/k=2;+h=c"));
+        let line = b"@+v.x/k=1;+v.x/k=2;+h=c PRIVMSG a b";
+        assert_eq!(client_tags(line).as_deref(), Some("+v.x/k=1;+v.x/k=2;+h=c"));
+    }
+
+    #[test]
+    fn long_lines_are_cut_to_exactly_512_bytes_after_others_in_the_buffer() {
+        let mut buf = BytesMut::new();
+        Message::new("PING", &["a"]).write(&mut buf);
+        let first = buf.len();
+        let long = "x".repeat(600);
+        Message::new("PRIVMSG", &["#a", &long]).write(&mut buf);
+        assert_eq!(buf.len() - first, MAX_LINE);
+        // Cut as a whole (a long middle parameter), after another line.
+        Message::new("432", &["*", &long, "Erroneous nickname"]).write(&mut buf);
+        assert_eq!(buf.len() - first, 2 * MAX_LINE);
+        let text = std::str::from_utf8(&buf).unwrap();
+        let got: Vec<usize> = text.split_inclusive("\r\n").map(str::len).collect();
+        assert_eq!(got, [first, MAX_LINE, MAX_LINE]);
+    }
+
+    #[test]
+    fn text_of_exactly_the_limit_is_one_piece() {
+        assert_eq!(split_text("abcd", 4), ["abcd"]);
+        assert_eq!(split_text("abcdefgh", 4), ["abcd", "efgh"]);
+        assert_eq!(split_text("", 4), [""]);
+    }
+
+    #[test]
     fn split_text_respects_boundaries() {
         let parts = split_text("aé€😀b", 3);
         assert!(parts.iter().all(|p| p.len() <= 4));
