@@ -647,3 +647,69 @@ fn to_oneself_with_echo_message_the_labelled_echo_comes_then_the_delivery() {
     h.send(b, "@label=s3 PRIVMSG b :me\r\n");
     assert_eq!(h.take(b), ["@label=s3 :b!~b@irc.test PRIVMSG b :me"]);
 }
+
+#[test]
+fn too_few_parameters_are_answered_with_the_subcommands_form() {
+    let mut h = H::new(true);
+    let a = h.irc("a", "");
+    let cases = [
+        (
+            "BETWEEN #r msgid=r~1 5",
+            "BETWEEN :missing parameters: CHATHISTORY BETWEEN <target> <reference> \
+             <reference> <limit>",
+        ),
+        (
+            "TARGETS timestamp=2020-01-01T00:00:00Z 5",
+            "TARGETS :missing parameters: CHATHISTORY TARGETS <timestamp> <timestamp> <limit>",
+        ),
+        (
+            "LATEST #r 5",
+            "LATEST :missing parameters: CHATHISTORY LATEST <target> <* or reference> <limit>",
+        ),
+        (
+            "AROUND #r",
+            "AROUND :missing parameters: CHATHISTORY <subcommand> <target> <reference> <limit>",
+        ),
+    ];
+    for (params, want) in cases {
+        h.send(a, &format!("CHATHISTORY {params}\r\n"));
+        assert_eq!(
+            h.take(a),
+            [format!(
+                ":irc.test FAIL CHATHISTORY NEED_MORE_PARAMS {want}"
+            )]
+        );
+    }
+}
+
+#[test]
+fn an_unknown_subcommand_is_shown_back_without_control_characters() {
+    let mut h = H::new(true);
+    let a = h.irc("a", "");
+    h.send(a, "CHATHISTORY PLAY\x01BACK\x7f #r * 10\r\n");
+    let lines = h.take(a);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(":irc.test FAIL CHATHISTORY INVALID_PARAMS PLAYBACK :unknown"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn targets_without_batch_are_bare_lines() {
+    let mut h = H::new(true);
+    for caps in ["", "server-time"] {
+        let a = h.irc(if caps.is_empty() { "a" } else { "b" }, caps);
+        h.send(a, "JOIN #r1\r\nPRIVMSG #r1 :hi\r\n");
+        h.run_store();
+        h.take(a);
+        let wide = "timestamp=2020-01-01T00:00:00.000Z timestamp=2262-01-01T00:00:00.000Z";
+        let lines = h.ask(a, &format!("CHATHISTORY TARGETS {wide} 10"));
+        let time = format_iso(h.server.wall_ms(h.now).unwrap_or(0));
+        assert_eq!(
+            lines,
+            [format!(":irc.test CHATHISTORY TARGETS #r1 {time}")],
+            "{caps}"
+        );
+    }
+}
