@@ -321,4 +321,302 @@ mod tests {
             1 + (2 + 64) + (2 + 32) + 8 + (2 + 4096)
         );
     }
+
+    /// Each kind of frame `largest_frame` weighs, built at `c`'s limits and encoded: its
+    /// body's size and its kind, in `largest_frame`'s order.
+    fn encoded_frames(c: &Config) -> Vec<(usize, &'static str)> {
+        use crate::packet::{Member, Packet, RoomInfo, ServerPacket, LENGTH_PREFIX};
+        let s = |n: usize, ch: &str| ch.repeat(n);
+        let room = s(c.max_room_len.into(), "r");
+        let nick = s(c.max_nick_len.into(), "n");
+        let text = s(c.max_text_len.into(), "t");
+        let reason = s(c.max_reason_len.into(), "w");
+        let member = |name: &str| Member {
+            nick: name.to_owned(),
+            flags: Member::OPERATOR,
+        };
+        let packets = [
+            (
+                ServerPacket::Message {
+                    room: room.clone(),
+                    from: nick.clone(),
+                    seq: u64::MAX,
+                    text: text.clone(),
+                },
+                "Message",
+            ),
+            (
+                ServerPacket::Direct {
+                    from: nick.clone(),
+                    to: nick.clone(),
+                    text,
+                },
+                "Direct",
+            ),
+            (
+                ServerPacket::Topic {
+                    room: room.clone(),
+                    topic: s(c.max_topic_len.into(), "o"),
+                    by: nick.clone(),
+                },
+                "Topic",
+            ),
+            (
+                ServerPacket::Kicked {
+                    room: room.clone(),
+                    nick: nick.clone(),
+                    by: nick.clone(),
+                    reason: reason.clone(),
+                },
+                "Kicked",
+            ),
+            (
+                ServerPacket::Left {
+                    room: room.clone(),
+                    nick: nick.clone(),
+                    reason: reason.clone(),
+                },
+                "Left",
+            ),
+            (
+                ServerPacket::Away {
+                    nick: nick.clone(),
+                    message: reason.clone(),
+                },
+                "Away",
+            ),
+            (
+                ServerPacket::WhoisReply {
+                    nick: nick.clone(),
+                    away: reason,
+                    idle_secs: u32::MAX,
+                    rooms: vec![member(&room); c.max_rooms_per_conn.into()],
+                },
+                "WhoisReply",
+            ),
+            (
+                ServerPacket::Error {
+                    code: crate::ErrorCode::Malformed,
+                    request_type: 1,
+                    request_seq: u32::MAX,
+                    message: s(MAX_ERROR_TEXT, "e"),
+                },
+                "Error",
+            ),
+            (
+                ServerPacket::Welcome {
+                    version: 1,
+                    nick: nick.clone(),
+                    limits: c.limits(),
+                },
+                "Welcome",
+            ),
+            (
+                ServerPacket::Members {
+                    room: room.clone(),
+                    members: vec![member(&nick)],
+                    last: true,
+                },
+                "Members",
+            ),
+            (
+                ServerPacket::RoomList {
+                    rooms: vec![RoomInfo {
+                        name: room,
+                        members: u32::MAX,
+                    }],
+                    last: true,
+                },
+                "RoomList",
+            ),
+        ];
+        packets
+            .iter()
+            .map(|(p, kind)| (p.to_frame().len() - LENGTH_PREFIX, *kind))
+            .collect()
+    }
+
+    /// `largest_frame` of `c` is the largest of the frames encoded at its limits.
+    fn largest_is_encoded(c: &Config) -> bool {
+        let encoded = encoded_frames(c).into_iter().max_by_key(|(n, _)| *n);
+        Some(c.largest_frame()) == encoded
+    }
+
+    /// Every size limit at its smallest (1 byte, or none for reasons and topics) but what
+    /// `set` changes.
+    fn tiny_but(set: fn(&mut Config)) -> Config {
+        let mut c = Config {
+            max_nick_len: 1,
+            max_room_len: 1,
+            max_text_len: 1,
+            max_reason_len: 0,
+            max_topic_len: 0,
+            max_rooms_per_conn: 1,
+            ..Config::default()
+        };
+        set(&mut c);
+        c
+    }
+
+    #[test]
+    fn the_largest_frame_is_the_largest_one_encoded_whichever_kind_it_is() {
+        let d = Config::default();
+        let cases = [
+            ("WhoisReply", d.clone()),
+            (
+                "Message",
+                Config {
+                    max_rooms_per_conn: 1,
+                    ..d.clone()
+                },
+            ),
+            (
+                "Direct",
+                Config {
+                    max_nick_len: 1000,
+                    max_room_len: 1,
+                    max_rooms_per_conn: 1,
+                    ..d.clone()
+                },
+            ),
+            (
+                "Topic",
+                Config {
+                    max_topic_len: 60_000,
+                    ..d.clone()
+                },
+            ),
+            (
+                "Kicked",
+                Config {
+                    max_reason_len: 60_000,
+                    max_rooms_per_conn: 1,
+                    ..d.clone()
+                },
+            ),
+            ("Error", tiny_but(|_| ())),
+            // One limit large and the others small, so that a formula that grows with it
+            // (where it should not) shows.
+            ("Kicked", tiny_but(|c| c.max_nick_len = 5000)),
+            ("Message", tiny_but(|c| c.max_room_len = 5000)),
+            (
+                "Kicked",
+                tiny_but(|c| {
+                    (c.max_nick_len, c.max_room_len, c.max_reason_len) = (1000, 1000, 1000)
+                }),
+            ),
+        ];
+        for (kind, c) in cases {
+            assert_eq!(c.largest_frame().1, kind);
+            assert!(largest_is_encoded(&c), "{kind}: {:?}", encoded_frames(&c));
+        }
+    }
+
+    #[test]
+    fn the_largest_frame_is_the_largest_one_encoded_at_any_limits() {
+        fn prop(nick: u16, room: u16, text: u16, reason: u16, topic: u16, rooms: u8) -> bool {
+            let c = Config {
+                max_nick_len: nick % 2048,
+                max_room_len: room % 2048,
+                max_text_len: text % 8192,
+                max_reason_len: reason % 8192,
+                max_topic_len: topic % 8192,
+                max_rooms_per_conn: rooms.into(),
+                ..Config::default()
+            };
+            largest_is_encoded(&c)
+        }
+        quickcheck::quickcheck(prop as fn(u16, u16, u16, u16, u16, u8) -> bool);
+    }
+
+    #[test]
+    fn validate_refuses_each_zero_limit_and_timer_and_each_bad_name() {
+        type Spoil = fn(&mut Config);
+        let cases: Vec<(&str, Spoil)> = vec![
+            ("max_nick_len", |c| c.max_nick_len = 0),
+            ("max_room_len", |c| c.max_room_len = 0),
+            ("max_text_len", |c| c.max_text_len = 0),
+            ("max_rooms_per_conn", |c| c.max_rooms_per_conn = 0),
+            ("max_outbound_bytes", |c| c.max_outbound_bytes = 0),
+            ("max_transmit_bytes", |c| c.max_transmit_bytes = 0),
+            ("max_conns_per_ip", |c| c.max_conns_per_ip = 0),
+            ("max_conns", |c| c.max_conns = 0),
+            ("ping_interval", |c| c.ping_interval = Duration::ZERO),
+            ("idle_timeout", |c| c.idle_timeout = Duration::ZERO),
+            ("hello_timeout", |c| c.hello_timeout = Duration::ZERO),
+            ("close_linger", |c| c.close_linger = Duration::ZERO),
+            ("idle_timeout", |c| {
+                c.idle_timeout = c.ping_interval - Duration::from_nanos(1)
+            }),
+            ("msg_rate", |c| c.msg_rate = 1_000_001),
+            ("server_name", |c| c.server_name.clear()),
+            ("server_name", |c| c.server_name = "a b".into()),
+            ("server_name", |c| c.server_name = "a\r".into()),
+            ("server_name", |c| c.server_name = "a\n".into()),
+            ("server_name", |c| c.server_name = "a\0".into()),
+        ];
+        for (field, spoil) in cases {
+            let mut c = Config::default();
+            spoil(&mut c);
+            let err = c.validate().expect_err(field);
+            assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn validate_takes_each_limit_at_its_edge() {
+        let edges = [
+            Config {
+                idle_timeout: Config::default().ping_interval + Duration::from_nanos(1),
+                ..Config::default()
+            },
+            Config {
+                msg_rate: 1_000_000,
+                ..Config::default()
+            },
+            Config {
+                msg_rate: 1,
+                msg_burst: 1,
+                ..Config::default()
+            },
+            Config {
+                max_frame_len: Config::default().largest_frame().0 as u32,
+                ..Config::default()
+            },
+            Config {
+                max_reason_len: 0,
+                max_topic_len: 0,
+                ..Config::default()
+            },
+        ];
+        for c in edges {
+            assert_eq!(c.validate(), Ok(()), "{c:?}");
+        }
+        // One byte less than the largest frame: refused, naming the frame.
+        let c = Config {
+            max_frame_len: Config::default().largest_frame().0 as u32 - 1,
+            ..Config::default()
+        };
+        let err = c.validate().expect_err("one byte short");
+        assert_eq!(err.field, "max_frame_len");
+        assert!(err.message.contains("WhoisReply"), "{err}");
+    }
+
+    #[test]
+    fn unix_time_counts_from_the_wall_clock_either_way() {
+        let origin = crate::test_clock::start() + Duration::from_secs(100);
+        let c = Config {
+            wall_clock: Some((origin, Duration::from_secs(1_000))),
+            ..Config::default()
+        };
+        assert_eq!(c.unix_time(origin), 1_000);
+        assert_eq!(c.unix_time(origin + Duration::from_millis(2_500)), 1_002);
+        assert_eq!(c.unix_time(origin - Duration::from_secs(30)), 970);
+        let early = Config {
+            wall_clock: Some((origin, Duration::from_secs(10))),
+            ..Config::default()
+        };
+        assert_eq!(early.unix_time(origin - Duration::from_secs(30)), 0);
+        assert_eq!(Config::default().unix_time(origin), 0);
+    }
 }
