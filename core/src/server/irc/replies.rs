@@ -94,7 +94,7 @@ impl Server {
     }
 
     /// Queues a numeric reply: `:server NNN <nick or *> params...`.
-    pub(super) fn numeric(&mut self, id: ConnId, code: &str, params: &[&str]) {
+    pub(crate) fn numeric(&mut self, id: ConnId, code: &str, params: &[&str]) {
         let nick = match self.nick(id) {
             n if n.is_empty() => "*".to_owned(),
             n => n,
@@ -224,7 +224,7 @@ impl Server {
     }
 
     /// Replies to a refused operation with the numeric IRC clients expect.
-    pub(super) fn irc_fail(&mut self, id: ConnId, fail: &Fail, command: &str) {
+    pub(crate) fn irc_fail(&mut self, id: ConnId, fail: &Fail, command: &str) {
         let t = fail.target.as_str();
         let ch = chan(t);
         match fail.code {
@@ -258,7 +258,7 @@ impl Server {
     }
 
     /// `NotInRoom` for a room that does not exist reads better as `NoSuchRoom`.
-    pub(super) fn room_fail(&self, room: &str, fail: Fail) -> Fail {
+    pub(crate) fn room_fail(&self, room: &str, fail: Fail) -> Fail {
         if fail.code == ErrorCode::NotInRoom && self.room_key(room).is_err() {
             Fail {
                 code: ErrorCode::NoSuchRoom,
