@@ -1214,6 +1214,9 @@ fn chunks<T>(items: Vec<T>, budget: usize, size: impl Fn(&T) -> usize) -> Vec<(V
 mod tests;
 
 #[cfg(test)]
+#[path = "tests_irc_harness.rs"]
+mod irc_harness;
+#[cfg(test)]
 mod tests_irc;
 
 #[cfg(test)]

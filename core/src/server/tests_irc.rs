@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::irc_harness::{config, has};
 use super::*;
 use crate::client::{Client, ClientEvent, RoomEvent};
 use crate::packet::{RoomMode, RoomRule};
@@ -119,18 +120,6 @@ impl Mixed {
     fn client(&mut self, i: usize) -> &mut Client {
         &mut self.native[i].1
     }
-}
-
-fn config() -> Config {
-    Config {
-        msg_rate: 0,
-        server_name: "irc.test".into(),
-        ..Config::default()
-    }
-}
-
-fn has(lines: &[String], needle: &str) -> bool {
-    lines.iter().any(|l| l.contains(needle))
 }
 
 #[test]
