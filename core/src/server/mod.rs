@@ -8,8 +8,9 @@
 //!
 //! Layout: `chat.rs` holds the protocol-independent operations (join, say, kick, ...) and
 //! the session rules, answering with `outcome.rs` types; `native.rs` and `irc/` turn each
-//! protocol's requests into those operations and render the answers; this file owns
-//! connections, output queues, fan-out encoding and timers.
+//! protocol's requests into those operations and render the answers; `fanout.rs` renders
+//! what an operation tells others, per recipient; this file owns connections, output
+//! queues and timers.
 
 mod chat;
 mod chathistory;
