@@ -105,6 +105,9 @@ pub(crate) struct Fanout<'a> {
     irc_tagged: [Option<Option<Bytes>>; 3],
     /// The IRC line in its extended form (extended-join).
     irc_extended: Option<Option<Bytes>>,
+    /// The capabilities an IRC recipient needs to get it, and those that extend it
+    /// (`irc::caps_for`), looked up once rather than per recipient.
+    irc_caps: (u16, u16),
 }
 
 /// The IRC source of a fan-out: given, or built from a connection when first needed.
@@ -168,6 +171,7 @@ impl<'a> Fanout<'a> {
             irc: None,
             irc_tagged: [None, None, None],
             irc_extended: None,
+            irc_caps: irc::caps_for(what),
         }
     }
 
@@ -181,7 +185,15 @@ impl<'a> Fanout<'a> {
             let what = self.what;
             return self.native.get_or_insert_with(|| what.native()).clone();
         };
-        let form = irc::form(self.what, caps)?;
+        let (needs, extends) = self.irc_caps;
+        if caps & needs != needs {
+            return None;
+        }
+        let form = if caps & extends != 0 {
+            irc::Form::Extended
+        } else {
+            irc::Form::Plain
+        };
         let (what, source, notice) = (self.what, self.source.text(), self.notice);
         let cut = self.from_irc;
         if form == irc::Form::Extended {

@@ -16,7 +16,7 @@ pub(crate) mod session;
 use bytes::Bytes;
 
 pub(crate) use relays::{
-    error_line, form, msgid, parse_msgid, ping, relay, render, with_tags, Form,
+    caps_for, error_line, msgid, parse_msgid, ping, relay, render, with_tags, Form,
 };
 pub(crate) use session::{cap, IrcSession};
 

@@ -1,5 +1,5 @@
 //! What other users see, in IRC: the one IRC encoder of fan-out notices (`render`, in the
-//! form `form` chooses by the recipient's capabilities), their IRCv3 tags, and the forms
+//! form the recipient's capabilities choose, `caps_for`), their IRCv3 tags, and the forms
 //! only IRC has (away-notify, extended-join, invite-notify, SETNAME, WALLOPS, TAGMSG, QUIT,
 //! one MODE line for several changes).
 
@@ -65,19 +65,17 @@ pub(crate) enum Form {
     Extended,
 }
 
-/// The form of `what` for an IRC recipient with capabilities `caps`, or `None` if it gets
-/// nothing of it: the notices only some capabilities show go to those that enabled them.
-pub(crate) fn form(what: Notice<'_>, caps: u16) -> Option<Form> {
-    let needs = match what {
-        Notice::Departed(_) => return None,
-        Notice::Join(..) if caps & cap::EXTENDED_JOIN != 0 => return Some(Form::Extended),
-        Notice::Away(_) => cap::AWAY_NOTIFY,
-        Notice::RealName(_) => cap::SETNAME,
-        Notice::InviteNotify(_) => cap::INVITE_NOTIFY,
-        Notice::TagMsg(_) => cap::MESSAGE_TAGS,
-        _ => 0,
-    };
-    (caps & needs == needs).then_some(Form::Plain)
+/// The capabilities an IRC client needs to get `what` at all (the notices only some
+/// capabilities show), and those that give it [`Form::Extended`] instead of the plain one.
+pub(crate) fn caps_for(what: Notice<'_>) -> (u16, u16) {
+    match what {
+        Notice::Join(..) => (0, cap::EXTENDED_JOIN),
+        Notice::Away(_) => (cap::AWAY_NOTIFY, 0),
+        Notice::RealName(_) => (cap::SETNAME, 0),
+        Notice::InviteNotify(_) => (cap::INVITE_NOTIFY, 0),
+        Notice::TagMsg(_) => (cap::MESSAGE_TAGS, 0),
+        _ => (0, 0),
+    }
 }
 
 /// The one IRC encoder: how a notice reads in IRC (whole lines, untagged), in form `form`,
