@@ -6,7 +6,8 @@
 //!     cargo run --release -p switchboard-core --example fanout_bench [messages per run]
 //!
 //! (20,000 by default; fewer under valgrind --tool=callgrind, whose instruction counts do
-//! not depend on the machine's load).
+//! not depend on the machine's load). A second argument runs only the rows whose name
+//! starts with it, and a third, `0`, leaves out the join/quit churn.
 
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,15 @@ fn irc(server: &mut Server, now: Instant, nick: &str, tagged: bool) -> ConnId {
 }
 
 fn run(name: &str, kinds: &[Kind], messages: usize) {
+    let only = std::env::args().nth(2).unwrap_or_default();
+    if !name.starts_with(&only) {
+        return;
+    }
+    let churns = if std::env::args().nth(3).as_deref() == Some("0") {
+        0
+    } else {
+        CHURN
+    };
     let now = Instant::now();
     let mut config = Config::default();
     config.msg_rate = 0;
@@ -124,7 +134,7 @@ fn run(name: &str, kinds: &[Kind], messages: usize) {
     let per = (cpu() - start).as_nanos() as f64 / deliveries;
     // Churn: an IRC user with away-notify, in both rooms, away, joins and quits.
     let start = cpu();
-    for i in 0..CHURN {
+    for i in 0..churns {
         let id = irc(&mut server, now, &format!("c{i}"), true);
         server.handle_input(id, b"AWAY :gone\r\nQUIT :bye\r\n", now);
         bytes += drain(&mut server);
@@ -132,7 +142,7 @@ fn run(name: &str, kinds: &[Kind], messages: usize) {
             server.handle_close(c.conn, now);
         }
     }
-    let told = (CHURN * kinds.len() * 2) as f64;
+    let told = (churns.max(1) * kinds.len() * 2) as f64;
     let churn = (cpu() - start).as_nanos() as f64 / told;
     println!(
         "{name:<28} {per:>7.1} ns/delivery   churn {churn:>7.1} ns/member told   ({bytes} bytes)"

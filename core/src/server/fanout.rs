@@ -182,33 +182,32 @@ impl<'a> Fanout<'a> {
     /// the handle its queue keeps.
     pub(crate) fn encoded(&mut self, irc_caps: Option<u16>) -> Option<Bytes> {
         let Some(caps) = irc_caps else {
-            let what = self.what;
-            return self.native.get_or_insert_with(|| what.native()).clone();
+            // Work only when a form is first needed: this runs once per recipient.
+            if let Some(native) = &self.native {
+                return native.clone();
+            }
+            let native = self.what.native();
+            self.native = Some(native.clone());
+            return native;
         };
         let (needs, extends) = self.irc_caps;
         if caps & needs != needs {
             return None;
         }
-        let form = if caps & extends != 0 {
-            irc::Form::Extended
-        } else {
-            irc::Form::Plain
-        };
-        let (what, source, notice) = (self.what, self.source.text(), self.notice);
-        let cut = self.from_irc;
-        if form == irc::Form::Extended {
-            return (self.irc_extended)
-                .get_or_insert_with(|| irc::render(what, source, form, notice, cut))
-                .clone();
+        if caps & extends != 0 {
+            if self.irc_extended.is_none() {
+                self.irc_extended = Some(self.render(irc::Form::Extended));
+            }
+            return self.irc_extended.clone().flatten();
         }
-        let plain = self
-            .irc
-            .get_or_insert_with(|| irc::render(what, source, form, notice, cut));
+        if self.irc.is_none() {
+            self.irc = Some(self.render(irc::Form::Plain));
+        }
         let time = self.time_ms.filter(|_| caps & irc::cap::SERVER_TIME != 0);
         let tags = caps & irc::cap::MESSAGE_TAGS != 0;
         let tagged = tags && (self.msgid.is_some() || self.client_tags.is_some());
         let variant = match (time.is_some(), tagged) {
-            (false, false) => return plain.clone(),
+            (false, false) => return self.irc.clone().flatten(),
             (true, false) => 0,
             (false, true) => 1,
             (true, true) => 2,
@@ -226,5 +225,11 @@ impl<'a> Fanout<'a> {
             self.irc_tagged[variant] = Some(line.map(|l| irc::with_tags(l, time, msgid, client)));
         }
         self.irc_tagged[variant].clone().flatten()
+    }
+
+    /// The IRC encoding in form `form` (see `irc::render`).
+    fn render(&self, form: irc::Form) -> Option<Bytes> {
+        let (source, notice, cut) = (self.source.text(), self.notice, self.from_irc);
+        irc::render(self.what, source, form, notice, cut)
     }
 }
