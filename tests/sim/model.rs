@@ -1542,8 +1542,9 @@ impl Model {
         };
         self.push(target, item.clone());
         self.push(x, item);
+        // The invitee's away status follows the answer, in either protocol (PROTOCOL.md).
         let t = &self.conns[&target];
-        if self.is_irc(x) && !t.away.is_empty() {
+        if !t.away.is_empty() {
             let away = Out::Away {
                 nick: t.nick.clone(),
                 message: t.away.clone(),

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use super::cluster::Kind;
 use super::conn::{Phase, Proto};
-use super::outcome::{fail, Away, Outcome, Reached, Whois};
+use super::outcome::{fail, Away, Fail, Outcome, Reached, Whois};
 use super::rooms::Change;
-use super::{Fanout, MsgId, Sent, Server};
+use super::{Fanout, MsgId, Notice, Sent, Server};
 use crate::name::{fold, validate_nick, validate_reason, validate_room, validate_text};
 use crate::packet::{RoomRule, ServerPacket};
 use crate::{ConnId, ErrorCode};
@@ -164,7 +164,7 @@ impl Server {
 
     /// Whether `id` gets a copy of what it says: native clients always (it is their
     /// confirmation), IRC clients only with `echo-message`.
-    fn echoes(&self, id: ConnId) -> bool {
+    pub(crate) fn echoes(&self, id: ConnId) -> bool {
         match self.conns.get(&id).map(|c| &c.proto) {
             Some(Proto::Irc(s)) => s.caps & super::irc::session::cap::ECHO_MESSAGE != 0,
             _ => true,
@@ -268,7 +268,7 @@ impl Server {
         let Some(r) = self.registry.room(&key) else {
             return Ok(key);
         };
-        let (name, members, flags) = (r.name.clone(), r.members.clone(), r.flags(id));
+        let (name, flags) = (r.name.clone(), r.flags(id));
         let (stamp, stamp_node) = r.topic_stamp.clone();
         self.cluster_emit(id, |user| Kind::Join {
             user,
@@ -277,22 +277,31 @@ impl Server {
             stamp,
             stamp_node,
         });
-        let joined = ServerPacket::Joined {
-            room: name.clone(),
-            nick,
-        };
-        let mut fan = Fanout::new(&joined, &source);
-        for m in members {
-            match self.irc_extended_join(m, id, &name) {
-                Some(line) => self.conns.send(m, line),
-                None => self.conns.deliver(m, &mut fan),
-            }
-        }
+        let joined = ServerPacket::Joined { room: name, nick };
+        self.relay_join(id, &key, &joined, &source);
         if away {
             // away-notify: members learn at once that the joiner is away.
-            self.irc_away_notify(id, Some(&key));
+            self.relay_away(id, Some(&key));
         }
         Ok(key)
+    }
+
+    /// Tells room `key`'s members, the joiner `id` included, that it joined (local or
+    /// remote joiner alike).
+    pub(crate) fn relay_join(
+        &mut self,
+        id: ConnId,
+        key: &str,
+        joined: &ServerPacket,
+        source: &str,
+    ) {
+        let real = self
+            .conns
+            .get(&id)
+            .map(|c| c.realname.clone())
+            .unwrap_or_default();
+        let mut fan = Fanout::of_text(Notice::Join(joined, &real), source);
+        self.relay_room(key, &mut fan, None);
     }
 
     /// Leaves a room; everyone in it, the leaver included, is told first.
@@ -697,10 +706,17 @@ impl Server {
         on: bool,
     ) -> Outcome {
         if let Some((key, notice)) = self.apply_room_mode(id, room, change, on)? {
-            let source = self.source(id);
-            self.relay_room(&key, &mut Fanout::new(&notice, &source), None);
+            self.relay_changes(id, &key, std::slice::from_ref(&notice));
         }
         Ok(())
+    }
+
+    /// Tells room `key`'s members the changes one mode request of `id` made (from
+    /// [`Server::apply_room_mode`]).
+    pub(crate) fn relay_changes(&mut self, id: ConnId, key: &str, changes: &[ServerPacket]) {
+        if !changes.is_empty() {
+            self.relay_room(key, &mut Fanout::of(Notice::Modes(changes), id), None);
+        }
     }
 
     /// The rule of [`Server::set_room_mode`] without the relay: the room key and the
@@ -853,9 +869,16 @@ impl Server {
             by,
             nick: target_nick,
         };
-        let mut fan = Fanout::new(&invited, &source);
-        self.conns.deliver(target, &mut fan);
-        self.irc_invite_notify(&key, id, target);
+        self.conns
+            .deliver(target, &mut Fanout::new(&invited, &source));
+        // The room's other operators see it too (IRC's invite-notify).
+        let mut fan = Fanout::of_text(Notice::InviteNotify(&invited), &source);
+        let ops = self.registry.room(&key).map(|r| r.operators.clone());
+        for op in ops.unwrap_or_default() {
+            if op != id && op != target {
+                self.conns.deliver(op, &mut fan);
+            }
+        }
         Ok(Reached { target, away })
     }
 
@@ -869,7 +892,67 @@ impl Server {
             user,
             message: message.to_owned(),
         });
-        self.irc_away_notify(id, None);
+        self.relay_away(id, None);
+        Ok(())
+    }
+
+    /// Tells those sharing a room with `id` (or only room `key`'s members) its away status.
+    pub(crate) fn relay_away(&mut self, id: ConnId, key: Option<&str>) {
+        let away = self
+            .conns
+            .get(&id)
+            .map(|c| c.away.clone())
+            .unwrap_or_default();
+        let mut fan = Fanout::of(Notice::Away(&away), id);
+        match key {
+            Some(key) => self.relay_room(key, &mut fan, Some(id)),
+            None => {
+                for peer in self.peers(id) {
+                    if peer != id {
+                        self.conns.deliver(peer, &mut fan);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Everyone sharing a room with `id`, in id order, once each.
+    pub(crate) fn peers(&self, id: ConnId) -> Vec<ConnId> {
+        let mut peers: Vec<ConnId> = self
+            .conns
+            .get(&id)
+            .map(|c| {
+                c.rooms
+                    .iter()
+                    .filter_map(|k| self.registry.room(k))
+                    .flat_map(|r| r.members.iter().copied())
+                    .collect()
+            })
+            .unwrap_or_default();
+        peers.sort();
+        peers.dedup();
+        peers
+    }
+
+    /// Sets the connection's real name (the reason rules); it and everyone sharing a room
+    /// with it are told.
+    pub(crate) fn set_realname(&mut self, id: ConnId, name: &str) -> Outcome {
+        let max = self.config.max_reason_len;
+        self.check_reason(name, max).map_err(|f| Fail {
+            message: format!("A real name is at most {max} bytes without NUL, CR or LF"),
+            ..f
+        })?;
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.realname = name.to_owned();
+        }
+        let mut fan = Fanout::of(Notice::RealName(name), id);
+        let mut peers = self.peers(id);
+        if !peers.contains(&id) {
+            peers.push(id);
+        }
+        for peer in peers {
+            self.conns.deliver(peer, &mut fan);
+        }
         Ok(())
     }
 

@@ -797,7 +797,7 @@ impl Server {
                     if let Some(conn) = self.conns.get_mut(&g) {
                         conn.away = message;
                     }
-                    self.irc_away_notify(g, None);
+                    self.relay_away(g, None);
                 }
             }
             Kind::Whisper {
@@ -951,7 +951,7 @@ impl Server {
             if let Some(conn) = self.conns.get_mut(&g) {
                 if conn.away != away {
                     conn.away = away;
-                    self.irc_away_notify(g, None);
+                    self.relay_away(g, None);
                 }
             }
             return;
@@ -1114,21 +1114,15 @@ impl Server {
         if already {
             return;
         }
-        let (name, members) = (r.name.clone(), r.members.clone());
+        let name = r.name.clone();
         let source = self.source(g);
         let joined = ServerPacket::Joined {
-            room: name.clone(),
+            room: name,
             nick: self.nick(g),
         };
-        let mut fan = Fanout::new(&joined, &source);
-        for m in members {
-            match self.irc_extended_join(m, g, &name) {
-                Some(line) => self.conns.send(m, line),
-                None => self.conns.deliver(m, &mut fan),
-            }
-        }
+        self.relay_join(g, &key, &joined, &source);
         if self.conns.get(&g).is_some_and(|c| !c.away.is_empty()) {
-            self.irc_away_notify(g, Some(&key));
+            self.relay_away(g, Some(&key));
         }
     }
 

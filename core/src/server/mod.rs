@@ -8,13 +8,15 @@
 //!
 //! Layout: `chat.rs` holds the protocol-independent operations (join, say, kick, ...) and
 //! the session rules, answering with `outcome.rs` types; `native.rs` and `irc/` turn each
-//! protocol's requests into those operations and render the answers; this file owns
-//! connections, output queues, fan-out encoding and timers.
+//! protocol's requests into those operations and render the answers; `fanout.rs` renders
+//! what an operation tells others, per recipient; this file owns connections, output
+//! queues and timers.
 
 mod chat;
 mod chathistory;
 mod cluster;
 mod conn;
+mod fanout;
 mod history;
 pub(crate) mod irc;
 mod limits;
@@ -41,6 +43,7 @@ use crate::rate::Cost;
 use crate::{Config, ConnId, ErrorCode};
 pub use cluster::ClusterStats;
 use conn::{Conn, Phase, Proto};
+use fanout::{Fanout, MsgId, Notice, Sent, Source};
 pub use limits::Refused;
 #[cfg(feature = "planted-bugs")]
 pub use planted::PlantedBug;
@@ -186,11 +189,12 @@ impl Conns {
         }
     }
 
-    /// Queues a relayed notice in the connection's own protocol.
-    fn deliver(&mut self, id: ConnId, fan: &mut Fanout<'_>) {
+    /// Queues a relayed notice in the connection's own protocol; whether the notice has a
+    /// form for it.
+    fn deliver(&mut self, id: ConnId, fan: &mut Fanout<'_>) -> bool {
         // One lookup per recipient: this is the fan-out hot path.
         let Some(conn) = self.map.get_mut(&id) else {
-            return;
+            return false;
         };
         let irc = match &conn.proto {
             Proto::Irc(session) => Some(session.caps),
@@ -206,17 +210,19 @@ impl Conns {
             fan.source = Source::Built(built);
             return self.deliver(id, fan);
         }
-        if let Some(bytes) = fan.encoded(irc) {
-            push(
-                conn,
-                id,
-                bytes,
-                self.max_outbound,
-                &mut self.pending,
-                &mut self.overflowed,
-                &mut self.touched,
-            );
-        }
+        let Some(bytes) = fan.encoded(irc) else {
+            return false;
+        };
+        push(
+            conn,
+            id,
+            bytes,
+            self.max_outbound,
+            &mut self.pending,
+            &mut self.overflowed,
+            &mut self.touched,
+        );
+        true
     }
 }
 
@@ -288,137 +294,6 @@ impl Hasher for IdHasher {
     fn write_u64(&mut self, n: u64) {
         // Fibonacci hashing: spreads consecutive ids over the high bits hashbrown uses.
         self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// How a room or direct message was sent, which its relays show (the same for senders
-/// on this node and on others).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Sent {
-    /// A NOTICE rather than a PRIVMSG (IRC).
-    pub notice: bool,
-    /// The text came from an IRC line: IRC relays cut it to one line rather than split it.
-    pub from_irc: bool,
-}
-
-impl Sent {
-    pub(crate) fn new(notice: bool, from_irc: bool) -> Self {
-        Sent { notice, from_irc }
-    }
-}
-
-/// A notice relayed to many connections, encoded at most once per protocol.
-pub(crate) struct Fanout<'a> {
-    packet: &'a ServerPacket,
-    /// `nick!user@host` of whoever caused it, for IRC.
-    source: Source<'a>,
-    /// For IRC: relay a message as NOTICE rather than PRIVMSG.
-    notice: bool,
-    /// For IRC: the text came from an IRC line, so it is cut to one line rather than split.
-    from_irc: bool,
-    /// For IRC: the message's `time` tag (server-time), in Unix milliseconds.
-    time_ms: Option<u64>,
-    /// For IRC: the message's `msgid` tag (message-tags).
-    msgid: Option<MsgId<'a>>,
-    /// For IRC: the sender's client-only tags, as sent (message-tags).
-    client_tags: Option<String>,
-    native: Option<Bytes>,
-    irc: Option<Option<Bytes>>,
-    /// The IRC line with tags, for recipients with server-time only, message-tags only,
-    /// and both.
-    irc_tagged: [Option<Option<Bytes>>; 3],
-}
-
-/// The IRC source of a fan-out: given, or built from a connection when first needed.
-enum Source<'a> {
-    Text(&'a str),
-    /// `nick!user@host` of this connection, built for the first IRC recipient (it must
-    /// not change nick before the fan-out ends).
-    Conn(ConnId),
-    Built(String),
-}
-
-impl Source<'_> {
-    fn text(&self) -> &str {
-        match self {
-            Source::Text(s) => s,
-            Source::Built(s) => s,
-            Source::Conn(_) => "",
-        }
-    }
-}
-
-/// A message's `msgid` tag, formatted only for recipients with message-tags.
-pub(crate) enum MsgId<'a> {
-    /// Message `seq` of the room with key `key` (see `irc::msgid`).
-    Room(&'a str, u64),
-    Text(String),
-}
-
-impl<'a> Fanout<'a> {
-    fn new(packet: &'a ServerPacket, source: &'a str) -> Self {
-        Self::with_source(packet, Source::Text(source))
-    }
-
-    /// A fan-out whose IRC source is `conn`'s, built only if an IRC connection gets it.
-    fn from_conn(packet: &'a ServerPacket, conn: ConnId) -> Self {
-        Self::with_source(packet, Source::Conn(conn))
-    }
-
-    fn with_source(packet: &'a ServerPacket, source: Source<'a>) -> Self {
-        Fanout {
-            packet,
-            source,
-            notice: false,
-            from_irc: false,
-            time_ms: None,
-            msgid: None,
-            client_tags: None,
-            native: None,
-            irc: None,
-            irc_tagged: [None, None, None],
-        }
-    }
-
-    /// The notice for a connection: native (`None`) or IRC with these capabilities.
-    ///
-    /// Each variant is encoded once and shared; the one `Bytes` clone per recipient is
-    /// the handle its queue keeps.
-    fn encoded(&mut self, irc_caps: Option<u16>) -> Option<Bytes> {
-        let Some(caps) = irc_caps else {
-            return Some(
-                self.native
-                    .get_or_insert_with(|| self.packet.to_frame())
-                    .clone(),
-            );
-        };
-        let (packet, source, notice) = (self.packet, self.source.text(), self.notice);
-        let cut = self.from_irc;
-        let plain = self
-            .irc
-            .get_or_insert_with(|| irc::relay(packet, source, notice, cut));
-        let time = self.time_ms.filter(|_| caps & irc::cap::SERVER_TIME != 0);
-        let tags = caps & irc::cap::MESSAGE_TAGS != 0;
-        let tagged = tags && (self.msgid.is_some() || self.client_tags.is_some());
-        let variant = match (time.is_some(), tagged) {
-            (false, false) => return plain.clone(),
-            (true, false) => 0,
-            (false, true) => 1,
-            (true, true) => 2,
-        };
-        if self.irc_tagged[variant].is_none() {
-            if let (true, Some(MsgId::Room(key, seq))) = (tags, &self.msgid) {
-                self.msgid = Some(MsgId::Text(irc::msgid(key, *seq)));
-            }
-            let msgid = match &self.msgid {
-                Some(MsgId::Text(m)) if tags => Some(m.as_str()),
-                _ => None,
-            };
-            let client = self.client_tags.as_deref().filter(|_| tags);
-            let line = self.irc.as_ref().and_then(|p| p.as_ref());
-            self.irc_tagged[variant] = Some(line.map(|l| irc::with_tags(l, time, msgid, client)));
-        }
-        self.irc_tagged[variant].clone().flatten()
     }
 }
 
@@ -1268,8 +1143,8 @@ impl Server {
 
     /// Removes a connection from every room (telling the others) and frees its nick.
     ///
-    /// Native members get a Left per room; IRC members get one QUIT however many rooms
-    /// they share, as IRC clients expect.
+    /// Each room's members hear a `Left` (native) and whoever has no form of it (IRC)
+    /// hears one QUIT however many rooms they share, as IRC clients expect.
     fn depart(&mut self, id: ConnId, reason: &str) {
         self.cluster_departing(id, reason);
         let source = self.source(id);
@@ -1282,7 +1157,7 @@ impl Server {
         let rooms = std::mem::take(&mut conn.rooms);
         let nick = std::mem::take(&mut conn.nick);
         conn.phase = Phase::Hello;
-        let mut irc_peers = Vec::new();
+        let mut quit_peers = Vec::new();
         for key in rooms {
             self.registry.leave(&key, id);
             let Some(room) = self.registry.room(&key) else {
@@ -1296,22 +1171,18 @@ impl Server {
                 nick: nick.clone(),
                 reason: reason.to_owned(),
             };
-            let mut fan = Fanout::new(&left, &source);
+            let mut fan = Fanout::of_text(Notice::Departed(&left), &source);
             for &member in &room.members {
-                match self.conns.get(&member) {
-                    Some(c) if c.proto.is_irc() => irc_peers.push(member),
-                    Some(_) => self.conns.deliver(member, &mut fan),
-                    None => {}
+                if !self.conns.deliver(member, &mut fan) {
+                    quit_peers.push(member);
                 }
             }
         }
-        irc_peers.sort();
-        irc_peers.dedup();
-        if !irc_peers.is_empty() {
-            let quit = irc::quit_line(&source, reason);
-            for peer in irc_peers {
-                self.conns.send(peer, quit.clone());
-            }
+        quit_peers.sort();
+        quit_peers.dedup();
+        let mut fan = Fanout::of_text(Notice::Quit(reason), &source);
+        for peer in quit_peers {
+            self.conns.deliver(peer, &mut fan);
         }
         if let Some(c) = self.conns.get(&id) {
             let (user, realname) = (c.user().to_owned(), c.realname.clone());
@@ -1343,6 +1214,9 @@ fn chunks<T>(items: Vec<T>, budget: usize, size: impl Fn(&T) -> usize) -> Vec<(V
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+#[path = "tests_irc_harness.rs"]
+mod irc_harness;
 #[cfg(test)]
 mod tests_irc;
 

@@ -183,8 +183,8 @@ impl Server {
             (_, ClientPacket::Invite { room, nick }) => {
                 self.invite(id, &room, &nick).map(|reached| {
                     let target = reached.target;
-                    // The inviter's confirmation, unless it invited itself (told already).
-                    // The native protocol has no away reply to an invitation.
+                    // The inviter's confirmation, unless it invited itself (told already),
+                    // then whether the invitee is away, as after a whisper.
                     if target != id {
                         let invited = ServerPacket::Invited {
                             room: self.room_name(&room),
@@ -192,6 +192,9 @@ impl Server {
                             nick: self.nick(target),
                         };
                         self.send_packet(id, &invited);
+                    }
+                    if let Some(away) = reached.away {
+                        self.native_away(id, away);
                     }
                 })
             }

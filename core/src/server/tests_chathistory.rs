@@ -2,74 +2,43 @@
 //! `CHATHISTORY` with its order of checks.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::irc_harness::{config, has, RawIrc};
 use super::*;
 use crate::history::{format_iso, HistoryOptions, StoreOp, StoredMessage};
 
 const T0_MS: u64 = 1_700_000_000_000;
 
-/// A server with raw IRC connections and a store in memory that runs when told to.
+/// The raw IRC harness with a store in memory that runs when told to.
 struct H {
-    server: Server,
-    now: Instant,
-    out: HashMap<ConnId, String>,
-    queue: Vec<StoreOp>,
+    raw: RawIrc,
     rooms: HashMap<String, Vec<StoredMessage>>,
+}
+
+impl std::ops::Deref for H {
+    type Target = RawIrc;
+    fn deref(&self) -> &RawIrc {
+        &self.raw
+    }
+}
+
+impl std::ops::DerefMut for H {
+    fn deref_mut(&mut self) -> &mut RawIrc {
+        &mut self.raw
+    }
 }
 
 impl H {
     fn new(history: bool) -> H {
-        let config = Config {
-            msg_rate: 0,
-            server_name: "irc.test".into(),
-            ..Config::default()
-        };
         let now = crate::test_clock::start();
-        let mut server = Server::new(config);
+        let mut server = Server::new(config());
         if history {
             server.enable_history(HistoryOptions::default(), now, T0_MS, Vec::new());
         }
         H {
-            server,
-            now,
-            out: HashMap::new(),
-            queue: Vec::new(),
+            raw: RawIrc::with(server, now),
             rooms: HashMap::new(),
-        }
-    }
-
-    /// A registered IRC client with the capabilities `caps` (space-separated).
-    fn irc(&mut self, nick: &str, caps: &str) -> ConnId {
-        let id = self.server.open(self.now);
-        let mut hello = String::new();
-        if !caps.is_empty() {
-            hello.push_str(&format!("CAP LS 302\r\nCAP REQ :{caps}\r\n"));
-        }
-        hello.push_str(&format!(
-            "NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nCAP END\r\n"
-        ));
-        self.send(id, &hello);
-        let lines = self.take(id);
-        if !caps.is_empty() {
-            assert!(has(&lines, " ACK :"), "{lines:?}");
-        }
-        id
-    }
-
-    fn send(&mut self, id: ConnId, text: &str) {
-        self.server.handle_input(id, text.as_bytes(), self.now);
-        self.pump();
-    }
-
-    fn pump(&mut self) {
-        while let Some(t) = self.server.poll_transmit() {
-            self.server.handle_written(t.conn, t.data.len());
-            let text = String::from_utf8_lossy(&t.data).into_owned();
-            self.out.entry(t.conn).or_default().push_str(&text);
-        }
-        while let Some(op) = self.server.poll_store() {
-            self.queue.push(op);
         }
     }
 
@@ -115,18 +84,6 @@ impl H {
         self.pump();
     }
 
-    fn take(&mut self, id: ConnId) -> Vec<String> {
-        let text = self.out.remove(&id).unwrap_or_default();
-        text.split("\r\n")
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn tick(&mut self, ms: u64) {
-        self.now += Duration::from_millis(ms);
-    }
-
     /// `id` says `m0`... `m{n-1}` in `#r`, 10 ms apart, from T0 + 10 ms; all stored.
     fn say_many(&mut self, id: ConnId, n: usize) {
         for k in 0..n {
@@ -143,10 +100,6 @@ impl H {
         self.run_store();
         self.take(id)
     }
-}
-
-fn has(lines: &[String], needle: &str) -> bool {
-    lines.iter().any(|l| l.contains(needle))
 }
 
 /// The `time` tag of message `k` said by `say_many`.
@@ -191,7 +144,8 @@ const ALL_CAPS: &str = "batch draft/chathistory echo-message labeled-response me
 #[test]
 fn capabilities_and_isupport_follow_history() {
     let mut h = H::new(true);
-    let id = h.server.open(h.now);
+    let now = h.now;
+    let id = h.server.open(now);
     h.send(id, "CAP LS 302\r\nNICK a\r\nUSER a 0 * :a\r\nCAP END\r\n");
     let lines = h.take(id);
     assert!(has(&lines, " draft/chathistory "), "{lines:?}");
@@ -205,7 +159,8 @@ fn capabilities_and_isupport_follow_history() {
     assert!(!has(&lines, "CLIENTTAGDENY"), "{lines:?}");
 
     let mut h = H::new(false);
-    let id = h.server.open(h.now);
+    let now = h.now;
+    let id = h.server.open(now);
     h.send(id, "CAP LS 302\r\nCAP REQ draft/chathistory\r\n");
     let lines = h.take(id);
     assert!(!has(&lines, "chathistory "), "{lines:?}");

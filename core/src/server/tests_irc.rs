@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::irc_harness::{config, has};
 use super::*;
 use crate::client::{Client, ClientEvent, RoomEvent};
 use crate::packet::{RoomMode, RoomRule};
@@ -119,18 +120,6 @@ impl Mixed {
     fn client(&mut self, i: usize) -> &mut Client {
         &mut self.native[i].1
     }
-}
-
-fn config() -> Config {
-    Config {
-        msg_rate: 0,
-        server_name: "irc.test".into(),
-        ..Config::default()
-    }
-}
-
-fn has(lines: &[String], needle: &str) -> bool {
-    lines.iter().any(|l| l.contains(needle))
 }
 
 #[test]
@@ -1434,4 +1423,167 @@ fn lusers_counts_users_invisible_and_registering_connections() {
         find("255").ends_with(":I have 3 clients and 0 servers"),
         "{lines:?}"
     );
+}
+
+/// Opens an IRC connection with the capabilities `caps` and registers `nick`.
+fn irc_with(w: &mut Mixed, nick: &str, caps: &str) -> usize {
+    let i = w.irc_raw();
+    w.send(
+        i,
+        &format!("CAP LS 302\r\nCAP REQ :{caps}\r\nNICK {nick}\r\nUSER {nick} 0 * :R {nick}\r\nCAP END\r\n"),
+    );
+    let lines = w.lines(i);
+    assert!(has(&lines, " ACK :"), "{lines:?}");
+    i
+}
+
+#[test]
+fn invite_notify_reaches_the_other_operators_that_enabled_it_only() {
+    let mut w = Mixed::new(config());
+    let i = irc_with(&mut w, "ivy", "invite-notify");
+    let m = irc_with(&mut w, "max", "invite-notify");
+    let j = w.irc("jon");
+    let k = irc_with(&mut w, "kim", "invite-notify");
+    let a = w.native("alice");
+    w.send(i, "JOIN #r\r\n");
+    w.send(m, "JOIN #r\r\n");
+    w.send(j, "JOIN #r\r\n");
+    w.send(k, "JOIN #r\r\n");
+    w.client(a).join("r");
+    w.pump();
+    w.send(i, "MODE #r +oo max jon\r\n");
+    for x in [i, m, j, k] {
+        w.lines(x);
+    }
+    w.events(a);
+    let dan = w.irc("dan");
+    w.send(m, "INVITE dan #r\r\n");
+    // The invitee, and the other operator with invite-notify; not the inviter (it gets
+    // 341), an operator without it, a member who is no operator, nor a native member.
+    assert_eq!(w.lines(dan), vec![":max!~max@irc.test INVITE dan #r"]);
+    assert_eq!(w.lines(i), vec![":max!~max@irc.test INVITE dan #r"]);
+    assert_eq!(w.lines(m), vec![":irc.test 341 max dan :#r"]);
+    assert!(w.lines(j).is_empty());
+    assert!(w.lines(k).is_empty());
+    assert!(w.events(a).is_empty());
+}
+
+#[test]
+fn wallops_reach_users_with_mode_w_and_the_sender() {
+    let mut w = Mixed::new(Config {
+        operators: vec![("root".into(), crate::sha256::hex_digest(b"hunter2"))],
+        ..config()
+    });
+    let i = w.irc("ivy");
+    let j = w.irc("jon");
+    let k = w.irc("kim");
+    let a = w.native("alice");
+    w.send(j, "MODE jon +w\r\n");
+    w.send(i, "OPER root hunter2\r\n");
+    w.lines(i);
+    w.lines(j);
+    w.send(i, "WALLOPS :the server restarts\r\n");
+    let line = ":ivy!~ivy@irc.test WALLOPS :the server restarts";
+    assert_eq!(w.lines(i), vec![line]);
+    assert_eq!(w.lines(j), vec![line]);
+    assert!(w.lines(k).is_empty());
+    assert!(w.events(a).is_empty());
+}
+
+#[test]
+fn setname_and_away_notify_reach_peers_that_enabled_them_once() {
+    let mut w = Mixed::new(config());
+    let i = irc_with(&mut w, "ivy", "setname away-notify");
+    let m = irc_with(&mut w, "max", "setname away-notify");
+    let j = w.irc("jon");
+    let a = w.native("alice");
+    // Max shares two rooms with ivy, jon one, alice one.
+    w.send(i, "JOIN #r,#s\r\n");
+    w.send(m, "JOIN #r,#s\r\n");
+    w.send(j, "JOIN #r\r\n");
+    w.client(a).join("s");
+    w.pump();
+    for x in [i, m, j] {
+        w.lines(x);
+    }
+    w.events(a);
+    w.send(i, "SETNAME :Ivy Q\r\nAWAY :lunch\r\n");
+    assert_eq!(
+        w.lines(m),
+        vec![
+            ":ivy!~ivy@irc.test SETNAME :Ivy Q",
+            ":ivy!~ivy@irc.test AWAY :lunch"
+        ]
+    );
+    let lines = w.lines(i);
+    assert_eq!(lines[0], ":ivy!~ivy@irc.test SETNAME :Ivy Q", "{lines:?}");
+    assert!(!has(&lines, " AWAY "), "{lines:?}");
+    assert!(w.lines(j).is_empty());
+    assert!(w.events(a).is_empty());
+    w.send(i, "AWAY\r\n");
+    assert_eq!(w.lines(m), vec![":ivy!~ivy@irc.test AWAY"]);
+}
+
+/// The packet types of the whole frames in `bytes`, in order.
+fn frame_types(bytes: &[u8]) -> Vec<u8> {
+    let prefix = crate::packet::LENGTH_PREFIX;
+    let mut types = Vec::new();
+    let mut rest = bytes;
+    while rest.len() > prefix {
+        let mut len = [0; 4];
+        len.copy_from_slice(&rest[..prefix]);
+        types.push(rest[prefix]);
+        rest = &rest[(prefix + u32::from_be_bytes(len) as usize).min(rest.len())..];
+    }
+    types
+}
+
+/// What native client `a` is sent in answer to its request `send` (given the client,
+/// returns the request's number), as packet types in order.
+fn answer_types(w: &mut Mixed, a: usize, send: impl FnOnce(&mut Client) -> u32) -> Vec<u8> {
+    send(w.client(a));
+    let bytes = w.client(a).poll_transmit().expect("a request");
+    let id = w.native[a].0;
+    w.server.handle_input(id, &bytes, w.now);
+    let mut out = Vec::new();
+    while let Some(t) = w.server.poll_transmit() {
+        w.server.handle_written(t.conn, t.data.len());
+        if t.conn == id {
+            out.extend_from_slice(&t.data);
+        }
+    }
+    frame_types(&out)
+}
+
+#[test]
+fn a_native_inviter_is_told_the_invitee_is_away_after_its_confirmation() {
+    use crate::packet::server_type::{AWAY, INVITED};
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let b = w.native("bob");
+    let i = w.irc("ivy");
+    w.client(a).join("r");
+    w.client(b).away("gone fishing");
+    w.send(i, "AWAY :out\r\n");
+    w.pump();
+    assert_eq!(
+        answer_types(&mut w, a, |c| c.invite("r", "bob")),
+        vec![INVITED, AWAY]
+    );
+    // The same rule (`away_reply`) for an IRC invitee; none for one who is back.
+    assert_eq!(
+        answer_types(&mut w, a, |c| c.invite("r", "ivy")),
+        vec![INVITED, AWAY]
+    );
+    w.send(i, "AWAY\r\n");
+    assert_eq!(
+        answer_types(&mut w, a, |c| c.invite("r", "ivy")),
+        vec![INVITED]
+    );
+    // And IRC's inviter gets 341 then 301, as before.
+    w.send(i, "JOIN #s\r\nINVITE bob #s\r\n");
+    let lines = w.lines(i);
+    let n = lines.len();
+    assert_eq!(lines[n - 2], ":irc.test 341 ivy bob :#s", "{lines:?}");
+    assert_eq!(lines[n - 1], ":irc.test 301 ivy bob :gone fishing");
 }

@@ -1,66 +1,7 @@
 //! Unit tests of `TAGMSG` and direct msgids, written against the mutants cargo-mutants
 //! found no test noticing (see docs/TESTING.md, "Mutation testing").
 
-use std::collections::HashMap;
-use std::time::Instant;
-
-use super::super::Server;
-use crate::{Config, ConnId};
-
-/// A server without history or wall clock, with raw IRC connections.
-struct H {
-    server: Server,
-    now: Instant,
-    out: HashMap<ConnId, String>,
-}
-
-impl H {
-    fn new() -> H {
-        let config = Config {
-            msg_rate: 0,
-            server_name: "irc.test".into(),
-            ..Config::default()
-        };
-        H {
-            server: Server::new(config),
-            now: crate::test_clock::start(),
-            out: HashMap::new(),
-        }
-    }
-
-    /// A registered IRC client with the capabilities `caps` (space-separated), its
-    /// welcome taken.
-    fn irc(&mut self, nick: &str, caps: &str) -> ConnId {
-        let id = self.server.open(self.now);
-        let mut hello = String::new();
-        if !caps.is_empty() {
-            hello.push_str(&format!("CAP LS 302\r\nCAP REQ :{caps}\r\n"));
-        }
-        hello.push_str(&format!(
-            "NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nCAP END\r\n"
-        ));
-        self.send(id, &hello);
-        self.take(id);
-        id
-    }
-
-    fn send(&mut self, id: ConnId, text: &str) {
-        self.server.handle_input(id, text.as_bytes(), self.now);
-        while let Some(t) = self.server.poll_transmit() {
-            self.server.handle_written(t.conn, t.data.len());
-            let text = String::from_utf8_lossy(&t.data).into_owned();
-            self.out.entry(t.conn).or_default().push_str(&text);
-        }
-    }
-
-    fn take(&mut self, id: ConnId) -> Vec<String> {
-        let text = self.out.remove(&id).unwrap_or_default();
-        text.split("\r\n")
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-}
+use crate::server::irc_harness::RawIrc as H;
 
 #[test]
 fn a_tagmsg_to_a_nick_carries_the_client_tags_and_a_counted_msgid() {

@@ -3,17 +3,16 @@
 
 use std::time::Instant;
 
-use bytes::BytesMut;
-
 use super::cap;
 use super::chan;
-use crate::line::{write_line, Line, Message};
+use crate::line::{Line, Message};
 use crate::packet::{RoomMode, RoomRule, ServerPacket};
 use crate::rate::{Cost, Request};
 use crate::server::cluster::Kind;
 use crate::server::conn::{Phase, Proto};
+use crate::server::outcome::Fail;
 use crate::server::rooms::Change;
-use crate::server::Server;
+use crate::server::{Fanout, Notice, Server};
 use crate::{ConnId, ErrorCode};
 
 /// What a command costs against the rate (see [`Cost::of`]).
@@ -234,11 +233,18 @@ impl Server {
             match result {
                 Ok(()) => {}
                 Err(_) if notice => {}
-                Err(fail) if fail.code == ErrorCode::NotInRoom => {
-                    self.numeric(id, "404", &[target, "Cannot send to channel"]);
-                }
-                Err(fail) => self.irc_fail(id, &fail, command),
+                Err(fail) => self.irc_message_fail(id, target, &fail, command),
             }
+        }
+    }
+
+    /// The reply to a message (PRIVMSG, NOTICE, TAGMSG) refused for `target`: `404` for a
+    /// channel the sender must be in, else as [`Server::irc_fail`] says.
+    pub(crate) fn irc_message_fail(&mut self, id: ConnId, target: &str, fail: &Fail, cmd: &str) {
+        if fail.code == ErrorCode::NotInRoom {
+            self.numeric(id, "404", &[target, "Cannot send to channel"]);
+        } else {
+            self.irc_fail(id, fail, cmd);
         }
     }
 
@@ -500,7 +506,7 @@ impl Server {
                 }
             }
         }
-        self.relay_mode_changes(id, &key, &changes);
+        self.relay_changes(id, &key, &changes);
     }
 
     pub(super) fn irc_invite(&mut self, id: ConnId, p: &[&str]) {
@@ -609,31 +615,10 @@ impl Server {
         let Some(&name) = p.first().filter(|n| !n.is_empty()) else {
             return self.numeric(id, "461", &["SETNAME", "Not enough parameters"]);
         };
-        let max = self.config.max_reason_len as usize;
-        if crate::name::validate_reason(name, max).is_err() {
+        if let Err(fail) = self.set_realname(id, name) {
             let server = self.config.server_name.clone();
-            let why = format!("A real name is at most {max} bytes without NUL, CR or LF");
-            return self.line(
-                id,
-                Some(&server),
-                "FAIL",
-                &["SETNAME", "INVALID_REALNAME", &why],
-            );
-        }
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.realname = name.to_owned();
-        }
-        let mut buf = BytesMut::new();
-        write_line(&mut buf, Some(&self.source(id)), "SETNAME", &[name], true);
-        let line = buf.freeze();
-        let mut peers = self.peers(id);
-        if !peers.contains(&id) {
-            peers.push(id);
-        }
-        for peer in peers {
-            if self.irc_caps(peer) & cap::SETNAME != 0 {
-                self.conns.send(peer, line.clone());
-            }
+            let params = ["SETNAME", "INVALID_REALNAME", &fail.message];
+            self.line(id, Some(&server), "FAIL", &params);
         }
     }
 
@@ -650,16 +635,14 @@ impl Server {
                 &["Permission Denied- You're not an IRC operator"],
             );
         }
-        let mut buf = BytesMut::new();
-        write_line(&mut buf, Some(&self.source(id)), "WALLOPS", &[text], true);
-        let line = buf.freeze();
+        let mut fan = Fanout::of(Notice::Wallops(text), id);
         for whom in self.registry.holders() {
             let wants = matches!(
                 self.conns.get(&whom).map(|c| &c.proto),
                 Some(Proto::Irc(s)) if s.wallops
             );
             if wants || whom == id {
-                self.conns.send(whom, line.clone());
+                self.conns.deliver(whom, &mut fan);
             }
         }
     }

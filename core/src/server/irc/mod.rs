@@ -15,7 +15,9 @@ pub(crate) mod session;
 
 use bytes::Bytes;
 
-pub(crate) use relays::{error_line, msgid, parse_msgid, ping, quit_line, relay, with_tags};
+pub(crate) use relays::{
+    caps_for, error_line, msgid, parse_msgid, ping, relay, render, with_tags, Form,
+};
 pub(crate) use session::{cap, IrcSession};
 
 use crate::server::conn::Proto;

@@ -1,14 +1,15 @@
-//! What other users see, in IRC: notices relayed as lines, their IRCv3 tags, and the
-//! relays only IRC has (away-notify, extended-join, invite-notify, one MODE line for
-//! several changes).
+//! What other users see, in IRC: the one IRC encoder of fan-out notices (`render`, in the
+//! form the recipient's capabilities choose, `caps_for`), their IRCv3 tags, and the forms
+//! only IRC has (away-notify, extended-join, invite-notify, SETNAME, WALLOPS, TAGMSG, QUIT,
+//! one MODE line for several changes).
 
 use bytes::{Bytes, BytesMut};
 
 use super::cap;
 use super::chan;
 use crate::line::{split_text, write_line, Message, MAX_LINE};
-use crate::packet::{Packet, RoomRule, ServerPacket};
-use crate::server::{Fanout, Server};
+use crate::packet::{RoomRule, ServerPacket};
+use crate::server::{Fanout, Notice, Server};
 use crate::ConnId;
 
 /// The `msgid` of message `id` in the room with key `key`: unique per room and id, and as
@@ -55,6 +56,105 @@ pub(crate) fn with_tags(
     out.freeze()
 }
 
+/// The IRC form of a notice for one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// The line every IRC recipient gets (IRCv3 tags are added per recipient).
+    Plain,
+    /// extended-join's JOIN, with account and real name.
+    Extended,
+}
+
+/// The capabilities an IRC client needs to get `what` at all (the notices only some
+/// capabilities show), and those that give it [`Form::Extended`] instead of the plain one.
+pub(crate) fn caps_for(what: Notice<'_>) -> (u16, u16) {
+    match what {
+        Notice::Join(..) => (0, cap::EXTENDED_JOIN),
+        Notice::Away(_) => (cap::AWAY_NOTIFY, 0),
+        Notice::RealName(_) => (cap::SETNAME, 0),
+        Notice::InviteNotify(_) => (cap::INVITE_NOTIFY, 0),
+        Notice::TagMsg(_) => (cap::MESSAGE_TAGS, 0),
+        _ => (0, 0),
+    }
+}
+
+/// The one IRC encoder: how a notice reads in IRC (whole lines, untagged), in form `form`,
+/// from `source`, or `None` if IRC has no form of it. `notice` and `cut` as for `relay`.
+pub(crate) fn render(
+    what: Notice<'_>,
+    source: &str,
+    form: Form,
+    notice: bool,
+    cut: bool,
+) -> Option<Bytes> {
+    let mut buf = BytesMut::new();
+    let src = Some(source);
+    match what {
+        Notice::Packet(packet) | Notice::InviteNotify(packet) => {
+            return relay(packet, source, notice, cut)
+        }
+        Notice::Join(ServerPacket::Joined { room, .. }, real) if form == Form::Extended => {
+            // No accounts exist: `*`.
+            write_line(&mut buf, src, "JOIN", &[&chan(room), "*", real], true);
+        }
+        Notice::Join(packet, _) => return relay(packet, source, notice, cut),
+        Notice::Modes(changes) => return mode_line(source, changes),
+        Notice::Departed(_) => return None,
+        Notice::Quit(reason) => write_line(&mut buf, src, "QUIT", &[reason], true),
+        Notice::Away("") => write_line(&mut buf, src, "AWAY", &[], false),
+        Notice::Away(away) => write_line(&mut buf, src, "AWAY", &[away], true),
+        Notice::RealName(name) => write_line(&mut buf, src, "SETNAME", &[name], true),
+        Notice::Wallops(text) => write_line(&mut buf, src, "WALLOPS", &[text], true),
+        Notice::TagMsg(target) => write_line(&mut buf, src, "TAGMSG", &[target], false),
+    }
+    Some(buf.freeze())
+}
+
+/// One MODE line for the changes one request made in one room (`+it-n key`), as IRC
+/// clients expect; `None` if there are none.
+fn mode_line(source: &str, changes: &[ServerPacket]) -> Option<Bytes> {
+    let (mut flags, mut args, mut sign) = (String::new(), Vec::<&str>::new(), ' ');
+    let mut room_name = None;
+    for change in changes {
+        let (room, letter, on, arg) = match change {
+            ServerPacket::ModeChanged {
+                room,
+                mode,
+                on,
+                nick,
+                ..
+            } => {
+                let nick = if mode.takes_nick() { nick.as_str() } else { "" };
+                (room, mode.letter(), *on, nick)
+            }
+            ServerPacket::RuleChanged {
+                room,
+                rule,
+                on,
+                arg,
+                ..
+            } => (room, rule.letter(), *on, irc_rule_arg(*rule, *on, arg)),
+            _ => continue,
+        };
+        room_name = Some(room);
+        let s = if on { '+' } else { '-' };
+        if s != sign {
+            flags.push(s);
+            sign = s;
+        }
+        flags.push(letter as char);
+        if !arg.is_empty() {
+            args.push(arg);
+        }
+    }
+    let ch = chan(room_name?);
+    let mut params = vec![ch.as_str(), flags.as_str()];
+    params.extend(args);
+    let mut buf = BytesMut::new();
+    write_line(&mut buf, Some(source), "MODE", &params, false);
+    Some(buf.freeze())
+}
+
 /// How a notice relayed to a room or a nick reads in IRC, or `None` if IRC has no form of it.
 ///
 /// `cut`: the text came from an IRC line, so it is cut to one line (as other servers do)
@@ -80,21 +180,8 @@ pub(crate) fn relay(packet: &ServerPacket, source: &str, notice: bool, cut: bool
         ServerPacket::Direct { to, text, .. } => {
             write_text(&mut buf, source, notice, to, text, cut)
         }
-        ServerPacket::RuleChanged {
-            room,
-            rule,
-            on,
-            arg,
-            ..
-        } => {
-            let flag = format!("{}{}", if *on { '+' } else { '-' }, rule.letter() as char);
-            let chan = chan(room);
-            let arg = irc_rule_arg(*rule, *on, arg);
-            if arg.is_empty() {
-                write_line(&mut buf, src, "MODE", &[&chan, &flag], false);
-            } else {
-                write_line(&mut buf, src, "MODE", &[&chan, &flag, arg], false);
-            }
+        ServerPacket::RuleChanged { .. } | ServerPacket::ModeChanged { .. } => {
+            return mode_line(source, std::slice::from_ref(packet));
         }
         ServerPacket::Invited { room, nick, .. } => {
             write_line(&mut buf, src, "INVITE", &[nick, &chan(room)], false)
@@ -106,21 +193,6 @@ pub(crate) fn relay(packet: &ServerPacket, source: &str, notice: bool, cut: bool
         ServerPacket::Kicked {
             room, nick, reason, ..
         } => write_line(&mut buf, src, "KICK", &[&chan(room), nick, reason], true),
-        ServerPacket::ModeChanged {
-            room,
-            mode,
-            on,
-            nick,
-            ..
-        } => {
-            let flag = format!("{}{}", if *on { '+' } else { '-' }, mode.letter() as char);
-            let chan = chan(room);
-            if mode.takes_nick() {
-                write_line(&mut buf, src, "MODE", &[&chan, &flag, nick], false);
-            } else {
-                write_line(&mut buf, src, "MODE", &[&chan, &flag], false);
-            }
-        }
         _ => return None,
     }
     Some(buf.freeze())
@@ -176,13 +248,6 @@ pub(crate) fn error_line(reason: &str) -> Bytes {
     buf.freeze()
 }
 
-/// What IRC peers see when someone leaves the server.
-pub(crate) fn quit_line(source: &str, reason: &str) -> Bytes {
-    let mut buf = BytesMut::new();
-    write_line(&mut buf, Some(source), "QUIT", &[reason], true);
-    buf.freeze()
-}
-
 impl Server {
     /// echo-message to oneself: the delivery already queued is the echo (the answer a
     /// label goes on) and a second copy, the delivery, follows the answer. Native
@@ -193,165 +258,6 @@ impl Server {
         };
         if let Some(bytes) = fan.encoded(Some(caps)) {
             self.irc_defer(id, bytes);
-        }
-    }
-
-    /// Tells IRC members sharing a room with `id` (or only room `key`'s members) that have
-    /// `away-notify` its away status.
-    pub(crate) fn irc_away_notify(&mut self, id: ConnId, key: Option<&str>) {
-        let source = self.source(id);
-        let away = self
-            .conns
-            .get(&id)
-            .map(|c| c.away.clone())
-            .unwrap_or_default();
-        let mut buf = BytesMut::new();
-        if away.is_empty() {
-            write_line(&mut buf, Some(&source), "AWAY", &[], false);
-        } else {
-            write_line(&mut buf, Some(&source), "AWAY", &[&away], true);
-        }
-        let line = buf.freeze();
-        let peers = match key {
-            Some(k) => self
-                .registry
-                .room(k)
-                .map(|r| r.members.clone())
-                .unwrap_or_default(),
-            None => self.peers(id),
-        };
-        for peer in peers {
-            if peer != id && self.irc_caps(peer) & cap::AWAY_NOTIFY != 0 {
-                self.conns.send(peer, line.clone());
-            }
-        }
-    }
-
-    /// Everyone sharing a room with `id`, in id order, once each.
-    pub(super) fn peers(&self, id: ConnId) -> Vec<ConnId> {
-        let mut peers: Vec<ConnId> = self
-            .conns
-            .get(&id)
-            .map(|c| {
-                c.rooms
-                    .iter()
-                    .filter_map(|k| self.registry.room(k))
-                    .flat_map(|r| r.members.iter().copied())
-                    .collect()
-            })
-            .unwrap_or_default();
-        peers.sort();
-        peers.dedup();
-        peers
-    }
-
-    /// The JOIN an IRC member with `extended-join` sees: account (`*`, none exist) and
-    /// real name added. `None` for members without it, who get the plain relay.
-    pub(crate) fn irc_extended_join(
-        &self,
-        member: ConnId,
-        joiner: ConnId,
-        room: &str,
-    ) -> Option<Bytes> {
-        if self.irc_caps(member) & cap::EXTENDED_JOIN == 0 {
-            return None;
-        }
-        let real = self
-            .conns
-            .get(&joiner)
-            .map(|c| c.realname.clone())
-            .unwrap_or_default();
-        let mut buf = BytesMut::new();
-        write_line(
-            &mut buf,
-            Some(&self.source(joiner)),
-            "JOIN",
-            &[&chan(room), "*", &real],
-            true,
-        );
-        Some(buf.freeze())
-    }
-
-    /// `invite-notify`: the room's other operators with the capability see the INVITE.
-    pub(crate) fn irc_invite_notify(&mut self, key: &str, by: ConnId, target: ConnId) {
-        let Some(r) = self.registry.room(key) else {
-            return;
-        };
-        let (ch, ops) = (chan(&r.name), r.operators.clone());
-        let mut buf = BytesMut::new();
-        write_line(
-            &mut buf,
-            Some(&self.source(by)),
-            "INVITE",
-            &[&self.nick(target), &ch],
-            false,
-        );
-        let line = buf.freeze();
-        for op in ops {
-            if op != by && op != target && self.irc_caps(op) & cap::INVITE_NOTIFY != 0 {
-                self.conns.send(op, line.clone());
-            }
-        }
-    }
-
-    /// Relays the changes one MODE request made: native members get a packet per change,
-    /// IRC members one MODE line with all of them (`+it-n key`), as IRC clients expect.
-    pub(super) fn relay_mode_changes(&mut self, id: ConnId, key: &str, changes: &[ServerPacket]) {
-        if changes.is_empty() {
-            return;
-        }
-        let source = self.source(id);
-        let (mut flags, mut args, mut sign) = (String::new(), Vec::<String>::new(), ' ');
-        let mut room_name = String::new();
-        for change in changes {
-            let (room, letter, on, arg) = match change {
-                ServerPacket::ModeChanged {
-                    room,
-                    mode,
-                    on,
-                    nick,
-                    ..
-                } => (room, mode.letter(), *on, nick.as_str()),
-                ServerPacket::RuleChanged {
-                    room,
-                    rule,
-                    on,
-                    arg,
-                    ..
-                } => (room, rule.letter(), *on, irc_rule_arg(*rule, *on, arg)),
-                _ => continue,
-            };
-            room_name.clone_from(room);
-            let s = if on { '+' } else { '-' };
-            if s != sign {
-                flags.push(s);
-                sign = s;
-            }
-            flags.push(letter as char);
-            if !arg.is_empty() {
-                args.push(arg.to_owned());
-            }
-        }
-        let ch = chan(&room_name);
-        let mut params = vec![ch.as_str(), flags.as_str()];
-        params.extend(args.iter().map(String::as_str));
-        let mut buf = BytesMut::new();
-        write_line(&mut buf, Some(&source), "MODE", &params, false);
-        let line = buf.freeze();
-        let frames: Vec<Bytes> = changes.iter().map(|c| c.to_frame()).collect();
-        let members = self
-            .registry
-            .room(key)
-            .map(|r| r.members.clone())
-            .unwrap_or_default();
-        for m in members {
-            if self.conns.get(&m).is_some_and(|c| c.proto.is_irc()) {
-                self.conns.send(m, line.clone());
-            } else {
-                for f in &frames {
-                    self.conns.send(m, f.clone());
-                }
-            }
         }
     }
 }

@@ -94,7 +94,7 @@ impl Server {
     }
 
     /// Queues a numeric reply: `:server NNN <nick or *> params...`.
-    pub(super) fn numeric(&mut self, id: ConnId, code: &str, params: &[&str]) {
+    pub(crate) fn numeric(&mut self, id: ConnId, code: &str, params: &[&str]) {
         let nick = match self.nick(id) {
             n if n.is_empty() => "*".to_owned(),
             n => n,
@@ -224,7 +224,7 @@ impl Server {
     }
 
     /// Replies to a refused operation with the numeric IRC clients expect.
-    pub(super) fn irc_fail(&mut self, id: ConnId, fail: &Fail, command: &str) {
+    pub(crate) fn irc_fail(&mut self, id: ConnId, fail: &Fail, command: &str) {
         let t = fail.target.as_str();
         let ch = chan(t);
         match fail.code {
@@ -258,7 +258,7 @@ impl Server {
     }
 
     /// `NotInRoom` for a room that does not exist reads better as `NoSuchRoom`.
-    pub(super) fn room_fail(&self, room: &str, fail: Fail) -> Fail {
+    pub(crate) fn room_fail(&self, room: &str, fail: Fail) -> Fail {
         if fail.code == ErrorCode::NotInRoom && self.room_key(room).is_err() {
             Fail {
                 code: ErrorCode::NoSuchRoom,
@@ -348,24 +348,30 @@ impl Server {
         }
     }
 
+    /// The WHO state of `whom` with room flags `flags`: `H` (here) or `G` (gone, away),
+    /// `*` for a server operator, then its prefix (every prefix with `multi`).
+    fn who_state(&self, whom: ConnId, flags: u8, multi: bool) -> String {
+        let away = self.conns.get(&whom).is_some_and(|c| !c.away.is_empty());
+        let prefixes = if multi {
+            all_prefixes(flags)
+        } else {
+            prefix(flags)
+        };
+        format!(
+            "{}{}{prefixes}",
+            if away { 'G' } else { 'H' },
+            if self.is_oper(whom) { "*" } else { "" },
+        )
+    }
+
     /// One `352` line for `whom`, seen in `channel` (or `*`) with room flags `flags`.
     pub(super) fn who_line(&mut self, id: ConnId, channel: &str, whom: ConnId, flags: u8) {
         let server = self.config.server_name.clone();
-        let oper = self.is_oper(whom);
         let multi = self.irc_caps(id) & cap::MULTI_PREFIX != 0;
+        let state = self.who_state(whom, flags, multi);
         let Some(c) = self.conns.get(&whom) else {
             return;
         };
-        let state = format!(
-            "{}{}{}",
-            if c.away.is_empty() { 'H' } else { 'G' },
-            if oper { "*" } else { "" },
-            if multi {
-                all_prefixes(flags)
-            } else {
-                prefix(flags)
-            }
-        );
         let (user, nick, real) = (
             c.user().to_owned(),
             c.nick.clone(),
@@ -389,16 +395,11 @@ impl Server {
     ) {
         let (fields, token) = spec.split_once(',').unwrap_or((spec, ""));
         let server = self.config.server_name.clone();
-        let oper = self.is_oper(whom);
+        // The `f` field shows the highest prefix only.
+        let state = self.who_state(whom, flags, false);
         let Some(c) = self.conns.get(&whom) else {
             return;
         };
-        let state = format!(
-            "{}{}{}",
-            if c.away.is_empty() { 'H' } else { 'G' },
-            if oper { "*" } else { "" },
-            prefix(flags)
-        );
         let mut out: Vec<String> = Vec::new();
         for f in "tcuihsnfdlaor".chars().filter(|f| fields.contains(*f)) {
             out.push(match f {
