@@ -11,6 +11,7 @@
 //! protocol's requests into those operations and render the answers; this file owns
 //! connections, output queues, fan-out encoding and timers.
 
+mod census;
 mod chat;
 mod chathistory;
 mod cluster;
@@ -39,6 +40,7 @@ use crate::name::fold;
 use crate::packet::{Member, Packet, RoomInfo, ServerPacket};
 use crate::rate::Cost;
 use crate::{Config, ConnId, ErrorCode};
+use census::Census;
 pub use cluster::ClusterStats;
 use conn::{Conn, Phase, Proto};
 pub use limits::Refused;
@@ -113,6 +115,8 @@ pub struct Server {
     next_ping: u64,
     conns: Conns,
     registry: Registry,
+    /// What LUSERS counts, kept current as connections change (census.rs).
+    census: Census,
     /// Closes asked of the adapter, not yet polled.
     closing: VecDeque<Close>,
     /// Connections that may be read again, not yet polled.
@@ -444,6 +448,7 @@ impl Server {
                 },
             },
             registry: Registry::default(),
+            census: Census::default(),
             closing: VecDeque::new(),
             readable: VecDeque::new(),
             now: None,
@@ -475,7 +480,9 @@ impl Server {
         self.now = Some(now);
         let id = ConnId(self.next_id);
         self.next_id += 1;
-        self.conns.map.insert(id, Box::new(Conn::new(now)));
+        let conn = Box::new(Conn::new(now));
+        self.census.add(Census::of(&conn));
+        self.conns.map.insert(id, conn);
         self.schedule(id);
         id
     }
@@ -569,7 +576,9 @@ impl Server {
             });
         }
         self.release_waiters(id);
-        self.conns.map.remove(&id);
+        if let Some(conn) = self.conns.map.remove(&id) {
+            self.census.remove(Census::of(&conn));
+        }
         self.peers.release(id);
         self.close_overflowed();
     }
@@ -1229,7 +1238,9 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        let before = Census::of(conn);
         conn.phase = Phase::Closing;
+        self.census.update(before, Census::of(conn));
         conn.timer = None;
         conn.pacing.holding_since = None;
         // Nothing more is read: what waits unread is dropped with the connection.
@@ -1281,7 +1292,9 @@ impl Server {
         }
         let rooms = std::mem::take(&mut conn.rooms);
         let nick = std::mem::take(&mut conn.nick);
+        let before = Census::of(conn);
         conn.phase = Phase::Hello;
+        self.census.update(before, Census::of(conn));
         let mut irc_peers = Vec::new();
         for key in rooms {
             self.registry.leave(&key, id);
@@ -1356,3 +1369,6 @@ mod tests_pacing;
 
 #[cfg(test)]
 mod tests_cluster;
+
+#[cfg(test)]
+mod tests_census;

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use super::cap;
 use super::chan;
 use crate::line::{write_line, MAX_LINE};
-use crate::server::conn::{Phase, Proto};
+use crate::server::conn::Phase;
 use crate::server::outcome::{Away, Fail};
 use crate::server::Server;
 use crate::{ConnId, ErrorCode};
@@ -443,20 +443,13 @@ impl Server {
     pub(super) fn irc_lusers(&mut self, id: ConnId) {
         let users = self.registry.nick_count();
         let rooms = self.registry.room_count();
-        // One pass over the connections, unsorted: this runs at every IRC registration, so
-        // it must not sort or collect the nick holders. A `Ready` connection is exactly a
-        // nick holder; one still registering is "unknown"; a closing one is gone already.
-        let (mut invisible, mut opers, mut unknown) = (0, 0, 0);
-        for c in self.conns.map.values() {
-            match (&c.phase, &c.proto) {
-                (Phase::Hello, _) => unknown += 1,
-                (Phase::Ready, Proto::Irc(s)) => {
-                    invisible += usize::from(s.invisible);
-                    opers += usize::from(s.oper);
-                }
-                _ => {}
-            }
-        }
+        // Kept as connections change (census.rs): this runs at every IRC registration, so
+        // it must not visit every connection. Nick holders are the registered users.
+        let (invisible, opers, unknown) = (
+            self.census.invisible,
+            self.census.opers,
+            self.census.unknown,
+        );
         let text = format!(
             "There are {} users and {invisible} invisible on 1 servers",
             users.saturating_sub(invisible)
