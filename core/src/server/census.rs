@@ -42,6 +42,7 @@ impl Census {
     }
 
     /// The counts taken afresh over every connection.
+    #[cfg(test)]
     pub fn recount<'a>(conns: impl IntoIterator<Item = &'a Conn>) -> Census {
         let mut all = Census::default();
         for c in conns {

@@ -285,8 +285,9 @@ impl Server {
             nick,
         };
         let mut fan = Fanout::new(&joined, &source);
+        let mut extended = None;
         for m in members {
-            match self.irc_extended_join(m, id, &name) {
+            match self.irc_extended_join(m, id, &name, &mut extended) {
                 Some(line) => self.conns.send(m, line),
                 None => self.conns.deliver(m, &mut fan),
             }

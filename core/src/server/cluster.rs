@@ -1125,8 +1125,9 @@ impl Server {
             nick: self.nick(g),
         };
         let mut fan = Fanout::new(&joined, &source);
+        let mut extended = None;
         for m in members {
-            match self.irc_extended_join(m, g, &name) {
+            match self.irc_extended_join(m, g, &name, &mut extended) {
                 Some(line) => self.conns.send(m, line),
                 None => self.conns.deliver(m, &mut fan),
             }

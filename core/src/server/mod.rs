@@ -117,6 +117,8 @@ pub struct Server {
     registry: Registry,
     /// What LUSERS counts, kept current as connections change (census.rs).
     census: Census,
+    /// The welcome burst's constant lines, built at the first IRC registration.
+    irc_constants: Option<Box<irc::Constants>>,
     /// Closes asked of the adapter, not yet polled.
     closing: VecDeque<Close>,
     /// Connections that may be read again, not yet polled.
@@ -449,6 +451,7 @@ impl Server {
             },
             registry: Registry::default(),
             census: Census::default(),
+            irc_constants: None,
             closing: VecDeque::new(),
             readable: VecDeque::new(),
             now: None,

@@ -246,30 +246,35 @@ impl Server {
     }
 
     /// The JOIN an IRC member with `extended-join` sees: account (`*`, none exist) and
-    /// real name added. `None` for members without it, who get the plain relay.
+    /// real name added. `None` for members without it, who get the plain relay. The line is
+    /// the same for every member, so it is built once per join, in `built`.
     pub(crate) fn irc_extended_join(
         &self,
         member: ConnId,
         joiner: ConnId,
         room: &str,
+        built: &mut Option<Bytes>,
     ) -> Option<Bytes> {
         if self.irc_caps(member) & cap::EXTENDED_JOIN == 0 {
             return None;
         }
-        let real = self
-            .conns
-            .get(&joiner)
-            .map(|c| c.realname.clone())
-            .unwrap_or_default();
-        let mut buf = BytesMut::new();
-        write_line(
-            &mut buf,
-            Some(&self.source(joiner)),
-            "JOIN",
-            &[&chan(room), "*", &real],
-            true,
-        );
-        Some(buf.freeze())
+        let line = built.get_or_insert_with(|| {
+            let real = self
+                .conns
+                .get(&joiner)
+                .map(|c| c.realname.clone())
+                .unwrap_or_default();
+            let mut buf = BytesMut::new();
+            write_line(
+                &mut buf,
+                Some(&self.source(joiner)),
+                "JOIN",
+                &[&chan(room), "*", &real],
+                true,
+            );
+            buf.freeze()
+        });
+        Some(line.clone())
     }
 
     /// `invite-notify`: the room's other operators with the capability see the INVITE.
