@@ -1435,3 +1435,29 @@ fn lusers_counts_users_invisible_and_registering_connections() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn motd_lines_in_the_burst_and_on_request() {
+    let mut w = Mixed::new(Config {
+        motd: Some("hello\nthere".into()),
+        ..config()
+    });
+    let a = w.irc("ann");
+    let motd = [
+        ":irc.test 375 ann :- irc.test Message of the day -",
+        ":irc.test 372 ann :- hello",
+        ":irc.test 372 ann :- there",
+        ":irc.test 376 ann :End of /MOTD command.",
+    ];
+    w.send(a, "MOTD\r\n");
+    assert_eq!(w.lines(a), motd);
+    // The burst ended with the same lines, built once per server.
+    let b = w.irc_raw();
+    w.send(b, "NICK bob\r\nUSER bob 0 * :Bob\r\n");
+    let lines = w.lines(b);
+    let tail: Vec<String> = lines[lines.len() - 4..]
+        .iter()
+        .map(|l| l.replace(" bob ", " ann "))
+        .collect();
+    assert_eq!(tail, motd);
+}
