@@ -157,8 +157,9 @@ impl Server {
     /// transmit passes `max_transmit_bytes` only with a single line), all in the one
     /// allocation they were written into.
     fn send_lines(&mut self, id: ConnId, mut buf: BytesMut) {
-        while let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
-            let line = buf.split_to(end + 2).freeze();
+        // Lines end in CR LF and hold no LF of their own (`write_line` cleans them out).
+        while let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            let line = buf.split_to(end + 1).freeze();
             self.conns.send(id, line);
         }
         if !buf.is_empty() {
