@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::census::Census;
 use super::cluster::Kind;
 use super::conn::{Phase, Proto};
 use super::outcome::{fail, Away, Fail, Outcome, Reached, Whois};
@@ -187,7 +188,9 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&id) else {
             return Ok(());
         };
+        let before = Census::of(conn);
         conn.phase = Phase::Ready;
+        self.census.update(before, Census::of(conn));
         conn.nick = nick.to_owned();
         conn.user = user.to_owned();
         conn.realname = realname.to_owned();

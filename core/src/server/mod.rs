@@ -12,6 +12,7 @@
 //! what an operation tells others, per recipient; this file owns connections, output
 //! queues and timers.
 
+mod census;
 mod chat;
 mod chathistory;
 mod cluster;
@@ -41,6 +42,7 @@ use crate::name::fold;
 use crate::packet::{Member, Packet, RoomInfo, ServerPacket};
 use crate::rate::Cost;
 use crate::{Config, ConnId, ErrorCode};
+use census::Census;
 pub use cluster::ClusterStats;
 use conn::{Conn, Phase, Proto};
 use fanout::{Fanout, MsgId, Notice, Sent, Source};
@@ -116,6 +118,10 @@ pub struct Server {
     next_ping: u64,
     conns: Conns,
     registry: Registry,
+    /// What LUSERS counts, kept current as connections change (census.rs).
+    census: Census,
+    /// The welcome burst's constant lines, built at the first IRC registration.
+    irc_constants: Option<Box<irc::Constants>>,
     /// Closes asked of the adapter, not yet polled.
     closing: VecDeque<Close>,
     /// Connections that may be read again, not yet polled.
@@ -319,6 +325,8 @@ impl Server {
                 },
             },
             registry: Registry::default(),
+            census: Census::default(),
+            irc_constants: None,
             closing: VecDeque::new(),
             readable: VecDeque::new(),
             now: None,
@@ -350,7 +358,9 @@ impl Server {
         self.now = Some(now);
         let id = ConnId(self.next_id);
         self.next_id += 1;
-        self.conns.map.insert(id, Box::new(Conn::new(now)));
+        let conn = Box::new(Conn::new(now));
+        self.census.add(Census::of(&conn));
+        self.conns.map.insert(id, conn);
         self.schedule(id);
         id
     }
@@ -444,7 +454,9 @@ impl Server {
             });
         }
         self.release_waiters(id);
-        self.conns.map.remove(&id);
+        if let Some(conn) = self.conns.map.remove(&id) {
+            self.census.remove(Census::of(&conn));
+        }
         self.peers.release(id);
         self.close_overflowed();
     }
@@ -1104,7 +1116,9 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        let before = Census::of(conn);
         conn.phase = Phase::Closing;
+        self.census.update(before, Census::of(conn));
         conn.timer = None;
         conn.pacing.holding_since = None;
         // Nothing more is read: what waits unread is dropped with the connection.
@@ -1156,8 +1170,10 @@ impl Server {
         }
         let rooms = std::mem::take(&mut conn.rooms);
         let nick = std::mem::take(&mut conn.nick);
+        let before = Census::of(conn);
         conn.phase = Phase::Hello;
         let mut quit_peers = Vec::new();
+        self.census.update(before, Census::of(conn));
         for key in rooms {
             self.registry.leave(&key, id);
             let Some(room) = self.registry.room(&key) else {
@@ -1230,3 +1246,6 @@ mod tests_pacing;
 
 #[cfg(test)]
 mod tests_cluster;
+
+#[cfg(test)]
+mod tests_census;

@@ -1587,3 +1587,29 @@ fn a_native_inviter_is_told_the_invitee_is_away_after_its_confirmation() {
     assert_eq!(lines[n - 2], ":irc.test 341 ivy bob :#s", "{lines:?}");
     assert_eq!(lines[n - 1], ":irc.test 301 ivy bob :gone fishing");
 }
+
+#[test]
+fn motd_lines_in_the_burst_and_on_request() {
+    let mut w = Mixed::new(Config {
+        motd: Some("hello\nthere".into()),
+        ..config()
+    });
+    let a = w.irc("ann");
+    let motd = [
+        ":irc.test 375 ann :- irc.test Message of the day -",
+        ":irc.test 372 ann :- hello",
+        ":irc.test 372 ann :- there",
+        ":irc.test 376 ann :End of /MOTD command.",
+    ];
+    w.send(a, "MOTD\r\n");
+    assert_eq!(w.lines(a), motd);
+    // The burst ended with the same lines, built once per server.
+    let b = w.irc_raw();
+    w.send(b, "NICK bob\r\nUSER bob 0 * :Bob\r\n");
+    let lines = w.lines(b);
+    let tail: Vec<String> = lines[lines.len() - 4..]
+        .iter()
+        .map(|l| l.replace(" bob ", " ann "))
+        .collect();
+    assert_eq!(tail, motd);
+}

@@ -342,6 +342,7 @@ impl Server {
         let mut on = true;
         let mut applied = String::new();
         let mut unknown = false;
+        let before = self.census_share(id);
         for c in change.chars() {
             let Some(s) = self.session(id) else {
                 return;
@@ -371,6 +372,7 @@ impl Server {
                 applied.push(c);
             }
         }
+        self.census_changed(id, before);
         if unknown {
             self.numeric(id, "501", &["Unknown MODE flag"]);
         }
@@ -564,9 +566,11 @@ impl Server {
         if !ok {
             return self.numeric(id, "464", &["Password incorrect"]);
         }
+        let before = self.census_share(id);
         let newly = self
             .session(id)
             .is_some_and(|s| !std::mem::replace(&mut s.oper, true));
+        self.census_changed(id, before);
         self.numeric(id, "381", &["You are now an IRC operator"]);
         if newly {
             let nick = self.nick(id);

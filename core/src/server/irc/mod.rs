@@ -11,6 +11,7 @@ mod queries;
 mod registration;
 mod relays;
 mod replies;
+pub(super) use replies::Constants;
 pub(crate) mod session;
 
 use bytes::Bytes;

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use super::cap;
 use super::chan;
 use crate::line::{write_line, MAX_LINE};
-use crate::server::conn::{Phase, Proto};
+use crate::server::conn::Phase;
 use crate::server::outcome::{Away, Fail};
 use crate::server::Server;
 use crate::{ConnId, ErrorCode};
@@ -79,6 +79,58 @@ pub(super) fn format_utc(secs: u64) -> String {
     )
 }
 
+/// The constant parts of the welcome burst, built once per server rather than at every
+/// registration (again only if history is switched on later, which adds two tokens).
+#[derive(Debug)]
+pub(crate) struct Constants {
+    /// The history page size the tokens were built for.
+    history: Option<u16>,
+    /// The `005` lines' tokens, space-separated, at most 13 a line as clients expect.
+    isupport: Vec<String>,
+    /// The MOTD's `375` head and `372` lines, if one is configured.
+    motd: Option<(String, Vec<String>)>,
+}
+
+impl Constants {
+    fn new(c: &crate::Config, history: Option<u16>) -> Self {
+        let mut tokens = vec![
+            format!("AWAYLEN={}", c.max_reason_len),
+            "CASEMAPPING=ascii".to_owned(),
+            format!("CHANLIMIT=#:{}", c.max_rooms_per_conn),
+            "CHANMODES=beI,k,l,imnst".to_owned(),
+            format!("CHANNELLEN={}", c.max_room_len as usize + 1),
+            "CHANTYPES=#".to_owned(),
+            "ELIST=MNU".to_owned(),
+            "WHOX".to_owned(),
+            "EXCEPTS=e".to_owned(),
+            "INVEX=I".to_owned(),
+            format!("KICKLEN={}", c.max_reason_len),
+            "MAXLIST=b:100,e:100,I:100".to_owned(),
+            "MODES=4".to_owned(),
+            "NETWORK=Switchboard".to_owned(),
+            format!("NICKLEN={}", c.max_nick_len),
+            "PREFIX=(ov)@+".to_owned(),
+            "TARGMAX=JOIN:,PART:,PRIVMSG:,NOTICE:,NAMES:,LIST:,KICK:,WHOIS:1,ISON:,USERHOST:5"
+                .to_owned(),
+            format!("TOPICLEN={}", c.max_topic_len),
+            "UTF8ONLY".to_owned(),
+        ];
+        if let Some(max) = history {
+            tokens.push(format!("CHATHISTORY={max}"));
+            tokens.push("MSGREFTYPES=msgid,timestamp".to_owned());
+        }
+        let motd = c.motd.as_ref().map(|text| {
+            let head = format!("- {} Message of the day -", c.server_name);
+            (head, text.lines().map(|line| format!("- {line}")).collect())
+        });
+        Constants {
+            history,
+            isupport: tokens.chunks(13).map(|line| line.join(" ")).collect(),
+            motd,
+        }
+    }
+}
+
 impl Server {
     /// Queues one line to a connection; its last parameter is text (`:`-prefixed).
     pub(super) fn line(
@@ -95,15 +147,41 @@ impl Server {
 
     /// Queues a numeric reply: `:server NNN <nick or *> params...`.
     pub(crate) fn numeric(&mut self, id: ConnId, code: &str, params: &[&str]) {
-        let nick = match self.nick(id) {
+        let nick = self.reply_nick(id);
+        let mut buf = BytesMut::new();
+        self.numeric_line(&mut buf, &nick, code, params);
+        self.conns.send(id, buf.freeze());
+    }
+
+    /// Queues the lines written in `buf`, each its own entry as if queued one by one (a
+    /// transmit passes `max_transmit_bytes` only with a single line), all in the one
+    /// allocation they were written into.
+    fn send_lines(&mut self, id: ConnId, mut buf: BytesMut) {
+        // Lines end in CR LF and hold no LF of their own (`write_line` cleans them out).
+        while let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            let line = buf.split_to(end + 1).freeze();
+            self.conns.send(id, line);
+        }
+        if !buf.is_empty() {
+            self.conns.send(id, buf.freeze());
+        }
+    }
+
+    /// The nick numerics address: the connection's, or `*` before it has one.
+    fn reply_nick(&self, id: ConnId) -> String {
+        match self.nick(id) {
             n if n.is_empty() => "*".to_owned(),
             n => n,
-        };
-        let server = self.config.server_name.clone();
+        }
+    }
+
+    /// Appends a numeric reply for `nick` to `buf`, for replies of several lines that
+    /// leave as one buffer.
+    fn numeric_line(&self, buf: &mut BytesMut, nick: &str, code: &str, params: &[&str]) {
         let mut all = Vec::with_capacity(params.len() + 1);
-        all.push(nick.as_str());
+        all.push(nick);
         all.extend_from_slice(params);
-        self.line(id, Some(&server), code, &all);
+        write_line(buf, Some(&self.config.server_name), code, &all, true);
     }
 
     /// labeled-response: wraps what the labelled command queued for its sender (output
@@ -147,79 +225,77 @@ impl Server {
         self.conns.send(id, out.freeze());
     }
 
+    /// The welcome burst (`001` to `004`, ISUPPORT, LUSERS, MOTD), written into one
+    /// buffer (its constant lines built once per server) and sent in the turn's one write.
     pub(super) fn irc_welcome(&mut self, id: ConnId) {
         let source = self.source(id);
-        let server = self.config.server_name.clone();
-        self.numeric(
-            id,
-            "001",
-            &[&format!("Welcome to the Switchboard network, {source}")],
-        );
-        self.numeric(
-            id,
-            "002",
-            &[&format!("Your host is {server}, running version {VERSION}")],
-        );
-        self.numeric(id, "003", &[&format!("This server runs {VERSION}")]);
-        self.numeric(
-            id,
-            "004",
-            &[&server, VERSION, "iow", "Ibeiklmnostv", "Ibeklov"],
-        );
-        self.irc_isupport(id);
-        self.irc_lusers(id);
-        self.irc_motd(id);
+        let nick = self.reply_nick(id);
+        let server = &self.config.server_name;
+        let mut buf = BytesMut::with_capacity(2048);
+        let welcome = format!("Welcome to the Switchboard network, {source}");
+        self.numeric_line(&mut buf, &nick, "001", &[&welcome]);
+        let host = format!("Your host is {server}, running version {VERSION}");
+        self.numeric_line(&mut buf, &nick, "002", &[&host]);
+        let runs = format!("This server runs {VERSION}");
+        self.numeric_line(&mut buf, &nick, "003", &[&runs]);
+        let my_info = [server.as_str(), VERSION, "iow", "Ibeiklmnostv", "Ibeklov"];
+        self.numeric_line(&mut buf, &nick, "004", &my_info);
+        self.isupport_lines(&mut buf, &nick);
+        self.lusers_lines(&mut buf, &nick);
+        self.motd_lines(&mut buf, &nick);
+        self.send_lines(id, buf);
     }
 
     /// `005`: what this server supports, each token true of it.
     pub(super) fn irc_isupport(&mut self, id: ConnId) {
-        let c = &self.config;
-        let isupport = [
-            "AWAYLEN".to_owned() + &format!("={}", c.max_reason_len),
-            "CASEMAPPING=ascii".to_owned(),
-            format!("CHANLIMIT=#:{}", c.max_rooms_per_conn),
-            "CHANMODES=beI,k,l,imnst".to_owned(),
-            format!("CHANNELLEN={}", c.max_room_len as usize + 1),
-            "CHANTYPES=#".to_owned(),
-            "ELIST=MNU".to_owned(),
-            "WHOX".to_owned(),
-            "EXCEPTS=e".to_owned(),
-            "INVEX=I".to_owned(),
-            format!("KICKLEN={}", c.max_reason_len),
-            "MAXLIST=b:100,e:100,I:100".to_owned(),
-            "MODES=4".to_owned(),
-            "NETWORK=Switchboard".to_owned(),
-            format!("NICKLEN={}", c.max_nick_len),
-            "PREFIX=(ov)@+".to_owned(),
-            "TARGMAX=JOIN:,PART:,PRIVMSG:,NOTICE:,NAMES:,LIST:,KICK:,WHOIS:1,ISON:,USERHOST:5"
-                .to_owned(),
-            format!("TOPICLEN={}", c.max_topic_len),
-            "UTF8ONLY".to_owned(),
-        ];
-        let mut isupport = isupport.to_vec();
-        if let Some(max) = self.history_max_page() {
-            isupport.push(format!("CHATHISTORY={max}"));
-            isupport.push("MSGREFTYPES=msgid,timestamp".to_owned());
+        let nick = self.reply_nick(id);
+        let mut buf = BytesMut::new();
+        self.isupport_lines(&mut buf, &nick);
+        self.send_lines(id, buf);
+    }
+
+    fn isupport_lines(&mut self, buf: &mut BytesMut, nick: &str) {
+        self.build_irc_constants();
+        let Some(constants) = self.irc_constants.as_deref() else {
+            return;
+        };
+        for tokens in &constants.isupport {
+            let params = [nick, tokens, "are supported by this server"];
+            write_line(buf, Some(&self.config.server_name), "005", &params, true);
         }
-        // At most 13 tokens a line, as clients expect.
-        for part in isupport.chunks(13) {
-            let mut tokens: Vec<&str> = part.iter().map(String::as_str).collect();
-            tokens.push("are supported by this server");
-            self.numeric(id, "005", &tokens);
+    }
+
+    /// Builds the welcome burst's constant lines if they are not built yet (or were
+    /// built before history was switched on).
+    fn build_irc_constants(&mut self) {
+        let history = self.history_max_page();
+        if self
+            .irc_constants
+            .as_ref()
+            .is_none_or(|c| c.history != history)
+        {
+            self.irc_constants = Some(Box::new(Constants::new(&self.config, history)));
         }
     }
 
     pub(super) fn irc_motd(&mut self, id: ConnId) {
-        let server = self.config.server_name.clone();
-        match self.config.motd.clone() {
-            Some(text) => {
-                self.numeric(id, "375", &[&format!("- {server} Message of the day -")]);
-                for line in text.lines() {
-                    self.numeric(id, "372", &[&format!("- {line}")]);
+        let nick = self.reply_nick(id);
+        let mut buf = BytesMut::new();
+        self.motd_lines(&mut buf, &nick);
+        self.send_lines(id, buf);
+    }
+
+    fn motd_lines(&mut self, buf: &mut BytesMut, nick: &str) {
+        self.build_irc_constants();
+        match self.irc_constants.as_deref().and_then(|c| c.motd.as_ref()) {
+            Some((head, lines)) => {
+                self.numeric_line(buf, nick, "375", &[head]);
+                for line in lines {
+                    self.numeric_line(buf, nick, "372", &[line]);
                 }
-                self.numeric(id, "376", &["End of /MOTD command."]);
+                self.numeric_line(buf, nick, "376", &["End of /MOTD command."]);
             }
-            None => self.numeric(id, "422", &["MOTD File is missing"]),
+            None => self.numeric_line(buf, nick, "422", &["MOTD File is missing"]),
         }
     }
 
@@ -442,38 +518,44 @@ impl Server {
     }
 
     pub(super) fn irc_lusers(&mut self, id: ConnId) {
+        let nick = self.reply_nick(id);
+        let mut buf = BytesMut::new();
+        self.lusers_lines(&mut buf, &nick);
+        self.send_lines(id, buf);
+    }
+
+    fn lusers_lines(&self, buf: &mut BytesMut, nick: &str) {
         let users = self.registry.nick_count();
         let rooms = self.registry.room_count();
-        // One pass over the connections, unsorted: this runs at every IRC registration, so
-        // it must not sort or collect the nick holders. A `Ready` connection is exactly a
-        // nick holder; one still registering is "unknown"; a closing one is gone already.
-        let (mut invisible, mut opers, mut unknown) = (0, 0, 0);
-        for c in self.conns.map.values() {
-            match (&c.phase, &c.proto) {
-                (Phase::Hello, _) => unknown += 1,
-                (Phase::Ready, Proto::Irc(s)) => {
-                    invisible += usize::from(s.invisible);
-                    opers += usize::from(s.oper);
-                }
-                _ => {}
-            }
-        }
+        // Kept as connections change (census.rs): this runs at every IRC registration, so
+        // it must not visit every connection. Nick holders are the registered users.
+        let (invisible, opers, unknown) = (
+            self.census.invisible,
+            self.census.opers,
+            self.census.unknown,
+        );
         let text = format!(
             "There are {} users and {invisible} invisible on 1 servers",
             users.saturating_sub(invisible)
         );
-        self.numeric(id, "251", &[&text]);
-        self.numeric(id, "252", &[&opers.to_string(), "operator(s) online"]);
-        self.numeric(id, "253", &[&unknown.to_string(), "unknown connection(s)"]);
-        self.numeric(id, "254", &[&rooms.to_string(), "channels formed"]);
+        self.numeric_line(buf, nick, "251", &[&text]);
+        self.numeric_line(
+            buf,
+            nick,
+            "252",
+            &[&opers.to_string(), "operator(s) online"],
+        );
+        let unknown = unknown.to_string();
+        self.numeric_line(buf, nick, "253", &[&unknown, "unknown connection(s)"]);
+        self.numeric_line(buf, nick, "254", &[&rooms.to_string(), "channels formed"]);
         let text = format!("I have {users} clients and 0 servers");
-        self.numeric(id, "255", &[&text]);
+        self.numeric_line(buf, nick, "255", &[&text]);
         // The short form (no count parameters): clients read the text.
         let max = self.registry.max_nicks();
         let text = format!("Current local users {users}, max {max}");
-        self.numeric(id, "265", &[&text]);
+        self.numeric_line(buf, nick, "265", &[&text]);
         let text = format!("Current global users {users}, max {max}");
-        self.numeric(id, "266", &[&text]);
+        self.numeric_line(buf, nick, "266", &[&text]);
     }
 
     pub(super) fn irc_version(&mut self, id: ConnId) {
