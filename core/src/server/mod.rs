@@ -682,7 +682,9 @@ impl Server {
     }
 
     /// Runs every deadline that has passed: requests waiting for the rate, keepalive pings
-    /// and timeouts, partial input that took too long, close lingers.
+    /// and timeouts, partial input that took too long, close lingers, and the coalescing
+    /// window (`Config::flush_delay`), which makes [`Server::poll_pending`] name every
+    /// connection whose output waited for it.
     ///
     /// Connections due at once are served in id order, so the outcome does not depend on
     /// how their deadlines were stored.
@@ -979,7 +981,10 @@ impl Server {
         self.close_overflowed();
     }
 
-    /// The next connection with output queued since it was last returned here.
+    /// The next connection with output queued since it was last returned here: output its
+    /// own requests caused at once, output others caused once the coalescing window
+    /// (`Config::flush_delay`, its deadline in [`Server::poll_timeout`]) has closed or its
+    /// queue is full enough for a write of its own.
     ///
     /// It may have no output left if [`Server::take_transmit`] already took it.
     pub fn poll_pending(&mut self) -> Option<ConnId> {
