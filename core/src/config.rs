@@ -34,6 +34,10 @@ pub struct Config {
     /// Longest a connection above `outbound_high_water` holds senders back; past it they go
     /// on and it is left to `max_outbound_bytes` until it drains. Default 2 s.
     pub outbound_stall_timeout: Duration,
+    /// Longest output caused by other connections (room messages, joins, parts, relays) is
+    /// held so that several go out in one write; a connection's answers to its own requests
+    /// are never held. Zero sends everything at once. At most 100 ms. Default 1 ms.
+    pub flush_delay: Duration,
     /// Silence after which the server pings a connection. Default 30 s.
     pub ping_interval: Duration,
     /// Silence after which the server closes a connection. Default 90 s.
@@ -87,6 +91,7 @@ impl Default for Config {
             max_transmit_bytes: 64 * 1024,
             outbound_high_water: 16 * 1024,
             outbound_stall_timeout: Duration::from_secs(2),
+            flush_delay: DEFAULT_FLUSH_DELAY,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
             hello_timeout: Duration::from_secs(10),
@@ -135,6 +140,12 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// `Config::flush_delay`'s default.
+const DEFAULT_FLUSH_DELAY: Duration = Duration::from_millis(1);
+
+/// Longest `Config::flush_delay` accepted: past it the wait is felt as lag.
+pub(crate) const MAX_FLUSH_DELAY: Duration = Duration::from_millis(100);
+
 /// Longest error message text the server puts in one `Error` or `Bye`, in bytes.
 pub(crate) const MAX_ERROR_TEXT: usize = 400;
 
@@ -175,6 +186,16 @@ impl Config {
             if value.is_zero() {
                 return bad(field, "must be longer than zero".into());
             }
+        }
+        if self.flush_delay > MAX_FLUSH_DELAY {
+            return bad(
+                "flush_delay",
+                format!(
+                    "{:?} is longer than the {MAX_FLUSH_DELAY:?} allowed: held output \
+                     would be felt as lag",
+                    self.flush_delay
+                ),
+            );
         }
         if self.idle_timeout <= self.ping_interval {
             return bad(
@@ -286,6 +307,9 @@ mod tests {
             ("msg_burst", |c| c.msg_burst = 0),
             ("max_text_len", |c| c.max_text_len = u16::MAX),
             ("max_frame_len", |c| c.max_frame_len = 600),
+            ("flush_delay", |c| {
+                c.flush_delay = Duration::from_millis(101)
+            }),
         ];
         for (field, spoil) in cases {
             let mut c = Config::default();
@@ -300,6 +324,14 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.validate(), Ok(()));
+        // Coalescing off, and at its longest.
+        for delay in [Duration::ZERO, MAX_FLUSH_DELAY] {
+            let c = Config {
+                flush_delay: delay,
+                ..Config::default()
+            };
+            assert_eq!(c.validate(), Ok(()));
+        }
     }
 
     #[test]

@@ -1036,7 +1036,9 @@ mod tests {
             Harness::with_config(config)
         }
 
-        fn with_config(config: Config) -> Self {
+        fn with_config(mut config: Config) -> Self {
+            // About what the client shows, not when the server writes: no coalescing.
+            config.flush_delay = Duration::ZERO;
             Harness {
                 server: Server::new(config),
                 now: Instant::now(),

@@ -305,6 +305,17 @@ mod kind {
     }
 
     /// Milliseconds, at least one.
+    /// Microseconds.
+    pub mod micros {
+        use super::*;
+        pub fn to(v: u64) -> Result<Duration, String> {
+            Ok(Duration::from_micros(v))
+        }
+        pub fn from(v: &Duration) -> Option<u64> {
+            Some(v.as_micros().min(u64::MAX as u128) as u64)
+        }
+    }
+
     pub mod positive_millis {
         use super::*;
         pub fn to(v: u64) -> Result<Duration, String> {
@@ -472,6 +483,8 @@ settings! {
     outbound_high_water: usize => outbound_high_water via positive;
     /// Longest a connection above the high-water mark holds senders back, in milliseconds
     outbound_stall_timeout_ms: u64 => outbound_stall_timeout via positive_millis;
+    /// Longest output others caused waits to share one write, in microseconds; 0: none
+    flush_delay_us: u64 => flush_delay via micros;
     /// Silence before the server pings, in milliseconds
     ping_interval_ms: u64 => ping_interval via positive_millis;
     /// Silence before the server closes, in milliseconds

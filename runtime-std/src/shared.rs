@@ -77,8 +77,10 @@ pub(crate) struct Wakes {
 pub(crate) enum Writing {
     /// Nobody: the next turn that queues output sends it.
     Idle,
-    /// A batch is being sent without waiting, outside the lock (`State::out`).
-    Direct,
+    /// A batch is being sent without waiting, outside the lock (`State::out`). `again`:
+    /// the core named the connection meanwhile, so its next batch follows at once; else
+    /// what the core holds for it waits to be named (the coalescing window).
+    Direct { again: bool },
     /// The writer thread, starting with the rest of a batch the socket did not take.
     Thread(Option<Bytes>),
 }
@@ -90,14 +92,16 @@ impl State {
         let Some(entry) = self.conns.get_mut(&id) else {
             return;
         };
-        if !matches!(entry.writing, Writing::Idle) {
-            return;
+        match &mut entry.writing {
+            Writing::Idle => {}
+            Writing::Direct { again } => return *again = true,
+            Writing::Thread(_) => return,
         }
         if entry.stream.is_tls() {
             return self.hand_off(id, None);
         }
         if let Some(t) = self.server.take_transmit(id) {
-            entry.writing = Writing::Direct;
+            entry.writing = Writing::Direct { again: false };
             self.out.push((id, entry.stream.clone(), t.data));
         }
     }
@@ -281,9 +285,12 @@ impl Shared {
         };
         match sent {
             Ok(n) if n == data.len() => {
+                let again = matches!(entry.writing, Writing::Direct { again: true });
                 entry.writing = Writing::Idle;
                 st.server.handle_written(id, n);
-                st.start_write(id);
+                if again {
+                    st.start_write(id);
+                }
             }
             Ok(n) => {
                 st.server.handle_written(id, n);

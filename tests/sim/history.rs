@@ -235,6 +235,11 @@ impl HistorySim {
 
     /// Delivers the server's output to the clients and feeds the checker.
     fn deliver(&mut self) -> Result<(), String> {
+        // The deadlines passed, as an adapter's timer runs them: here only the coalescing
+        // window's (a run is shorter than the first keepalive).
+        if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.server.handle_timeout(self.now);
+        }
         while let Some(t) = self.server.poll_transmit() {
             self.server.handle_written(t.conn, t.data.len());
             let Some(i) = self.clients.iter().position(|c| c.id == t.conn) else {
@@ -340,6 +345,8 @@ impl HistorySim {
             self.store_step();
             self.deliver()?;
         }
+        // Past the last coalescing window.
+        self.now += self.server.config().flush_delay;
         self.deliver()?;
         self.check()
     }

@@ -236,7 +236,7 @@ impl Mix {
             _ => rng.range(300, 1000) as u32,
         };
         let irc = (0..clients).map(|_| rng.chance(irc_share)).collect();
-        Mix {
+        let mut mix = Mix {
             irc,
             clients,
             rooms: rng.range_usize(1, 6),
@@ -267,7 +267,14 @@ impl Mix {
             faults,
             fault_gap_ms: rng.range(50, 3000),
             config,
+        };
+        // The eager adapter checks each call's output against the model as it comes, so
+        // output held for the coalescing window would be missed there: coalescing is on
+        // (the default) with the lazy adapter only, which checks output as it is taken.
+        if !mix.lazy {
+            mix.config.flush_delay = Duration::ZERO;
         }
+        mix
     }
 
     /// A one-paragraph summary for logs.

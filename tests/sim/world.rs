@@ -2116,6 +2116,8 @@ impl Sim {
             && self.links.iter().all(|(id, l)| {
                 // Requests waiting for the rate are still to be handled.
                 self.server.inbound_bytes(*id) == 0
+                    // Output held for the coalescing window is still to go.
+                    && self.server.outbound_bytes(*id) == 0
                     && l.c2s.is_empty()
                     && l.s2c.is_empty()
                     && l.wbuf.is_empty()

@@ -260,7 +260,7 @@ impl Server {
     /// Takes what the bus reports: a message from another node, a claim's answer, the bus
     /// going down or coming back.
     pub fn handle_bus(&mut self, event: BusEvent, now: Instant) {
-        self.now = Some(now);
+        self.set_now(now);
         if self.cluster.is_none() {
             return;
         }
@@ -435,6 +435,12 @@ impl Server {
 
     /// Replays a parked request now that its claim is answered, then the input behind it.
     fn resume(&mut self, conn: ConnId, now: Instant) {
+        // Its own request: the answers go out at once.
+        self.as_actor(conn, |s| s.resume_as_actor(conn, now));
+    }
+
+    /// `resume`, with `conn` noted as the connection whose request is handled.
+    fn resume_as_actor(&mut self, conn: ConnId, now: Instant) {
         let Some(replay) = self.cluster.as_mut().and_then(|c| c.parked.remove(&conn)) else {
             return;
         };

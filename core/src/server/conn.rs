@@ -70,6 +70,8 @@ pub(crate) struct Conn {
     pub in_flight: usize,
     /// Whether the connection sits in the server's pending-output list.
     pub pending: bool,
+    /// Whether it sits in the server's deferred-output list (coalescing window).
+    pub deferred: bool,
     /// Folded keys of the rooms it sits in, in join order.
     pub rooms: Vec<String>,
     pub limiter: RateLimiter,
@@ -134,6 +136,7 @@ impl Conn {
             queued: 0,
             in_flight: 0,
             pending: false,
+            deferred: false,
             rooms: Vec::new(),
             limiter: RateLimiter::default(),
             inbox: BytesMut::new(),

@@ -161,7 +161,11 @@ impl Server {
         if more {
             rows.drain(..rows.len() - load.limit as usize);
         }
-        self.send_replay(load.conn, &load.room, &rows, more, true, &load.reply);
+        // The answer to its own request: out at once, not at the coalescing window.
+        let conn = load.conn;
+        self.as_actor(conn, |s| {
+            s.send_replay(conn, &load.room, &rows, more, true, &load.reply)
+        });
         self.finish_ops(op);
     }
 
@@ -586,9 +590,11 @@ impl Server {
                 continue;
             };
             conn.release_held(op);
+            // The answer to its own request (its replay, its message committed): at once,
+            // as the store's answers carry no time to open a window from.
             if !conn.out.is_empty() && !conn.pending {
                 conn.pending = true;
-                self.conns.pending.push_back(id);
+                self.conns.flush.pending.push_back(id);
             }
         }
     }

@@ -31,7 +31,7 @@ mod tagmsg;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -152,8 +152,8 @@ pub struct Server {
 struct Conns {
     /// Boxed: the map's spare capacity then costs a pointer per slot, not a whole `Conn`.
     map: HashMap<ConnId, Box<Conn>, BuildHasherDefault<IdHasher>>,
-    /// Connections with output queued since they were last reported.
-    pending: VecDeque<ConnId>,
+    /// Which connections have output for the adapter, now or at the flush deadline.
+    flush: Flush,
     /// Connections that overflowed their output limit during the current operation.
     overflowed: Vec<ConnId>,
     max_outbound: usize,
@@ -161,6 +161,85 @@ struct Conns {
     host: String,
     /// Output pacing's record of the current request.
     touched: Touched,
+}
+
+/// Connections with output for the adapter: at once (`pending`), or when the coalescing
+/// window closes (`deferred`).
+///
+/// Output a connection's own input caused (replies, its echo, errors) goes out at the end
+/// of that turn, with whatever else it has queued. Output others caused (room messages,
+/// joins and parts, cluster relays, pings) waits up to `flush_delay`, so that several
+/// messages reach an idle reader in one write instead of one write each: at moderate load
+/// every message is its own turn, and the kernel's cost per write dominates. One deadline
+/// for all: the first deferred output opens the window, and every deferred connection
+/// goes out together when it closes.
+#[derive(Debug)]
+struct Flush {
+    /// Connections with output queued since they were last reported.
+    pending: VecDeque<ConnId>,
+    /// Connections with output waiting for `flush_at`, each once (`Conn::deferred`).
+    deferred: Vec<ConnId>,
+    /// When the deferred connections go out; `None` while none waits.
+    flush_at: Option<Instant>,
+    /// The connection whose input is being handled: its output is not deferred.
+    actor: Option<ConnId>,
+    /// The latest time any call brought (`Server::now`), from which the window opens.
+    now: Option<Instant>,
+    /// `Config::flush_delay`; zero defers nothing.
+    delay: Duration,
+    /// Queued bytes at which a connection goes out at once: holding more saves no write.
+    threshold: usize,
+}
+
+impl Flush {
+    /// Notes that `conn` has new output: pending at once if its own input caused it, it
+    /// holds enough for a full write, or coalescing is off; else deferred.
+    fn note(&mut self, conn: &mut Conn, id: ConnId) {
+        if conn.pending {
+            return;
+        }
+        let at_once = self.delay.is_zero()
+            || self.actor == Some(id)
+            || conn.queued >= self.threshold
+            || self.now.is_none();
+        if at_once {
+            conn.pending = true;
+            self.pending.push_back(id);
+        } else if !conn.deferred {
+            conn.deferred = true;
+            self.deferred.push(id);
+            if self.flush_at.is_none() {
+                self.flush_at = self.now.map(|t| t + self.delay);
+            }
+        }
+    }
+
+    /// Drops deferred connections gone since, from the end of the list; none left, no
+    /// window: a deadline is not reported for nobody.
+    fn forget_gone(&mut self, map: &HashMap<ConnId, Box<Conn>, BuildHasherDefault<IdHasher>>) {
+        while self.deferred.last().is_some_and(|id| !map.contains_key(id)) {
+            self.deferred.pop();
+        }
+        if self.deferred.is_empty() {
+            self.flush_at = None;
+        }
+    }
+
+    /// Closes the window: every deferred connection with output left becomes pending.
+    fn release(&mut self, map: &mut HashMap<ConnId, Box<Conn>, BuildHasherDefault<IdHasher>>) {
+        self.flush_at = None;
+        for id in self.deferred.drain(..) {
+            let Some(conn) = map.get_mut(&id) else {
+                continue;
+            };
+            conn.deferred = false;
+            // Its own turn may have taken it all already.
+            if !conn.out.is_empty() && !conn.pending {
+                conn.pending = true;
+                self.pending.push_back(id);
+            }
+        }
+    }
 }
 
 /// The connections the current request left above the high-water mark, each once.
@@ -188,7 +267,7 @@ impl Conns {
                 id,
                 bytes,
                 self.max_outbound,
-                &mut self.pending,
+                &mut self.flush,
                 &mut self.overflowed,
                 &mut self.touched,
             );
@@ -224,7 +303,7 @@ impl Conns {
             id,
             bytes,
             self.max_outbound,
-            &mut self.pending,
+            &mut self.flush,
             &mut self.overflowed,
             &mut self.touched,
         );
@@ -244,7 +323,7 @@ fn push(
     id: ConnId,
     bytes: Bytes,
     max_outbound: usize,
-    pending: &mut VecDeque<ConnId>,
+    flush: &mut Flush,
     overflowed: &mut Vec<ConnId>,
     touched: &mut Touched,
 ) {
@@ -271,10 +350,7 @@ fn push(
         return;
     }
     conn.out.push_back(bytes);
-    if !conn.pending {
-        conn.pending = true;
-        pending.push_back(id);
-    }
+    flush.note(conn, id);
 }
 
 /// Hashes connection ids with one multiplication.
@@ -309,13 +385,25 @@ impl Server {
         let max_outbound = config.max_outbound_bytes;
         let high_water = config.outbound_high_water;
         let host = config.server_name.clone();
+        // A connection with a full transmit queued gains nothing by waiting, and one above
+        // the high-water mark holds its senders back while it waits: either goes at once.
+        let threshold = config.max_transmit_bytes.min(high_water);
+        let delay = config.flush_delay;
         Server {
             config,
             next_id: 1,
             next_ping: 1,
             conns: Conns {
                 map: HashMap::default(),
-                pending: VecDeque::new(),
+                flush: Flush {
+                    pending: VecDeque::new(),
+                    deferred: Vec::new(),
+                    flush_at: None,
+                    actor: None,
+                    now: None,
+                    delay,
+                    threshold,
+                },
                 overflowed: Vec::new(),
                 max_outbound,
                 host,
@@ -355,7 +443,7 @@ impl Server {
 
     /// Registers a new connection; it must say hello within `hello_timeout`.
     pub fn open(&mut self, now: Instant) -> ConnId {
-        self.now = Some(now);
+        self.set_now(now);
         let id = ConnId(self.next_id);
         self.next_id += 1;
         let conn = Box::new(Conn::new(now));
@@ -387,7 +475,7 @@ impl Server {
     /// refills. Bytes past the budget overflow the queue: the connection is closed as a
     /// flooder.
     pub fn handle_input(&mut self, id: ConnId, input: &[u8], now: Instant) {
-        self.now = Some(now);
+        self.set_now(now);
         let max_inbound = self.config.max_inbound_bytes;
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
@@ -419,7 +507,7 @@ impl Server {
     /// Reports that the peer will send nothing more (it closed its sending side). What it
     /// sent before is still handled, then the connection is closed.
     pub fn handle_eof(&mut self, id: ConnId, now: Instant) {
-        self.now = Some(now);
+        self.set_now(now);
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -441,7 +529,7 @@ impl Server {
     /// Reports that a connection's transport is gone (peer closed, I/O error, or the adapter
     /// finished closing it). Frees everything the connection held.
     pub fn handle_close(&mut self, id: ConnId, now: Instant) {
-        self.now = Some(now);
+        self.set_now(now);
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
@@ -481,12 +569,14 @@ impl Server {
     }
 
     /// Runs every deadline that has passed: requests waiting for the rate, keepalive pings
-    /// and timeouts, partial input that took too long, close lingers.
+    /// and timeouts, partial input that took too long, close lingers, and the coalescing
+    /// window (`Config::flush_delay`), which makes [`Server::poll_pending`] name every
+    /// connection whose output waited for it.
     ///
     /// Connections due at once are served in id order, so the outcome does not depend on
     /// how their deadlines were stored.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.now = Some(now);
+        self.set_now(now);
         let mut due = Vec::new();
         while let Some(&Reverse((at, id))) = self.timers.peek() {
             if at > now {
@@ -506,6 +596,16 @@ impl Server {
         }
         self.cluster_timeout(now);
         self.close_overflowed();
+        // Last, so that what the deadlines above queued for others goes out with it.
+        if self.conns.flush.flush_at.is_some_and(|at| at <= now) {
+            self.conns.flush.release(&mut self.conns.map);
+        }
+    }
+
+    /// Notes the time a call brought.
+    fn set_now(&mut self, now: Instant) {
+        self.now = Some(now);
+        self.conns.flush.now = Some(now);
     }
 
     /// One connection's passed deadlines.
@@ -595,6 +695,20 @@ impl Server {
     /// while its rate allows; keeps the rest queued. Then settles what depends on the queue:
     /// the partial-input clock, the end of input, read interest and the next deadline.
     fn pump(&mut self, id: ConnId, fresh: &[u8], now: Instant) {
+        self.as_actor(id, |s| s.pump_as_actor(id, fresh, now));
+    }
+
+    /// Runs `f` as a turn of `id`'s own requests: what it queues for `id` goes out at the
+    /// end of the turn, not when the coalescing window closes.
+    fn as_actor<R>(&mut self, id: ConnId, f: impl FnOnce(&mut Self) -> R) -> R {
+        let outer = self.conns.flush.actor.replace(id);
+        let r = f(self);
+        self.conns.flush.actor = outer;
+        r
+    }
+
+    /// `pump`, with `id` noted as the connection whose input is handled.
+    fn pump_as_actor(&mut self, id: ConnId, fresh: &[u8], now: Instant) {
         let (rate, burst) = (self.config.msg_rate, self.config.msg_burst);
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
@@ -738,7 +852,7 @@ impl Server {
 
     /// Closes every connection with a bye; the adapter should stop accepting.
     pub fn shutdown(&mut self, now: Instant) {
-        self.now = Some(now);
+        self.set_now(now);
         self.shutting_down = true;
         let mut ids: Vec<ConnId> = self.conns.map.keys().copied().collect();
         ids.sort();
@@ -754,11 +868,14 @@ impl Server {
         self.close_overflowed();
     }
 
-    /// The next connection with output queued since it was last returned here.
+    /// The next connection with output queued since it was last returned here: output its
+    /// own requests caused at once, output others caused once the coalescing window
+    /// (`Config::flush_delay`, its deadline in [`Server::poll_timeout`]) has closed or its
+    /// queue is full enough for a write of its own.
     ///
     /// It may have no output left if [`Server::take_transmit`] already took it.
     pub fn poll_pending(&mut self) -> Option<ConnId> {
-        while let Some(id) = self.conns.pending.pop_front() {
+        while let Some(id) = self.conns.flush.pending.pop_front() {
             if let Some(conn) = self.conns.get_mut(&id) {
                 conn.pending = false;
                 return Some(id);
@@ -777,7 +894,7 @@ impl Server {
         let data = conn.take_batch(max)?;
         if !conn.out.is_empty() && !conn.pending {
             conn.pending = true;
-            self.conns.pending.push_back(id);
+            self.conns.flush.pending.push_back(id);
         }
         Some(Transmit { conn: id, data })
     }
@@ -825,15 +942,20 @@ impl Server {
 
     /// When [`Server::handle_timeout`] should next be called.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let cluster = self.cluster_deadline();
+        self.conns.flush.forget_gone(&self.conns.map);
+        // The cluster's deadlines and the coalescing window's, then the connections'.
+        let other = match (self.cluster_deadline(), self.conns.flush.flush_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         // Drop dead entries on top so the answer is a real deadline.
         while let Some(&Reverse((at, id))) = self.timers.peek() {
             if self.conns.get(&id).is_some_and(|c| c.timer == Some(at)) {
-                return Some(cluster.map_or(at, |t| t.min(at)));
+                return Some(other.map_or(at, |t| t.min(at)));
             }
             self.timers.pop();
         }
-        cluster
+        other
     }
 
     /// Open connections, including those closing.
@@ -1139,7 +1261,7 @@ impl Server {
         conn.out.push_back(bye);
         if !conn.pending {
             conn.pending = true;
-            self.conns.pending.push_back(id);
+            self.conns.flush.pending.push_back(id);
         }
         self.closing.push_back(Close {
             conn: id,
@@ -1249,3 +1371,6 @@ mod tests_cluster;
 
 #[cfg(test)]
 mod tests_census;
+
+#[cfg(test)]
+mod tests_flush;

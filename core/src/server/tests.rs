@@ -20,7 +20,11 @@ struct World {
 impl World {
     fn new(config: Config) -> Self {
         World {
-            server: Server::new(config),
+            // About the rules, not when output leaves: coalescing is off (tests_flush.rs).
+            server: Server::new(Config {
+                flush_delay: Duration::ZERO,
+                ..config
+            }),
             now: crate::test_clock::start(),
             clients: Vec::new(),
             closed: Vec::new(),

@@ -35,10 +35,17 @@ struct Net {
     /// Bus events waiting for their node, in bus order.
     queue: VecDeque<(usize, BusEvent)>,
     now: Instant,
+    /// Every node's `Config::flush_delay`.
+    flush_delay: Duration,
 }
 
 impl Net {
     fn new(n: usize) -> Net {
+        // About the rules, not when output leaves: coalescing is off (tests_flush.rs).
+        Net::with_flush_delay(n, Duration::ZERO)
+    }
+
+    fn with_flush_delay(n: usize, flush_delay: Duration) -> Net {
         let now = crate::test_clock::start();
         let mut net = Net {
             nodes: Vec::new(),
@@ -46,6 +53,7 @@ impl Net {
             keys: BTreeMap::new(),
             queue: VecDeque::new(),
             now,
+            flush_delay,
         };
         for i in 0..n {
             net.add_node(i, 1);
@@ -58,6 +66,7 @@ impl Net {
         let mut server = Server::new(Config {
             operators: vec![("root".into(), crate::sha256::hex_digest(b"hunter2"))],
             wall_clock: Some((self.now, Duration::from_secs(1_700_000_000))),
+            flush_delay: self.flush_delay,
             ..Config::default()
         });
         server.enable_cluster(ClusterOptions::new(format!("n{i}"), incarnation), self.now);
@@ -317,6 +326,34 @@ fn room_messages_cross_nodes_once_and_in_order() {
         assert_eq!(from_b, ["b0", "b1", "b2", "b3", "b4"], "user {u}");
         assert_eq!(got.len(), 10);
     }
+}
+
+#[test]
+fn relayed_room_messages_wait_for_the_flush_window() {
+    let delay = Duration::from_millis(1);
+    let mut net = Net::with_flush_delay(2, delay);
+    let a = net.sign_in(0, "ann");
+    let b = net.sign_in(1, "bob");
+    for u in [a, b] {
+        net.client(u).join("lobby");
+        net.pump();
+    }
+    net.advance(delay);
+    for u in [a, b] {
+        net.events(u);
+    }
+    let t0 = net.now;
+    net.client(a).say("lobby", "one");
+    net.client(a).say("lobby", "two");
+    net.pump();
+    // The relay reached bob's node; its copy waits for the window there.
+    assert!(net.messages(b).is_empty());
+    assert_eq!(net.server(1).poll_timeout(), Some(t0 + delay));
+    net.advance(delay - Duration::from_nanos(1));
+    assert!(net.messages(b).is_empty());
+    net.advance(Duration::from_nanos(1));
+    let texts: Vec<String> = net.messages(b).into_iter().map(|m| m.1).collect();
+    assert_eq!(texts, ["one", "two"]);
 }
 
 #[test]

@@ -31,6 +31,8 @@ impl World {
     fn new(opts: HistoryOptions, rooms: Vec<RoomRecord>) -> Self {
         let config = Config {
             msg_rate: 0,
+            // About the rules, not when output leaves: coalescing is off (tests_flush.rs).
+            flush_delay: std::time::Duration::ZERO,
             ..Config::default()
         };
         let now = crate::test_clock::start();

@@ -22,7 +22,11 @@ struct Mixed {
 impl Mixed {
     fn new(config: Config) -> Self {
         Mixed {
-            server: Server::new(config),
+            // About the rules, not when output leaves: coalescing is off (tests_flush.rs).
+            server: Server::new(Config {
+                flush_delay: Duration::ZERO,
+                ..config
+            }),
             now: crate::test_clock::start(),
             native: Vec::new(),
             irc: Vec::new(),

@@ -13,6 +13,8 @@ pub(super) fn config() -> Config {
     Config {
         msg_rate: 0,
         server_name: "irc.test".into(),
+        // About the rules, not when output leaves: coalescing is off (tests_flush.rs).
+        flush_delay: std::time::Duration::ZERO,
         ..Config::default()
     }
 }

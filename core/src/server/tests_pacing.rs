@@ -36,7 +36,11 @@ fn config() -> Config {
 impl World {
     fn new(config: Config) -> Self {
         World {
-            server: Server::new(config),
+            // About the rules, not when output leaves: coalescing is off (tests_flush.rs).
+            server: Server::new(Config {
+                flush_delay: Duration::ZERO,
+                ..config
+            }),
             now: crate::test_clock::start(),
             clients: Vec::new(),
             out: HashMap::new(),

@@ -727,6 +727,10 @@ fn config(input: &mut Input<'_>) -> Config {
     c.msg_rate = if a & 0x40 != 0 { 0 } else { 5 };
     c.msg_burst = 4;
     c.password = (a & 0x80 != 0).then(|| "pw".to_owned());
+    // Coalescing on (the default) or off, by the same bit.
+    if a & 0x80 != 0 {
+        c.flush_delay = Duration::ZERO;
+    }
     c.max_nick_len = if b & 1 != 0 { 3 } else { 32 };
     c.max_room_len = if b & 2 != 0 { 4 } else { 64 };
     c.max_text_len = if b & 4 != 0 { 20 } else { 4096 };

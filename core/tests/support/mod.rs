@@ -24,7 +24,10 @@ pub struct Net {
 }
 
 impl Net {
-    pub fn new(config: Config) -> Net {
+    pub fn new(mut config: Config) -> Net {
+        // About the rules, not when output leaves: coalescing (Config::flush_delay) is
+        // tested in core/src/server/tests_flush.rs and by the properties, which run timers.
+        config.flush_delay = Duration::ZERO;
         Net {
             server: Server::new(config),
             now: Instant::now(),
