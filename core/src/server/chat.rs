@@ -257,7 +257,7 @@ impl Server {
                 format!("already in {max_rooms} rooms, the most allowed"),
             ));
         }
-        conn.rooms.push(key.clone());
+        conn.add_room(key.clone());
         let nick = conn.nick.clone();
         let away = !conn.away.is_empty();
         let created = self.registry.room(&key).is_none();
@@ -312,7 +312,7 @@ impl Server {
                 self.conns.deliver(id, &mut Fanout::new(&left, &source));
                 self.registry.leave(&key, id);
                 if let Some(conn) = self.conns.get_mut(&id) {
-                    conn.rooms.retain(|k| *k != key);
+                    conn.remove_room(&key);
                 }
                 return Ok(());
             }
@@ -325,7 +325,7 @@ impl Server {
         }
         self.registry.leave(&key, id);
         if let Some(conn) = self.conns.get_mut(&id) {
-            conn.rooms.retain(|k| *k != key);
+            conn.remove_room(&key);
         }
         Ok(())
     }
@@ -682,7 +682,7 @@ impl Server {
         }
         self.registry.leave(&key, target);
         if let Some(conn) = self.conns.get_mut(&target) {
-            conn.rooms.retain(|k| *k != key);
+            conn.remove_room(&key);
         }
         Ok(())
     }

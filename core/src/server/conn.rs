@@ -162,6 +162,24 @@ impl Conn {
         }
     }
 
+    /// Records that it sits in the room `key` (folded), at the end of the join order.
+    /// Memory grows one room at a time: most connections sit in one room, and a `Vec`'s
+    /// doubling would keep room for four (issue 16: memory per idle connection).
+    pub fn add_room(&mut self, key: String) {
+        if self.rooms.len() == self.rooms.capacity() {
+            self.rooms.reserve_exact(1);
+        }
+        self.rooms.push(key);
+    }
+
+    /// Records that it left the room `key`; the list's memory goes with its last room.
+    pub fn remove_room(&mut self, key: &str) {
+        self.rooms.retain(|k| k != key);
+        if self.rooms.is_empty() {
+            self.rooms = Vec::new();
+        }
+    }
+
     /// The user name shown in IRC sources and WHO: native clients have none of their own.
     pub fn user(&self) -> &str {
         if self.user.is_empty() {
@@ -263,6 +281,24 @@ mod tests {
         assert_eq!(c.user(), "~bob");
         assert!(!c.proto.is_irc());
         assert_eq!(c.proto.buffered(), 0);
+    }
+
+    #[test]
+    fn room_list_holds_exactly_its_rooms_and_works_after_emptying() {
+        let mut c = Conn::new(crate::test_clock::start());
+        c.add_room("a".into());
+        assert_eq!(c.rooms.capacity(), 1);
+        c.add_room("b".into());
+        assert_eq!((c.rooms.len(), c.rooms.capacity()), (2, 2));
+        c.remove_room("a");
+        assert_eq!(c.rooms, ["b"]);
+        c.remove_room("b");
+        assert_eq!(c.rooms.capacity(), 0);
+        c.add_room("c".into());
+        c.add_room("d".into());
+        assert_eq!(c.rooms, ["c", "d"]);
+        c.remove_room("x");
+        assert_eq!(c.rooms, ["c", "d"]);
     }
 
     #[test]

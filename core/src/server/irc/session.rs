@@ -41,15 +41,24 @@ pub(crate) mod cap {
     ];
 }
 
+/// The parameters of registration, until it completes.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Registering {
+    /// The nick asked for.
+    pub nick: Option<String>,
+    /// User name and real name from `USER`.
+    pub user: Option<(String, String)>,
+    pub password: Option<String>,
+}
+
 /// IRC-only state of one connection.
 #[derive(Debug, Default)]
 pub(crate) struct IrcSession {
     pub lines: LineDecoder,
-    /// The nick asked for before registration.
-    pub(super) nick: Option<String>,
-    /// User name and real name from `USER`.
-    pub(super) user: Option<(String, String)>,
-    pub(super) password: Option<String>,
+    /// What `NICK`, `USER` and `PASS` gave before registration; `None` before the first
+    /// of them and once registered (the connection holds them then), so a registered
+    /// session does not keep the copies.
+    pub(super) registering: Option<Box<Registering>>,
     /// Registration waits while capability negotiation is open.
     pub(super) negotiating: bool,
     /// User mode `i`: left out of `WHO` masks for users who share no channel with it.
@@ -69,4 +78,11 @@ pub(crate) struct IrcSession {
     pub client_tags: Option<String>,
     /// Lines the command being handled sends after its answer (and its label).
     pub deferred: Vec<Bytes>,
+}
+
+impl IrcSession {
+    /// The registration parameters received so far, made on first use.
+    pub(crate) fn registering(&mut self) -> &mut Registering {
+        self.registering.get_or_insert_with(Box::default)
+    }
 }
