@@ -97,7 +97,7 @@ async fn accept_loop<R: Runtime>(
         if let Some((id, slot)) = open(state, peer, stream, runtime) {
             handle.opened();
             log::info!("{id} connected from {peer}");
-            runtime.spawn(connection(state.clone(), handle.clone(), id, slot));
+            runtime.spawn(connection(state.clone(), id, slot));
         }
         // Under a stream of connections `accept` is always ready: this lets the other
         // listeners and the connections run between two accepts.
@@ -128,7 +128,7 @@ fn open<R: Runtime>(
             return None;
         }
     };
-    let slot = Rc::new(Slot::new(peer, stream));
+    let slot = Rc::new(Slot::new(stream));
     st.conns.insert(id, slot.clone());
     // open_from() may have made the core's next deadline earlier.
     st.drain();

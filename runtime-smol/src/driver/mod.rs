@@ -103,6 +103,8 @@ struct State<S> {
     flusher: Rc<Notify>,
     /// The server has stopped: the flusher ends.
     stopped: bool,
+    /// Counts the open sockets for `Handle::connection_count`.
+    handle: Handle,
 }
 
 /// The adapter's side of one connection, shared by its task and the state.
@@ -110,8 +112,6 @@ struct State<S> {
 /// Every idle connection holds one (issue 16: memory per connection), so its signals to
 /// the task are bits of one byte with one waker: the reader and writer are one task.
 struct Slot<S> {
-    /// The peer's address, for log lines.
-    peer: SocketAddr,
     stream: Stream<S>,
     /// Output taken from the core and not yet written: while there is some, only the
     /// connection's writer writes (so bytes keep their order).
@@ -133,9 +133,8 @@ const CLOSING: u8 = 8;
 
 impl<S> Slot<S> {
     /// A slot with no output and no signal.
-    fn new(peer: SocketAddr, stream: Stream<S>) -> Self {
+    fn new(stream: Stream<S>) -> Self {
         Slot {
-            peer,
             stream,
             out: Cell::new(None),
             waker: Cell::new(None),
@@ -201,10 +200,8 @@ impl<S: Socket> State<S> {
         }
         while let Some(event) = self.server.poll_event() {
             match event {
-                Event::Registered { conn, nick } => match self.conns.get(&conn) {
-                    Some(slot) => log::info!("{conn} signed in as {nick} from {}", slot.peer),
-                    None => log::info!("{conn} signed in as {nick}"),
-                },
+                // The peer's address is in the connection's first line ("connected from").
+                Event::Registered { conn, nick } => log::info!("{conn} signed in as {nick}"),
                 Event::NickChanged { conn, old, new } => {
                     log::info!("{conn} is now known as {new} (was {old})")
                 }
@@ -319,6 +316,7 @@ async fn serve<R: Runtime>(bound: Server<R>, runtime: &R) {
         dirty: Vec::new(),
         flusher: flush.clone(),
         stopped: false,
+        handle: handle.clone(),
     }));
     let (answers_tx, answers) = async_channel::unbounded();
     if let Some(history) = history {
