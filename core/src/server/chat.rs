@@ -145,7 +145,9 @@ impl Server {
             user: c.user().to_owned(),
             realname: c.realname.clone(),
             away: c.away.clone(),
-            idle_secs: now.saturating_duration_since(c.last_said).as_secs(),
+            idle_secs: now
+                .saturating_duration_since(c.instant(c.last_said))
+                .as_secs(),
             signon: c.opened,
             oper: self.is_oper(whom),
             rooms,
@@ -385,7 +387,7 @@ impl Server {
         self.history_ready(room)?;
         let from = self.nick(id);
         if let Some(conn) = self.conns.get_mut(&id) {
-            conn.last_said = now;
+            conn.last_said = conn.stamp(now);
         }
         let Some(r) = self.registry.room_mut(&key) else {
             return Ok(());
@@ -441,7 +443,7 @@ impl Server {
             ));
         };
         if let Some(conn) = self.conns.get_mut(&id) {
-            conn.last_said = now;
+            conn.last_said = conn.stamp(now);
         }
         let direct = ServerPacket::Direct {
             from: self.nick(id),

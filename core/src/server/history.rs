@@ -349,7 +349,7 @@ impl Server {
         let Some(room) = self.registry.room(key) else {
             return;
         };
-        let Some(now) = self.conns.get(&setter).map(|c| c.last_rx) else {
+        let Some(now) = self.conns.get(&setter).map(|c| c.instant(c.last_rx)) else {
             return;
         };
         let (name, topic, by) = (room.name.clone(), room.topic.clone(), room.topic_by.clone());

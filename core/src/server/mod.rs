@@ -510,7 +510,7 @@ impl Server {
         if conn.phase == Phase::Closing || conn.eof || input.is_empty() {
             return;
         }
-        conn.last_rx = now;
+        conn.last_rx = conn.stamp(now);
         // An answered ping moves the deadline from the idle timeout back to the next ping,
         // which can be earlier than the timer now armed.
         let rearm = std::mem::take(&mut conn.ping_sent);
@@ -607,7 +607,7 @@ impl Server {
             }
             self.timers.pop();
             if let Some(conn) = self.conns.get_mut(&id) {
-                if conn.timer == Some(at) {
+                if conn.timer == Some(conn.stamp(at)) {
                     conn.timer = None;
                     due.push(id);
                 }
@@ -627,7 +627,7 @@ impl Server {
             return;
         };
         if conn.phase == Phase::Closing {
-            if !conn.finished && conn.close_at.is_some_and(|t| t <= now) {
+            if !conn.finished && conn.close_at.is_some_and(|t| conn.instant(t) <= now) {
                 self.finish(id);
             } else {
                 self.schedule(id);
@@ -637,7 +637,7 @@ impl Server {
         if !conn.pacing.waiters.is_empty()
             && !conn.pacing.stalled
             && conn.pacing.holding_since.is_some_and(|t| {
-                now.saturating_duration_since(t) >= self.config.outbound_stall_timeout
+                now.saturating_duration_since(conn.instant(t)) >= self.config.outbound_stall_timeout
             })
         {
             // It held its senders back too long: they go on without it.
@@ -661,10 +661,9 @@ impl Server {
         // due, say), and `schedule` keeps an earlier timer: forget it, the checks schedule
         // again once done.
         conn.timer = None;
-        if conn
-            .partial_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= self.config.request_timeout)
-        {
+        if conn.partial_since.is_some_and(|t| {
+            now.saturating_duration_since(conn.instant(t)) >= self.config.request_timeout
+        }) {
             self.close(
                 id,
                 ErrorCode::Timeout,
@@ -673,7 +672,7 @@ impl Server {
             );
             return;
         }
-        let silent = now.saturating_duration_since(conn.last_rx);
+        let silent = now.saturating_duration_since(conn.instant(conn.last_rx));
         match conn.phase {
             Phase::Closing => return,
             Phase::Hello => {
@@ -774,7 +773,7 @@ impl Server {
         if conn.inbox.is_empty() && conn.proto.buffered() > 0 {
             if handled_any || conn.partial_since.is_none() {
                 // A new frame or line began with these bytes.
-                conn.partial_since = Some(now);
+                conn.partial_since = Some(conn.stamp(now));
             }
         } else {
             conn.partial_since = None;
@@ -941,7 +940,11 @@ impl Server {
         let cluster = self.cluster_deadline();
         // Drop dead entries on top so the answer is a real deadline.
         while let Some(&Reverse((at, id))) = self.timers.peek() {
-            if self.conns.get(&id).is_some_and(|c| c.timer == Some(at)) {
+            if self
+                .conns
+                .get(&id)
+                .is_some_and(|c| c.timer == Some(c.stamp(at)))
+            {
                 return Some(cluster.map_or(at, |t| t.min(at)));
             }
             self.timers.pop();
@@ -1063,8 +1066,8 @@ impl Server {
         let keepalive = match conn.phase {
             Phase::Closing => None,
             Phase::Hello => Some(conn.opened + c.hello_timeout),
-            Phase::Ready if conn.ping_sent => Some(conn.last_rx + c.idle_timeout),
-            Phase::Ready => Some(conn.last_rx + c.ping_interval),
+            Phase::Ready if conn.ping_sent => Some(conn.instant(conn.last_rx) + c.idle_timeout),
+            Phase::Ready => Some(conn.instant(conn.last_rx) + c.ping_interval),
         };
         // Waiting requests are handled once the rate allows, unless output pacing holds
         // them (its release schedules again); with no rate, at once.
@@ -1078,13 +1081,18 @@ impl Server {
             None
         };
         let stall = match &conn.pacing {
-            p if !p.waiters.is_empty() && !p.stalled => {
-                p.holding_since.map(|t| t + c.outbound_stall_timeout)
-            }
+            p if !p.waiters.is_empty() && !p.stalled => p
+                .holding_since
+                .map(|t| conn.instant(t) + c.outbound_stall_timeout),
             _ => None,
         };
-        let partial = conn.partial_since.map(|t| t + c.request_timeout);
-        let linger = conn.close_at.filter(|_| !conn.finished);
+        let partial = conn
+            .partial_since
+            .map(|t| conn.instant(t) + c.request_timeout);
+        let linger = conn
+            .close_at
+            .filter(|_| !conn.finished)
+            .map(|t| conn.instant(t));
         let Some(deadline) = [keepalive, wake, stall, partial, linger]
             .into_iter()
             .flatten()
@@ -1092,8 +1100,8 @@ impl Server {
         else {
             return;
         };
-        if conn.timer.is_none_or(|t| deadline < t) {
-            conn.timer = Some(deadline);
+        if conn.timer.is_none_or(|t| deadline < conn.instant(t)) {
+            conn.timer = Some(conn.stamp(deadline));
             self.timers.push(Reverse((deadline, id)));
         }
     }
@@ -1154,7 +1162,7 @@ impl Server {
             c.pacing.waiters.push(sender);
             holders += 1;
             if c.pacing.holding_since.is_none() {
-                c.pacing.holding_since = Some(now);
+                c.pacing.holding_since = Some(c.stamp(now));
                 // Its stall deadline.
                 self.schedule(id);
             }
@@ -1235,7 +1243,7 @@ impl Server {
         // Nothing more is read: what waits unread is dropped with the connection.
         conn.inbox = BytesMut::new();
         conn.partial_since = None;
-        conn.close_at = self.now.map(|t| t + self.config.close_linger);
+        conn.close_at = self.now.map(|t| conn.stamp(t + self.config.close_linger));
         let bye = if conn.proto.is_irc() {
             irc::error_line(reason)
         } else {
