@@ -109,11 +109,81 @@ pub(crate) struct Conn {
     pub timer: Option<Stamp>,
     /// Output waiting for history store answers, counted in `queued`: one segment per op
     /// waited for, in op order, each released (after `out`) once its op is answered.
-    pub held: VecDeque<(u64, VecDeque<Bytes>)>,
+    pub held: Rare<Held>,
     /// A user of another cluster node (cluster.rs): no socket, nothing is queued for it.
     pub remote: bool,
     /// Output pacing (see `Server::hold_back` in mod.rs).
-    pub pacing: Pacing,
+    pub pacing: Rare<Pacing>,
+}
+
+/// Output waiting for history store answers: one segment per op, in op order.
+pub(crate) type Held = VecDeque<(u64, VecDeque<Bytes>)>;
+
+/// The value a [`Rare`] part reads as before its first write.
+pub(crate) trait Idle: Default + 'static {
+    /// The part as a connection that never used it has it.
+    fn idle() -> &'static Self;
+}
+
+static IDLE_HELD: Held = VecDeque::new();
+static IDLE_PACING: Pacing = Pacing {
+    waiters: Vec::new(),
+    blocked: 0,
+    holding_since: None,
+    stalled: false,
+    touched: false,
+};
+
+impl Idle for Held {
+    fn idle() -> &'static Self {
+        &IDLE_HELD
+    }
+}
+
+impl Idle for Pacing {
+    fn idle() -> &'static Self {
+        &IDLE_PACING
+    }
+}
+
+/// A part of a connection that most connections never use (output pacing, output held
+/// for history answers): a pointer until its first write (`DerefMut`), so an idle
+/// connection does not carry it (issue 16). Reads before that see [`Idle::idle`].
+#[derive(Debug, Default)]
+pub(crate) struct Rare<T>(Option<Box<T>>);
+
+impl<T: Idle> Rare<T> {
+    /// The part for writing, unless it was never written (then there is nothing to change).
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        self.0.as_deref_mut()
+    }
+
+    /// Takes the part out, leaving nothing allocated.
+    pub fn take(&mut self) -> T {
+        self.0.take().map(|b| *b).unwrap_or_default()
+    }
+
+    /// Drops the part: it reads as idle again.
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl<T: Idle> std::ops::Deref for Rare<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match self.0.as_deref() {
+            Some(part) => part,
+            None => T::idle(),
+        }
+    }
+}
+
+impl<T: Idle> std::ops::DerefMut for Rare<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.get_or_insert_with(Box::default)
+    }
 }
 
 /// A connection's part in output pacing: whom it holds back and how many hold it back.
@@ -161,8 +231,8 @@ impl Conn {
             ping_sent: false,
             requests: 0,
             timer: None,
-            held: VecDeque::new(),
-            pacing: Pacing::default(),
+            held: Rare::default(),
+            pacing: Rare::default(),
             remote: false,
         }
     }
@@ -183,10 +253,16 @@ impl Conn {
 
     /// Releases what waited for ops up to `op` (all of it for `u64::MAX`) behind `out`.
     pub fn release_held(&mut self, op: u64) {
-        while self.held.front().is_some_and(|(at, _)| *at <= op) {
-            if let Some((_, mut segment)) = self.held.pop_front() {
+        let Some(held) = self.held.get_mut() else {
+            return;
+        };
+        while held.front().is_some_and(|(at, _)| *at <= op) {
+            if let Some((_, mut segment)) = held.pop_front() {
                 self.out.append(&mut segment);
             }
+        }
+        if held.is_empty() {
+            self.held.clear();
         }
     }
 
@@ -312,6 +388,32 @@ mod tests {
     }
 
     #[test]
+    fn rare_parts_are_allocated_on_write_and_held_output_is_freed_when_released() {
+        let mut c = Conn::new(crate::test_clock::start());
+        // Reads see the idle value and allocate nothing.
+        assert!(c.held.is_empty() && c.pacing.waiters.is_empty() && c.pacing.blocked == 0);
+        assert!(c.held.get_mut().is_none() && c.pacing.get_mut().is_none());
+        c.release_held(u64::MAX);
+        assert!(c.held.get_mut().is_none());
+        // Held output, released: the part is freed, and works again when refilled.
+        for round in 0..2u8 {
+            c.held
+                .push_back((1, VecDeque::from([Bytes::from(vec![round])])));
+            c.held
+                .push_back((2, VecDeque::from([Bytes::from(vec![round + 10])])));
+            c.release_held(1);
+            assert_eq!(c.held.len(), 1);
+            c.release_held(2);
+            assert!(c.held.get_mut().is_none(), "freed once empty");
+        }
+        let out: Vec<u8> = c.out.iter().map(|b| b[0]).collect();
+        assert_eq!(out, [0, 10, 1, 11]);
+        c.pacing.blocked += 1;
+        assert_eq!(c.pacing.get_mut().map(|p| p.blocked), Some(1));
+        assert_eq!(c.held.take().len(), 0);
+    }
+
+    #[test]
     fn room_list_holds_exactly_its_rooms_and_works_after_emptying() {
         let mut c = Conn::new(crate::test_clock::start());
         c.add_room("a".into());
@@ -349,7 +451,8 @@ mod size_tests {
     use super::*;
 
     /// Every idle connection holds one `Conn` (boxed in the server's map): 448 bytes on
-    /// x86-64 when this was first written, 400 since its times are `Stamp`s (issue 16),
+    /// x86-64 when this was first written, 344 since its times are `Stamp`s and pacing and
+    /// held output are `Rare` parts (issue 16),
     /// about a third of an idle connection's resident memory (bench/RESULTS.md, "Memory
     /// per idle connection"). A field that makes it grow should be a decision, not an
     /// accident.
@@ -357,7 +460,7 @@ mod size_tests {
     fn conn_does_not_grow_unnoticed() {
         let size = std::mem::size_of::<Conn>();
         println!("Conn: {size} bytes");
-        assert!(size <= 400, "Conn grew to {size} bytes");
+        assert!(size <= 344, "Conn grew to {size} bytes");
     }
 
     #[test]

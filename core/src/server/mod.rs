@@ -253,7 +253,7 @@ fn push(
         conn.pacing.touched = true;
         touched.ids.push(id);
     }
-    if let Some((_, segment)) = conn.held.back_mut() {
+    if let Some((_, segment)) = conn.held.get_mut().and_then(|h| h.back_mut()) {
         // Waiting for a history answer that must go out first (history.rs).
         segment.push_back(bytes);
         return;
@@ -1168,8 +1168,9 @@ impl Server {
             }
         }
         self.conns.touched.ids = ids;
-        if let Some(c) = self.conns.get_mut(&sender) {
-            c.pacing.blocked += holders;
+        match self.conns.get_mut(&sender) {
+            Some(c) if holders > 0 => c.pacing.blocked += holders,
+            _ => {}
         }
     }
 
@@ -1239,7 +1240,9 @@ impl Server {
         };
         conn.phase = Phase::Closing;
         conn.timer = None;
-        conn.pacing.holding_since = None;
+        if let Some(p) = conn.pacing.get_mut() {
+            p.holding_since = None;
+        }
         // Nothing more is read: what waits unread is dropped with the connection.
         conn.inbox = BytesMut::new();
         conn.partial_since = None;
