@@ -149,7 +149,7 @@ impl Sides {
     ) -> Poll<End> {
         // Each side takes its signal before it looks, so a signal still raised after
         // they ran came too late for this look (see `Connection::poll`).
-        slot.take(READ | WRITE);
+        slot.lower(READ | WRITE);
         if self.reader != Reader::Done {
             if let Poll::Ready(Err(e)) = self.poll_read(state, id, slot, cx) {
                 return Poll::Ready(End::Io(e));
@@ -175,7 +175,7 @@ impl Sides {
         }
         loop {
             // A wake-up from the core only asks for a look at the budget, which follows.
-            slot.take(READ);
+            slot.lower(READ);
             if state.borrow().server.read_budget(id) == 0 {
                 return Poll::Pending;
             }
@@ -235,7 +235,7 @@ impl Sides {
                 continue;
             }
             // A signal only asks for a look at the output, which follows.
-            slot.take(WRITE);
+            slot.lower(WRITE);
             let rest = slot.out.take();
             let Some(mut data) =
                 rest.or_else(|| Some(state.borrow_mut().server.take_transmit(id)?.data))
@@ -300,6 +300,35 @@ mod tests {
     use super::*;
     use crate::tls::Stream;
     use crate::Handle;
+
+    /// Counts its wake-ups.
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counter {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_signal_is_kept_until_lowered_and_wakes_the_parked_task_once() {
+        let slot = Slot::new(Stream::Plain(()));
+        // Sent while no task waits: kept for the next look.
+        slot.signal(WRITE);
+        assert!(slot.has(WRITE) && !slot.has(READ | DONE));
+        slot.lower(WRITE);
+        assert!(!slot.has(WRITE));
+        let counter = std::sync::Arc::new(Counter(Default::default()));
+        let waker = std::task::Waker::from(counter.clone());
+        let cx = Context::from_waker(&waker);
+        slot.park(&cx);
+        slot.park(&cx);
+        slot.signal(READ);
+        slot.signal(DONE);
+        let wakes = counter.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(wakes, 1, "one wake-up until the task parks again");
+        assert!(slot.has(READ) && slot.has(DONE));
+    }
 
     /// Every idle connection holds one of these futures and one slot: they must stay small
     /// (issue 16: at most 1.5 KB per idle connection in all; the future was 352 bytes as

@@ -156,11 +156,9 @@ impl<S> Slot<S> {
         self.flags.get() & bit != 0
     }
 
-    /// Whether `bit` was raised, lowering it.
-    fn take(&self, bit: u8) -> bool {
-        let flags = self.flags.get();
-        self.flags.set(flags & !bit);
-        flags & bit != 0
+    /// Lowers `bits`: the task is about to look at what they signal.
+    fn lower(&self, bits: u8) {
+        self.flags.set(self.flags.get() & !bits);
     }
 
     /// Keeps the task's waker for the next signal (the same task's waker is kept once).
