@@ -11,9 +11,10 @@ use crate::rate::RateLimiter;
 use crate::server::irc::session::IrcSession;
 use crate::ConnId;
 
-/// A moment in a connection's life: microseconds since it opened, plus one, so that it
-/// and an `Option` of it take 8 bytes (an `Instant` takes 16; every idle connection holds
-/// seven of them, issue 16). Ordered like the instants it stands for; `Conn::stamp` and
+/// A moment in a connection's life: nanoseconds since it opened (584 years), plus one, so
+/// that it and an `Option` of it take 8 bytes (an `Instant` takes 16; every idle
+/// connection held seven of them, issue 16). Exact, so every deadline falls where it did
+/// with `Instant`s; ordered like the instants it stands for; `Conn::stamp` and
 /// `Conn::instant` convert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Stamp(NonZeroU64);
@@ -240,14 +241,14 @@ impl Conn {
     /// `at` as a moment in this connection's life (an instant before it opened counts as
     /// its opening).
     pub fn stamp(&self, at: Instant) -> Stamp {
-        let us = at.saturating_duration_since(self.opened).as_micros();
-        let us = u64::try_from(us).unwrap_or(u64::MAX).saturating_add(1);
-        Stamp(NonZeroU64::new(us).unwrap_or(NonZeroU64::MIN))
+        let ns = at.saturating_duration_since(self.opened).as_nanos();
+        let ns = u64::try_from(ns).unwrap_or(u64::MAX).saturating_add(1);
+        Stamp(NonZeroU64::new(ns).unwrap_or(NonZeroU64::MIN))
     }
 
-    /// The instant `stamp` stands for (to the microsecond below).
+    /// The instant `stamp` stands for.
     pub fn instant(&self, stamp: Stamp) -> Instant {
-        let since = Duration::from_micros(stamp.0.get() - 1);
+        let since = Duration::from_nanos(stamp.0.get() - 1);
         self.opened.checked_add(since).unwrap_or(self.opened)
     }
 
