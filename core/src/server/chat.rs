@@ -146,7 +146,9 @@ impl Server {
             user: c.user().to_owned(),
             realname: c.realname.clone(),
             away: c.away.clone(),
-            idle_secs: now.saturating_duration_since(c.last_said).as_secs(),
+            idle_secs: now
+                .saturating_duration_since(c.instant(c.last_said))
+                .as_secs(),
             signon: c.opened,
             oper: self.is_oper(whom),
             rooms,
@@ -260,7 +262,7 @@ impl Server {
                 format!("already in {max_rooms} rooms, the most allowed"),
             ));
         }
-        conn.rooms.push(key.clone());
+        conn.add_room(key.clone());
         let nick = conn.nick.clone();
         let away = !conn.away.is_empty();
         let created = self.registry.room(&key).is_none();
@@ -324,7 +326,7 @@ impl Server {
                 self.conns.deliver(id, &mut Fanout::new(&left, &source));
                 self.registry.leave(&key, id);
                 if let Some(conn) = self.conns.get_mut(&id) {
-                    conn.rooms.retain(|k| *k != key);
+                    conn.remove_room(&key);
                 }
                 return Ok(());
             }
@@ -337,7 +339,7 @@ impl Server {
         }
         self.registry.leave(&key, id);
         if let Some(conn) = self.conns.get_mut(&id) {
-            conn.rooms.retain(|k| *k != key);
+            conn.remove_room(&key);
         }
         Ok(())
     }
@@ -397,7 +399,7 @@ impl Server {
         self.history_ready(room)?;
         let from = self.nick(id);
         if let Some(conn) = self.conns.get_mut(&id) {
-            conn.last_said = now;
+            conn.last_said = conn.stamp(now);
         }
         let Some(r) = self.registry.room_mut(&key) else {
             return Ok(());
@@ -453,7 +455,7 @@ impl Server {
             ));
         };
         if let Some(conn) = self.conns.get_mut(&id) {
-            conn.last_said = now;
+            conn.last_said = conn.stamp(now);
         }
         let direct = ServerPacket::Direct {
             from: self.nick(id),
@@ -694,7 +696,7 @@ impl Server {
         }
         self.registry.leave(&key, target);
         if let Some(conn) = self.conns.get_mut(&target) {
-            conn.rooms.retain(|k| *k != key);
+            conn.remove_room(&key);
         }
         Ok(())
     }

@@ -82,7 +82,7 @@ impl Server {
     /// The label of the command being handled, taken so that its later answer carries it.
     fn irc_take_label(&mut self, id: ConnId) -> Option<String> {
         match &mut self.conns.get_mut(&id)?.proto {
-            super::conn::Proto::Irc(s) => s.label.take(),
+            super::conn::Proto::Irc(s) => s.command.as_mut()?.label.take(),
             _ => None,
         }
     }

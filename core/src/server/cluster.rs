@@ -1113,7 +1113,7 @@ impl Server {
         };
         let already = conn.rooms.contains(&key);
         if !already {
-            conn.rooms.push(key.clone());
+            conn.add_room(key.clone());
             self.registry.join(&key, room, g, now);
         }
         let Some(r) = self.registry.room_mut(&key) else {
@@ -1175,7 +1175,7 @@ impl Server {
         }
         self.registry.leave(key, g);
         if let Some(conn) = self.conns.get_mut(&g) {
-            conn.rooms.retain(|k| k != key);
+            conn.remove_room(key);
         }
     }
 
@@ -1294,7 +1294,7 @@ impl Server {
         self.relay_room(&key, &mut Fanout::new(&kicked, &source), None);
         self.registry.leave(&key, target);
         if let Some(conn) = self.conns.get_mut(&target) {
-            conn.rooms.retain(|k| *k != key);
+            conn.remove_room(&key);
         }
     }
 

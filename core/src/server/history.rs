@@ -353,7 +353,7 @@ impl Server {
         let Some(room) = self.registry.room(key) else {
             return;
         };
-        let Some(now) = self.conns.get(&setter).map(|c| c.last_rx) else {
+        let Some(now) = self.conns.get(&setter).map(|c| c.instant(c.last_rx)) else {
             return;
         };
         let (name, topic, by) = (room.name.clone(), room.topic.clone(), room.topic_by.clone());
@@ -564,7 +564,9 @@ impl Server {
 
     fn rehold(&mut self, id: ConnId, held: VecDeque<(u64, VecDeque<Bytes>)>) {
         if let Some(conn) = self.conns.get_mut(&id) {
-            conn.held = held;
+            if !held.is_empty() {
+                *conn.held = held;
+            }
         }
     }
 
@@ -615,7 +617,7 @@ impl Server {
         };
         let irc = conn.proto.is_irc();
         let held = if ahead {
-            std::mem::take(&mut conn.held)
+            conn.held.take()
         } else {
             VecDeque::new()
         };
@@ -730,11 +732,16 @@ impl Server {
     fn send_ahead(&mut self, id: ConnId, bytes: Bytes, after: u64) {
         let later = self.conns.get_mut(&id).map(|c| {
             let i = c.held.iter().position(|(at, _)| *at > after);
-            c.held.split_off(i.unwrap_or(c.held.len()))
+            match (c.held.get_mut(), i) {
+                (Some(held), Some(i)) => held.split_off(i),
+                _ => VecDeque::new(),
+            }
         });
         self.conns.send(id, bytes);
         if let (Some(mut later), Some(conn)) = (later, self.conns.get_mut(&id)) {
-            conn.held.append(&mut later);
+            if !later.is_empty() {
+                conn.held.append(&mut later);
+            }
         }
     }
 }

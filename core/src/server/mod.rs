@@ -344,7 +344,7 @@ fn push(
         conn.pacing.touched = true;
         touched.ids.push(id);
     }
-    if let Some((_, segment)) = conn.held.back_mut() {
+    if let Some((_, segment)) = conn.held.get_mut().and_then(|h| h.back_mut()) {
         // Waiting for a history answer that must go out first (history.rs).
         segment.push_back(bytes);
         return;
@@ -483,7 +483,7 @@ impl Server {
         if conn.phase == Phase::Closing || conn.eof || input.is_empty() {
             return;
         }
-        conn.last_rx = now;
+        conn.last_rx = conn.stamp(now);
         // An answered ping moves the deadline from the idle timeout back to the next ping,
         // which can be earlier than the timer now armed.
         let rearm = std::mem::take(&mut conn.ping_sent);
@@ -584,7 +584,7 @@ impl Server {
             }
             self.timers.pop();
             if let Some(conn) = self.conns.get_mut(&id) {
-                if conn.timer == Some(at) {
+                if conn.timer == Some(conn.stamp(at)) {
                     conn.timer = None;
                     due.push(id);
                 }
@@ -614,7 +614,7 @@ impl Server {
             return;
         };
         if conn.phase == Phase::Closing {
-            if !conn.finished && conn.close_at.is_some_and(|t| t <= now) {
+            if !conn.finished && conn.close_at.is_some_and(|t| conn.instant(t) <= now) {
                 self.finish(id);
             } else {
                 self.schedule(id);
@@ -624,7 +624,7 @@ impl Server {
         if !conn.pacing.waiters.is_empty()
             && !conn.pacing.stalled
             && conn.pacing.holding_since.is_some_and(|t| {
-                now.saturating_duration_since(t) >= self.config.outbound_stall_timeout
+                now.saturating_duration_since(conn.instant(t)) >= self.config.outbound_stall_timeout
             })
         {
             // It held its senders back too long: they go on without it.
@@ -648,10 +648,9 @@ impl Server {
         // due, say), and `schedule` keeps an earlier timer: forget it, the checks schedule
         // again once done.
         conn.timer = None;
-        if conn
-            .partial_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= self.config.request_timeout)
-        {
+        if conn.partial_since.is_some_and(|t| {
+            now.saturating_duration_since(conn.instant(t)) >= self.config.request_timeout
+        }) {
             self.close(
                 id,
                 ErrorCode::Timeout,
@@ -660,7 +659,7 @@ impl Server {
             );
             return;
         }
-        let silent = now.saturating_duration_since(conn.last_rx);
+        let silent = now.saturating_duration_since(conn.instant(conn.last_rx));
         match conn.phase {
             Phase::Closing => return,
             Phase::Hello => {
@@ -775,7 +774,7 @@ impl Server {
         if conn.inbox.is_empty() && conn.proto.buffered() > 0 {
             if handled_any || conn.partial_since.is_none() {
                 // A new frame or line began with these bytes.
-                conn.partial_since = Some(now);
+                conn.partial_since = Some(conn.stamp(now));
             }
         } else {
             conn.partial_since = None;
@@ -950,7 +949,11 @@ impl Server {
         };
         // Drop dead entries on top so the answer is a real deadline.
         while let Some(&Reverse((at, id))) = self.timers.peek() {
-            if self.conns.get(&id).is_some_and(|c| c.timer == Some(at)) {
+            if self
+                .conns
+                .get(&id)
+                .is_some_and(|c| c.timer == Some(c.stamp(at)))
+            {
                 return Some(other.map_or(at, |t| t.min(at)));
             }
             self.timers.pop();
@@ -1072,8 +1075,8 @@ impl Server {
         let keepalive = match conn.phase {
             Phase::Closing => None,
             Phase::Hello => Some(conn.opened + c.hello_timeout),
-            Phase::Ready if conn.ping_sent => Some(conn.last_rx + c.idle_timeout),
-            Phase::Ready => Some(conn.last_rx + c.ping_interval),
+            Phase::Ready if conn.ping_sent => Some(conn.instant(conn.last_rx) + c.idle_timeout),
+            Phase::Ready => Some(conn.instant(conn.last_rx) + c.ping_interval),
         };
         // Waiting requests are handled once the rate allows, unless output pacing holds
         // them (its release schedules again); with no rate, at once.
@@ -1087,13 +1090,18 @@ impl Server {
             None
         };
         let stall = match &conn.pacing {
-            p if !p.waiters.is_empty() && !p.stalled => {
-                p.holding_since.map(|t| t + c.outbound_stall_timeout)
-            }
+            p if !p.waiters.is_empty() && !p.stalled => p
+                .holding_since
+                .map(|t| conn.instant(t) + c.outbound_stall_timeout),
             _ => None,
         };
-        let partial = conn.partial_since.map(|t| t + c.request_timeout);
-        let linger = conn.close_at.filter(|_| !conn.finished);
+        let partial = conn
+            .partial_since
+            .map(|t| conn.instant(t) + c.request_timeout);
+        let linger = conn
+            .close_at
+            .filter(|_| !conn.finished)
+            .map(|t| conn.instant(t));
         let Some(deadline) = [keepalive, wake, stall, partial, linger]
             .into_iter()
             .flatten()
@@ -1101,8 +1109,8 @@ impl Server {
         else {
             return;
         };
-        if conn.timer.is_none_or(|t| deadline < t) {
-            conn.timer = Some(deadline);
+        if conn.timer.is_none_or(|t| deadline < conn.instant(t)) {
+            conn.timer = Some(conn.stamp(deadline));
             self.timers.push(Reverse((deadline, id)));
         }
     }
@@ -1163,14 +1171,15 @@ impl Server {
             c.pacing.waiters.push(sender);
             holders += 1;
             if c.pacing.holding_since.is_none() {
-                c.pacing.holding_since = Some(now);
+                c.pacing.holding_since = Some(c.stamp(now));
                 // Its stall deadline.
                 self.schedule(id);
             }
         }
         self.conns.touched.ids = ids;
-        if let Some(c) = self.conns.get_mut(&sender) {
-            c.pacing.blocked += holders;
+        match self.conns.get_mut(&sender) {
+            Some(c) if holders > 0 => c.pacing.blocked += holders,
+            _ => {}
         }
     }
 
@@ -1242,11 +1251,13 @@ impl Server {
         conn.phase = Phase::Closing;
         self.census.update(before, Census::of(conn));
         conn.timer = None;
-        conn.pacing.holding_since = None;
+        if let Some(p) = conn.pacing.get_mut() {
+            p.holding_since = None;
+        }
         // Nothing more is read: what waits unread is dropped with the connection.
         conn.inbox = BytesMut::new();
         conn.partial_since = None;
-        conn.close_at = self.now.map(|t| t + self.config.close_linger);
+        conn.close_at = self.now.map(|t| conn.stamp(t + self.config.close_linger));
         let bye = if conn.proto.is_irc() {
             irc::error_line(reason)
         } else {

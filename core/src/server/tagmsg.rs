@@ -11,7 +11,7 @@ impl Server {
     /// The client-only tags of the IRC command `id` is sending, if any.
     pub(crate) fn irc_client_tags(&self, id: ConnId) -> Option<String> {
         match &self.conns.get(&id)?.proto {
-            Proto::Irc(s) => s.client_tags.clone(),
+            Proto::Irc(s) => s.command.as_ref()?.client_tags.clone(),
             _ => None,
         }
     }

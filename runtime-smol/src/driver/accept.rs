@@ -1,7 +1,7 @@
 //! Accepting: one loop per listener, all in one task, and the refusal of a connection the
 //! core does not take.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -16,7 +16,6 @@ use switchboard_core::{ConnId, Refused};
 
 use super::conn::connection;
 use super::{Listener, Runtime, Slot, Socket, State};
-use crate::notify::Notify;
 use crate::tls::{Stream, TlsConfig};
 use crate::Handle;
 
@@ -98,7 +97,7 @@ async fn accept_loop<R: Runtime>(
         if let Some((id, slot)) = open(state, peer, stream, runtime) {
             handle.opened();
             log::info!("{id} connected from {peer}");
-            runtime.spawn(connection(state.clone(), handle.clone(), id, slot));
+            runtime.spawn(connection(state.clone(), id, slot));
         }
         // Under a stream of connections `accept` is always ready: this lets the other
         // listeners and the connections run between two accepts.
@@ -129,16 +128,7 @@ fn open<R: Runtime>(
             return None;
         }
     };
-    let slot = Rc::new(Slot {
-        peer,
-        stream,
-        out: Cell::new(None),
-        writer: Notify::default(),
-        reader: Notify::default(),
-        closer: Notify::default(),
-        closing: Cell::new(false),
-        done: Cell::new(false),
-    });
+    let slot = Rc::new(Slot::new(stream));
     st.conns.insert(id, slot.clone());
     // open_from() may have made the core's next deadline earlier.
     st.drain();

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
@@ -103,26 +103,72 @@ struct State<S> {
     flusher: Rc<Notify>,
     /// The server has stopped: the flusher ends.
     stopped: bool,
+    /// Counts the open sockets for `Handle::connection_count`.
+    handle: Handle,
 }
 
 /// The adapter's side of one connection, shared by its task and the state.
+///
+/// Every idle connection holds one (issue 16: memory per connection), so its signals to
+/// the task are bits of one byte with one waker: the reader and writer are one task.
 struct Slot<S> {
-    /// The peer's address, for log lines.
-    peer: SocketAddr,
     stream: Stream<S>,
     /// Output taken from the core and not yet written: while there is some, only the
     /// connection's writer writes (so bytes keep their order).
     out: Cell<Option<Bytes>>,
-    /// Wakes the writer: output is queued.
-    writer: Notify,
-    /// Wakes the reader: the core lets it read again.
-    reader: Notify,
-    /// Wakes the task when the core says to close the socket now.
-    closer: Notify,
-    /// The core is closing the connection: errors are expected, not worth a log line.
-    closing: Cell<bool>,
-    /// The core said to close the socket now.
-    done: Cell<bool>,
+    /// The connection task's waker while it waits for a signal.
+    waker: Cell<Option<Waker>>,
+    /// Signals (`READ`, `WRITE`, `DONE`) not yet seen by the task, and `CLOSING`.
+    flags: Cell<u8>,
+}
+
+/// Signal to the reader: the core lets it read again.
+const READ: u8 = 1;
+/// Signal to the writer: output is queued.
+const WRITE: u8 = 2;
+/// The core said to close the socket now.
+const DONE: u8 = 4;
+/// The core is closing the connection: errors are expected, not worth a log line.
+const CLOSING: u8 = 8;
+
+impl<S> Slot<S> {
+    /// A slot with no output and no signal.
+    fn new(stream: Stream<S>) -> Self {
+        Slot {
+            stream,
+            out: Cell::new(None),
+            waker: Cell::new(None),
+            flags: Cell::new(0),
+        }
+    }
+
+    /// Raises `bits` and wakes the task if it waits; a signal sent while it does not
+    /// wait is kept for its next look.
+    fn signal(&self, bits: u8) {
+        self.flags.set(self.flags.get() | bits);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Whether `bit` is raised.
+    fn has(&self, bit: u8) -> bool {
+        self.flags.get() & bit != 0
+    }
+
+    /// Lowers `bits`: the task is about to look at what they signal.
+    fn lower(&self, bits: u8) {
+        self.flags.set(self.flags.get() & !bits);
+    }
+
+    /// Keeps the task's waker for the next signal (the same task's waker is kept once).
+    fn park(&self, cx: &Context<'_>) {
+        let waker = match self.waker.take() {
+            Some(w) if w.will_wake(cx.waker()) => w,
+            _ => cx.waker().clone(),
+        };
+        self.waker.set(Some(waker));
+    }
 }
 
 impl<S: Socket> State<S> {
@@ -138,27 +184,22 @@ impl<S: Socket> State<S> {
         }
         while let Some(id) = self.server.poll_readable() {
             if let Some(slot) = self.conns.get(&id) {
-                slot.reader.notify();
+                slot.signal(READ);
             }
         }
         while let Some(close) = self.server.poll_close() {
             if let Some(slot) = self.conns.get(&close.conn) {
                 match close.mode {
                     // The reader stops by itself: the core gives it no budget any more.
-                    CloseMode::Flush => slot.closing.set(true),
-                    CloseMode::Now => {
-                        slot.done.set(true);
-                        slot.closer.notify();
-                    }
+                    CloseMode::Flush => slot.flags.set(slot.flags.get() | CLOSING),
+                    CloseMode::Now => slot.signal(DONE),
                 }
             }
         }
         while let Some(event) = self.server.poll_event() {
             match event {
-                Event::Registered { conn, nick } => match self.conns.get(&conn) {
-                    Some(slot) => log::info!("{conn} signed in as {nick} from {}", slot.peer),
-                    None => log::info!("{conn} signed in as {nick}"),
-                },
+                // The peer's address is in the connection's first line ("connected from").
+                Event::Registered { conn, nick } => log::info!("{conn} signed in as {nick}"),
                 Event::NickChanged { conn, old, new } => {
                     log::info!("{conn} is now known as {new} (was {old})")
                 }
@@ -217,8 +258,8 @@ fn write_now<S: Socket>(server: &mut switchboard_core::Server, id: ConnId, slot:
     let rest = slot.out.take();
     let busy = rest.is_some();
     slot.out.set(rest);
-    if busy || slot.done.get() || !slot.stream.is_plain() {
-        slot.writer.notify();
+    if busy || slot.has(DONE) || !slot.stream.is_plain() {
+        slot.signal(WRITE);
         return;
     }
     let Some(transmit) = server.take_transmit(id) else {
@@ -234,7 +275,7 @@ fn write_now<S: Socket>(server: &mut switchboard_core::Server, id: ConnId, slot:
     // An error is met again, and reported, by the writer.
     if !data.is_empty() {
         slot.out.set(Some(data));
-        slot.writer.notify();
+        slot.signal(WRITE);
     }
 }
 
@@ -273,6 +314,7 @@ async fn serve<R: Runtime>(bound: Server<R>, runtime: &R) {
         dirty: Vec::new(),
         flusher: flush.clone(),
         stopped: false,
+        handle: handle.clone(),
     }));
     let (answers_tx, answers) = async_channel::unbounded();
     if let Some(history) = history {

@@ -11,6 +11,7 @@ use crate::rate::{Cost, Request};
 use crate::server::cluster::Kind;
 use crate::server::conn::{Phase, Proto};
 use crate::server::outcome::Fail;
+use crate::server::irc::session::Command;
 use crate::server::rooms::Change;
 use crate::server::{Fanout, Notice, Server};
 use crate::{ConnId, ErrorCode};
@@ -47,8 +48,17 @@ impl Server {
                     let start = self.conns.get(&id).map_or(0, |c| c.out.len());
                     let client_tags = crate::line::client_tags(&line);
                     if let Some(s) = self.session(id) {
-                        s.label.clone_from(&label);
-                        s.client_tags = client_tags;
+                        // Lines deferred outside a command (a replayed one) wait for this
+                        // one's answer, as before.
+                        let deferred = s.command.take().map(|c| c.deferred).unwrap_or_default();
+                        let any = label.is_some() || client_tags.is_some() || !deferred.is_empty();
+                        s.command = any.then(|| {
+                            Box::new(Command {
+                                label,
+                                client_tags,
+                                deferred,
+                            })
+                        });
                     }
                     if text && std::str::from_utf8(&line).is_err() {
                         self.charge(id, Cost::Full, now);
@@ -63,16 +73,15 @@ impl Server {
                     } else {
                         self.irc_command(id, msg, now);
                     }
-                    if let Some(s) = self.session(id) {
-                        s.client_tags = None;
-                    }
-                    // A command answered later (CHATHISTORY) took its label along.
-                    if let Some(label) = self.session(id).and_then(|s| s.label.take()) {
-                        self.irc_label(id, start, &label);
-                    }
-                    let deferred = self.session(id).map(|s| std::mem::take(&mut s.deferred));
-                    for bytes in deferred.into_iter().flatten() {
-                        self.conns.send(id, bytes);
+                    let command = self.session(id).and_then(|s| s.command.take());
+                    if let Some(command) = command {
+                        // A command answered later (CHATHISTORY) took its label along.
+                        if let Some(label) = &command.label {
+                            self.irc_label(id, start, label);
+                        }
+                        for bytes in command.deferred {
+                            self.conns.send(id, bytes);
+                        }
                     }
                 }
                 // Even an empty line costs something.

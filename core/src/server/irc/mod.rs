@@ -41,7 +41,10 @@ impl Server {
     /// Queues `bytes` for `id` after the answer to the command it is sending.
     pub(crate) fn irc_defer(&mut self, id: ConnId, bytes: Bytes) {
         if let Some(s) = self.session(id) {
-            s.deferred.push(bytes);
+            s.command
+                .get_or_insert_with(Box::default)
+                .deferred
+                .push(bytes);
         }
     }
 

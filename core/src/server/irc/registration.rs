@@ -95,7 +95,7 @@ impl Server {
             Some(pass) => {
                 let pass = (*pass).to_owned();
                 if let Some(s) = self.session(id) {
-                    s.password = Some(pass);
+                    s.registering().password = Some(pass);
                 }
             }
             None => self.numeric(id, "461", &["PASS", "Not enough parameters"]),
@@ -119,7 +119,7 @@ impl Server {
         }
         let nick = nick.to_owned();
         if let Some(s) = self.session(id) {
-            s.nick = Some(nick);
+            s.registering().nick = Some(nick);
         }
         self.irc_try_register(id);
     }
@@ -144,7 +144,7 @@ impl Server {
         };
         let realname = crate::line::cut(p[3], self.config.max_reason_len as usize).to_owned();
         if let Some(s) = self.session(id) {
-            s.user = Some((format!("~{user}"), realname));
+            s.registering().user = Some((format!("~{user}"), realname));
         }
         self.irc_try_register(id);
     }
@@ -159,13 +159,16 @@ impl Server {
         let Some(s) = self.session(id) else {
             return;
         };
-        let (Some(nick), Some((user, realname))) = (s.nick.clone(), s.user.clone()) else {
-            return;
-        };
         if s.negotiating {
             return;
         }
-        let given = s.password.clone();
+        let Some(reg) = s.registering.as_deref() else {
+            return;
+        };
+        let (Some(nick), Some((user, realname))) = (reg.nick.clone(), reg.user.clone()) else {
+            return;
+        };
+        let given = reg.password.clone();
         if self.check_password(given.as_deref()).is_err() {
             self.numeric(id, "464", &["Password incorrect"]);
             self.close(id, ErrorCode::BadPassword, "bad password", "");
@@ -176,9 +179,13 @@ impl Server {
                 return;
             }
             if let Some(s) = self.session(id) {
-                s.nick = None;
+                s.registering().nick = None;
             }
             return self.irc_fail(id, &fail, "NICK");
+        }
+        // The connection holds them now; the session's copies would only take memory.
+        if let Some(s) = self.session(id) {
+            s.registering = None;
         }
         self.irc_welcome(id);
     }

@@ -41,15 +41,36 @@ pub(crate) mod cap {
     ];
 }
 
+/// The parameters of registration, until it completes.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Registering {
+    /// The nick asked for.
+    pub nick: Option<String>,
+    /// User name and real name from `USER`.
+    pub user: Option<(String, String)>,
+    pub password: Option<String>,
+}
+
+/// What the IRC command being handled carries beside its parameters.
+#[derive(Debug, Default)]
+pub(crate) struct Command {
+    /// The label of the command being handled, until its replies are labelled; a command
+    /// answered later (CHATHISTORY, from the store) takes it along.
+    pub label: Option<String>,
+    /// The client-only tags of the command being handled, valid ones only, as sent.
+    pub client_tags: Option<String>,
+    /// Lines the command being handled sends after its answer (and its label).
+    pub deferred: Vec<Bytes>,
+}
+
 /// IRC-only state of one connection.
 #[derive(Debug, Default)]
 pub(crate) struct IrcSession {
     pub lines: LineDecoder,
-    /// The nick asked for before registration.
-    pub(super) nick: Option<String>,
-    /// User name and real name from `USER`.
-    pub(super) user: Option<(String, String)>,
-    pub(super) password: Option<String>,
+    /// What `NICK`, `USER` and `PASS` gave before registration; `None` before the first
+    /// of them and once registered (the connection holds them then), so a registered
+    /// session does not keep the copies.
+    pub(super) registering: Option<Box<Registering>>,
     /// Registration waits while capability negotiation is open.
     pub(super) negotiating: bool,
     /// User mode `i`: left out of `WHO` masks for users who share no channel with it.
@@ -62,11 +83,40 @@ pub(crate) struct IrcSession {
     pub caps: u16,
     /// Batches opened so far (labeled-response, chathistory), which names the next.
     pub batches: u64,
-    /// The label of the command being handled, until its replies are labelled; a command
-    /// answered later (CHATHISTORY, from the store) takes it along.
-    pub label: Option<String>,
-    /// The client-only tags of the command being handled, valid ones only, as sent.
-    pub client_tags: Option<String>,
-    /// Lines the command being handled sends after its answer (and its label).
-    pub deferred: Vec<Bytes>,
+    /// The command being handled, when it carries a label or client tags or defers
+    /// lines: most commands do none of that, and an idle session holds nothing here.
+    pub command: Option<Box<Command>>,
+}
+
+impl IrcSession {
+    /// The registration parameters received so far, made on first use.
+    pub(crate) fn registering(&mut self) -> &mut Registering {
+        self.registering.get_or_insert_with(Box::default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every IRC connection holds one session (boxed): 216 bytes when registration's
+    /// parameters and the per-command state were inline, a third of that since (issue
+    /// 16). A field that makes it grow should be a decision, not an accident.
+    #[test]
+    fn session_does_not_grow_unnoticed() {
+        let size = std::mem::size_of::<IrcSession>();
+        println!("IrcSession: {size} bytes");
+        assert!(size <= 64, "IrcSession grew to {size} bytes");
+    }
+
+    #[test]
+    fn registration_parameters_are_made_on_first_use() {
+        let mut s = IrcSession::default();
+        assert!(s.registering.is_none());
+        s.registering().nick = Some("a".into());
+        s.registering().password = Some("p".into());
+        let reg = s.registering.as_deref().expect("made");
+        assert_eq!(reg.nick.as_deref(), Some("a"));
+        assert_eq!(reg.password.as_deref(), Some("p"));
+    }
 }
