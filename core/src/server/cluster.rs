@@ -207,7 +207,7 @@ impl Server {
     /// Switches the cluster on: this node shares nicknames, rooms and messages with the
     /// other nodes on the bus. Call before serving.
     pub fn enable_cluster(&mut self, opts: ClusterOptions, now: Instant) {
-        self.now.get_or_insert(now);
+        self.conns.flush.now.get_or_insert(now);
         self.cluster = Some(Box::new(Cluster {
             channel: format!("{}events", opts.prefix),
             owner: format!("{}/{}", opts.node, opts.incarnation),
@@ -1462,7 +1462,7 @@ impl Server {
                 // that declared us dead releases our keys when it hears its own notice;
                 // claiming them again a heartbeat later keeps that release from undoing
                 // the claim.
-                c.reclaim_at = self.now.map(|t| t + HEARTBEAT);
+                c.reclaim_at = self.conns.flush.now.map(|t| t + HEARTBEAT);
                 self.publish_snapshot(false);
             }
             return;

@@ -126,8 +126,6 @@ pub struct Server {
     closing: VecDeque<Close>,
     /// Connections that may be read again, not yet polled.
     readable: VecDeque<ConnId>,
-    /// The latest time any call brought, for deadlines set by calls that carry none.
-    now: Option<Instant>,
     events: VecDeque<Event>,
     /// Connection deadlines (keepalive, rate wake-up, partial input, close linger); an
     /// entry is live only while it equals its connection's `timer`.
@@ -183,7 +181,8 @@ struct Flush {
     flush_at: Option<Instant>,
     /// The connection whose input is being handled: its output is not deferred.
     actor: Option<ConnId>,
-    /// The latest time any call brought (`Server::now`), from which the window opens.
+    /// The latest time any call brought: the window opens from it, and deadlines set by
+    /// calls that carry no time count from it (`Server::now`).
     now: Option<Instant>,
     /// `Config::flush_delay`; zero defers nothing.
     delay: Duration,
@@ -417,7 +416,6 @@ impl Server {
             irc_constants: None,
             closing: VecDeque::new(),
             readable: VecDeque::new(),
-            now: None,
             events: VecDeque::new(),
             timers: BinaryHeap::new(),
             shutting_down: false,
@@ -604,8 +602,12 @@ impl Server {
 
     /// Notes the time a call brought.
     fn set_now(&mut self, now: Instant) {
-        self.now = Some(now);
         self.conns.flush.now = Some(now);
+    }
+
+    /// The latest time any call brought.
+    fn now(&self) -> Option<Instant> {
+        self.conns.flush.now
     }
 
     /// One connection's passed deadlines.
@@ -1062,7 +1064,7 @@ impl Server {
 
     /// Puts the connection's earliest deadline in the heap if it is earlier than its entry.
     fn schedule(&mut self, id: ConnId) {
-        let now = self.now;
+        let now = self.now();
         // A request parked on a cluster claim holds the queue; the claim's answer pumps it.
         let parked = self.cluster_parked(id);
         let c = &self.config;
@@ -1244,6 +1246,7 @@ impl Server {
         // A pending history answer will not come in time: what was held goes first.
         conn.release_held(u64::MAX);
         self.depart(id, left_reason);
+        let now = self.now();
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -1257,7 +1260,7 @@ impl Server {
         // Nothing more is read: what waits unread is dropped with the connection.
         conn.inbox = BytesMut::new();
         conn.partial_since = None;
-        conn.close_at = self.now.map(|t| conn.stamp(t + self.config.close_linger));
+        conn.close_at = now.map(|t| conn.stamp(t + self.config.close_linger));
         let bye = if conn.proto.is_irc() {
             irc::error_line(reason)
         } else {
