@@ -751,12 +751,19 @@ async fn idle(
         (format!("{tag}i{i}"), format!("{tag}idle{}", i / 100))
     })
     .await?;
+    let registered_cpu = meter.finish();
     let join_took = join_all(ex, args, &peers).await?;
     let setup_cpu = meter.finish();
     let rss_after = args.server_pid.and_then(sys::rss_bytes);
     // Connect, hello and join, one after the other for each client.
     let setup_rate = n as f64 / (took + join_took).as_secs_f64().max(1e-9);
     let setup_us = setup_cpu.server_ns.map(|ns| ns as f64 / 1e3 / n as f64);
+    // The setup's CPU split at the end of registration: what connect+hello cost, and
+    // what the join (and its announcements to the room) added.
+    let reg_us = registered_cpu
+        .server_ns
+        .map(|ns| ns as f64 / 1e3 / n as f64);
+    let join_us = setup_us.zip(reg_us).map(|(s, r)| s - r);
     let reg_rate = n as f64 / took.as_secs_f64().max(1e-9);
     let join_rate = n as f64 / join_took.as_secs_f64().max(1e-9);
     progress(
@@ -799,6 +806,11 @@ async fn idle(
         "setup               {setup_rate:.0} /s (connect, hello, join); server CPU {} us each",
         setup_us.map_or("-".to_owned(), |u| format!("{u:.1}"))
     );
+    println!(
+        "server CPU          {} us per connect+hello, {} us per join",
+        reg_us.map_or("-".to_owned(), |u| format!("{u:.1}")),
+        join_us.map_or("-".to_owned(), |u| format!("{u:.1}"))
+    );
     println!("CPU use (setup)     {}", setup_cpu.describe());
     println!("loadgen threads     {}", args.threads);
     if let (Some(b), Some(a)) = (rss_before, rss_after) {
@@ -812,10 +824,12 @@ async fn idle(
         println!("server RSS/conn     {p:.0} bytes");
     }
     println!(
-        "{{\"mode\":\"idle\",\"protocol\":\"{}\",\"connections\":{n},\"held\":{held},\"registrations_per_sec\":{reg_rate:.0},\"joins_per_sec\":{join_rate:.0},\"rss_bytes_per_conn\":{},\"setup_per_sec\":{setup_rate:.0},\"setup_server_cpu_us\":{},\"threads\":{}{}}}",
+        "{{\"mode\":\"idle\",\"protocol\":\"{}\",\"connections\":{n},\"held\":{held},\"registrations_per_sec\":{reg_rate:.0},\"joins_per_sec\":{join_rate:.0},\"rss_bytes_per_conn\":{},\"setup_per_sec\":{setup_rate:.0},\"setup_server_cpu_us\":{},\"register_server_cpu_us\":{},\"join_server_cpu_us\":{},\"threads\":{}{}}}",
         proto_name(args.protocol),
         per_conn.map_or("null".to_owned(), |p| format!("{p:.0}")),
         setup_us.map_or("null".to_owned(), |u| format!("{u:.1}")),
+        reg_us.map_or("null".to_owned(), |u| format!("{u:.1}")),
+        join_us.map_or("null".to_owned(), |u| format!("{u:.1}")),
         args.threads,
         setup_cpu.json(""),
     );

@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Buf;
+use futures_lite::ready;
 use switchboard_core::ConnId;
 
 use super::{Slot, Socket, State, CLOSING, DONE, READ, READ_BUF, WRITE};
@@ -182,7 +183,7 @@ impl Sides {
             match read_into_core(state, id, slot) {
                 // Paused meanwhile (the core closed it): back to waiting for the budget.
                 Ok(None) => continue,
-                Ok(Some(0)) => {
+                Ok(Some(Read { n: 0, .. })) => {
                     let mut st = state.borrow_mut();
                     st.server.handle_eof(id, Instant::now());
                     st.drain();
@@ -194,6 +195,19 @@ impl Sides {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                         Poll::Ready(Ok(())) => continue,
+                    }
+                }
+                // A short read of plain TCP almost always emptied the socket: wait for
+                // readiness instead of a read that would say `WouldBlock` (issue 16:
+                // syscalls per registration). Readiness is level-triggered (async-io) or
+                // kept until a read says `WouldBlock` (tokio), so bytes that came
+                // meanwhile still wake the task. TLS may hold decrypted bytes back, so it
+                // reads on until `WouldBlock`.
+                Ok(Some(Read { short: true, .. })) if slot.stream.is_plain() => {
+                    match wait_readable(slot, cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Ok(())) => {}
                     }
                 }
                 Ok(Some(_)) => {}
@@ -270,13 +284,21 @@ impl Sides {
     }
 }
 
+/// What one read brought.
+struct Read {
+    /// Bytes read; 0 at the end of the stream.
+    n: usize,
+    /// Fewer than asked for, so the socket is most likely empty now.
+    short: bool,
+}
+
 /// Reads once into the shared buffer, no more than the read budget, and hands what came
 /// to the core; `None` if the budget is 0 (the core paused or closed it meanwhile).
 fn read_into_core<S: Socket>(
     state: &RefCell<State<S>>,
     id: ConnId,
     slot: &Slot<S>,
-) -> io::Result<Option<usize>> {
+) -> io::Result<Option<Read>> {
     let mut st = state.borrow_mut();
     let st = &mut *st;
     let budget = st.server.read_budget(id).min(READ_BUF);
@@ -288,7 +310,18 @@ fn read_into_core<S: Socket>(
         st.server.handle_input(id, &st.buf[..n], Instant::now());
         st.drain();
     }
-    Ok(Some(n))
+    Ok(Some(Read {
+        n,
+        short: n < budget,
+    }))
+}
+
+/// Waits until the socket is readable, past a readiness that may be the one the last read
+/// already answered: async-io reports an event that came since the task last waited once,
+/// and only the look after it registers for the next. Pending once registered.
+fn wait_readable<S: Socket>(slot: &Slot<S>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    ready!(slot.stream.poll_readable(cx))?;
+    slot.stream.poll_readable(cx)
 }
 
 #[cfg(test)]
