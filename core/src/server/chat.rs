@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use super::census::Census;
 use super::cluster::Kind;
 use super::conn::{Phase, Proto};
 use super::outcome::{fail, Away, Fail, Outcome, Reached, Whois};
@@ -187,12 +186,12 @@ impl Server {
         self.registry
             .claim_nick(nick, id)
             .map_err(|code| fail(code, nick, format!("nick `{nick}` is taken")))?;
+        if self.conns.change(id, |c| c.phase = Phase::Ready).is_none() {
+            return Ok(());
+        }
         let Some(conn) = self.conns.get_mut(&id) else {
             return Ok(());
         };
-        let before = Census::of(conn);
-        conn.phase = Phase::Ready;
-        self.census.update(before, Census::of(conn));
         conn.nick = nick.to_owned();
         conn.user = user.to_owned();
         conn.realname = realname.to_owned();

@@ -64,6 +64,7 @@ impl Proto {
 /// One connection as the server sees it.
 #[derive(Debug)]
 pub(crate) struct Conn {
+    /// Set only through `Conns::change`, which keeps the LUSERS census (census.rs).
     pub phase: Phase,
     pub proto: Proto,
     /// Empty until the hello (or IRC registration) is accepted.

@@ -118,8 +118,6 @@ pub struct Server {
     next_ping: u64,
     conns: Conns,
     registry: Registry,
-    /// What LUSERS counts, kept current as connections change (census.rs).
-    census: Census,
     /// The welcome burst's constant lines, built at the first IRC registration.
     irc_constants: Option<Box<irc::Constants>>,
     /// Closes asked of the adapter, not yet polled.
@@ -159,6 +157,9 @@ struct Conns {
     host: String,
     /// Output pacing's record of the current request.
     touched: Touched,
+    /// What LUSERS counts, kept by the methods that add, remove and change connections
+    /// (census.rs).
+    census: Census,
 }
 
 /// Connections with output for the adapter: at once (`pending`), or when the coalescing
@@ -410,9 +411,9 @@ impl Server {
                     ids: Vec::new(),
                     high_water,
                 },
+                census: Census::default(),
             },
             registry: Registry::default(),
-            census: Census::default(),
             irc_constants: None,
             closing: VecDeque::new(),
             readable: VecDeque::new(),
@@ -444,9 +445,7 @@ impl Server {
         self.set_now(now);
         let id = ConnId(self.next_id);
         self.next_id += 1;
-        let conn = Box::new(Conn::new(now));
-        self.census.add(Census::of(&conn));
-        self.conns.map.insert(id, conn);
+        self.conns.insert(id, Box::new(Conn::new(now)));
         self.schedule(id);
         id
     }
@@ -540,9 +539,7 @@ impl Server {
             });
         }
         self.release_waiters(id);
-        if let Some(conn) = self.conns.map.remove(&id) {
-            self.census.remove(Census::of(&conn));
-        }
+        self.conns.remove(id);
         self.peers.release(id);
         self.close_overflowed();
     }
@@ -1247,12 +1244,16 @@ impl Server {
         conn.release_held(u64::MAX);
         self.depart(id, left_reason);
         let now = self.now();
+        if self
+            .conns
+            .change(id, |c| c.phase = Phase::Closing)
+            .is_none()
+        {
+            return;
+        }
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let before = Census::of(conn);
-        conn.phase = Phase::Closing;
-        self.census.update(before, Census::of(conn));
         conn.timer = None;
         if let Some(p) = conn.pacing.get_mut() {
             p.holding_since = None;
@@ -1306,10 +1307,8 @@ impl Server {
         }
         let rooms = std::mem::take(&mut conn.rooms);
         let nick = std::mem::take(&mut conn.nick);
-        let before = Census::of(conn);
-        conn.phase = Phase::Hello;
+        self.conns.change(id, |c| c.phase = Phase::Hello);
         let mut quit_peers = Vec::new();
-        self.census.update(before, Census::of(conn));
         for key in rooms {
             self.registry.leave(&key, id);
             let Some(room) = self.registry.room(&key) else {
