@@ -258,19 +258,23 @@ impl Conns {
         self.map.get_mut(id).map(|c| &mut **c)
     }
 
+    /// Connection `id` and, beside it, what queueing bytes on it also changes.
+    fn queue(&mut self, id: ConnId) -> Option<(&mut Conn, Queue<'_>)> {
+        let conn = self.map.get_mut(&id)?;
+        let queue = Queue {
+            max_outbound: self.max_outbound,
+            flush: &mut self.flush,
+            overflowed: &mut self.overflowed,
+            touched: &mut self.touched,
+        };
+        Some((conn, queue))
+    }
+
     /// Queues bytes for one connection unless that would pass its outbound limit, in which
     /// case the connection is marked to be closed as a slow consumer.
     fn send(&mut self, id: ConnId, bytes: Bytes) {
-        if let Some(conn) = self.map.get_mut(&id) {
-            push(
-                conn,
-                id,
-                bytes,
-                self.max_outbound,
-                &mut self.flush,
-                &mut self.overflowed,
-                &mut self.touched,
-            );
+        if let Some((conn, mut queue)) = self.queue(id) {
+            queue.push(conn, id, bytes);
         }
     }
 
@@ -278,7 +282,7 @@ impl Conns {
     /// form for it.
     fn deliver(&mut self, id: ConnId, fan: &mut Fanout<'_>) -> bool {
         // One lookup per recipient: this is the fan-out hot path.
-        let Some(conn) = self.map.get_mut(&id) else {
+        let Some((conn, mut queue)) = self.queue(id) else {
             return false;
         };
         let irc = match &conn.proto {
@@ -298,15 +302,7 @@ impl Conns {
         let Some(bytes) = fan.encoded(irc) else {
             return false;
         };
-        push(
-            conn,
-            id,
-            bytes,
-            self.max_outbound,
-            &mut self.flush,
-            &mut self.overflowed,
-            &mut self.touched,
-        );
+        queue.push(conn, id, bytes);
         true
     }
 }
@@ -316,41 +312,44 @@ fn irc_source(c: &Conn, host: &str) -> String {
     format!("{}!{}@{}", c.nick, c.user(), host)
 }
 
-/// Queues bytes on a connection, or marks it overflowed if they would pass `max_outbound`;
-/// notes it in `touched` if they leave it above the high-water mark.
-fn push(
-    conn: &mut Conn,
-    id: ConnId,
-    bytes: Bytes,
+/// What queueing bytes on a connection changes besides the connection, borrowed from
+/// `Conns` beside it (`Conns::queue`).
+struct Queue<'a> {
     max_outbound: usize,
-    flush: &mut Flush,
-    overflowed: &mut Vec<ConnId>,
-    touched: &mut Touched,
-) {
-    if conn.phase == Phase::Closing || conn.remote {
-        return;
-    }
-    if conn.queued + conn.in_flight + bytes.len() > max_outbound {
-        if !overflowed.contains(&id) {
-            overflowed.push(id);
+    flush: &'a mut Flush,
+    overflowed: &'a mut Vec<ConnId>,
+    touched: &'a mut Touched,
+}
+
+impl Queue<'_> {
+    /// Queues bytes on connection `id`, or marks it overflowed if they would pass
+    /// `max_outbound`; notes it in `touched` if they leave it above the high-water mark.
+    fn push(&mut self, conn: &mut Conn, id: ConnId, bytes: Bytes) {
+        if conn.phase == Phase::Closing || conn.remote {
+            return;
         }
-        return;
+        if conn.queued + conn.in_flight + bytes.len() > self.max_outbound {
+            if !self.overflowed.contains(&id) {
+                self.overflowed.push(id);
+            }
+            return;
+        }
+        conn.queued += bytes.len();
+        if conn.queued + conn.in_flight > self.touched.high_water
+            && !conn.pacing.touched
+            && !conn.pacing.stalled
+        {
+            conn.pacing.touched = true;
+            self.touched.ids.push(id);
+        }
+        if let Some((_, segment)) = conn.held.get_mut().and_then(|h| h.back_mut()) {
+            // Waiting for a history answer that must go out first (history.rs).
+            segment.push_back(bytes);
+            return;
+        }
+        conn.out.push_back(bytes);
+        self.flush.note(conn, id);
     }
-    conn.queued += bytes.len();
-    if conn.queued + conn.in_flight > touched.high_water
-        && !conn.pacing.touched
-        && !conn.pacing.stalled
-    {
-        conn.pacing.touched = true;
-        touched.ids.push(id);
-    }
-    if let Some((_, segment)) = conn.held.get_mut().and_then(|h| h.back_mut()) {
-        // Waiting for a history answer that must go out first (history.rs).
-        segment.push_back(bytes);
-        return;
-    }
-    conn.out.push_back(bytes);
-    flush.note(conn, id);
 }
 
 /// Hashes connection ids with one multiplication.
