@@ -1376,6 +1376,9 @@ mod tests_chathistory;
 mod tests_history;
 
 #[cfg(test)]
+#[path = "tests_output_harness.rs"]
+mod output_harness;
+#[cfg(test)]
 mod tests_pacing;
 
 #[cfg(test)]
