@@ -51,6 +51,15 @@ impl Proto {
         matches!(self, Proto::Irc(_))
     }
 
+    /// What the encoders render for this connection (`Fanout::encoded`): native (`None`,
+    /// also before its first byte) or IRC with these capabilities.
+    pub fn irc_caps(&self) -> Option<u16> {
+        match self {
+            Proto::Irc(session) => Some(session.caps),
+            _ => None,
+        }
+    }
+
     /// Bytes of partial input held.
     pub fn buffered(&self) -> usize {
         match self {

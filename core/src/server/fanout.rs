@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::irc;
 use crate::packet::{Packet, ServerPacket};
-use crate::ConnId;
+use crate::{ConnId, ErrorCode};
 
 /// How a room or direct message was sent, which its relays show (the same for senders
 /// on this node and on others).
@@ -59,6 +59,23 @@ pub(crate) enum Notice<'a> {
     /// Client-only tags without text, to this target (as the sender named it): IRC's
     /// `TAGMSG`, for clients with message-tags.
     TagMsg(&'a str),
+    /// The server closes the connection, with this code and reason: the native `Bye`, or
+    /// IRC's `ERROR` line. The last thing a connection is sent.
+    Bye(ErrorCode, &'a str),
+    /// A problem the server tells one connection outside any answer: a native `Error`,
+    /// or an IRC `NOTICE` from the server.
+    ServerError {
+        /// The native error code.
+        code: ErrorCode,
+        /// The native request number it concerns (0: none).
+        seq: u32,
+        /// The recipient's nick, the IRC target (`*` if it has none yet).
+        to: &'a str,
+        /// What happened, for humans.
+        text: &'a str,
+    },
+    /// The server's keepalive ping with this token.
+    Ping(u64),
 }
 
 impl Notice<'_> {
@@ -73,6 +90,25 @@ impl Notice<'_> {
                 }
                 Some(out.freeze())
             }
+            Notice::Bye(code, reason) => Some(
+                ServerPacket::Bye {
+                    code,
+                    reason: reason.to_owned(),
+                }
+                .to_frame(),
+            ),
+            Notice::ServerError {
+                code, seq, text, ..
+            } => Some(
+                ServerPacket::Error {
+                    code,
+                    request_type: 0,
+                    request_seq: seq,
+                    message: text.to_owned(),
+                }
+                .to_frame(),
+            ),
+            Notice::Ping(token) => Some(ServerPacket::Ping { token }.to_frame()),
             Notice::Quit(_)
             | Notice::Away(_)
             | Notice::RealName(_)
@@ -81,6 +117,13 @@ impl Notice<'_> {
             | Notice::TagMsg(_) => None,
         }
     }
+}
+
+/// `what` for one recipient, native (`irc_caps` `None`) or IRC with these capabilities,
+/// from `source` (for IRC); `None` if it has no form there. For what one connection is
+/// told outside a fan-out, so that its bytes too come from the two encoders.
+pub(super) fn encode_one(what: Notice<'_>, source: &str, irc_caps: Option<u16>) -> Option<Bytes> {
+    Fanout::of_text(what, source).encoded(irc_caps)
 }
 
 /// A notice relayed to many connections, encoded at most once per form.

@@ -16,6 +16,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::conn::Phase;
+use super::fanout::{encode_one, Notice};
 use super::outcome::{Fail, Outcome};
 use super::{irc, Server};
 use crate::history::{
@@ -703,26 +704,14 @@ impl Server {
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
-        let bytes = if conn.proto.is_irc() {
-            let server = self.config.server_name.clone();
-            let notice = ServerPacket::Direct {
-                from: server.clone(),
-                to: conn.nick.clone(),
-                text,
-            };
-            irc::relay(&notice, &server, true, false)
-        } else {
-            Some(
-                ServerPacket::Error {
-                    code: ErrorCode::HistoryUnavailable,
-                    request_type: 0,
-                    request_seq: 0,
-                    message: text,
-                }
-                .to_frame(),
-            )
+        let notice = Notice::ServerError {
+            code: ErrorCode::HistoryUnavailable,
+            seq: 0,
+            to: &conn.nick,
+            text: &text,
         };
-        if let Some(bytes) = bytes {
+        let server = &self.config.server_name;
+        if let Some(bytes) = encode_one(notice, server, conn.proto.irc_caps()) {
             self.send_ahead(id, bytes, after);
         }
     }

@@ -285,10 +285,7 @@ impl Conns {
         let Some((conn, mut queue)) = self.queue(id) else {
             return false;
         };
-        let irc = match &conn.proto {
-            Proto::Irc(session) => Some(session.caps),
-            _ => None,
-        };
+        let irc = conn.proto.irc_caps();
         if let (Some(_), Source::Conn(from)) = (irc, &fan.source) {
             // The first IRC recipient: only now is the IRC source built, so a message to
             // a room without IRC members never builds it. Once per fan-out.
@@ -673,15 +670,13 @@ impl Server {
                 }
                 if silent >= self.config.ping_interval && !conn.ping_sent {
                     conn.ping_sent = true;
-                    let irc = conn.proto.is_irc();
                     let token = self.next_ping;
                     self.next_ping += 1;
-                    let ping = if irc {
-                        irc::ping(token)
-                    } else {
-                        ServerPacket::Ping { token }.to_frame()
-                    };
-                    self.conns.send(id, ping);
+                    let ping = Notice::Ping(token);
+                    let server = &self.config.server_name;
+                    if let Some(ping) = fanout::encode_one(ping, server, conn.proto.irc_caps()) {
+                        self.conns.send(id, ping);
+                    }
                 }
             }
         }
@@ -810,17 +805,15 @@ impl Server {
              requests from number {seq} on were dropped",
             waiting, self.config.max_inbound_bytes
         );
-        if conn.proto.is_irc() {
-            let server = self.config.server_name.clone();
-            let nick = match self.nick(id) {
-                n if n.is_empty() => "*".to_owned(),
-                n => n,
-            };
-            let mut buf = BytesMut::new();
-            crate::line::write_line(&mut buf, Some(&server), "NOTICE", &[&nick, &message], true);
-            self.conns.send(id, buf.freeze());
-        } else {
-            self.native_error(id, ErrorCode::RateLimited, 0, seq, message);
+        let notice = Notice::ServerError {
+            code: ErrorCode::RateLimited,
+            seq,
+            to: &conn.nick,
+            text: &message,
+        };
+        let server = &self.config.server_name;
+        if let Some(bytes) = fanout::encode_one(notice, server, conn.proto.irc_caps()) {
+            self.conns.send(id, bytes);
         }
         self.close(id, ErrorCode::Flooding, "flooding", "flooding");
         self.close_overflowed();
@@ -1261,18 +1254,13 @@ impl Server {
         conn.inbox = BytesMut::new();
         conn.partial_since = None;
         conn.close_at = now.map(|t| conn.stamp(t + self.config.close_linger));
-        let bye = if conn.proto.is_irc() {
-            irc::error_line(reason)
-        } else {
-            ServerPacket::Bye {
-                code,
-                reason: reason.to_owned(),
-            }
-            .to_frame()
-        };
-        // The bye bypasses the limit: it is one small frame and the last.
-        conn.queued += bye.len();
-        conn.out.push_back(bye);
+        let bye = Notice::Bye(code, reason);
+        if let Some(bye) = fanout::encode_one(bye, &self.config.server_name, conn.proto.irc_caps())
+        {
+            // The bye bypasses the limit: it is one small frame and the last.
+            conn.queued += bye.len();
+            conn.out.push_back(bye);
+        }
         if !conn.pending {
             conn.pending = true;
             self.conns.flush.pending.push_back(id);

@@ -668,3 +668,18 @@ fn targets_without_batch_are_bare_lines() {
         );
     }
 }
+
+#[test]
+fn a_message_not_stored_is_told_to_an_irc_sender_as_a_server_notice() {
+    let mut h = H::new(true);
+    let a = h.irc("a", "");
+    h.send(a, "JOIN #r\r\n");
+    h.run_store();
+    h.take(a);
+    h.send(a, "PRIVMSG #r :lost?\r\n");
+    h.fail_store();
+    assert_eq!(
+        h.take(a),
+        [":irc.test NOTICE a :message 1 in `r` was delivered but not stored: disk on fire"]
+    );
+}

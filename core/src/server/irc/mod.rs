@@ -16,9 +16,7 @@ pub(crate) mod session;
 
 use bytes::Bytes;
 
-pub(crate) use relays::{
-    caps_for, error_line, msgid, parse_msgid, ping, relay, render, with_tags, Form,
-};
+pub(crate) use relays::{caps_for, msgid, parse_msgid, render, with_tags, Form};
 pub(crate) use session::{cap, IrcSession};
 
 use crate::server::conn::Proto;

@@ -106,6 +106,15 @@ pub(crate) fn render(
         Notice::RealName(name) => write_line(&mut buf, src, "SETNAME", &[name], true),
         Notice::Wallops(text) => write_line(&mut buf, src, "WALLOPS", &[text], true),
         Notice::TagMsg(target) => write_line(&mut buf, src, "TAGMSG", &[target], false),
+        Notice::Bye(_, reason) => {
+            let reason = format!("Closing Link: {reason}");
+            write_line(&mut buf, None, "ERROR", &[&reason], true);
+        }
+        Notice::ServerError { to, text, .. } => {
+            let to = if to.is_empty() { "*" } else { to };
+            write_text(&mut buf, source, true, to, text, false);
+        }
+        Notice::Ping(token) => return Some(ping(token)),
     }
     Some(buf.freeze())
 }
@@ -231,21 +240,8 @@ pub(super) fn irc_rule_arg(rule: RoomRule, on: bool, arg: &str) -> &str {
 }
 
 /// The server's keepalive ping.
-pub(crate) fn ping(token: u64) -> Bytes {
+fn ping(token: u64) -> Bytes {
     Message::new("PING", &[&token.to_string()]).to_bytes()
-}
-
-/// The last line before the server closes an IRC connection.
-pub(crate) fn error_line(reason: &str) -> Bytes {
-    let mut buf = BytesMut::new();
-    write_line(
-        &mut buf,
-        None,
-        "ERROR",
-        &[&format!("Closing Link: {reason}")],
-        true,
-    );
-    buf.freeze()
 }
 
 impl Server {
