@@ -164,6 +164,13 @@ impl Server {
         })
     }
 
+    /// How `id` sent a message: as a notice or not, and whether from an IRC line (which
+    /// IRC relays cut to one line rather than split).
+    fn sent_by(&self, id: ConnId, notice: bool) -> Sent {
+        let from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
+        Sent::new(notice, from_irc)
+    }
+
     /// Whether `id` gets a copy of what it says: native clients always (it is their
     /// confirmation), IRC clients only with `echo-message`.
     pub(crate) fn echoes(&self, id: ConnId) -> bool {
@@ -414,10 +421,7 @@ impl Server {
         let time_ms = self
             .history_append(id, &key, &message, notice, now)
             .or_else(|| self.wall_ms(now));
-        let sent = Sent::new(
-            notice,
-            self.conns.get(&id).is_some_and(|c| c.proto.is_irc()),
-        );
+        let sent = self.sent_by(id, notice);
         if let ServerPacket::Message { room, text, .. } = &message {
             self.cluster_emit(id, |user| Kind::Say {
                 user,
@@ -461,10 +465,7 @@ impl Server {
             to: self.nick(target),
             text,
         };
-        let sent = Sent::new(
-            notice,
-            self.conns.get(&id).is_some_and(|c| c.proto.is_irc()),
-        );
+        let sent = self.sent_by(id, notice);
         if self.conns.get(&target).is_some_and(|c| c.remote) {
             if let ServerPacket::Direct { to, text, .. } = &direct {
                 self.cluster_emit(id, |user| Kind::Whisper {
