@@ -47,6 +47,12 @@ pub(crate) enum Proto {
 }
 
 impl Proto {
+    /// Whether a connection whose first byte is `first_byte` speaks the native protocol
+    /// (`0x00`, the high byte of a native frame length) rather than IRC.
+    pub fn native_first_byte(first_byte: u8) -> bool {
+        first_byte == 0
+    }
+
     pub fn is_irc(&self) -> bool {
         matches!(self, Proto::Irc(_))
     }

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::conn::Proto;
 use super::fanout::{self, Notice};
 use super::Server;
 use crate::{ConnId, ErrorCode};
@@ -39,7 +40,7 @@ impl Refused {
     pub fn reply(self, first_byte: u8) -> Bytes {
         let bye = Notice::Bye(ErrorCode::TooManyConnections, self.reason());
         // No session yet: a plain IRC client, without capabilities.
-        let irc_caps = (first_byte != 0).then_some(0);
+        let irc_caps = (!Proto::native_first_byte(first_byte)).then_some(0);
         // Both encoders have a form of every bye.
         fanout::encode_one(bye, "", irc_caps).unwrap_or_default()
     }

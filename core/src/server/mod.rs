@@ -481,7 +481,7 @@ impl Server {
         // which can be earlier than the timer now armed.
         let rearm = std::mem::take(&mut conn.ping_sent);
         if matches!(conn.proto, Proto::Unknown) {
-            conn.proto = if input[0] == 0 {
+            conn.proto = if Proto::native_first_byte(input[0]) {
                 Proto::Native(FrameDecoder::new(self.config.max_frame_len))
             } else {
                 Proto::Irc(Box::default())
