@@ -171,6 +171,13 @@ impl Server {
         Sent::new(notice, from_irc)
     }
 
+    /// Whether, with history on, `id`'s output from its room message on waits until the
+    /// store has the message: native clients' echo promises it is stored (PROTOCOL.md,
+    /// Durability); IRC promises nothing of the kind, so its clients wait for nothing.
+    pub(crate) fn echo_waits_for_store(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_some_and(|c| !c.proto.is_irc())
+    }
+
     /// Whether `id` gets a copy of what it says: native clients always (it is their
     /// confirmation), IRC clients only with `echo-message`.
     pub(crate) fn echoes(&self, id: ConnId) -> bool {

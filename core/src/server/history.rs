@@ -316,7 +316,7 @@ impl Server {
         else {
             return None;
         };
-        let native = self.conns.get(&sender).is_some_and(|c| !c.proto.is_irc());
+        let wait = self.echo_waits_for_store(sender);
         let h = self.history.as_deref_mut()?;
         let wall = Self::anchor_ms(h, now);
         let stored = h.rooms.entry(key.to_owned()).or_insert_with(|| Stored {
@@ -343,7 +343,7 @@ impl Server {
             },
         });
         h.appends.push_back((op, sender, room.clone(), *seq));
-        if native {
+        if wait {
             self.hold(sender, op);
         }
         Some(time_ms)
