@@ -9,6 +9,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::irc;
+use crate::history::StoredMessage;
 use crate::packet::{Packet, ServerPacket};
 use crate::{ConnId, ErrorCode};
 
@@ -76,6 +77,25 @@ pub(crate) enum Notice<'a> {
     },
     /// The server's keepalive ping with this token.
     Ping(u64),
+    /// A room's stored messages, replayed to one connection (`encode_one` only: their IRC
+    /// form depends on all of its capabilities).
+    Replay(&'a Replay<'a>),
+}
+
+/// A room's stored messages replayed to one connection: after it joined, or a page (or
+/// CHATHISTORY answer) it asked for.
+#[derive(Debug)]
+pub(crate) struct Replay<'a> {
+    /// The room's name.
+    pub room: &'a str,
+    /// The messages, oldest first.
+    pub rows: &'a [StoredMessage],
+    /// Older messages remain.
+    pub more: bool,
+    /// For IRC: the `chathistory` batch the messages go in, if any.
+    pub batch: Option<&'a str>,
+    /// For IRC: the label of the CHATHISTORY request this answers (labeled-response).
+    pub label: Option<&'a str>,
 }
 
 impl Notice<'_> {
@@ -109,6 +129,26 @@ impl Notice<'_> {
                 .to_frame(),
             ),
             Notice::Ping(token) => Some(ServerPacket::Ping { token }.to_frame()),
+            Notice::Replay(replay) => {
+                let mut out = BytesMut::new();
+                for row in replay.rows {
+                    let frame = ServerPacket::Replay {
+                        room: replay.room.to_owned(),
+                        from: row.from.clone(),
+                        id: row.id,
+                        time_ms: row.time_ms,
+                        text: row.text.clone(),
+                    };
+                    out.extend_from_slice(&frame.to_frame());
+                }
+                let end = ServerPacket::HistoryEnd {
+                    room: replay.room.to_owned(),
+                    oldest: replay.rows.first().map_or(0, |r| r.id),
+                    more: replay.more,
+                };
+                out.extend_from_slice(&end.to_frame());
+                Some(out.freeze())
+            }
             Notice::Quit(_)
             | Notice::Away(_)
             | Notice::RealName(_)
@@ -123,7 +163,10 @@ impl Notice<'_> {
 /// from `source` (for IRC); `None` if it has no form there. For what one connection is
 /// told outside a fan-out, so that its bytes too come from the two encoders.
 pub(super) fn encode_one(what: Notice<'_>, source: &str, irc_caps: Option<u16>) -> Option<Bytes> {
-    Fanout::of_text(what, source).encoded(irc_caps)
+    match (what, irc_caps) {
+        (Notice::Replay(replay), Some(caps)) => irc::replay(replay, source, caps),
+        _ => Fanout::of_text(what, source).encoded(irc_caps),
+    }
 }
 
 /// A notice relayed to many connections, encoded at most once per form.
