@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use super::census::Census;
 use super::cluster::Kind;
 use super::conn::{Phase, Proto};
 use super::outcome::{fail, Away, Fail, Outcome, Reached, Whois};
@@ -165,6 +164,20 @@ impl Server {
         })
     }
 
+    /// How `id` sent a message: as a notice or not, and whether from an IRC line (which
+    /// IRC relays cut to one line rather than split).
+    fn sent_by(&self, id: ConnId, notice: bool) -> Sent {
+        let from_irc = self.conns.get(&id).is_some_and(|c| c.proto.is_irc());
+        Sent::new(notice, from_irc)
+    }
+
+    /// Whether, with history on, `id`'s output from its room message on waits until the
+    /// store has the message: native clients' echo promises it is stored (PROTOCOL.md,
+    /// Durability); IRC promises nothing of the kind, so its clients wait for nothing.
+    pub(crate) fn echo_waits_for_store(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_some_and(|c| !c.proto.is_irc())
+    }
+
     /// Whether `id` gets a copy of what it says: native clients always (it is their
     /// confirmation), IRC clients only with `echo-message`.
     pub(crate) fn echoes(&self, id: ConnId) -> bool {
@@ -187,12 +200,12 @@ impl Server {
         self.registry
             .claim_nick(nick, id)
             .map_err(|code| fail(code, nick, format!("nick `{nick}` is taken")))?;
+        if self.conns.change(id, |c| c.phase = Phase::Ready).is_none() {
+            return Ok(());
+        }
         let Some(conn) = self.conns.get_mut(&id) else {
             return Ok(());
         };
-        let before = Census::of(conn);
-        conn.phase = Phase::Ready;
-        self.census.update(before, Census::of(conn));
         conn.nick = nick.to_owned();
         conn.user = user.to_owned();
         conn.realname = realname.to_owned();
@@ -415,10 +428,7 @@ impl Server {
         let time_ms = self
             .history_append(id, &key, &message, notice, now)
             .or_else(|| self.wall_ms(now));
-        let sent = Sent::new(
-            notice,
-            self.conns.get(&id).is_some_and(|c| c.proto.is_irc()),
-        );
+        let sent = self.sent_by(id, notice);
         if let ServerPacket::Message { room, text, .. } = &message {
             self.cluster_emit(id, |user| Kind::Say {
                 user,
@@ -462,10 +472,7 @@ impl Server {
             to: self.nick(target),
             text,
         };
-        let sent = Sent::new(
-            notice,
-            self.conns.get(&id).is_some_and(|c| c.proto.is_irc()),
-        );
+        let sent = self.sent_by(id, notice);
         if self.conns.get(&target).is_some_and(|c| c.remote) {
             if let ServerPacket::Direct { to, text, .. } = &direct {
                 self.cluster_emit(id, |user| Kind::Whisper {

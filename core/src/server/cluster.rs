@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::census::Census;
 use super::conn::{Conn, Phase};
 use super::outcome::Fail;
 use super::rooms::Change;
@@ -986,8 +985,7 @@ impl Server {
         conn.user = name;
         conn.realname = real;
         conn.away = away;
-        self.census.add(Census::of(&conn));
-        self.conns.map.insert(id, Box::new(conn));
+        self.conns.insert(id, Box::new(conn));
         if let Some(c) = self.cluster.as_mut() {
             c.ghosts += 1;
             if let Some(n) = c.nodes.get_mut(node) {
@@ -1070,9 +1068,7 @@ impl Server {
     /// Drops a remote user, telling local members of its rooms.
     fn remove_ghost(&mut self, node: &str, user: u64, g: ConnId, reason: &str) {
         self.depart(g, reason);
-        if let Some(conn) = self.conns.map.remove(&g) {
-            self.census.remove(Census::of(&conn));
-        }
+        self.conns.remove(g);
         if let Some(c) = self.cluster.as_mut() {
             c.ghosts = c.ghosts.saturating_sub(1);
             if let Some(n) = c.nodes.get_mut(node) {

@@ -47,8 +47,23 @@ pub(crate) enum Proto {
 }
 
 impl Proto {
+    /// Whether a connection whose first byte is `first_byte` speaks the native protocol
+    /// (`0x00`, the high byte of a native frame length) rather than IRC.
+    pub fn native_first_byte(first_byte: u8) -> bool {
+        first_byte == 0
+    }
+
     pub fn is_irc(&self) -> bool {
         matches!(self, Proto::Irc(_))
+    }
+
+    /// What the encoders render for this connection (`Fanout::encoded`): native (`None`,
+    /// also before its first byte) or IRC with these capabilities.
+    pub fn irc_caps(&self) -> Option<u16> {
+        match self {
+            Proto::Irc(session) => Some(session.caps),
+            _ => None,
+        }
     }
 
     /// Bytes of partial input held.
@@ -64,6 +79,7 @@ impl Proto {
 /// One connection as the server sees it.
 #[derive(Debug)]
 pub(crate) struct Conn {
+    /// Set only through `Conns::change`, which keeps the LUSERS census (census.rs).
     pub phase: Phase,
     pub proto: Proto,
     /// Empty until the hello (or IRC registration) is accepted.

@@ -9,8 +9,9 @@
 use bytes::{Bytes, BytesMut};
 
 use super::irc;
+use crate::history::StoredMessage;
 use crate::packet::{Packet, ServerPacket};
-use crate::ConnId;
+use crate::{ConnId, ErrorCode};
 
 /// How a room or direct message was sent, which its relays show (the same for senders
 /// on this node and on others).
@@ -59,6 +60,42 @@ pub(crate) enum Notice<'a> {
     /// Client-only tags without text, to this target (as the sender named it): IRC's
     /// `TAGMSG`, for clients with message-tags.
     TagMsg(&'a str),
+    /// The server closes the connection, with this code and reason: the native `Bye`, or
+    /// IRC's `ERROR` line. The last thing a connection is sent.
+    Bye(ErrorCode, &'a str),
+    /// A problem the server tells one connection outside any answer: a native `Error`,
+    /// or an IRC `NOTICE` from the server.
+    ServerError {
+        /// The native error code.
+        code: ErrorCode,
+        /// The native request number it concerns (0: none).
+        seq: u32,
+        /// The recipient's nick, the IRC target (`*` if it has none yet).
+        to: &'a str,
+        /// What happened, for humans.
+        text: &'a str,
+    },
+    /// The server's keepalive ping with this token.
+    Ping(u64),
+    /// A room's stored messages, replayed to one connection (`encode_one` only: their IRC
+    /// form depends on all of its capabilities).
+    Replay(&'a Replay<'a>),
+}
+
+/// A room's stored messages replayed to one connection: after it joined, or a page (or
+/// CHATHISTORY answer) it asked for.
+#[derive(Debug)]
+pub(crate) struct Replay<'a> {
+    /// The room's name.
+    pub room: &'a str,
+    /// The messages, oldest first.
+    pub rows: &'a [StoredMessage],
+    /// Older messages remain.
+    pub more: bool,
+    /// For IRC: the `chathistory` batch the messages go in, if any.
+    pub batch: Option<&'a str>,
+    /// For IRC: the label of the CHATHISTORY request this answers (labeled-response).
+    pub label: Option<&'a str>,
 }
 
 impl Notice<'_> {
@@ -73,6 +110,45 @@ impl Notice<'_> {
                 }
                 Some(out.freeze())
             }
+            Notice::Bye(code, reason) => Some(
+                ServerPacket::Bye {
+                    code,
+                    reason: reason.to_owned(),
+                }
+                .to_frame(),
+            ),
+            Notice::ServerError {
+                code, seq, text, ..
+            } => Some(
+                ServerPacket::Error {
+                    code,
+                    request_type: 0,
+                    request_seq: seq,
+                    message: text.to_owned(),
+                }
+                .to_frame(),
+            ),
+            Notice::Ping(token) => Some(ServerPacket::Ping { token }.to_frame()),
+            Notice::Replay(replay) => {
+                let mut out = BytesMut::new();
+                for row in replay.rows {
+                    let frame = ServerPacket::Replay {
+                        room: replay.room.to_owned(),
+                        from: row.from.clone(),
+                        id: row.id,
+                        time_ms: row.time_ms,
+                        text: row.text.clone(),
+                    };
+                    out.extend_from_slice(&frame.to_frame());
+                }
+                let end = ServerPacket::HistoryEnd {
+                    room: replay.room.to_owned(),
+                    oldest: replay.rows.first().map_or(0, |r| r.id),
+                    more: replay.more,
+                };
+                out.extend_from_slice(&end.to_frame());
+                Some(out.freeze())
+            }
             Notice::Quit(_)
             | Notice::Away(_)
             | Notice::RealName(_)
@@ -80,6 +156,16 @@ impl Notice<'_> {
             | Notice::Wallops(_)
             | Notice::TagMsg(_) => None,
         }
+    }
+}
+
+/// `what` for one recipient, native (`irc_caps` `None`) or IRC with these capabilities,
+/// from `source` (for IRC); `None` if it has no form there. For what one connection is
+/// told outside a fan-out, so that its bytes too come from the two encoders.
+pub(super) fn encode_one(what: Notice<'_>, source: &str, irc_caps: Option<u16>) -> Option<Bytes> {
+    match (what, irc_caps) {
+        (Notice::Replay(replay), Some(caps)) => irc::replay(replay, source, caps),
+        _ => Fanout::of_text(what, source).encoded(irc_caps),
     }
 }
 

@@ -16,13 +16,12 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::conn::Phase;
+use super::fanout::{encode_one, Notice, Replay};
 use super::outcome::{Fail, Outcome};
 use super::{irc, Server};
-use crate::history::{
-    format_iso, format_utc, HistoryOptions, Range, RoomRecord, StoreOp, StoredMessage,
-};
+use crate::history::{HistoryOptions, Range, RoomRecord, StoreOp, StoredMessage};
 use crate::name::fold;
-use crate::packet::{Packet, ServerPacket};
+use crate::packet::ServerPacket;
 use crate::{ConnId, ErrorCode};
 
 /// The server's history state (present only while history is switched on).
@@ -315,7 +314,7 @@ impl Server {
         else {
             return None;
         };
-        let native = self.conns.get(&sender).is_some_and(|c| !c.proto.is_irc());
+        let wait = self.echo_waits_for_store(sender);
         let h = self.history.as_deref_mut()?;
         let wall = Self::anchor_ms(h, now);
         let stored = h.rooms.entry(key.to_owned()).or_insert_with(|| Stored {
@@ -342,7 +341,7 @@ impl Server {
             },
         });
         h.appends.push_back((op, sender, room.clone(), *seq));
-        if native {
+        if wait {
             self.hold(sender, op);
         }
         Some(time_ms)
@@ -615,86 +614,35 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let irc = conn.proto.is_irc();
         let held = if ahead {
             conn.held.take()
         } else {
             VecDeque::new()
         };
-        if irc {
-            self.irc_replay(id, room, rows, reply);
-        } else {
-            for row in rows {
-                let frame = ServerPacket::Replay {
-                    room: room.to_owned(),
-                    from: row.from.clone(),
-                    id: row.id,
-                    time_ms: row.time_ms,
-                    text: row.text.clone(),
-                }
-                .to_frame();
-                self.conns.send(id, frame);
-            }
-            let end = ServerPacket::HistoryEnd {
-                room: room.to_owned(),
-                oldest: rows.first().map_or(0, |r| r.id),
-                more,
-            };
-            self.conns.send(id, end.to_frame());
+        let (label, chathistory) = match reply {
+            Reply::Chathistory { label, .. } => (label.as_deref(), true),
+            _ => (None, false),
+        };
+        // In a batch for IRC clients that take them: always a CHATHISTORY answer, a join's
+        // replay only when it has rows.
+        let batch = self.irc_replay_batch(id, chathistory || !rows.is_empty());
+        let batch = batch.map(|n| format!("h{n}"));
+        let replay = Replay {
+            room,
+            rows,
+            more,
+            batch: batch.as_deref(),
+            label,
+        };
+        let caps = self.conns.get(&id).and_then(|c| c.proto.irc_caps());
+        let server = &self.config.server_name;
+        if let Some(bytes) = encode_one(Notice::Replay(&replay), server, caps) {
+            self.conns.send(id, bytes);
         }
         if ahead {
             self.rehold(id, held);
         }
         self.close_overflowed();
-    }
-
-    /// Replayed messages for an IRC client, as its capabilities allow: in a `chathistory`
-    /// batch (with `batch`; always for a CHATHISTORY answer, a join's replay only when it
-    /// has rows), with `time` (server-time; else the time starts the text) and `msgid`
-    /// (message-tags) tags.
-    fn irc_replay(&mut self, id: ConnId, room: &str, rows: &[StoredMessage], reply: &Reply) {
-        let caps = self.irc_caps(id);
-        let server = self.config.server_name.clone();
-        let key = fold(room);
-        let chan = format!("#{room}");
-        let label = match reply {
-            Reply::Chathistory { label, .. } => label.clone(),
-            _ => None,
-        };
-        let wanted = matches!(reply, Reply::Chathistory { .. }) || !rows.is_empty();
-        let batch = if caps & irc::cap::BATCH != 0 && wanted {
-            let n = self.irc_next_batch(id);
-            Some(format!("h{n}"))
-        } else {
-            None
-        };
-        let mut out = bytes::BytesMut::new();
-        if let Some(batch) = &batch {
-            if let Some(label) = &label {
-                out.extend_from_slice(format!("@label={label} ").as_bytes());
-            }
-            let open = format!("+{batch}");
-            crate::line::write_line(
-                &mut out,
-                Some(&server),
-                "BATCH",
-                &[&open, "chathistory", &chan],
-                false,
-            );
-        } else if let Some(label) = label.filter(|_| rows.is_empty()) {
-            // Nothing to label but the acknowledgement.
-            out.extend_from_slice(format!("@label={label} :{server} ACK\r\n").as_bytes());
-        }
-        for row in rows {
-            irc_replay_line(&mut out, &chan, &key, row, &server, caps, batch.as_deref());
-        }
-        if let Some(batch) = &batch {
-            let close = format!("-{batch}");
-            crate::line::write_line(&mut out, Some(&server), "BATCH", &[&close], false);
-        }
-        if !out.is_empty() {
-            self.conns.send(id, out.freeze());
-        }
     }
 
     /// Tells a connection something about history outside any request: behind what waited
@@ -703,26 +651,14 @@ impl Server {
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
-        let bytes = if conn.proto.is_irc() {
-            let server = self.config.server_name.clone();
-            let notice = ServerPacket::Direct {
-                from: server.clone(),
-                to: conn.nick.clone(),
-                text,
-            };
-            irc::relay(&notice, &server, true, false)
-        } else {
-            Some(
-                ServerPacket::Error {
-                    code: ErrorCode::HistoryUnavailable,
-                    request_type: 0,
-                    request_seq: 0,
-                    message: text,
-                }
-                .to_frame(),
-            )
+        let notice = Notice::ServerError {
+            code: ErrorCode::HistoryUnavailable,
+            seq: 0,
+            to: &conn.nick,
+            text: &text,
         };
-        if let Some(bytes) = bytes {
+        let server = &self.config.server_name;
+        if let Some(bytes) = encode_one(notice, server, conn.proto.irc_caps()) {
             self.send_ahead(id, bytes, after);
         }
     }
@@ -743,54 +679,5 @@ impl Server {
                 conn.held.append(&mut later);
             }
         }
-    }
-}
-
-/// A replayed message as a line from its sender: tagged as the client's capabilities
-/// allow; without server-time its time (UTC) starts the text, as bouncers do.
-fn irc_replay_line(
-    out: &mut bytes::BytesMut,
-    chan: &str,
-    key: &str,
-    row: &StoredMessage,
-    server: &str,
-    caps: u16,
-    batch: Option<&str>,
-) {
-    let mut tags = Vec::new();
-    if let Some(batch) = batch {
-        tags.push(format!("batch={batch}"));
-    }
-    if caps & irc::cap::SERVER_TIME != 0 {
-        tags.push(format!("time={}", format_iso(row.time_ms)));
-    }
-    let text = if caps & irc::cap::SERVER_TIME != 0 {
-        row.text.clone()
-    } else {
-        let stamp = format!("[{}]", format_utc(row.time_ms));
-        // A CTCP action keeps its form: the stamp goes inside it.
-        match row.text.strip_prefix("\u{1}ACTION ") {
-            Some(rest) => format!("\u{1}ACTION {stamp} {rest}"),
-            None => format!("{stamp} {}", row.text),
-        }
-    };
-    let source = format!("{}!history@{server}", row.from);
-    let command = if row.notice { "NOTICE" } else { "PRIVMSG" };
-    // A stored native message longer than a line is split as when it was relayed; the
-    // msgid goes on its first line only.
-    let overhead = 1 + source.len() + 1 + command.len() + 1 + chan.len() + 2 + 2;
-    let room = crate::line::MAX_LINE.saturating_sub(overhead);
-    let msgid = format!("msgid={}", irc::msgid(key, row.id));
-    for (i, part) in crate::line::split_text(&text, room).into_iter().enumerate() {
-        let mut line_tags = tags.clone();
-        if caps & irc::cap::MESSAGE_TAGS != 0 && i == 0 {
-            line_tags.push(msgid.clone());
-        }
-        if !line_tags.is_empty() {
-            out.extend_from_slice(b"@");
-            out.extend_from_slice(line_tags.join(";").as_bytes());
-            out.extend_from_slice(b" ");
-        }
-        crate::line::write_line(out, Some(&source), command, &[chan, part], true);
     }
 }

@@ -11,8 +11,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{irc, Server};
-use crate::packet::{Packet, ServerPacket};
+use super::conn::Proto;
+use super::fanout::{self, Notice};
+use super::Server;
 use crate::{ConnId, ErrorCode};
 
 /// Which limit refused a connection.
@@ -37,15 +38,11 @@ impl Refused {
     /// native, anything else IRC, as in `Server::handle_input`): a native `Bye` with code
     /// `TooManyConnections` (56), or IRC `ERROR :Closing Link: <reason>`.
     pub fn reply(self, first_byte: u8) -> Bytes {
-        if first_byte == 0 {
-            ServerPacket::Bye {
-                code: ErrorCode::TooManyConnections,
-                reason: self.reason().to_owned(),
-            }
-            .to_frame()
-        } else {
-            irc::error_line(self.reason())
-        }
+        let bye = Notice::Bye(ErrorCode::TooManyConnections, self.reason());
+        // No session yet: a plain IRC client, without capabilities.
+        let irc_caps = (!Proto::native_first_byte(first_byte)).then_some(0);
+        // Both encoders have a form of every bye.
+        fanout::encode_one(bye, "", irc_caps).unwrap_or_default()
     }
 }
 
@@ -110,6 +107,7 @@ impl Server {
 mod tests {
     use super::*;
     use crate::frame::FrameDecoder;
+    use crate::packet::{Packet, ServerPacket};
     use crate::Config;
     use std::net::Ipv4Addr;
 

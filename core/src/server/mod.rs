@@ -118,8 +118,6 @@ pub struct Server {
     next_ping: u64,
     conns: Conns,
     registry: Registry,
-    /// What LUSERS counts, kept current as connections change (census.rs).
-    census: Census,
     /// The welcome burst's constant lines, built at the first IRC registration.
     irc_constants: Option<Box<irc::Constants>>,
     /// Closes asked of the adapter, not yet polled.
@@ -159,6 +157,9 @@ struct Conns {
     host: String,
     /// Output pacing's record of the current request.
     touched: Touched,
+    /// What LUSERS counts, kept by the methods that add, remove and change connections
+    /// (census.rs).
+    census: Census,
 }
 
 /// Connections with output for the adapter: at once (`pending`), or when the coalescing
@@ -257,19 +258,23 @@ impl Conns {
         self.map.get_mut(id).map(|c| &mut **c)
     }
 
+    /// Connection `id` and, beside it, what queueing bytes on it also changes.
+    fn queue(&mut self, id: ConnId) -> Option<(&mut Conn, Queue<'_>)> {
+        let conn = self.map.get_mut(&id)?;
+        let queue = Queue {
+            max_outbound: self.max_outbound,
+            flush: &mut self.flush,
+            overflowed: &mut self.overflowed,
+            touched: &mut self.touched,
+        };
+        Some((conn, queue))
+    }
+
     /// Queues bytes for one connection unless that would pass its outbound limit, in which
     /// case the connection is marked to be closed as a slow consumer.
     fn send(&mut self, id: ConnId, bytes: Bytes) {
-        if let Some(conn) = self.map.get_mut(&id) {
-            push(
-                conn,
-                id,
-                bytes,
-                self.max_outbound,
-                &mut self.flush,
-                &mut self.overflowed,
-                &mut self.touched,
-            );
+        if let Some((conn, mut queue)) = self.queue(id) {
+            queue.push(conn, id, bytes);
         }
     }
 
@@ -277,13 +282,10 @@ impl Conns {
     /// form for it.
     fn deliver(&mut self, id: ConnId, fan: &mut Fanout<'_>) -> bool {
         // One lookup per recipient: this is the fan-out hot path.
-        let Some(conn) = self.map.get_mut(&id) else {
+        let Some((conn, mut queue)) = self.queue(id) else {
             return false;
         };
-        let irc = match &conn.proto {
-            Proto::Irc(session) => Some(session.caps),
-            _ => None,
-        };
+        let irc = conn.proto.irc_caps();
         if let (Some(_), Source::Conn(from)) = (irc, &fan.source) {
             // The first IRC recipient: only now is the IRC source built, so a message to
             // a room without IRC members never builds it. Once per fan-out.
@@ -297,15 +299,7 @@ impl Conns {
         let Some(bytes) = fan.encoded(irc) else {
             return false;
         };
-        push(
-            conn,
-            id,
-            bytes,
-            self.max_outbound,
-            &mut self.flush,
-            &mut self.overflowed,
-            &mut self.touched,
-        );
+        queue.push(conn, id, bytes);
         true
     }
 }
@@ -315,41 +309,44 @@ fn irc_source(c: &Conn, host: &str) -> String {
     format!("{}!{}@{}", c.nick, c.user(), host)
 }
 
-/// Queues bytes on a connection, or marks it overflowed if they would pass `max_outbound`;
-/// notes it in `touched` if they leave it above the high-water mark.
-fn push(
-    conn: &mut Conn,
-    id: ConnId,
-    bytes: Bytes,
+/// What queueing bytes on a connection changes besides the connection, borrowed from
+/// `Conns` beside it (`Conns::queue`).
+struct Queue<'a> {
     max_outbound: usize,
-    flush: &mut Flush,
-    overflowed: &mut Vec<ConnId>,
-    touched: &mut Touched,
-) {
-    if conn.phase == Phase::Closing || conn.remote {
-        return;
-    }
-    if conn.queued + conn.in_flight + bytes.len() > max_outbound {
-        if !overflowed.contains(&id) {
-            overflowed.push(id);
+    flush: &'a mut Flush,
+    overflowed: &'a mut Vec<ConnId>,
+    touched: &'a mut Touched,
+}
+
+impl Queue<'_> {
+    /// Queues bytes on connection `id`, or marks it overflowed if they would pass
+    /// `max_outbound`; notes it in `touched` if they leave it above the high-water mark.
+    fn push(&mut self, conn: &mut Conn, id: ConnId, bytes: Bytes) {
+        if conn.phase == Phase::Closing || conn.remote {
+            return;
         }
-        return;
+        if conn.queued + conn.in_flight + bytes.len() > self.max_outbound {
+            if !self.overflowed.contains(&id) {
+                self.overflowed.push(id);
+            }
+            return;
+        }
+        conn.queued += bytes.len();
+        if conn.queued + conn.in_flight > self.touched.high_water
+            && !conn.pacing.touched
+            && !conn.pacing.stalled
+        {
+            conn.pacing.touched = true;
+            self.touched.ids.push(id);
+        }
+        if let Some((_, segment)) = conn.held.get_mut().and_then(|h| h.back_mut()) {
+            // Waiting for a history answer that must go out first (history.rs).
+            segment.push_back(bytes);
+            return;
+        }
+        conn.out.push_back(bytes);
+        self.flush.note(conn, id);
     }
-    conn.queued += bytes.len();
-    if conn.queued + conn.in_flight > touched.high_water
-        && !conn.pacing.touched
-        && !conn.pacing.stalled
-    {
-        conn.pacing.touched = true;
-        touched.ids.push(id);
-    }
-    if let Some((_, segment)) = conn.held.get_mut().and_then(|h| h.back_mut()) {
-        // Waiting for a history answer that must go out first (history.rs).
-        segment.push_back(bytes);
-        return;
-    }
-    conn.out.push_back(bytes);
-    flush.note(conn, id);
 }
 
 /// Hashes connection ids with one multiplication.
@@ -410,9 +407,9 @@ impl Server {
                     ids: Vec::new(),
                     high_water,
                 },
+                census: Census::default(),
             },
             registry: Registry::default(),
-            census: Census::default(),
             irc_constants: None,
             closing: VecDeque::new(),
             readable: VecDeque::new(),
@@ -444,9 +441,7 @@ impl Server {
         self.set_now(now);
         let id = ConnId(self.next_id);
         self.next_id += 1;
-        let conn = Box::new(Conn::new(now));
-        self.census.add(Census::of(&conn));
-        self.conns.map.insert(id, conn);
+        self.conns.insert(id, Box::new(Conn::new(now)));
         self.schedule(id);
         id
     }
@@ -486,7 +481,7 @@ impl Server {
         // which can be earlier than the timer now armed.
         let rearm = std::mem::take(&mut conn.ping_sent);
         if matches!(conn.proto, Proto::Unknown) {
-            conn.proto = if input[0] == 0 {
+            conn.proto = if Proto::native_first_byte(input[0]) {
                 Proto::Native(FrameDecoder::new(self.config.max_frame_len))
             } else {
                 Proto::Irc(Box::default())
@@ -540,9 +535,7 @@ impl Server {
             });
         }
         self.release_waiters(id);
-        if let Some(conn) = self.conns.map.remove(&id) {
-            self.census.remove(Census::of(&conn));
-        }
+        self.conns.remove(id);
         self.peers.release(id);
         self.close_overflowed();
     }
@@ -677,15 +670,13 @@ impl Server {
                 }
                 if silent >= self.config.ping_interval && !conn.ping_sent {
                     conn.ping_sent = true;
-                    let irc = conn.proto.is_irc();
                     let token = self.next_ping;
                     self.next_ping += 1;
-                    let ping = if irc {
-                        irc::ping(token)
-                    } else {
-                        ServerPacket::Ping { token }.to_frame()
-                    };
-                    self.conns.send(id, ping);
+                    let ping = Notice::Ping(token);
+                    let server = &self.config.server_name;
+                    if let Some(ping) = fanout::encode_one(ping, server, conn.proto.irc_caps()) {
+                        self.conns.send(id, ping);
+                    }
                 }
             }
         }
@@ -814,17 +805,15 @@ impl Server {
              requests from number {seq} on were dropped",
             waiting, self.config.max_inbound_bytes
         );
-        if conn.proto.is_irc() {
-            let server = self.config.server_name.clone();
-            let nick = match self.nick(id) {
-                n if n.is_empty() => "*".to_owned(),
-                n => n,
-            };
-            let mut buf = BytesMut::new();
-            crate::line::write_line(&mut buf, Some(&server), "NOTICE", &[&nick, &message], true);
-            self.conns.send(id, buf.freeze());
-        } else {
-            self.native_error(id, ErrorCode::RateLimited, 0, seq, message);
+        let notice = Notice::ServerError {
+            code: ErrorCode::RateLimited,
+            seq,
+            to: &conn.nick,
+            text: &message,
+        };
+        let server = &self.config.server_name;
+        if let Some(bytes) = fanout::encode_one(notice, server, conn.proto.irc_caps()) {
+            self.conns.send(id, bytes);
         }
         self.close(id, ErrorCode::Flooding, "flooding", "flooding");
         self.close_overflowed();
@@ -1247,12 +1236,16 @@ impl Server {
         conn.release_held(u64::MAX);
         self.depart(id, left_reason);
         let now = self.now();
+        if self
+            .conns
+            .change(id, |c| c.phase = Phase::Closing)
+            .is_none()
+        {
+            return;
+        }
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let before = Census::of(conn);
-        conn.phase = Phase::Closing;
-        self.census.update(before, Census::of(conn));
         conn.timer = None;
         if let Some(p) = conn.pacing.get_mut() {
             p.holding_since = None;
@@ -1261,18 +1254,13 @@ impl Server {
         conn.inbox = BytesMut::new();
         conn.partial_since = None;
         conn.close_at = now.map(|t| conn.stamp(t + self.config.close_linger));
-        let bye = if conn.proto.is_irc() {
-            irc::error_line(reason)
-        } else {
-            ServerPacket::Bye {
-                code,
-                reason: reason.to_owned(),
-            }
-            .to_frame()
-        };
-        // The bye bypasses the limit: it is one small frame and the last.
-        conn.queued += bye.len();
-        conn.out.push_back(bye);
+        let bye = Notice::Bye(code, reason);
+        if let Some(bye) = fanout::encode_one(bye, &self.config.server_name, conn.proto.irc_caps())
+        {
+            // The bye bypasses the limit: it is one small frame and the last.
+            conn.queued += bye.len();
+            conn.out.push_back(bye);
+        }
         if !conn.pending {
             conn.pending = true;
             self.conns.flush.pending.push_back(id);
@@ -1306,10 +1294,8 @@ impl Server {
         }
         let rooms = std::mem::take(&mut conn.rooms);
         let nick = std::mem::take(&mut conn.nick);
-        let before = Census::of(conn);
-        conn.phase = Phase::Hello;
+        self.conns.change(id, |c| c.phase = Phase::Hello);
         let mut quit_peers = Vec::new();
-        self.census.update(before, Census::of(conn));
         for key in rooms {
             self.registry.leave(&key, id);
             let Some(room) = self.registry.room(&key) else {
@@ -1377,6 +1363,9 @@ mod tests_chathistory;
 #[cfg(test)]
 mod tests_history;
 
+#[cfg(test)]
+#[path = "tests_output_harness.rs"]
+mod output_harness;
 #[cfg(test)]
 mod tests_pacing;
 

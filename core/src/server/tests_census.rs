@@ -119,11 +119,11 @@ fn counts_match_a_recount(ops: Vec<(u8, u8)>) -> TestResult {
     let mut w = World::new();
     for (op, arg) in ops {
         w.step(op, arg);
-        if w.server.census != w.recount() {
+        if w.server.conns.census != w.recount() {
             return TestResult::error(format!(
                 "after op {} on {arg}: kept {:?}, recounted {:?}",
                 op % 16,
-                w.server.census,
+                w.server.conns.census,
                 w.recount()
             ));
         }
@@ -148,7 +148,7 @@ fn a_fixed_run_reaches_every_count() {
     w.send(a, b"NICK ann\r\nUSER u 0 * :r\r\nMODE ann +i\r\n");
     w.send(b, b"NICK bob\r\nUSER u 0 * :r\r\nOPER root hunter2\r\n");
     w.drain();
-    let kept = w.server.census;
+    let kept = w.server.conns.census;
     assert_eq!(
         kept,
         Census {
@@ -162,11 +162,11 @@ fn a_fixed_run_reaches_every_count() {
     w.server.handle_close(b, w.now);
     w.drain();
     assert_eq!(
-        w.server.census,
+        w.server.conns.census,
         Census {
             unknown: 1,
             ..Census::default()
         }
     );
-    assert_eq!(w.server.census, w.recount());
+    assert_eq!(w.server.conns.census, w.recount());
 }

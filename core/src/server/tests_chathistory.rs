@@ -668,3 +668,36 @@ fn targets_without_batch_are_bare_lines() {
         );
     }
 }
+
+#[test]
+fn a_message_not_stored_is_told_to_an_irc_sender_as_a_server_notice() {
+    let mut h = H::new(true);
+    let a = h.irc("a", "");
+    h.send(a, "JOIN #r\r\n");
+    h.run_store();
+    h.take(a);
+    h.send(a, "PRIVMSG #r :lost?\r\n");
+    h.fail_store();
+    assert_eq!(
+        h.take(a),
+        [":irc.test NOTICE a :message 1 in `r` was delivered but not stored: disk on fire"]
+    );
+}
+
+#[test]
+fn without_batch_an_empty_labelled_answer_is_an_ack_and_messages_come_unbatched() {
+    let mut h = H::new(true);
+    let a = h.irc("a", "draft/chathistory labeled-response");
+    h.send(a, "JOIN #r\r\n");
+    h.run_store();
+    h.take(a);
+    assert_eq!(
+        h.ask(a, "@label=q1 CHATHISTORY LATEST #r * 5"),
+        ["@label=q1 :irc.test ACK"]
+    );
+    h.say_many(a, 1);
+    assert_eq!(
+        h.ask(a, "@label=q2 CHATHISTORY LATEST #r * 5"),
+        [":a!history@irc.test PRIVMSG #r :[2023-11-14 22:13:20] m0"]
+    );
+}

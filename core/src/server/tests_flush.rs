@@ -1,24 +1,13 @@
 //! Unit tests of output coalescing (`Flush` in mod.rs): output others caused waits for the
 //! window (`Config::flush_delay`), a connection's own replies do not, nor a full queue.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::output_harness::World;
 use super::*;
-use crate::client::{Client, ClientEvent};
+use crate::client::ClientEvent;
 
 const DELAY: Duration = Duration::from_millis(1);
-
-/// A server and native clients in room `r`; counts the transmits each connection got.
-struct World {
-    server: Server,
-    now: Instant,
-    clients: Vec<(ConnId, Client)>,
-    /// Transmits taken per connection since `writes` last read them.
-    writes: HashMap<ConnId, usize>,
-    /// Connections the server closed (Flush), in order.
-    closed: Vec<ConnId>,
-}
 
 fn config(delay: Duration) -> Config {
     Config {
@@ -28,111 +17,9 @@ fn config(delay: Duration) -> Config {
     }
 }
 
-impl World {
-    fn new(config: Config) -> Self {
-        World {
-            server: Server::new(config),
-            now: crate::test_clock::start(),
-            clients: Vec::new(),
-            writes: HashMap::new(),
-            closed: Vec::new(),
-        }
-    }
-
-    /// A signed-in member of room `r`, with everything anyone was sent delivered and read.
-    fn member(&mut self, nick: &str) -> usize {
-        let id = self.server.open(self.now);
-        let mut client = Client::new(nick);
-        client.set_paced(false);
-        client.join("r");
-        self.clients.push((id, client));
-        let i = self.clients.len() - 1;
-        self.send(i);
-        self.run_window();
-        for j in 0..self.clients.len() {
-            self.events(j);
-            self.writes(j);
-        }
-        i
-    }
-
-    fn id(&self, i: usize) -> ConnId {
-        self.clients[i].0
-    }
-
-    /// Hands the server what client `i` wrote, then takes the server's output.
-    fn send(&mut self, i: usize) {
-        let id = self.id(i);
-        if let Some(bytes) = self.clients[i].1.poll_transmit() {
-            self.server.handle_input(id, &bytes, self.now);
-        }
-        self.take();
-    }
-
-    /// Takes every transmit (written at once, as an idle socket takes it) and close.
-    fn take(&mut self) {
-        while let Some(t) = self.server.poll_transmit() {
-            self.server.handle_written(t.conn, t.data.len());
-            *self.writes.entry(t.conn).or_default() += 1;
-            if let Some((_, c)) = self.clients.iter_mut().find(|(id, _)| *id == t.conn) {
-                c.handle_input(&t.data, self.now).expect("a good frame");
-            }
-        }
-        while let Some(c) = self.server.poll_close() {
-            match c.mode {
-                CloseMode::Flush => self.closed.push(c.conn),
-                CloseMode::Now => self.server.handle_close(c.conn, self.now),
-            }
-        }
-    }
-
-    /// Moves the clock to `at` and runs the deadlines, as an adapter's timer does.
-    fn at(&mut self, at: Instant) {
-        self.now = at;
-        self.server.handle_timeout(at);
-        self.take();
-    }
-
-    /// Runs the clock to the end of an open window, if one is open.
-    fn run_window(&mut self) {
-        if let Some(at) = self
-            .server
-            .poll_timeout()
-            .filter(|&t| t <= self.now + DELAY)
-        {
-            self.at(at);
-        }
-    }
-
-    /// Transmits connection `i` got since the last call.
-    fn writes(&mut self, i: usize) -> usize {
-        self.writes.remove(&self.id(i)).unwrap_or(0)
-    }
-
-    fn events(&mut self, i: usize) -> Vec<ClientEvent> {
-        std::iter::from_fn(|| self.clients[i].1.poll_event()).collect()
-    }
-
-    /// Texts of the room messages client `i` heard, in order.
-    fn said(&mut self, i: usize) -> Vec<String> {
-        self.events(i)
-            .into_iter()
-            .filter_map(|e| match e {
-                ClientEvent::Message { text, .. } => Some(text),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn say(&mut self, i: usize, text: &str) {
-        self.clients[i].1.say("r", text);
-        self.send(i);
-    }
-}
-
 #[test]
 fn room_messages_wait_for_the_deadline_and_not_past_it() {
-    let mut w = World::new(config(DELAY));
+    let mut w = World::writing_at_once(config(DELAY));
     let (a, b, c) = (w.member("ann"), w.member("bob"), w.member("cat"));
     let t0 = w.now;
     w.say(a, "one");
@@ -161,14 +48,14 @@ fn room_messages_wait_for_the_deadline_and_not_past_it() {
 
 #[test]
 fn own_replies_go_at_once_with_what_waited_for_the_same_connection() {
-    let mut w = World::new(config(DELAY));
+    let mut w = World::writing_at_once(config(DELAY));
     let (a, b) = (w.member("ann"), w.member("bob"));
     w.say(a, "hello");
     assert_eq!(w.writes(b), 0);
     // bob's own request (a member list) is answered in the same turn, and the message
     // that waited for bob goes with it, first, in the same write.
     w.clients[b].1.list_members("r");
-    w.send(b);
+    w.read(b);
     assert_eq!(w.writes(b), 1);
     let ev = w.events(b);
     assert!(
@@ -181,7 +68,7 @@ fn own_replies_go_at_once_with_what_waited_for_the_same_connection() {
     );
     // An error is a reply too.
     w.clients[b].1.say("elsewhere", "x");
-    w.send(b);
+    w.read(b);
     assert_eq!(w.writes(b), 1);
     assert!(
         w.events(b)
@@ -197,7 +84,7 @@ fn own_replies_go_at_once_with_what_waited_for_the_same_connection() {
 #[test]
 fn a_connection_with_a_full_write_queued_goes_at_once() {
     // The threshold is the smaller of max_transmit_bytes and outbound_high_water.
-    let mut w = World::new(Config {
+    let mut w = World::writing_at_once(Config {
         outbound_high_water: 600,
         ..config(DELAY)
     });
@@ -225,13 +112,13 @@ fn zero_delay_sends_at_once_and_the_same_bytes_as_with_a_window() {
     // only when they leave differs.
     let mut out = Vec::new();
     for delay in [Duration::ZERO, DELAY] {
-        let mut w = World::new(config(delay));
+        let mut w = World::writing_at_once(config(delay));
         let (a, b, c) = (w.member("ann"), w.member("bob"), w.member("cat"));
         let t0 = w.now;
         w.say(a, "one");
         w.say(b, "two");
         w.clients[c].1.leave("r", "bye");
-        w.send(c);
+        w.read(c);
         if delay.is_zero() {
             // Everyone's copy at once, and no deadline before the keepalive.
             assert_eq!((w.writes(a), w.writes(b), w.writes(c)), (3, 3, 3));
@@ -248,14 +135,14 @@ fn zero_delay_sends_at_once_and_the_same_bytes_as_with_a_window() {
 
 #[test]
 fn a_closing_connection_does_not_wait_for_the_window() {
-    let mut w = World::new(config(DELAY));
+    let mut w = World::writing_at_once(config(DELAY));
     let (a, b) = (w.member("ann"), w.member("bob"));
     let bob = w.id(b);
     w.say(a, "last words");
     assert_eq!((w.writes(a), w.writes(b)), (1, 0));
     // bob quits: what waited for it and its bye go out in this turn.
     w.clients[b].1.quit("done");
-    w.send(b);
+    w.read(b);
     assert_eq!(w.closed, [bob]);
     assert_eq!(w.writes(b), 1);
     assert_eq!(w.said(b), ["last words"]);
@@ -270,7 +157,7 @@ fn a_closing_connection_does_not_wait_for_the_window() {
 
 #[test]
 fn a_connection_gone_while_its_output_waits_is_skipped() {
-    let mut w = World::new(config(DELAY));
+    let mut w = World::writing_at_once(config(DELAY));
     let (a, b, c) = (w.member("ann"), w.member("bob"), w.member("cat"));
     w.say(a, "hi");
     // The adapter reports bob's socket gone before the window closes.

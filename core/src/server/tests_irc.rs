@@ -1617,3 +1617,59 @@ fn motd_lines_in_the_burst_and_on_request() {
         .collect();
     assert_eq!(tail, motd);
 }
+
+#[test]
+fn an_input_overflow_is_told_in_each_protocol_before_the_bye() {
+    let mut h = super::irc_harness::RawIrc::new();
+    let a = h.irc("a", "");
+    let fresh = h.server.open(h.now);
+    let flood = "x".repeat(9000);
+    for id in [a, fresh] {
+        h.server.handle_input(id, flood.as_bytes(), h.now);
+        h.pump();
+    }
+    let told = |nick: &str, seq: u32| {
+        vec![
+            format!(
+                ":irc.test NOTICE {nick} :input queue overflow: 0 bytes waiting and 9000 \
+                 more, past the 8192 allowed; requests from number {seq} on were dropped"
+            ),
+            "ERROR :Closing Link: flooding".to_owned(),
+        ]
+    };
+    assert_eq!(h.take(a), told("a", 1));
+    assert_eq!(h.take(fresh), told("*", 1));
+    // Native: an error naming the first request dropped, then the bye.
+    let native = h.server.open(h.now);
+    let mut input = vec![0u8];
+    input.extend_from_slice(flood.as_bytes());
+    h.server.handle_input(native, &input, h.now);
+    let mut out = Vec::new();
+    while let Some(t) = h.server.poll_transmit() {
+        out.extend_from_slice(&t.data);
+    }
+    let mut decoder = crate::frame::FrameDecoder::new(1 << 16);
+    let mut rest = &out[..];
+    let mut got = Vec::new();
+    while let Ok(Some(frame)) = decoder.decode(&mut rest) {
+        got.push(ServerPacket::decode(frame.type_code, frame.payload).expect("a packet"));
+    }
+    assert!(rest.is_empty());
+    assert_eq!(
+        got,
+        [
+            ServerPacket::Error {
+                code: ErrorCode::RateLimited,
+                request_type: 0,
+                request_seq: 1,
+                message: "input queue overflow: 0 bytes waiting and 9001 more, past the 8192 \
+                          allowed; requests from number 1 on were dropped"
+                    .into(),
+            },
+            ServerPacket::Bye {
+                code: ErrorCode::Flooding,
+                reason: "flooding".into(),
+            },
+        ]
+    );
+}

@@ -1,24 +1,11 @@
 //! Unit tests of output pacing: a sender is held back while the output it caused sits above
 //! the high-water mark at its recipients, and no longer than the stall timeout.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::output_harness::World;
 use super::*;
-use crate::client::{Client, ClientEvent};
-
-/// A server and clients whose output the test writes when it chooses.
-struct World {
-    server: Server,
-    now: Instant,
-    clients: Vec<(ConnId, Client)>,
-    /// Output taken from the server and not yet written, per connection.
-    out: HashMap<ConnId, Vec<u8>>,
-    /// Client bytes the server has not read yet.
-    wire: HashMap<ConnId, Vec<u8>>,
-    /// Connections the server closed (Flush), in order.
-    closed: Vec<ConnId>,
-}
+use crate::client::ClientEvent;
 
 const HIGH: usize = 2048;
 const STALL: Duration = Duration::from_millis(500);
@@ -29,136 +16,9 @@ fn config() -> Config {
         outbound_high_water: HIGH,
         outbound_stall_timeout: STALL,
         max_outbound_bytes: 64 * 1024,
+        // About the rules, not when output leaves: coalescing is off (tests_flush.rs).
+        flush_delay: Duration::ZERO,
         ..Config::default()
-    }
-}
-
-impl World {
-    fn new(config: Config) -> Self {
-        World {
-            // About the rules, not when output leaves: coalescing is off (tests_flush.rs).
-            server: Server::new(Config {
-                flush_delay: Duration::ZERO,
-                ..config
-            }),
-            now: crate::test_clock::start(),
-            clients: Vec::new(),
-            out: HashMap::new(),
-            wire: HashMap::new(),
-            closed: Vec::new(),
-        }
-    }
-
-    /// A signed-in client in room `r`, everything it was sent read.
-    fn member(&mut self, nick: &str) -> usize {
-        let id = self.server.open(self.now);
-        let mut client = Client::new(nick);
-        client.set_paced(false);
-        client.join("r");
-        self.clients.push((id, client));
-        let i = self.clients.len() - 1;
-        self.settle_all();
-        self.events(i);
-        i
-    }
-
-    fn id(&self, i: usize) -> ConnId {
-        self.clients[i].0
-    }
-
-    fn events(&mut self, i: usize) -> Vec<ClientEvent> {
-        std::iter::from_fn(|| self.clients[i].1.poll_event()).collect()
-    }
-
-    /// Texts of the room messages client `i` heard, in order.
-    fn said(&mut self, i: usize) -> Vec<String> {
-        self.events(i)
-            .into_iter()
-            .filter_map(|e| match e {
-                ClientEvent::Message { text, .. } => Some(text),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Queues `n` room messages from client `i`, numbered from `from`.
-    fn say(&mut self, i: usize, from: usize, n: usize) {
-        for k in from..from + n {
-            self.clients[i].1.say("r", &k.to_string());
-        }
-    }
-
-    /// The adapter's read of client `i`: what the client wrote, up to the read budget.
-    fn read(&mut self, i: usize) -> usize {
-        let id = self.id(i);
-        let wire = self.wire.entry(id).or_default();
-        if let Some(bytes) = self.clients[i].1.poll_transmit() {
-            wire.extend_from_slice(&bytes);
-        }
-        let n = wire.len().min(self.server.read_budget(id));
-        if n > 0 {
-            self.server.handle_input(id, &wire[..n], self.now);
-            wire.drain(..n);
-        }
-        self.take();
-        n
-    }
-
-    /// Takes every transmit and close the server has.
-    fn take(&mut self) {
-        while let Some(t) = self.server.poll_transmit() {
-            self.out
-                .entry(t.conn)
-                .or_default()
-                .extend_from_slice(&t.data);
-        }
-        while let Some(c) = self.server.poll_close() {
-            match c.mode {
-                CloseMode::Flush => self.closed.push(c.conn),
-                CloseMode::Now => self.server.handle_close(c.conn, self.now),
-            }
-        }
-    }
-
-    /// The adapter writes client `i`'s output, all of it; returns how many bytes.
-    fn write(&mut self, i: usize) -> usize {
-        self.take();
-        let id = self.id(i);
-        let data = std::mem::take(self.out.entry(id).or_default());
-        if !data.is_empty() {
-            self.server.handle_written(id, data.len());
-            self.clients[i]
-                .1
-                .handle_input(&data, self.now)
-                .expect("a good frame");
-        }
-        self.take();
-        data.len()
-    }
-
-    /// Reads and writes everyone, and runs due timers, until nothing moves.
-    fn settle_all(&mut self) {
-        loop {
-            let mut moved = 0;
-            for i in 0..self.clients.len() {
-                moved += self.read(i) + self.write(i);
-            }
-            if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
-                self.server.handle_timeout(self.now);
-                moved += 1;
-            }
-            if moved == 0 {
-                return;
-            }
-        }
-    }
-
-    /// Runs the timer if it is due, as an adapter does.
-    fn timer(&mut self) {
-        if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.server.handle_timeout(self.now);
-        }
-        self.take();
     }
 }
 
@@ -169,7 +29,7 @@ fn a_flooder_is_paced_by_a_slow_reader_and_nothing_is_lost() {
     let slow = w.member("slow");
     let slow_id = w.id(slow);
     let flooder_id = w.id(flooder);
-    w.say(flooder, 0, 500);
+    w.say_numbered(flooder, 0, 500);
     w.read(flooder);
     w.write(flooder);
     // Slow has not written anything: the flooder handled requests only until slow's
@@ -217,7 +77,7 @@ fn a_stuck_reader_holds_senders_back_no_longer_than_the_stall_timeout() {
     let stuck = w.member("stuck");
     let flooder_id = w.id(flooder);
     let stuck_id = w.id(stuck);
-    w.say(flooder, 0, 3000);
+    w.say_numbered(flooder, 0, 3000);
     w.read(flooder);
     w.write(flooder);
     assert_eq!(w.server.read_budget(flooder_id), 0);
@@ -252,7 +112,7 @@ fn a_reader_that_drains_holds_back_again() {
     let flooder = w.member("flooder");
     let slow = w.member("slow");
     let flooder_id = w.id(flooder);
-    w.say(flooder, 0, 300);
+    w.say_numbered(flooder, 0, 300);
     w.read(flooder);
     w.write(flooder);
     // Slow stalls once...
@@ -263,7 +123,7 @@ fn a_reader_that_drains_holds_back_again() {
     w.write(flooder);
     // ...then reads everything: it may hold senders back again.
     w.write(slow);
-    w.say(flooder, 300, 300);
+    w.say_numbered(flooder, 300, 300);
     w.read(flooder);
     w.write(flooder);
     assert_eq!(w.server.read_budget(flooder_id), 0);
@@ -277,7 +137,7 @@ fn closing_the_holder_releases_its_senders_at_once() {
     let flooder = w.member("flooder");
     let slow = w.member("slow");
     let flooder_id = w.id(flooder);
-    w.say(flooder, 0, 300);
+    w.say_numbered(flooder, 0, 300);
     w.read(flooder);
     w.write(flooder);
     assert_eq!(w.server.read_budget(flooder_id), 0);
@@ -331,7 +191,7 @@ fn pacing_is_off_when_the_mark_is_at_the_outbound_limit() {
     let flooder = w.member("flooder");
     let stuck = w.member("stuck");
     let stuck_id = w.id(stuck);
-    w.say(flooder, 0, 3000);
+    w.say_numbered(flooder, 0, 3000);
     for _ in 0..100 {
         w.read(flooder);
         w.write(flooder);

@@ -351,37 +351,42 @@ impl Server {
         let mut on = true;
         let mut applied = String::new();
         let mut unknown = false;
-        let before = self.census_share(id);
-        for c in change.chars() {
-            let Some(s) = self.session(id) else {
-                return;
+        // Through `change`: modes `i` and `o` are counted by LUSERS (census.rs).
+        let done = self.conns.change(id, |conn| {
+            let Proto::Irc(s) = &mut conn.proto else {
+                return false;
             };
-            let flag = match c {
-                '+' => {
-                    on = true;
-                    continue;
+            for c in change.chars() {
+                let flag = match c {
+                    '+' => {
+                        on = true;
+                        continue;
+                    }
+                    '-' => {
+                        on = false;
+                        continue;
+                    }
+                    'i' => &mut s.invisible,
+                    'w' => &mut s.wallops,
+                    // `+o` comes only from OPER; anyone may drop it.
+                    'o' if !on => &mut s.oper,
+                    'o' => continue,
+                    _ => {
+                        unknown = true;
+                        continue;
+                    }
+                };
+                if *flag != on {
+                    *flag = on;
+                    applied.push(if on { '+' } else { '-' });
+                    applied.push(c);
                 }
-                '-' => {
-                    on = false;
-                    continue;
-                }
-                'i' => &mut s.invisible,
-                'w' => &mut s.wallops,
-                // `+o` comes only from OPER; anyone may drop it.
-                'o' if !on => &mut s.oper,
-                'o' => continue,
-                _ => {
-                    unknown = true;
-                    continue;
-                }
-            };
-            if *flag != on {
-                *flag = on;
-                applied.push(if on { '+' } else { '-' });
-                applied.push(c);
             }
+            true
+        });
+        if done != Some(true) {
+            return;
         }
-        self.census_changed(id, before);
         if unknown {
             self.numeric(id, "501", &["Unknown MODE flag"]);
         }
@@ -575,11 +580,11 @@ impl Server {
         if !ok {
             return self.numeric(id, "464", &["Password incorrect"]);
         }
-        let before = self.census_share(id);
-        let newly = self
-            .session(id)
-            .is_some_and(|s| !std::mem::replace(&mut s.oper, true));
-        self.census_changed(id, before);
+        // Through `change`: operators are counted by LUSERS (census.rs).
+        let newly = self.conns.change(id, |conn| match &mut conn.proto {
+            Proto::Irc(s) => !std::mem::replace(&mut s.oper, true),
+            _ => false,
+        }) == Some(true);
         self.numeric(id, "381", &["You are now an IRC operator"]);
         if newly {
             let nick = self.nick(id);

@@ -16,9 +16,7 @@ pub(crate) mod session;
 
 use bytes::Bytes;
 
-pub(crate) use relays::{
-    caps_for, error_line, msgid, parse_msgid, ping, relay, render, with_tags, Form,
-};
+pub(crate) use relays::{caps_for, msgid, parse_msgid, render, replay, with_tags, Form};
 pub(crate) use session::{cap, IrcSession};
 
 use crate::server::conn::Proto;
@@ -46,6 +44,12 @@ impl Server {
                 .deferred
                 .push(bytes);
         }
+    }
+
+    /// The number of the `chathistory` batch a replay goes in, if it is `wanted` in one
+    /// and the connection has the batch capability; `None` for everyone else.
+    pub(crate) fn irc_replay_batch(&mut self, id: ConnId, wanted: bool) -> Option<u64> {
+        (wanted && self.irc_caps(id) & cap::BATCH != 0).then(|| self.irc_next_batch(id))
     }
 
     /// The number of the connection's next batch.

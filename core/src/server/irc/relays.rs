@@ -1,14 +1,18 @@
 //! What other users see, in IRC: the one IRC encoder of fan-out notices (`render`, in the
 //! form the recipient's capabilities choose, `caps_for`), their IRCv3 tags, and the forms
 //! only IRC has (away-notify, extended-join, invite-notify, SETNAME, WALLOPS, TAGMSG, QUIT,
-//! one MODE line for several changes).
+//! one MODE line for several changes); and what one connection alone is sent the same way
+//! (`encode_one`): its bye, pings, server notices and history replays (`replay`).
 
 use bytes::{Bytes, BytesMut};
 
 use super::cap;
 use super::chan;
+use crate::history::{format_iso, format_utc, StoredMessage};
 use crate::line::{split_text, write_line, Message, MAX_LINE};
+use crate::name::fold;
 use crate::packet::{RoomRule, ServerPacket};
+use crate::server::fanout::Replay;
 use crate::server::{Fanout, Notice, Server};
 use crate::ConnId;
 
@@ -106,6 +110,18 @@ pub(crate) fn render(
         Notice::RealName(name) => write_line(&mut buf, src, "SETNAME", &[name], true),
         Notice::Wallops(text) => write_line(&mut buf, src, "WALLOPS", &[text], true),
         Notice::TagMsg(target) => write_line(&mut buf, src, "TAGMSG", &[target], false),
+        Notice::Bye(_, reason) => {
+            let reason = format!("Closing Link: {reason}");
+            write_line(&mut buf, None, "ERROR", &[&reason], true);
+        }
+        Notice::ServerError { to, text, .. } => {
+            let to = if to.is_empty() { "*" } else { to };
+            write_text(&mut buf, source, true, to, text, false);
+        }
+        Notice::Ping(token) => return Some(ping(token)),
+        // Its lines depend on every capability of its one recipient: `replay`, through
+        // `encode_one`, never a fan-out.
+        Notice::Replay(_) => return None,
     }
     Some(buf.freeze())
 }
@@ -230,22 +246,93 @@ pub(super) fn irc_rule_arg(rule: RoomRule, on: bool, arg: &str) -> &str {
     }
 }
 
-/// The server's keepalive ping.
-pub(crate) fn ping(token: u64) -> Bytes {
-    Message::new("PING", &[&token.to_string()]).to_bytes()
+/// The IRC encoder of a replay (`Notice::Replay`) for a client with capabilities `caps`,
+/// from server `server`: in its `chathistory` batch if it has one, else labelled by an
+/// `ACK` if it is an empty answer to a labelled request, each message tagged with `time`
+/// (server-time; else the time starts the text) and `msgid` (message-tags). `None` if
+/// that is nothing at all.
+pub(crate) fn replay(r: &Replay<'_>, server: &str, caps: u16) -> Option<Bytes> {
+    let key = fold(r.room);
+    let chan = format!("#{}", r.room);
+    let mut out = BytesMut::new();
+    if let Some(batch) = r.batch {
+        if let Some(label) = r.label {
+            out.extend_from_slice(format!("@label={label} ").as_bytes());
+        }
+        let open = format!("+{batch}");
+        write_line(
+            &mut out,
+            Some(server),
+            "BATCH",
+            &[&open, "chathistory", &chan],
+            false,
+        );
+    } else if let Some(label) = r.label.filter(|_| r.rows.is_empty()) {
+        // Nothing to label but the acknowledgement.
+        out.extend_from_slice(format!("@label={label} :{server} ACK\r\n").as_bytes());
+    }
+    for row in r.rows {
+        irc_replay_line(&mut out, &chan, &key, row, server, caps, r.batch);
+    }
+    if let Some(batch) = r.batch {
+        let close = format!("-{batch}");
+        write_line(&mut out, Some(server), "BATCH", &[&close], false);
+    }
+    (!out.is_empty()).then(|| out.freeze())
 }
 
-/// The last line before the server closes an IRC connection.
-pub(crate) fn error_line(reason: &str) -> Bytes {
-    let mut buf = BytesMut::new();
-    write_line(
-        &mut buf,
-        None,
-        "ERROR",
-        &[&format!("Closing Link: {reason}")],
-        true,
-    );
-    buf.freeze()
+/// A replayed message as a line from its sender: tagged as the client's capabilities
+/// allow; without server-time its time (UTC) starts the text, as bouncers do.
+fn irc_replay_line(
+    out: &mut BytesMut,
+    chan: &str,
+    key: &str,
+    row: &StoredMessage,
+    server: &str,
+    caps: u16,
+    batch: Option<&str>,
+) {
+    let mut tags = Vec::new();
+    if let Some(batch) = batch {
+        tags.push(format!("batch={batch}"));
+    }
+    if caps & cap::SERVER_TIME != 0 {
+        tags.push(format!("time={}", format_iso(row.time_ms)));
+    }
+    let text = if caps & cap::SERVER_TIME != 0 {
+        row.text.clone()
+    } else {
+        let stamp = format!("[{}]", format_utc(row.time_ms));
+        // A CTCP action keeps its form: the stamp goes inside it.
+        match row.text.strip_prefix("\u{1}ACTION ") {
+            Some(rest) => format!("\u{1}ACTION {stamp} {rest}"),
+            None => format!("{stamp} {}", row.text),
+        }
+    };
+    let source = format!("{}!history@{server}", row.from);
+    let command = if row.notice { "NOTICE" } else { "PRIVMSG" };
+    // A stored native message longer than a line is split as when it was relayed; the
+    // msgid goes on its first line only.
+    let overhead = 1 + source.len() + 1 + command.len() + 1 + chan.len() + 2 + 2;
+    let room = MAX_LINE.saturating_sub(overhead);
+    let msgid = format!("msgid={}", msgid(key, row.id));
+    for (i, part) in split_text(&text, room).into_iter().enumerate() {
+        let mut line_tags = tags.clone();
+        if caps & cap::MESSAGE_TAGS != 0 && i == 0 {
+            line_tags.push(msgid.clone());
+        }
+        if !line_tags.is_empty() {
+            out.extend_from_slice(b"@");
+            out.extend_from_slice(line_tags.join(";").as_bytes());
+            out.extend_from_slice(b" ");
+        }
+        write_line(out, Some(&source), command, &[chan, part], true);
+    }
+}
+
+/// The server's keepalive ping.
+fn ping(token: u64) -> Bytes {
+    Message::new("PING", &[&token.to_string()]).to_bytes()
 }
 
 impl Server {

@@ -529,11 +529,8 @@ impl Server {
         let rooms = self.registry.room_count();
         // Kept as connections change (census.rs): this runs at every IRC registration, so
         // it must not visit every connection. Nick holders are the registered users.
-        let (invisible, opers, unknown) = (
-            self.census.invisible,
-            self.census.opers,
-            self.census.unknown,
-        );
+        let census = self.conns.census();
+        let (invisible, opers, unknown) = (census.invisible, census.opers, census.unknown);
         let text = format!(
             "There are {} users and {invisible} invisible on 1 servers",
             users.saturating_sub(invisible)

@@ -73,9 +73,10 @@ pub(crate) struct IrcSession {
     pub(super) registering: Option<Box<Registering>>,
     /// Registration waits while capability negotiation is open.
     pub(super) negotiating: bool,
-    /// User mode `i`: left out of `WHO` masks for users who share no channel with it.
+    /// User mode `i`: left out of `WHO` masks for users who share no channel with it. Set
+    /// only through `Conns::change` (LUSERS counts it, census.rs).
     pub invisible: bool,
-    /// User mode `o`: a server operator, after `OPER`.
+    /// User mode `o`: a server operator, after `OPER`. Set only through `Conns::change`.
     pub oper: bool,
     /// User mode `w`: receives WALLOPS.
     pub wallops: bool,
