@@ -959,6 +959,8 @@ mod tests {
     //! The client alone, fed the server's frames by hand: what it tracks of its rooms and
     //! when its session ends. (`server::tests` drive it against a real server.)
 
+    use std::time::Duration;
+
     use super::*;
 
     fn welcomed(nick: &str) -> Client {
@@ -994,10 +996,13 @@ mod tests {
     }
 
     fn feed(c: &mut Client, packet: ServerPacket) {
+        feed_at(c, packet, crate::test_clock::start());
+    }
+
+    fn feed_at(c: &mut Client, packet: ServerPacket, now: Instant) {
         let mut frame = BytesMut::new();
         packet.encode_frame(&mut frame);
-        c.handle_input(&frame, crate::test_clock::start())
-            .expect("a well-formed frame");
+        c.handle_input(&frame, now).expect("a well-formed frame");
     }
 
     fn member(nick: &str, flags: u8) -> Member {
@@ -1143,6 +1148,9 @@ mod tests {
         );
         // The hello used the one request a second already.
         assert_eq!(frames(&c.poll_transmit().unwrap_or_default()).len(), 1);
+        // Nothing held: the next wake-up is the server's idle timeout, not the rate's.
+        assert_eq!(c.held_requests(), 0);
+        assert_eq!(c.poll_timeout(), c.idle_deadline());
         for text in ["a", "b", "c"] {
             c.say("#r", text);
         }
@@ -1222,5 +1230,46 @@ mod tests {
         c.ping(1);
         assert_eq!(c.poll_transmit().map(|b| b.len()), Some(frame.len()));
         assert_eq!(c.out.capacity(), 0);
+    }
+
+    #[test]
+    fn the_session_ends_when_the_server_is_silent_for_its_idle_timeout() {
+        let t0 = crate::test_clock::start();
+        let mut c = Client::new("me");
+        assert_eq!(
+            c.poll_timeout(),
+            None,
+            "no timeout known before the welcome"
+        );
+        let welcome = ServerPacket::Welcome {
+            version: PROTOCOL_VERSION,
+            nick: "me".into(),
+            limits: limits(),
+        };
+        feed_at(&mut c, welcome, t0);
+        let idle = Duration::from_millis(60_000);
+        assert_eq!(c.poll_timeout(), Some(t0 + idle));
+        // Anything from the server starts the wait again.
+        let t1 = t0 + Duration::from_secs(10);
+        feed_at(&mut c, ServerPacket::Ping { token: 1 }, t1);
+        assert_eq!(c.poll_timeout(), Some(t1 + idle));
+        c.handle_timeout(t1 + idle - Duration::from_nanos(1));
+        assert!(!c.is_closed());
+        assert_eq!(
+            c.poll_event()
+                .map(|e| matches!(e, ClientEvent::Welcome { .. })),
+            Some(true)
+        );
+        assert_eq!(c.poll_event(), None);
+        c.handle_timeout(t1 + idle);
+        assert!(c.is_closed());
+        assert!(matches!(
+            c.poll_event(),
+            Some(ClientEvent::Bye {
+                code: ErrorCode::Timeout,
+                ..
+            })
+        ));
+        assert_eq!(c.poll_timeout(), None, "closed: nothing more to wait for");
     }
 }
