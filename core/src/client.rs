@@ -1089,6 +1089,8 @@ mod tests {
         assert_eq!(flags, [op, op | voice, voice, op, op | voice, 0, 0]);
         let ops: Vec<bool> = view.members.iter().map(|m| view.is_operator(m)).collect();
         assert_eq!(ops, [true, true, false, true, true, false, false]);
+        // Only members with a flag take room in the map: a large room is mostly neither.
+        assert_eq!(view.flags.len(), 5);
     }
 
     #[test]
