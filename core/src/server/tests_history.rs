@@ -491,3 +491,22 @@ fn irc_joiners_get_the_replay_as_stamped_lines_and_the_topic_time() {
     let names = text.find(" 366 ").unwrap_or(0);
     assert!(names < replay, "{text}");
 }
+
+#[test]
+fn the_wall_clock_can_be_tied_again_and_times_follow_the_new_tie() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    w.say_many(a, "r", 1);
+    // The wall clock jumped a day ahead of the `Instant`s.
+    const DAY_MS: u64 = 86_400_000;
+    let tied = w.now + Duration::from_millis(5);
+    w.server.set_wall_clock(tied, T0_MS + DAY_MS);
+    w.now = tied + Duration::from_millis(2);
+    w.c(a).say("r", "later");
+    w.pump();
+    w.run_store();
+    let times: Vec<u64> = w.store.rooms["r"].iter().map(|m| m.time_ms).collect();
+    assert_eq!(times, [T0_MS + 1, T0_MS + DAY_MS + 2]);
+}
