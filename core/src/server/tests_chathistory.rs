@@ -668,3 +668,27 @@ fn targets_without_batch_are_bare_lines() {
         );
     }
 }
+
+#[test]
+fn a_failed_query_is_answered_ahead_of_what_arrived_while_it_waited() {
+    let mut h = H::new(true);
+    let a = h.irc("a", "draft/chathistory");
+    let b = h.irc("b", "");
+    h.send(a, "JOIN #r\r\n");
+    h.send(b, "JOIN #r\r\n");
+    h.run_store();
+    h.take(a);
+    h.send(a, "CHATHISTORY LATEST #r * 5\r\n");
+    // Said while a's query is in the store's queue: held for a behind the answer.
+    h.send(b, "PRIVMSG #r :live\r\n");
+    assert_eq!(h.take(a), Vec::<String>::new());
+    h.fail_store();
+    assert_eq!(
+        h.take(a),
+        [
+            ":irc.test FAIL CHATHISTORY MESSAGE_ERROR LATEST #r :history of #r unavailable: \
+             disk on fire",
+            ":b!~b@irc.test PRIVMSG #r :live",
+        ]
+    );
+}

@@ -510,3 +510,67 @@ fn the_wall_clock_can_be_tied_again_and_times_follow_the_new_tie() {
     let times: Vec<u64> = w.store.rooms["r"].iter().map(|m| m.time_ms).collect();
     assert_eq!(times, [T0_MS + 1, T0_MS + DAY_MS + 2]);
 }
+
+/// The events after a request for `n` messages before `before`, answered by the store.
+fn page(w: &mut World, i: usize, before: u64, n: u16) -> Vec<ClientEvent> {
+    w.c(i).history("r", before, n);
+    w.pump();
+    w.run_store();
+    w.events(i)
+}
+
+#[test]
+fn a_page_says_more_exactly_when_older_messages_are_left() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    w.say_many(a, "r", 3);
+    w.events(a);
+    // Exactly as many as asked for: nothing is left.
+    let ev = page(&mut w, a, 0, 3);
+    assert_eq!(ids(&ev), [('r', 1), ('r', 2), ('r', 3)]);
+    assert_eq!(history_end(&ev), Some((1, false)));
+    // One fewer: the oldest is left.
+    let ev = page(&mut w, a, 0, 2);
+    assert_eq!(ids(&ev), [('r', 2), ('r', 3)]);
+    assert_eq!(history_end(&ev), Some((2, true)));
+    // One at a time: the newest, then the next.
+    let ev = page(&mut w, a, 0, 1);
+    assert_eq!(ids(&ev), [('r', 3)]);
+    assert_eq!(history_end(&ev), Some((3, true)));
+    let ev = page(&mut w, a, 3, 1);
+    assert_eq!(ids(&ev), [('r', 2)]);
+    assert_eq!(history_end(&ev), Some((2, true)));
+}
+
+#[test]
+fn a_failed_page_is_answered_ahead_of_what_arrived_while_it_waited() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    let b = w.connect("b");
+    for i in [a, b] {
+        w.c(i).join("r");
+        w.pump();
+    }
+    w.say_many(a, "r", 2);
+    w.events(a);
+    w.c(a).history("r", 0, 5);
+    w.pump();
+    // Said while a's load is in the store's queue: held for a behind the answer.
+    w.c(b).say("r", "live");
+    w.pump();
+    assert_eq!(w.events(a), []);
+    w.fail_store();
+    let ev = w.events(a);
+    let kinds: Vec<&str> = ev
+        .iter()
+        .map(|e| match e {
+            ClientEvent::Error { code, .. } if *code == ErrorCode::HistoryUnavailable => "error",
+            ClientEvent::HistoryEnd { more: true, .. } => "end",
+            ClientEvent::Message { from, .. } if from == "b" => "live",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["error", "end", "live"], "{ev:?}");
+}
