@@ -692,3 +692,35 @@ fn a_failed_query_is_answered_ahead_of_what_arrived_while_it_waited() {
         ]
     );
 }
+
+#[test]
+fn a_restored_room_keeps_its_creation_and_topic_times() {
+    let now = crate::test_clock::start();
+    let mut server = Server::new(Config {
+        // This run started long after the room was made.
+        wall_clock: Some((now, Duration::from_secs(1_800_000_000))),
+        ..config()
+    });
+    let room = crate::history::RoomRecord {
+        name: "r".into(),
+        last_id: 4,
+        created_ms: 1_234_567_890,
+        topic: "old".into(),
+        topic_by: "x".into(),
+        topic_ms: 1_500_000_999,
+        last_ms: 1_500_000_999,
+    };
+    server.enable_history(HistoryOptions::default(), now, T0_MS, vec![room]);
+    let mut h = RawIrc::with(server, now);
+    let a = h.irc("a", "draft/chathistory");
+    h.send(a, "JOIN #r\r\n");
+    let lines = h.take(a);
+    assert!(has(&lines, " 332 a #r :old"), "{lines:?}");
+    assert!(has(&lines, " 333 a #r x :1500000"), "{lines:?}");
+    h.send(a, "MODE #r\r\n");
+    let lines = h.take(a);
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some(":irc.test 329 a #r :1234567")
+    );
+}

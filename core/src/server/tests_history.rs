@@ -574,3 +574,26 @@ fn a_failed_page_is_answered_ahead_of_what_arrived_while_it_waited() {
         .collect();
     assert_eq!(kinds, ["error", "end", "live"], "{ev:?}");
 }
+
+#[test]
+fn the_last_id_is_the_live_rooms_or_else_the_stores() {
+    assert_eq!(Server::new(Config::default()).history_last_id("r"), None);
+    let rooms = vec![RoomRecord {
+        name: "Old".into(),
+        last_id: 41,
+        created_ms: 5,
+        topic: String::new(),
+        topic_by: String::new(),
+        topic_ms: 0,
+        last_ms: 0,
+    }];
+    let mut w = World::new(HistoryOptions::default(), rooms);
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    w.say_many(a, "r", 3);
+    assert_eq!(w.server.history_last_id("R"), Some(3));
+    // Nobody in it this run: the store's count.
+    assert_eq!(w.server.history_last_id("old"), Some(41));
+    assert_eq!(w.server.history_last_id("never"), Some(0));
+}
