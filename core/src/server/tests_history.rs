@@ -597,3 +597,96 @@ fn the_last_id_is_the_live_rooms_or_else_the_stores() {
     assert_eq!(w.server.history_last_id("old"), Some(41));
     assert_eq!(w.server.history_last_id("never"), Some(0));
 }
+
+/// The room name and creation time of each store op queued, in order.
+fn op_rooms(w: &World) -> Vec<(char, String, u64)> {
+    w.store
+        .queue
+        .iter()
+        .filter_map(|op| match op {
+            StoreOp::Append {
+                room, created_ms, ..
+            } => Some(('a', room.clone(), *created_ms)),
+            StoreOp::SetTopic {
+                room, created_ms, ..
+            } => Some(('t', room.clone(), *created_ms)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_rooms_first_op_gives_its_creation_time_and_later_ones_keep_it() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.now += Duration::from_millis(5);
+    w.c(a).join("Room");
+    w.c(a).set_topic("room", "t");
+    w.pump();
+    w.now += Duration::from_millis(10);
+    w.c(a).say("room", "hi");
+    w.c(a).join("Two");
+    w.c(a).say("two", "hi");
+    w.pump();
+    assert_eq!(
+        op_rooms(&w),
+        [
+            ('t', "Room".to_owned(), T0_MS + 5),
+            ('a', "Room".to_owned(), T0_MS + 5),
+            ('a', "Two".to_owned(), T0_MS + 15),
+        ]
+    );
+}
+
+#[test]
+fn a_room_made_again_in_the_same_run_gets_its_name_and_topic_back() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.c(a).join("Room");
+    w.c(a).set_topic("room", "kept");
+    w.c(a).leave("room", "");
+    w.pump();
+    w.run_store();
+    w.events(a);
+    w.c(a).join("ROOM");
+    w.pump();
+    w.run_store();
+    let ev = w.events(a);
+    assert!(
+        ev.iter().any(|e| matches!(e,
+            ClientEvent::Joined { room, .. } if room == "Room")),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter().any(|e| matches!(e,
+            ClientEvent::Topic { room, topic, .. } if room == "Room" && topic == "kept")),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn once_the_store_catches_up_messages_are_taken_again() {
+    let mut w = World::new(
+        HistoryOptions {
+            max_pending_ops: 2,
+            ..HistoryOptions::default()
+        },
+        Vec::new(),
+    );
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    for round in 0..3 {
+        for k in 0..3 {
+            w.c(a).say("r", &format!("m{round}{k}"));
+        }
+        w.pump();
+        w.run_store();
+    }
+    let ev = w.events(a);
+    assert_eq!(
+        ids(&ev),
+        [('l', 1), ('l', 2), ('l', 3), ('l', 4), ('l', 5), ('l', 6)]
+    );
+    assert_eq!(error_codes(&ev), [ErrorCode::HistoryUnavailable; 3]);
+}
