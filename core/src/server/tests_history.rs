@@ -598,18 +598,18 @@ fn the_last_id_is_the_live_rooms_or_else_the_stores() {
     assert_eq!(w.server.history_last_id("never"), Some(0));
 }
 
-/// The room name and creation time of each store op queued, in order.
-fn op_rooms(w: &World) -> Vec<(char, String, u64)> {
+/// The number, room name and creation time of each store op queued, in order.
+fn op_rooms(w: &World) -> Vec<(u64, char, String, u64)> {
     w.store
         .queue
         .iter()
         .filter_map(|op| match op {
             StoreOp::Append {
                 room, created_ms, ..
-            } => Some(('a', room.clone(), *created_ms)),
+            } => Some((op.op(), 'a', room.clone(), *created_ms)),
             StoreOp::SetTopic {
                 room, created_ms, ..
-            } => Some(('t', room.clone(), *created_ms)),
+            } => Some((op.op(), 't', room.clone(), *created_ms)),
             _ => None,
         })
         .collect()
@@ -631,9 +631,9 @@ fn a_rooms_first_op_gives_its_creation_time_and_later_ones_keep_it() {
     assert_eq!(
         op_rooms(&w),
         [
-            ('t', "Room".to_owned(), T0_MS + 5),
-            ('a', "Room".to_owned(), T0_MS + 5),
-            ('a', "Two".to_owned(), T0_MS + 15),
+            (1, 't', "Room".to_owned(), T0_MS + 5),
+            (2, 'a', "Room".to_owned(), T0_MS + 5),
+            (3, 'a', "Two".to_owned(), T0_MS + 15),
         ]
     );
 }
