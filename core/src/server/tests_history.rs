@@ -690,3 +690,14 @@ fn once_the_store_catches_up_messages_are_taken_again() {
     );
     assert_eq!(error_codes(&ev), [ErrorCode::HistoryUnavailable; 3]);
 }
+
+#[test]
+fn a_joiner_of_a_room_without_messages_is_told_there_is_no_history() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    let ev = w.events(a);
+    assert_eq!(history_end(&ev), Some((0, false)), "{ev:?}");
+    assert!(w.store.queue.is_empty(), "nothing to load");
+}
