@@ -724,3 +724,32 @@ fn a_restored_room_keeps_its_creation_and_topic_times() {
         Some(":irc.test 329 a #r :1234567")
     );
 }
+
+#[test]
+fn a_restored_rooms_creation_time_shows_without_a_configured_wall_clock() {
+    // History's own clock is enough: the 329 once showed 0, the minimum of the stored
+    // time and this run's time unknown to `Config::wall_clock`.
+    let now = crate::test_clock::start();
+    let mut server = Server::new(config());
+    let room = crate::history::RoomRecord {
+        name: "r".into(),
+        last_id: 0,
+        created_ms: 1_234_567_890,
+        topic: String::new(),
+        topic_by: String::new(),
+        topic_ms: 0,
+        last_ms: 0,
+    };
+    server.enable_history(HistoryOptions::default(), now, T0_MS, vec![room]);
+    let mut h = RawIrc::with(server, now);
+    let a = h.irc("a", "");
+    h.send(a, "JOIN #r\r\nMODE #r\r\nJOIN #new\r\nMODE #new\r\n");
+    let lines = h.take(a);
+    assert!(has(&lines, ":irc.test 329 a #r :1234567"), "{lines:?}");
+    // A room this run made: now, by history's clock.
+    let at = T0_MS / 1000;
+    assert!(
+        has(&lines, &format!(":irc.test 329 a #new :{at}")),
+        "{lines:?}"
+    );
+}
