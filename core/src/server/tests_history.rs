@@ -701,3 +701,30 @@ fn a_joiner_of_a_room_without_messages_is_told_there_is_no_history() {
     assert_eq!(history_end(&ev), Some((0, false)), "{ev:?}");
     assert!(w.store.queue.is_empty(), "nothing to load");
 }
+
+#[test]
+fn a_page_may_be_as_large_as_max_page_and_start_one_past_the_newest() {
+    let mut w = World::new(
+        HistoryOptions {
+            max_page: 100,
+            ..HistoryOptions::default()
+        },
+        Vec::new(),
+    );
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    w.say_many(a, "r", 3);
+    w.events(a);
+    let ev = page(&mut w, a, 0, 100);
+    assert_eq!((ids(&ev).len(), error_codes(&ev)), (3, vec![]));
+    let ev = page(&mut w, a, 4, 5);
+    assert_eq!((ids(&ev).len(), error_codes(&ev)), (3, vec![]));
+    for before in [5, 10] {
+        let ev = page(&mut w, a, before, 5);
+        assert_eq!(
+            (ids(&ev).len(), error_codes(&ev)),
+            (0, vec![ErrorCode::InvalidCursor])
+        );
+    }
+}
