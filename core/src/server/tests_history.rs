@@ -728,3 +728,24 @@ fn a_page_may_be_as_large_as_max_page_and_start_one_past_the_newest() {
         );
     }
 }
+
+#[test]
+fn a_sender_is_told_when_the_first_message_fails_to_be_stored() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    w.events(a);
+    w.c(a).say("r", "first");
+    w.pump();
+    assert_eq!(w.store.queue.len(), 1, "the one op, the append");
+    w.fail_store();
+    let ev = w.events(a);
+    assert_eq!(ids(&ev), [('l', 1)], "the echo is released");
+    let told = ev.iter().any(|e| {
+        matches!(e,
+        ClientEvent::Error { code: ErrorCode::HistoryUnavailable, message, .. }
+            if message.contains("message 1 in `r` was delivered but not stored"))
+    });
+    assert!(told, "{ev:?}");
+}
