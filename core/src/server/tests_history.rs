@@ -749,3 +749,30 @@ fn a_sender_is_told_when_the_first_message_fails_to_be_stored() {
     });
     assert!(told, "{ev:?}");
 }
+
+#[test]
+fn a_store_answer_makes_its_connection_pending_once() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    w.say_many(a, "r", 2);
+    w.c(a).history("r", 0, 5);
+    w.pump();
+    let op = match w.store.queue.as_slice() {
+        [StoreOp::Load { op, .. }] => *op,
+        ops => panic!("{ops:?}"),
+    };
+    w.store.queue.clear();
+    let rows = w.store.rooms["r"].clone();
+    w.server.handle_history(op, rows);
+    // "Output queued since it was last returned": once, then not again with nothing new.
+    let mut pending = Vec::new();
+    while let Some(id) = w.server.poll_pending() {
+        pending.push(id);
+        while let Some(t) = w.server.take_transmit(id) {
+            w.server.handle_written(id, t.data.len());
+        }
+    }
+    assert_eq!(pending, [w.clients[a].0]);
+}
