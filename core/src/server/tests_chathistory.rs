@@ -753,3 +753,26 @@ fn a_restored_rooms_creation_time_shows_without_a_configured_wall_clock() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_join_replay_is_a_batch_only_for_batch_clients_and_only_with_messages() {
+    let mut h = H::new(true);
+    let a = h.irc("a", "");
+    h.send(a, "JOIN #r\r\n");
+    h.say_many(a, 2);
+    let b = h.irc("b", "");
+    h.send(b, "JOIN #r\r\n");
+    h.run_store();
+    let lines = h.take(b);
+    assert!(
+        has(&lines, "PRIVMSG #r :[") && has(&lines, "] m1"),
+        "{lines:?}"
+    );
+    assert!(!has(&lines, "BATCH"), "{lines:?}");
+    let c = h.irc("c", "batch");
+    h.send(c, "JOIN #empty\r\n");
+    h.run_store();
+    let lines = h.take(c);
+    assert!(has(&lines, " 366 "), "{lines:?}");
+    assert!(!has(&lines, "BATCH"), "{lines:?}");
+}
