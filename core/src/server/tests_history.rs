@@ -776,3 +776,37 @@ fn a_store_answer_makes_its_connection_pending_once() {
     }
     assert_eq!(pending, [w.clients[a].0]);
 }
+
+#[test]
+fn store_failures_are_told_in_the_order_of_what_waited() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    let b = w.connect("b");
+    for i in [a, b] {
+        w.c(i).join("r");
+        w.pump();
+    }
+    w.events(a);
+    w.c(a).say("r", "lost?");
+    w.c(a).history("r", 0, 5);
+    w.pump();
+    // Held for a behind its page.
+    w.c(b).say("r", "live");
+    w.pump();
+    w.fail_store();
+    let kinds: Vec<&str> = w
+        .events(a)
+        .iter()
+        .map(|e| match e {
+            ClientEvent::Message { from, .. } if from == "a" => "echo",
+            ClientEvent::Message { .. } => "live",
+            ClientEvent::Error { message, .. } if message.contains("not stored") => "not stored",
+            ClientEvent::Error { .. } => "no page",
+            ClientEvent::HistoryEnd { .. } => "end",
+            _ => "other",
+        })
+        .collect();
+    // The echo, then what became of its storing; the page's error and end, then what
+    // waited behind the page.
+    assert_eq!(kinds, ["echo", "not stored", "no page", "end", "live"]);
+}
