@@ -776,3 +776,53 @@ fn a_join_replay_is_a_batch_only_for_batch_clients_and_only_with_messages() {
     assert!(has(&lines, " 366 "), "{lines:?}");
     assert!(!has(&lines, "BATCH"), "{lines:?}");
 }
+
+#[test]
+fn a_stored_message_longer_than_a_line_is_replayed_in_full_lines() {
+    let now = crate::test_clock::start();
+    let mut server = Server::new(config());
+    let room = crate::history::RoomRecord {
+        name: "r".into(),
+        last_id: 1,
+        created_ms: T0_MS,
+        topic: String::new(),
+        topic_by: String::new(),
+        topic_ms: 0,
+        last_ms: T0_MS,
+    };
+    server.enable_history(HistoryOptions::default(), now, T0_MS, vec![room]);
+    let mut h = H {
+        raw: RawIrc::with(server, now),
+        rooms: HashMap::new(),
+    };
+    // Said by a native client: one message, longer than an IRC line.
+    let text = "x".repeat(1_200);
+    let row = StoredMessage {
+        id: 1,
+        time_ms: T0_MS,
+        from: "nat".into(),
+        text: text.clone(),
+        notice: false,
+    };
+    h.rooms.insert("r".into(), vec![row]);
+    let b = h.irc("b", "");
+    h.send(b, "JOIN #r\r\n");
+    h.run_store();
+    let prefix = ":nat!history@irc.test PRIVMSG #r :";
+    let lines: Vec<String> = h
+        .take(b)
+        .into_iter()
+        .filter(|l| l.starts_with(prefix))
+        .collect();
+    let stamped = format!("[{}] {text}", crate::history::format_utc(T0_MS));
+    let parts: Vec<&str> = lines.iter().map(|l| &l[prefix.len()..]).collect();
+    assert_eq!(parts.concat(), stamped, "nothing lost or added");
+    // Each line but the last as long as a line may be (510 bytes before its CRLF).
+    let lens: Vec<usize> = lines.iter().map(String::len).collect();
+    let (last, full) = lens.split_last().expect("lines");
+    assert!(
+        full.len() == 2 && full.iter().all(|&n| n == 510),
+        "{lens:?}"
+    );
+    assert!(*last < 510, "{lens:?}");
+}
