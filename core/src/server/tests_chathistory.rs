@@ -782,7 +782,7 @@ fn a_stored_message_longer_than_a_line_is_replayed_in_full_lines() {
     let now = crate::test_clock::start();
     let mut server = Server::new(config());
     let room = crate::history::RoomRecord {
-        name: "r".into(),
+        name: "long".into(),
         last_id: 1,
         created_ms: T0_MS,
         topic: String::new(),
@@ -804,11 +804,11 @@ fn a_stored_message_longer_than_a_line_is_replayed_in_full_lines() {
         text: text.clone(),
         notice: false,
     };
-    h.rooms.insert("r".into(), vec![row]);
+    h.rooms.insert("long".into(), vec![row]);
     let b = h.irc("b", "");
-    h.send(b, "JOIN #r\r\n");
+    h.send(b, "JOIN #long\r\n");
     h.run_store();
-    let prefix = ":nat!history@irc.test PRIVMSG #r :";
+    let prefix = ":nat!history@irc.test PRIVMSG #long :";
     let lines: Vec<String> = h
         .take(b)
         .into_iter()
