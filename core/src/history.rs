@@ -431,6 +431,14 @@ mod tests {
             parse_iso("2020-01-01T00:00:00.05Z"),
             Some(1_577_836_800_050)
         );
+        // Each separator checked on its own: one wrong is enough to refuse.
+        let good = "2020-01-01T00:00:00Z";
+        for at in [4, 7, 10, 13, 16] {
+            let mut bad = good.as_bytes().to_vec();
+            bad[at] = b'0';
+            let bad = String::from_utf8(bad).expect("ASCII");
+            assert_eq!(parse_iso(&bad), None, "{bad}");
+        }
     }
 
     fn msg(id: u64, time_ms: u64) -> StoredMessage {
