@@ -953,3 +953,325 @@ impl Client {
         self.events.push_back(event);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The client alone, fed the server's frames by hand: what it tracks of its rooms and
+    //! when its session ends. (`server::tests` drive it against a real server.)
+
+    use std::time::Duration;
+
+    use super::*;
+
+    fn welcomed(nick: &str) -> Client {
+        welcomed_with(nick, limits())
+    }
+
+    fn welcomed_with(nick: &str, limits: Limits) -> Client {
+        let mut c = Client::new(nick);
+        feed(
+            &mut c,
+            ServerPacket::Welcome {
+                version: PROTOCOL_VERSION,
+                nick: nick.into(),
+                limits,
+            },
+        );
+        c
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_frame_len: 65_536,
+            max_nick_len: 32,
+            max_room_len: 64,
+            max_text_len: 1_024,
+            max_reason_len: 256,
+            max_rooms: 16,
+            ping_interval_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            msg_rate: 0,
+            msg_burst: 0,
+        }
+    }
+
+    fn feed(c: &mut Client, packet: ServerPacket) {
+        feed_at(c, packet, crate::test_clock::start());
+    }
+
+    fn feed_at(c: &mut Client, packet: ServerPacket, now: Instant) {
+        let mut frame = BytesMut::new();
+        packet.encode_frame(&mut frame);
+        c.handle_input(&frame, now).expect("a well-formed frame");
+    }
+
+    fn member(nick: &str, flags: u8) -> Member {
+        Member {
+            nick: nick.into(),
+            flags,
+        }
+    }
+
+    #[test]
+    fn a_member_who_leaves_or_is_kicked_is_gone_from_the_view() {
+        let mut c = welcomed("me");
+        for nick in ["me", "Bob", "carol"] {
+            feed(
+                &mut c,
+                ServerPacket::Joined {
+                    room: "#r".into(),
+                    nick: nick.into(),
+                },
+            );
+        }
+        assert_eq!(c.room("#r").unwrap().members, ["me", "Bob", "carol"]);
+        feed(
+            &mut c,
+            ServerPacket::Left {
+                room: "#r".into(),
+                nick: "bob".into(),
+                reason: String::new(),
+            },
+        );
+        assert_eq!(c.room("#r").unwrap().members, ["me", "carol"]);
+        feed(
+            &mut c,
+            ServerPacket::Kicked {
+                room: "#r".into(),
+                nick: "carol".into(),
+                by: "me".into(),
+                reason: String::new(),
+            },
+        );
+        assert_eq!(c.room("#r").unwrap().members, ["me"]);
+        // Back again: the index forgot them too, so they are listed once more.
+        feed(
+            &mut c,
+            ServerPacket::Joined {
+                room: "#r".into(),
+                nick: "bob".into(),
+            },
+        );
+        assert_eq!(c.room("#r").unwrap().members, ["me", "bob"]);
+    }
+
+    #[test]
+    fn a_member_list_keeps_operator_and_voice_flags_and_drops_the_rest() {
+        let mut c = welcomed("me");
+        feed(
+            &mut c,
+            ServerPacket::Joined {
+                room: "#r".into(),
+                nick: "me".into(),
+            },
+        );
+        let op = Member::OPERATOR;
+        let voice = Member::VOICE;
+        let away = Member::AWAY;
+        feed(
+            &mut c,
+            ServerPacket::Members {
+                room: "#r".into(),
+                members: vec![
+                    member("me", op),
+                    member("both", op | voice),
+                    member("voiced", voice),
+                    member("away_op", op | away),
+                    member("all", op | voice | away),
+                    member("plain", 0),
+                    member("away", away),
+                ],
+                last: true,
+            },
+        );
+        let view = c.room("#r").unwrap();
+        let flags: Vec<u8> = view.members.iter().map(|m| view.flags(m)).collect();
+        assert_eq!(flags, [op, op | voice, voice, op, op | voice, 0, 0]);
+        let ops: Vec<bool> = view.members.iter().map(|m| view.is_operator(m)).collect();
+        assert_eq!(ops, [true, true, false, true, true, false, false]);
+        // Only members with a flag take room in the map: a large room is mostly neither.
+        assert_eq!(view.flags.len(), 5);
+    }
+
+    #[test]
+    fn the_session_is_closed_after_a_bye_and_not_before() {
+        let mut c = welcomed("me");
+        assert!(!c.is_closed());
+        feed(
+            &mut c,
+            ServerPacket::Bye {
+                code: ErrorCode::Timeout,
+                reason: "bye".into(),
+            },
+        );
+        assert!(c.is_closed());
+    }
+
+    #[test]
+    fn the_welcome_gives_the_limits_and_joins_give_the_rooms_in_folded_order() {
+        let mut c = Client::new("me");
+        assert_eq!(c.limits(), None);
+        let mut c2 = welcomed("me");
+        assert_eq!(c2.limits(), Some(&limits()));
+        for room in ["#b", "#A", "#c"] {
+            feed(
+                &mut c2,
+                ServerPacket::Joined {
+                    room: room.into(),
+                    nick: "ME".into(),
+                },
+            );
+        }
+        let names: Vec<&str> = c2.rooms().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["#A", "#b", "#c"]);
+        assert!(c.poll_transmit().is_some(), "the hello is queued at once");
+    }
+
+    /// Frames in `bytes`, decoded.
+    fn frames(bytes: &[u8]) -> Vec<ClientPacket> {
+        let mut decoder = FrameDecoder::new(65_536);
+        let mut input = bytes;
+        let mut out = Vec::new();
+        while let Some(frame) = decoder.decode(&mut input).expect("whole frames") {
+            out.push(ClientPacket::decode(frame.type_code, frame.payload).expect("a packet"));
+        }
+        out
+    }
+
+    #[test]
+    fn turning_pacing_off_sends_what_it_held_at_once() {
+        let mut c = welcomed_with(
+            "me",
+            Limits {
+                msg_rate: 1,
+                msg_burst: 1,
+                ..limits()
+            },
+        );
+        // The hello used the one request a second already.
+        assert_eq!(frames(&c.poll_transmit().unwrap_or_default()).len(), 1);
+        // Nothing held: the next wake-up is the server's idle timeout, not the rate's.
+        assert_eq!(c.held_requests(), 0);
+        assert_eq!(c.poll_timeout(), c.idle_deadline());
+        for text in ["a", "b", "c"] {
+            c.say("#r", text);
+        }
+        assert_eq!(c.poll_transmit(), None);
+        assert_eq!(c.held_requests(), 3);
+        c.set_paced(false);
+        assert_eq!(c.held_requests(), 0);
+        let texts: Vec<String> = frames(&c.poll_transmit().unwrap_or_default())
+            .into_iter()
+            .filter_map(|p| match p {
+                ClientPacket::Say { text, .. } => Some(text),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn with_no_rate_announced_nothing_is_held() {
+        let mut c = welcomed("me");
+        c.say("#r", "a");
+        assert_eq!(c.held_requests(), 0);
+        assert_eq!(c.poll_timeout(), c.idle_deadline());
+        assert_eq!(frames(&c.poll_transmit().unwrap_or_default()).len(), 2);
+    }
+
+    #[test]
+    fn every_request_gets_the_next_number() {
+        let mut c = Client::with_password("me", "secret");
+        let numbers = [
+            c.join("#r"),
+            c.join_with_key("#k", "key"),
+            c.set_rule("#r", RoomRule::Moderated, true, ""),
+            c.invite("#r", "bob"),
+            c.list_rules("#r"),
+            c.leave("#r", "bye"),
+            c.say("#r", "hi"),
+            c.whisper("bob", "hi"),
+            c.change_nick("me2"),
+            c.list_rooms(),
+            c.list_members("#r"),
+            c.ping(7),
+            c.set_topic("#r", "topic"),
+            c.kick("#r", "bob", "out"),
+            c.away("gone"),
+            c.whois("bob"),
+            c.history("#r", 0, 10),
+            c.set_mode("#r", RoomMode::Voice, true, "bob"),
+            c.hello("again"),
+            c.quit("done"),
+        ];
+        // The hello queued by `with_password` was request 1.
+        assert_eq!(numbers.to_vec(), (2..22).collect::<Vec<u32>>());
+        let sent = frames(&c.poll_transmit().unwrap_or_default());
+        assert_eq!(sent.len(), 21);
+        assert!(
+            matches!(&sent[0], ClientPacket::Hello { nick, password, .. }
+            if nick == "me" && password == "secret")
+        );
+        // Not registered yet: the second hello's nick is the one asked for now.
+        assert_eq!(c.nick(), "again");
+    }
+
+    #[test]
+    fn a_large_output_buffer_is_let_go_once_sent_and_a_small_one_kept() {
+        let mut c = Client::new("me");
+        assert!(c.poll_transmit().is_some(), "the hello");
+        let mut frame = BytesMut::new();
+        ClientPacket::Ping { token: 1 }.encode_frame(&mut frame);
+        // Left with exactly 64 KiB after the ping goes: kept, for the next requests.
+        c.out = BytesMut::with_capacity(64 * 1024 + frame.len());
+        c.ping(1);
+        assert_eq!(c.poll_transmit().map(|b| b.len()), Some(frame.len()));
+        assert_eq!(c.out.capacity(), 64 * 1024);
+        // One byte more: let go.
+        c.out = BytesMut::with_capacity(64 * 1024 + 1 + frame.len());
+        c.ping(1);
+        assert_eq!(c.poll_transmit().map(|b| b.len()), Some(frame.len()));
+        assert_eq!(c.out.capacity(), 0);
+    }
+
+    #[test]
+    fn the_session_ends_when_the_server_is_silent_for_its_idle_timeout() {
+        let t0 = crate::test_clock::start();
+        let mut c = Client::new("me");
+        assert_eq!(
+            c.poll_timeout(),
+            None,
+            "no timeout known before the welcome"
+        );
+        let welcome = ServerPacket::Welcome {
+            version: PROTOCOL_VERSION,
+            nick: "me".into(),
+            limits: limits(),
+        };
+        feed_at(&mut c, welcome, t0);
+        let idle = Duration::from_millis(60_000);
+        assert_eq!(c.poll_timeout(), Some(t0 + idle));
+        // Anything from the server starts the wait again.
+        let t1 = t0 + Duration::from_secs(10);
+        feed_at(&mut c, ServerPacket::Ping { token: 1 }, t1);
+        assert_eq!(c.poll_timeout(), Some(t1 + idle));
+        c.handle_timeout(t1 + idle - Duration::from_nanos(1));
+        assert!(!c.is_closed());
+        assert_eq!(
+            c.poll_event()
+                .map(|e| matches!(e, ClientEvent::Welcome { .. })),
+            Some(true)
+        );
+        assert_eq!(c.poll_event(), None);
+        c.handle_timeout(t1 + idle);
+        assert!(c.is_closed());
+        assert!(matches!(
+            c.poll_event(),
+            Some(ClientEvent::Bye {
+                code: ErrorCode::Timeout,
+                ..
+            })
+        ));
+        assert_eq!(c.poll_timeout(), None, "closed: nothing more to wait for");
+    }
+}

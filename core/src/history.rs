@@ -363,6 +363,84 @@ mod tests {
         }
     }
 
+    /// Days in a month by the Gregorian rule, written plainly as a reference.
+    fn days_in(year: i64, month: i64) -> i64 {
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        match month {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+
+    #[test]
+    fn dates_match_a_day_by_day_calendar_for_four_centuries() {
+        let (mut y, mut m, mut d) = (1970, 1, 1);
+        // A whole 400-year cycle of the calendar, from 1970 to 2369.
+        for day in 0..146_097u64 {
+            // A different time of each day, milliseconds included.
+            let ms = day * 86_400_000 + (day * 7_919_123) % 86_400_000;
+            let secs = ms / 1000 % 86_400;
+            assert_eq!(
+                civil(ms),
+                (y, m, d, secs / 3600, secs / 60 % 60, secs % 60),
+                "day {day}"
+            );
+            assert_eq!(parse_iso(&format_iso(ms)), Some(ms), "{}", format_iso(ms));
+            d += 1;
+            if d > days_in(y, m) {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+        assert_eq!((y, m, d), (2370, 1, 1));
+    }
+
+    #[test]
+    fn parse_iso_takes_each_months_last_day_and_refuses_the_day_after() {
+        for y in 1970..2370 {
+            for m in 1..=12 {
+                let last = days_in(y, m);
+                let at = |d: i64| parse_iso(&format!("{y:04}-{m:02}-{d:02}T00:00:00Z"));
+                assert!(at(last).is_some(), "{y}-{m}-{last}");
+                assert_eq!(at(last + 1), None, "{y}-{m}-{}", last + 1);
+            }
+        }
+        // The edges of the time of day: a leap second is taken, nothing past it.
+        let t = |hms: &str| parse_iso(&format!("2020-01-01T{hms}Z"));
+        assert_eq!(t("23:59:60"), Some(1_577_923_200_000));
+        for bad in ["24:00:00", "23:60:00", "23:59:61"] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
+        assert_eq!(parse_iso("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_iso("9999-12-31T23:59:59.999Z"),
+            Some(253_402_300_799_999)
+        );
+        // Nine digits of fraction are taken, ten refused; digits past three are dropped.
+        assert_eq!(
+            parse_iso("2020-01-01T00:00:00.987654321Z"),
+            Some(1_577_836_800_987)
+        );
+        assert_eq!(
+            parse_iso("2020-01-01T00:00:00.05Z"),
+            Some(1_577_836_800_050)
+        );
+        // Each separator checked on its own: one wrong is enough to refuse.
+        let good = "2020-01-01T00:00:00Z";
+        for at in [4, 7, 10, 13, 16] {
+            let mut bad = good.as_bytes().to_vec();
+            bad[at] = b'0';
+            let bad = String::from_utf8(bad).expect("ASCII");
+            assert_eq!(parse_iso(&bad), None, "{bad}");
+        }
+    }
+
     fn msg(id: u64, time_ms: u64) -> StoredMessage {
         StoredMessage {
             id,

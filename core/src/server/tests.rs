@@ -1607,3 +1607,33 @@ fn native_join_rules_in_order_and_an_invitation_opens_them_once() {
         })
     );
 }
+
+#[test]
+fn native_error_texts_are_cut_past_their_limit_only() {
+    use crate::config::MAX_ERROR_TEXT;
+    let mut w = World::new(quiet());
+    let a = w.join_as("a");
+    let id = w.id(a);
+    let messages = |w: &mut World| -> Vec<String> {
+        w.events(a)
+            .into_iter()
+            .filter_map(|e| match e {
+                ClientEvent::Error { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect()
+    };
+    for text in ["short".to_owned(), "é".repeat(MAX_ERROR_TEXT / 2)] {
+        w.server
+            .native_error(id, ErrorCode::InvalidRoom, 0, 0, text.clone());
+        w.pump();
+        assert_eq!(messages(&mut w), [text], "kept whole");
+    }
+    // One byte over: cut at a character boundary, with a mark that it was cut.
+    let long = format!("x{}", "é".repeat(MAX_ERROR_TEXT / 2));
+    w.server
+        .native_error(id, ErrorCode::InvalidRoom, 0, 0, long);
+    w.pump();
+    let cut = format!("x{}...", "é".repeat((MAX_ERROR_TEXT - 4) / 2));
+    assert_eq!(messages(&mut w), [cut]);
+}

@@ -685,6 +685,30 @@ fn a_message_not_stored_is_told_to_an_irc_sender_as_a_server_notice() {
 }
 
 #[test]
+fn a_failed_query_is_answered_ahead_of_what_arrived_while_it_waited() {
+    let mut h = H::new(true);
+    let a = h.irc("a", "draft/chathistory");
+    let b = h.irc("b", "");
+    h.send(a, "JOIN #r\r\n");
+    h.send(b, "JOIN #r\r\n");
+    h.run_store();
+    h.take(a);
+    h.send(a, "CHATHISTORY LATEST #r * 5\r\n");
+    // Said while a's query is in the store's queue: held for a behind the answer.
+    h.send(b, "PRIVMSG #r :live\r\n");
+    assert_eq!(h.take(a), Vec::<String>::new());
+    h.fail_store();
+    assert_eq!(
+        h.take(a),
+        [
+            ":irc.test FAIL CHATHISTORY MESSAGE_ERROR LATEST #r :history of #r unavailable: \
+             disk on fire",
+            ":b!~b@irc.test PRIVMSG #r :live",
+        ]
+    );
+}
+
+#[test]
 fn without_batch_an_empty_labelled_answer_is_an_ack_and_messages_come_unbatched() {
     let mut h = H::new(true);
     let a = h.irc("a", "draft/chathistory labeled-response");
@@ -700,4 +724,138 @@ fn without_batch_an_empty_labelled_answer_is_an_ack_and_messages_come_unbatched(
         h.ask(a, "@label=q2 CHATHISTORY LATEST #r * 5"),
         [":a!history@irc.test PRIVMSG #r :[2023-11-14 22:13:20] m0"]
     );
+}
+
+#[test]
+fn a_restored_room_keeps_its_creation_and_topic_times() {
+    let now = crate::test_clock::start();
+    let mut server = Server::new(Config {
+        // This run started long after the room was made.
+        wall_clock: Some((now, Duration::from_secs(1_800_000_000))),
+        ..config()
+    });
+    let room = crate::history::RoomRecord {
+        name: "r".into(),
+        last_id: 4,
+        created_ms: 1_234_567_890,
+        topic: "old".into(),
+        topic_by: "x".into(),
+        topic_ms: 1_500_000_999,
+        last_ms: 1_500_000_999,
+    };
+    server.enable_history(HistoryOptions::default(), now, T0_MS, vec![room]);
+    let mut h = RawIrc::with(server, now);
+    let a = h.irc("a", "draft/chathistory");
+    h.send(a, "JOIN #r\r\n");
+    let lines = h.take(a);
+    assert!(has(&lines, " 332 a #r :old"), "{lines:?}");
+    assert!(has(&lines, " 333 a #r x :1500000"), "{lines:?}");
+    h.send(a, "MODE #r\r\n");
+    let lines = h.take(a);
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some(":irc.test 329 a #r :1234567")
+    );
+}
+
+#[test]
+fn a_restored_rooms_creation_time_shows_without_a_configured_wall_clock() {
+    // History's own clock is enough: the 329 once showed 0, the minimum of the stored
+    // time and this run's time unknown to `Config::wall_clock`.
+    let now = crate::test_clock::start();
+    let mut server = Server::new(config());
+    let room = crate::history::RoomRecord {
+        name: "r".into(),
+        last_id: 0,
+        created_ms: 1_234_567_890,
+        topic: String::new(),
+        topic_by: String::new(),
+        topic_ms: 0,
+        last_ms: 0,
+    };
+    server.enable_history(HistoryOptions::default(), now, T0_MS, vec![room]);
+    let mut h = RawIrc::with(server, now);
+    let a = h.irc("a", "");
+    h.send(a, "JOIN #r\r\nMODE #r\r\nJOIN #new\r\nMODE #new\r\n");
+    let lines = h.take(a);
+    assert!(has(&lines, ":irc.test 329 a #r :1234567"), "{lines:?}");
+    // A room this run made: now, by history's clock.
+    let at = T0_MS / 1000;
+    assert!(
+        has(&lines, &format!(":irc.test 329 a #new :{at}")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_join_replay_is_a_batch_only_for_batch_clients_and_only_with_messages() {
+    let mut h = H::new(true);
+    let a = h.irc("a", "");
+    h.send(a, "JOIN #r\r\n");
+    h.say_many(a, 2);
+    let b = h.irc("b", "");
+    h.send(b, "JOIN #r\r\n");
+    h.run_store();
+    let lines = h.take(b);
+    assert!(
+        has(&lines, "PRIVMSG #r :[") && has(&lines, "] m1"),
+        "{lines:?}"
+    );
+    assert!(!has(&lines, "BATCH"), "{lines:?}");
+    let c = h.irc("c", "batch");
+    h.send(c, "JOIN #empty\r\n");
+    h.run_store();
+    let lines = h.take(c);
+    assert!(has(&lines, " 366 "), "{lines:?}");
+    assert!(!has(&lines, "BATCH"), "{lines:?}");
+}
+
+#[test]
+fn a_stored_message_longer_than_a_line_is_replayed_in_full_lines() {
+    let now = crate::test_clock::start();
+    let mut server = Server::new(config());
+    let room = crate::history::RoomRecord {
+        name: "long".into(),
+        last_id: 1,
+        created_ms: T0_MS,
+        topic: String::new(),
+        topic_by: String::new(),
+        topic_ms: 0,
+        last_ms: T0_MS,
+    };
+    server.enable_history(HistoryOptions::default(), now, T0_MS, vec![room]);
+    let mut h = H {
+        raw: RawIrc::with(server, now),
+        rooms: HashMap::new(),
+    };
+    // Said by a native client: one message, longer than an IRC line.
+    let text = "x".repeat(1_200);
+    let row = StoredMessage {
+        id: 1,
+        time_ms: T0_MS,
+        from: "nat".into(),
+        text: text.clone(),
+        notice: false,
+    };
+    h.rooms.insert("long".into(), vec![row]);
+    let b = h.irc("b", "");
+    h.send(b, "JOIN #long\r\n");
+    h.run_store();
+    let prefix = ":nat!history@irc.test PRIVMSG #long :";
+    let lines: Vec<String> = h
+        .take(b)
+        .into_iter()
+        .filter(|l| l.starts_with(prefix))
+        .collect();
+    let stamped = format!("[{}] {text}", crate::history::format_utc(T0_MS));
+    let parts: Vec<&str> = lines.iter().map(|l| &l[prefix.len()..]).collect();
+    assert_eq!(parts.concat(), stamped, "nothing lost or added");
+    // Each line but the last as long as a line may be (510 bytes before its CRLF).
+    let lens: Vec<usize> = lines.iter().map(String::len).collect();
+    let (last, full) = lens.split_last().expect("lines");
+    assert!(
+        full.len() == 2 && full.iter().all(|&n| n == 510),
+        "{lens:?}"
+    );
+    assert!(*last < 510, "{lens:?}");
 }

@@ -491,3 +491,322 @@ fn irc_joiners_get_the_replay_as_stamped_lines_and_the_topic_time() {
     let names = text.find(" 366 ").unwrap_or(0);
     assert!(names < replay, "{text}");
 }
+
+#[test]
+fn the_wall_clock_can_be_tied_again_and_times_follow_the_new_tie() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    w.say_many(a, "r", 1);
+    // The wall clock jumped a day ahead of the `Instant`s.
+    const DAY_MS: u64 = 86_400_000;
+    let tied = w.now + Duration::from_millis(5);
+    w.server.set_wall_clock(tied, T0_MS + DAY_MS);
+    w.now = tied + Duration::from_millis(2);
+    w.c(a).say("r", "later");
+    w.pump();
+    w.run_store();
+    let times: Vec<u64> = w.store.rooms["r"].iter().map(|m| m.time_ms).collect();
+    assert_eq!(times, [T0_MS + 1, T0_MS + DAY_MS + 2]);
+}
+
+/// The events after a request for `n` messages before `before`, answered by the store.
+fn page(w: &mut World, i: usize, before: u64, n: u16) -> Vec<ClientEvent> {
+    w.c(i).history("r", before, n);
+    w.pump();
+    w.run_store();
+    w.events(i)
+}
+
+#[test]
+fn a_page_says_more_exactly_when_older_messages_are_left() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    w.say_many(a, "r", 3);
+    w.events(a);
+    // Exactly as many as asked for: nothing is left.
+    let ev = page(&mut w, a, 0, 3);
+    assert_eq!(ids(&ev), [('r', 1), ('r', 2), ('r', 3)]);
+    assert_eq!(history_end(&ev), Some((1, false)));
+    // One fewer: the oldest is left.
+    let ev = page(&mut w, a, 0, 2);
+    assert_eq!(ids(&ev), [('r', 2), ('r', 3)]);
+    assert_eq!(history_end(&ev), Some((2, true)));
+    // One at a time: the newest, then the next.
+    let ev = page(&mut w, a, 0, 1);
+    assert_eq!(ids(&ev), [('r', 3)]);
+    assert_eq!(history_end(&ev), Some((3, true)));
+    let ev = page(&mut w, a, 3, 1);
+    assert_eq!(ids(&ev), [('r', 2)]);
+    assert_eq!(history_end(&ev), Some((2, true)));
+}
+
+#[test]
+fn a_failed_page_is_answered_ahead_of_what_arrived_while_it_waited() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    let b = w.connect("b");
+    for i in [a, b] {
+        w.c(i).join("r");
+        w.pump();
+    }
+    w.say_many(a, "r", 2);
+    w.events(a);
+    w.c(a).history("r", 0, 5);
+    w.pump();
+    // Said while a's load is in the store's queue: held for a behind the answer.
+    w.c(b).say("r", "live");
+    w.pump();
+    assert_eq!(w.events(a), []);
+    w.fail_store();
+    let ev = w.events(a);
+    let kinds: Vec<&str> = ev
+        .iter()
+        .map(|e| match e {
+            ClientEvent::Error { code, .. } if *code == ErrorCode::HistoryUnavailable => "error",
+            ClientEvent::HistoryEnd { more: true, .. } => "end",
+            ClientEvent::Message { from, .. } if from == "b" => "live",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["error", "end", "live"], "{ev:?}");
+}
+
+#[test]
+fn the_last_id_is_the_live_rooms_or_else_the_stores() {
+    assert_eq!(Server::new(Config::default()).history_last_id("r"), None);
+    let rooms = vec![RoomRecord {
+        name: "Old".into(),
+        last_id: 41,
+        created_ms: 5,
+        topic: String::new(),
+        topic_by: String::new(),
+        topic_ms: 0,
+        last_ms: 0,
+    }];
+    let mut w = World::new(HistoryOptions::default(), rooms);
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    w.say_many(a, "r", 3);
+    assert_eq!(w.server.history_last_id("R"), Some(3));
+    // Nobody in it this run: the store's count.
+    assert_eq!(w.server.history_last_id("old"), Some(41));
+    assert_eq!(w.server.history_last_id("never"), Some(0));
+}
+
+/// The number, room name and creation time of each store op queued, in order.
+fn op_rooms(w: &World) -> Vec<(u64, char, String, u64)> {
+    w.store
+        .queue
+        .iter()
+        .filter_map(|op| match op {
+            StoreOp::Append {
+                room, created_ms, ..
+            } => Some((op.op(), 'a', room.clone(), *created_ms)),
+            StoreOp::SetTopic {
+                room, created_ms, ..
+            } => Some((op.op(), 't', room.clone(), *created_ms)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_rooms_first_op_gives_its_creation_time_and_later_ones_keep_it() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.now += Duration::from_millis(5);
+    w.c(a).join("Room");
+    w.c(a).set_topic("room", "t");
+    w.pump();
+    w.now += Duration::from_millis(10);
+    w.c(a).say("room", "hi");
+    w.c(a).join("Two");
+    w.c(a).say("two", "hi");
+    w.pump();
+    assert_eq!(
+        op_rooms(&w),
+        [
+            (1, 't', "Room".to_owned(), T0_MS + 5),
+            (2, 'a', "Room".to_owned(), T0_MS + 5),
+            (3, 'a', "Two".to_owned(), T0_MS + 15),
+        ]
+    );
+}
+
+#[test]
+fn a_room_made_again_in_the_same_run_gets_its_name_and_topic_back() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.c(a).join("Room");
+    w.c(a).set_topic("room", "kept");
+    w.c(a).leave("room", "");
+    w.pump();
+    w.run_store();
+    w.events(a);
+    w.c(a).join("ROOM");
+    w.pump();
+    w.run_store();
+    let ev = w.events(a);
+    assert!(
+        ev.iter().any(|e| matches!(e,
+            ClientEvent::Joined { room, .. } if room == "Room")),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter().any(|e| matches!(e,
+            ClientEvent::Topic { room, topic, .. } if room == "Room" && topic == "kept")),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn once_the_store_catches_up_messages_are_taken_again() {
+    let mut w = World::new(
+        HistoryOptions {
+            max_pending_ops: 2,
+            ..HistoryOptions::default()
+        },
+        Vec::new(),
+    );
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    for round in 0..3 {
+        for k in 0..3 {
+            w.c(a).say("r", &format!("m{round}{k}"));
+        }
+        w.pump();
+        w.run_store();
+    }
+    let ev = w.events(a);
+    assert_eq!(
+        ids(&ev),
+        [('l', 1), ('l', 2), ('l', 3), ('l', 4), ('l', 5), ('l', 6)]
+    );
+    assert_eq!(error_codes(&ev), [ErrorCode::HistoryUnavailable; 3]);
+}
+
+#[test]
+fn a_joiner_of_a_room_without_messages_is_told_there_is_no_history() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    let ev = w.events(a);
+    assert_eq!(history_end(&ev), Some((0, false)), "{ev:?}");
+    assert!(w.store.queue.is_empty(), "nothing to load");
+}
+
+#[test]
+fn a_page_may_be_as_large_as_max_page_and_start_one_past_the_newest() {
+    let mut w = World::new(
+        HistoryOptions {
+            max_page: 100,
+            ..HistoryOptions::default()
+        },
+        Vec::new(),
+    );
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    w.say_many(a, "r", 3);
+    w.events(a);
+    let ev = page(&mut w, a, 0, 100);
+    assert_eq!((ids(&ev).len(), error_codes(&ev)), (3, vec![]));
+    let ev = page(&mut w, a, 4, 5);
+    assert_eq!((ids(&ev).len(), error_codes(&ev)), (3, vec![]));
+    for before in [5, 10] {
+        let ev = page(&mut w, a, before, 5);
+        assert_eq!(
+            (ids(&ev).len(), error_codes(&ev)),
+            (0, vec![ErrorCode::InvalidCursor])
+        );
+    }
+}
+
+#[test]
+fn a_sender_is_told_when_the_first_message_fails_to_be_stored() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    w.events(a);
+    w.c(a).say("r", "first");
+    w.pump();
+    assert_eq!(w.store.queue.len(), 1, "the one op, the append");
+    w.fail_store();
+    let ev = w.events(a);
+    assert_eq!(ids(&ev), [('l', 1)], "the echo is released");
+    let told = ev.iter().any(|e| {
+        matches!(e,
+        ClientEvent::Error { code: ErrorCode::HistoryUnavailable, message, .. }
+            if message.contains("message 1 in `r` was delivered but not stored"))
+    });
+    assert!(told, "{ev:?}");
+}
+
+#[test]
+fn a_store_answer_makes_its_connection_pending_once() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    w.c(a).join("r");
+    w.pump();
+    w.say_many(a, "r", 2);
+    w.c(a).history("r", 0, 5);
+    w.pump();
+    let op = match w.store.queue.as_slice() {
+        [StoreOp::Load { op, .. }] => *op,
+        ops => panic!("{ops:?}"),
+    };
+    w.store.queue.clear();
+    let rows = w.store.rooms["r"].clone();
+    w.server.handle_history(op, rows);
+    // "Output queued since it was last returned": once, then not again with nothing new.
+    let mut pending = Vec::new();
+    while let Some(id) = w.server.poll_pending() {
+        pending.push(id);
+        while let Some(t) = w.server.take_transmit(id) {
+            w.server.handle_written(id, t.data.len());
+        }
+    }
+    assert_eq!(pending, [w.clients[a].0]);
+}
+
+#[test]
+fn store_failures_are_told_in_the_order_of_what_waited() {
+    let mut w = World::new(HistoryOptions::default(), Vec::new());
+    let a = w.connect("a");
+    let b = w.connect("b");
+    for i in [a, b] {
+        w.c(i).join("r");
+        w.pump();
+    }
+    w.events(a);
+    w.c(a).say("r", "lost?");
+    w.c(a).history("r", 0, 5);
+    w.pump();
+    // Held for a behind its page.
+    w.c(b).say("r", "live");
+    w.pump();
+    w.fail_store();
+    let kinds: Vec<&str> = w
+        .events(a)
+        .iter()
+        .map(|e| match e {
+            ClientEvent::Message { from, .. } if from == "a" => "echo",
+            ClientEvent::Message { .. } => "live",
+            ClientEvent::Error { message, .. } if message.contains("not stored") => "not stored",
+            ClientEvent::Error { .. } => "no page",
+            ClientEvent::HistoryEnd { .. } => "end",
+            _ => "other",
+        })
+        .collect();
+    // The echo, then what became of its storing; the page's error and end, then what
+    // waited behind the page.
+    assert_eq!(kinds, ["echo", "not stored", "no page", "end", "live"]);
+}

@@ -421,8 +421,9 @@ impl Server {
             } else {
                 modes.retain(|c| c != 'k' && c != 'l');
             }
-            // A room history restored may be older than this run (history.rs).
-            let mut created = self.config.unix_time(r.created);
+            // A room history restored may be older than this run (history.rs). This run's
+            // time by history's clock when it has one, as for every other history time.
+            let mut created = self.wall_ms(r.created).map_or(0, |ms| ms / 1000);
             if let Some(t) = self.history_times(&key).filter(|t| t.2 > 0) {
                 created = created.min(t.2);
             }
