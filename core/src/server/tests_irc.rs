@@ -1673,3 +1673,26 @@ fn an_input_overflow_is_told_in_each_protocol_before_the_bye() {
         ]
     );
 }
+
+#[test]
+fn away_notify_members_hear_that_a_joiner_is_away_and_nothing_of_one_who_is_not() {
+    let mut w = Mixed::new(config());
+    let m = irc_with(&mut w, "max", "away-notify");
+    let i = w.irc("ivy");
+    let j = w.irc("jon");
+    w.send(m, "JOIN #r\r\n");
+    w.lines(m);
+    // Away before joining: max learns it right after the join, as the JOIN itself does
+    // not say so (without extended-join's account field there is no other way).
+    w.send(i, "AWAY :lunch\r\nJOIN #r\r\n");
+    assert_eq!(
+        w.lines(m),
+        vec![
+            ":ivy!~ivy@irc.test JOIN #r",
+            ":ivy!~ivy@irc.test AWAY :lunch"
+        ]
+    );
+    // Not away: the join alone.
+    w.send(j, "JOIN #r\r\n");
+    assert_eq!(w.lines(m), vec![":jon!~jon@irc.test JOIN #r"]);
+}
