@@ -1696,3 +1696,80 @@ fn away_notify_members_hear_that_a_joiner_is_away_and_nothing_of_one_who_is_not(
     w.send(j, "JOIN #r\r\n");
     assert_eq!(w.lines(m), vec![":jon!~jon@irc.test JOIN #r"]);
 }
+
+/// What an operator of `#r` hears back for `MODE #r <change>`: the MODE line when the
+/// argument is taken, an error naming the argument when not.
+fn mode_answer(w: &mut Mixed, op: usize, change: &str) -> Vec<String> {
+    w.send(op, &format!("MODE #r {change}\r\n"));
+    w.lines(op)
+}
+
+#[test]
+fn room_mode_arguments_are_checked_at_their_bounds() {
+    let mut w = Mixed::new(config());
+    let o = w.irc("op");
+    w.send(o, "JOIN #r\r\n");
+    w.lines(o);
+    let taken = |lines: &[String]| has(lines, ":op!~op@irc.test MODE #r ");
+    // Keys: 1 to 23 bytes, no spaces, commas or DEL.
+    for (key, ok) in [
+        ("k".repeat(23), true),
+        ("k".repeat(24), false),
+        ("a,b".into(), false),
+        ("a\tb".into(), false),
+        ("a\x7fb".into(), false),
+    ] {
+        let lines = mode_answer(&mut w, o, &format!("+k {key}"));
+        assert_eq!(taken(&lines), ok, "key {key:?}: {lines:?}");
+        if !ok {
+            assert!(has(&lines, "invalid key"), "key {key:?}: {lines:?}");
+        } else {
+            mode_answer(&mut w, o, "-k *");
+        }
+    }
+    // Limits: 1 to 65535.
+    for (limit, ok) in [("1", true), ("65535", true), ("0", false), ("65536", false)] {
+        let lines = mode_answer(&mut w, o, &format!("+l {limit}"));
+        assert_eq!(taken(&lines), ok, "limit {limit}: {lines:?}");
+        if !ok {
+            assert!(has(&lines, "invalid limit"), "limit {limit}: {lines:?}");
+        }
+    }
+    // Ban masks: 1 to 100 bytes, no spaces.
+    for (mask, ok) in [
+        ("m".repeat(100), true),
+        ("m".repeat(101), false),
+        ("a\tb".into(), false),
+    ] {
+        let lines = mode_answer(&mut w, o, &format!("+b {mask}"));
+        assert_eq!(taken(&lines), ok, "mask {mask:?}: {lines:?}");
+        if !ok {
+            assert!(has(&lines, "invalid mask"), "mask {mask:?}: {lines:?}");
+        }
+    }
+}
+
+#[test]
+fn setname_is_told_to_the_sender_once_in_a_room_or_in_none_and_a_long_one_says_why() {
+    let mut w = Mixed::new(config());
+    let i = irc_with(&mut w, "ivy", "setname");
+    let j = irc_with(&mut w, "jon", "setname");
+    // In no room: ivy alone hears it.
+    w.send(i, "SETNAME :Ivy Q\r\n");
+    assert_eq!(w.lines(i), vec![":ivy!~ivy@irc.test SETNAME :Ivy Q"]);
+    assert!(w.lines(j).is_empty());
+    // In a room with jon: each hears it once.
+    w.send(i, "JOIN #r\r\n");
+    w.send(j, "JOIN #r\r\n");
+    w.lines(i);
+    w.lines(j);
+    w.send(i, "SETNAME :Ivy R\r\n");
+    assert_eq!(w.lines(i), vec![":ivy!~ivy@irc.test SETNAME :Ivy R"]);
+    assert_eq!(w.lines(j), vec![":ivy!~ivy@irc.test SETNAME :Ivy R"]);
+    // Too long: refused with the reason, and nobody is told.
+    let long = "n".repeat(usize::from(config().max_reason_len) + 1);
+    w.send(i, &format!("SETNAME :{long}\r\n"));
+    let lines = w.lines(i);
+    assert!(has(&lines, "A real name is at most"), "{lines:?}");
+    assert!(w.lines(j).is_empty());
+}
