@@ -283,8 +283,9 @@ fn paging_back_reaches_the_first_message() {
     assert_eq!(seen, (1..=25).collect::<Vec<_>>());
 }
 
-#[test]
-fn bad_history_requests_get_clear_errors_in_order() {
+/// A store with pages of up to 100, and client `a` in room `r` after saying three
+/// messages (ids 1 to 3), its events taken.
+fn three_said_in_r() -> (World, usize) {
     let mut w = World::new(
         HistoryOptions {
             max_page: 100,
@@ -297,6 +298,12 @@ fn bad_history_requests_get_clear_errors_in_order() {
     w.pump();
     w.say_many(a, "r", 3);
     w.events(a);
+    (w, a)
+}
+
+#[test]
+fn bad_history_requests_get_clear_errors_in_order() {
+    let (mut w, a) = three_said_in_r();
     w.c(a).history("bad room", 0, 10);
     w.c(a).history("other", 0, 10);
     w.c(a).history("r", 0, 0);
@@ -704,18 +711,7 @@ fn a_joiner_of_a_room_without_messages_is_told_there_is_no_history() {
 
 #[test]
 fn a_page_may_be_as_large_as_max_page_and_start_one_past_the_newest() {
-    let mut w = World::new(
-        HistoryOptions {
-            max_page: 100,
-            ..HistoryOptions::default()
-        },
-        Vec::new(),
-    );
-    let a = w.connect("a");
-    w.c(a).join("r");
-    w.pump();
-    w.say_many(a, "r", 3);
-    w.events(a);
+    let (mut w, a) = three_said_in_r();
     let ev = page(&mut w, a, 0, 100);
     assert_eq!((ids(&ev).len(), error_codes(&ev)), (3, vec![]));
     let ev = page(&mut w, a, 4, 5);
