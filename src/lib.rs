@@ -2,7 +2,8 @@
 //!
 //! The protocol lives in [`core`] (sans-IO); each runtime adapter is a module behind its
 //! cargo feature: `smol` (feature `smol`, the default), `async_std` (feature `async-std`)
-//! and `threads` (feature `std`). Features are additive.
+//! and `threads` (feature `std`); `driver` (feature `driver`, on with either async one) runs
+//! the server on a runtime of your own. Features are additive.
 
 pub use switchboard_core as core;
 
@@ -14,8 +15,8 @@ pub use switchboard_bus as bus;
 
 /// The async driver, generic over a runtime: for running the server on an executor of
 /// your own (see `examples/tokio-server`).
-#[cfg(any(feature = "smol", feature = "async-std"))]
-pub use switchboard_smol::driver;
+#[cfg(feature = "driver")]
+pub use switchboard_driver as driver;
 
 /// The server on smol (feature `smol`, on by default).
 #[cfg(feature = "smol")]

@@ -613,7 +613,7 @@ struct Cli {
 
 const AFTER_HELP: &str = "\
 Log lines go to standard error; RUST_LOG filters them (e.g. RUST_LOG=debug, or
-RUST_LOG=switchboard_smol=warn). See switchboard.example.toml for a config file.";
+RUST_LOG=switchboard_driver=warn). See switchboard.example.toml for a config file.";
 
 /// The command line's grammar, with each `Config` flag's default in its help.
 fn command(program: &'static str) -> clap::Command {

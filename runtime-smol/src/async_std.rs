@@ -6,28 +6,27 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::Instant;
 
-use async_io::Async;
+use switchboard_driver::{BlockOn, Runtime};
+pub use switchboard_driver::{Handle, TlsConfig};
 
-use crate::driver::Runtime;
-pub use crate::Handle;
-pub use crate::TlsConfig;
+use crate::reactor::{AsyncListener, AsyncSocket};
 
 /// A chat server bound to a socket, ready to run on async-std.
-pub type Server = crate::driver::Server<AsyncStd>;
+pub type Server = switchboard_driver::Server<AsyncStd>;
 
 /// async-std as the driver's runtime: its executor for the current thread, `async-io`
 /// sockets.
 pub struct AsyncStd;
 
 impl Runtime for AsyncStd {
-    type Socket = Async<TcpStream>;
-    type Listener = Async<TcpListener>;
+    type Socket = AsyncSocket;
+    type Listener = AsyncListener;
 
     fn listener(&self, listener: TcpListener) -> io::Result<Self::Listener> {
-        Async::new(listener)
+        AsyncListener::new(listener)
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + 'static) {
@@ -40,18 +39,10 @@ impl Runtime for AsyncStd {
     }
 }
 
-impl Server {
-    /// Serves until [`Handle::shutdown`], then says bye to every client and returns once
-    /// every bye is written (each within `close_linger`).
-    ///
-    /// Its tasks are spawned on async-std's executor for the current thread, so this future
-    /// must be driven by `async_std::task::block_on` (or use [`Server::run_blocking`]).
-    pub async fn run(self) {
-        self.serve(&AsyncStd).await;
-    }
-
-    /// Runs the server on the current thread until it is shut down.
-    pub fn run_blocking(self) {
-        ::async_std::task::block_on(self.run());
+impl BlockOn for AsyncStd {
+    /// Its tasks are spawned on async-std's executor for the current thread, which
+    /// `async_std::task::block_on` runs.
+    fn block_on(server: Server) {
+        ::async_std::task::block_on(server.serve(&AsyncStd));
     }
 }

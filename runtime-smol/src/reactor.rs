@@ -7,44 +7,58 @@ use std::time::Instant;
 
 use async_io::{Async, Timer};
 use futures_lite::ready;
+use switchboard_driver::{Listener, Socket};
 
-use crate::driver::{Listener, Socket};
+/// An `async-io` TCP socket, as the driver reads and writes it.
+pub struct AsyncSocket(Async<TcpStream>);
 
-impl Socket for Async<TcpStream> {
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.get_ref().read(buf)
-    }
+/// An `async-io` listening socket.
+pub struct AsyncListener(Async<TcpListener>);
 
-    fn try_write(&self, data: &[u8]) -> io::Result<usize> {
-        self.get_ref().write(data)
-    }
-
-    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Async::poll_readable(self, cx)
-    }
-
-    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Async::poll_writable(self, cx)
-    }
-
-    fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.get_ref().set_nodelay(on)
-    }
-
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.get_ref().shutdown(Shutdown::Write)
+impl AsyncListener {
+    /// Registers a bound, listening socket with `async-io`.
+    pub(crate) fn new(listener: TcpListener) -> io::Result<AsyncListener> {
+        Async::new(listener).map(AsyncListener)
     }
 }
 
-impl Listener for Async<TcpListener> {
-    type Socket = Async<TcpStream>;
+impl Socket for AsyncSocket {
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.get_ref().read(buf)
+    }
 
-    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Self::Socket, SocketAddr)>> {
+    fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+        self.0.get_ref().write(data)
+    }
+
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_readable(cx)
+    }
+
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_writable(cx)
+    }
+
+    fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.0.get_ref().set_nodelay(on)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.0.get_ref().shutdown(Shutdown::Write)
+    }
+}
+
+impl Listener for AsyncListener {
+    type Socket = AsyncSocket;
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(AsyncSocket, SocketAddr)>> {
         loop {
-            match self.get_ref().accept() {
-                Ok((stream, peer)) => return Poll::Ready(Async::new(stream).map(|s| (s, peer))),
+            match self.0.get_ref().accept() {
+                Ok((stream, peer)) => {
+                    return Poll::Ready(Async::new(stream).map(|s| (AsyncSocket(s), peer)))
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(self.poll_readable(cx))?;
+                    ready!(self.0.poll_readable(cx))?;
                 }
                 Err(e) => return Poll::Ready(Err(e)),
             }

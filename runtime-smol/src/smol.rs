@@ -2,29 +2,29 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::rc::Rc;
 use std::time::Instant;
 
 use ::smol::LocalExecutor;
-use async_io::Async;
 
-use crate::driver::Runtime;
-pub use crate::Handle;
-pub use crate::TlsConfig;
+use switchboard_driver::{BlockOn, Runtime};
+pub use switchboard_driver::{Handle, TlsConfig};
+
+use crate::reactor::{AsyncListener, AsyncSocket};
 
 /// A chat server bound to a socket, ready to run on smol.
-pub type Server = crate::driver::Server<Smol>;
+pub type Server = switchboard_driver::Server<Smol>;
 
 /// smol as the driver's runtime: an executor of the server's own, `async-io` sockets.
 pub struct Smol(Rc<LocalExecutor<'static>>);
 
 impl Runtime for Smol {
-    type Socket = Async<TcpStream>;
-    type Listener = Async<TcpListener>;
+    type Socket = AsyncSocket;
+    type Listener = AsyncListener;
 
     fn listener(&self, listener: TcpListener) -> io::Result<Self::Listener> {
-        Async::new(listener)
+        AsyncListener::new(listener)
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + 'static) {
@@ -36,20 +36,19 @@ impl Runtime for Smol {
     }
 }
 
-impl Server {
-    /// Serves until [`Handle::shutdown`], then says bye to every client and returns once
-    /// every bye is written (each within `close_linger`).
-    ///
-    /// All its tasks run inside this future on an executor of its own, so any executor
-    /// may drive it, `smol::block_on` being the plain choice.
-    pub async fn run(self) {
-        let executor = Rc::new(LocalExecutor::new());
-        let runtime = Smol(executor.clone());
-        executor.run(self.serve(&runtime)).await;
+impl BlockOn for Smol {
+    fn block_on(server: Server) {
+        ::smol::block_on(run(server));
     }
+}
 
-    /// Runs the server on the current thread until it is shut down.
-    pub fn run_blocking(self) {
-        ::smol::block_on(self.run());
-    }
+/// Serves until [`Handle::shutdown`], then says bye to every client and returns once every
+/// bye is written (each within `close_linger`).
+///
+/// All its tasks run inside this future on an executor of its own, so any executor may
+/// drive it ([`Server::run_blocking`] drives it with `smol::block_on`).
+pub async fn run(server: Server) {
+    let executor = Rc::new(LocalExecutor::new());
+    let runtime = Smol(executor.clone());
+    executor.run(server.serve(&runtime)).await;
 }

@@ -2,7 +2,7 @@
 //!
 //! One type for all adapters, so a program that serves on more than one runtime can hand
 //! them the same configuration and replace it once. How each adapter drives rustls on its
-//! sockets stays in the adapter (`runtime-smol/src/tls.rs`, `runtime-std/src/tls.rs`).
+//! sockets stays in the adapter (`driver/src/tls.rs`, `runtime-std/src/tls.rs`).
 
 use std::sync::{Arc, PoisonError, RwLock};
 

@@ -1,14 +1,54 @@
-//! The async driver: one server on one thread over any runtime that implements [`Runtime`].
+//! The async driver of [`switchboard_core`]: one server on one thread over any runtime that
+//! implements [`Runtime`].
 //!
 //! The driver moves bytes between sockets and the core and tells it the time; every
 //! decision (what to send, when to read, when to close, every deadline) is the core's.
 //! A runtime gives it three things: spawning a task on the current thread, a timer, and
-//! non-blocking TCP sockets that report readiness. [`crate::smol`] and [`crate::async_std`]
-//! are two implementations of a few dozen lines; `examples/tokio-server` is a third.
+//! non-blocking TCP sockets that report readiness. `switchboard-smol` implements it for
+//! smol and async-std in a few dozen lines each; `examples/tokio-server` does for tokio.
 //!
 //! Readiness with `try_read`/`try_write` rather than `AsyncRead`/`AsyncWrite` is what lets
 //! every connection read into one shared buffer (an idle connection holds none) and lets
 //! the driver write a turn's output straight from the task that produced it.
+//!
+//! # Design
+//!
+//! The whole server runs on one thread. The core is one single-threaded state machine, so
+//! threads would only add locking around it; one thread with non-blocking sockets is the
+//! shape of the fastest C chat servers too. The core sits in an `Rc<RefCell<_>>` that no
+//! task holds borrowed across an `.await`.
+//!
+//! - The accept loop opens each connection in the core, spawns one task for it and goes
+//!   straight back to accepting; it never waits on a client. A server may listen on several
+//!   sockets (`add_listener`, for a dedicated IRC port say): one accept loop each, all in one
+//!   task, feeding the one core.
+//! - A connection's task runs a reader and a writer side by side. The reader reads into one
+//!   read buffer shared by every connection, never more than the core's `read_budget` for
+//!   the connection, hands the bytes to the core and yields, so every connection gets one
+//!   bounded read per turn. With no budget (the connection is over its rate and its inbound
+//!   queue is full, or it is closing) the reader does not poll the socket at all until the
+//!   core names it in `poll_readable`.
+//! - After every input, write, timeout or close, the driver drains the core: it lists the
+//!   connections with new output for the flusher task, which runs after the tasks woken
+//!   with it and writes each once, non-blocking, with all it has (one wake-up for all the
+//!   recipients, one write each), leaving to a connection's writer only what would block
+//!   (and TLS output, which may need a flush that waits); it wakes the readers the core
+//!   lets read again, marks closing connections, ends the ones the core says to close now,
+//!   logs events and re-arms the timer when the core's next deadline moved earlier.
+//! - Closing is the core's decision, lingering included: on `Close { Flush }` the reader
+//!   stops (the core gives it no budget) and the writer flushes; on `Close { Now }` (output
+//!   written, or `close_linger` over, a deadline the core keeps) the socket is dropped.
+//! - [`Handle::shutdown`] stops accepting, says bye to every client through the core and
+//!   returns from `serve` once every bye is written (bounded by `close_linger`).
+//!
+//! # Logging
+//!
+//! Connects, sign-ins, closes and errors go through the [`log`] facade, one line each
+//! (connections and sign-ins at `info`, I/O errors at `debug`, accept failures at `warn`);
+//! the program picks the backend and the filter.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -24,15 +64,21 @@ use futures_lite::future::or;
 use switchboard_core::{CloseMode, ConnId, Event};
 use switchboard_store::Worker;
 
-use crate::notify::Notify;
-use crate::tls::Stream;
-pub use crate::tls::TlsConfig;
-pub use crate::Handle;
+use notify::Notify;
+use tls::Stream;
 
 mod accept;
 mod conn;
+mod handle;
+mod notify;
 mod server;
 mod tasks;
+mod tls;
+
+pub use handle::Handle;
+/// The TLS library the driver speaks through, for building a [`TlsConfig`].
+pub use rustls;
+pub use tls::TlsConfig;
 
 pub use server::Server;
 
@@ -52,6 +98,13 @@ pub trait Runtime: 'static {
     fn spawn(&self, task: impl Future<Output = ()> + 'static);
     /// A future that resolves at `at`.
     fn sleep_until(at: Instant) -> impl Future<Output = ()> + 'static;
+}
+
+/// A runtime that can run a server on the calling thread by itself, for
+/// [`Server::run_blocking`].
+pub trait BlockOn: Runtime + Sized {
+    /// Runs `server` on the calling thread until it is shut down.
+    fn block_on(server: Server<Self>);
 }
 
 /// A non-blocking TCP socket that reports readiness.

@@ -18,7 +18,7 @@ use futures_lite::ready;
 use rustls::ServerConnection;
 pub use switchboard_tls::TlsConfig;
 
-use crate::driver::Socket;
+use crate::Socket;
 
 /// Largest plaintext handed to rustls at once: one TLS record.
 const RECORD: usize = 16 * 1024;

@@ -8,7 +8,7 @@ use switchboard_bus::Cluster;
 use switchboard_core::Config;
 use switchboard_store::History;
 
-use super::Runtime;
+use super::{BlockOn, Runtime};
 use crate::tls::TlsConfig;
 use crate::Handle;
 
@@ -105,6 +105,15 @@ impl<R: Runtime> Server<R> {
     /// thread `runtime` spawns onto.
     pub async fn serve(self, runtime: &R) {
         super::serve(self, runtime).await
+    }
+
+    /// Runs the server on the calling thread until [`Handle::shutdown`], then says bye to
+    /// every client and returns once every bye is written (each within `close_linger`).
+    pub fn run_blocking(self)
+    where
+        R: BlockOn,
+    {
+        R::block_on(self)
     }
 
     /// What serving takes.
