@@ -105,19 +105,8 @@ impl Stream {
                 return Ok(0);
             }
             let mut tls = s.lock();
-            let mut input = &raw[..n];
-            while !input.is_empty() {
-                if tls.read_tls(&mut input)? == 0 {
-                    return Err(io::Error::other("TLS input not taken"));
-                }
-                if let Err(e) = tls.process_new_packets() {
-                    // rustls has queued an alert saying why; best effort.
-                    let _ = s.send_queued(&mut tls);
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                }
-            }
-            // Handshake replies.
-            s.send_queued(&mut tls)?;
+            // Then the handshake's replies.
+            s.take(&mut tls, &raw[..n])?;
         }
     }
 
@@ -148,18 +137,7 @@ impl Stream {
             if got == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
-            let mut input = &buf[..got];
-            while !input.is_empty() {
-                if tls.read_tls(&mut input)? == 0 {
-                    return Err(io::Error::other("TLS input not taken"));
-                }
-                if let Err(e) = tls.process_new_packets() {
-                    // rustls has queued an alert saying why; best effort.
-                    let _ = s.send_queued(&mut tls);
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                }
-            }
-            s.send_queued(&mut tls)?;
+            s.take(&mut tls, &buf[..got])?;
         }
         Ok(n)
     }
@@ -179,6 +157,22 @@ impl Stream {
 impl TlsStream {
     fn lock(&self) -> MutexGuard<'_, ServerConnection> {
         self.tls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands bytes read off the socket to rustls and sends what it answers. A peer that
+    /// does not speak TLS fails with `InvalidData`, after the alert that says why.
+    fn take(&self, tls: &mut ServerConnection, mut input: &[u8]) -> io::Result<()> {
+        while !input.is_empty() {
+            if tls.read_tls(&mut input)? == 0 {
+                return Err(io::Error::other("TLS input not taken"));
+            }
+            if let Err(e) = tls.process_new_packets() {
+                // rustls has queued an alert saying why; best effort.
+                let _ = self.send_queued(tls);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+        self.send_queued(tls)
     }
 
     /// Writes every queued TLS record, waiting for the socket.
