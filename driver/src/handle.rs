@@ -28,7 +28,7 @@ impl Handle {
         }
     }
 
-    /// Stops accepting, says bye to every client and lets `run` return once the byes are written.
+    /// Stops accepting, says bye to every client and lets `serve` return once the byes are written.
     pub fn shutdown(&self) {
         self.inner.stop.store(true, Ordering::SeqCst);
         let waker = self

@@ -425,15 +425,15 @@ async fn serve<R: Runtime>(bound: Server<R>, runtime: &R) {
         ),
     )
     .await;
-    // The flusher task ends (on a runtime whose tasks outlive `run`, it would linger).
+    // The flusher task ends (on a runtime whose tasks outlive `serve`, it would linger).
     state.borrow_mut().stopped = true;
     flush.notify();
-    // The last ops (the releases of a shutdown) run before `run` returns.
+    // The last ops (the releases of a shutdown) run before `serve` returns.
     let bus = state.borrow_mut().bus.take();
     if let Some(bus) = bus {
         bus.finish();
     }
-    // What was submitted is written before `run` returns.
+    // What was submitted is written before `serve` returns.
     let store = state.borrow_mut().store.take();
     if let Some(store) = store {
         store.finish();

@@ -25,7 +25,7 @@ pub struct Server<R> {
 }
 
 impl<R: Runtime> Server<R> {
-    /// Binds the listening socket; serving starts with [`Server::serve`] (or the runtime's `run`).
+    /// Binds the listening socket; serving starts with [`Server::serve`] or [`Server::run_blocking`].
     ///
     /// A `config` that `Config::validate` refuses is an `InvalidInput` error.
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<Self> {
