@@ -1637,3 +1637,41 @@ fn native_error_texts_are_cut_past_their_limit_only() {
     let cut = format!("x{}...", "é".repeat((MAX_ERROR_TEXT - 4) / 2));
     assert_eq!(messages(&mut w), [cut]);
 }
+
+#[test]
+fn the_server_gives_back_the_configuration_it_was_made_with() {
+    let server = Server::new(Config {
+        server_name: "chat.example".into(),
+        flush_delay: Duration::from_micros(700),
+        max_frame_len: 12_345,
+        ..Config::default()
+    });
+    let c = server.config();
+    assert_eq!(c.server_name, "chat.example");
+    assert_eq!(c.flush_delay, Duration::from_micros(700));
+    assert_eq!(c.max_frame_len, 12_345);
+}
+
+#[test]
+fn connection_ids_hash_apart() {
+    use std::collections::HashSet;
+    use std::hash::BuildHasher;
+    let build = BuildHasherDefault::<IdHasher>::default();
+    // Consecutive ids, as the server hands them out: distinct hashes, spread over the top
+    // bits (hashbrown's control bytes take the top seven) as well as the low ones.
+    let hashes: Vec<u64> = (1..=1024).map(|n| build.hash_one(ConnId(n))).collect();
+    let distinct: HashSet<u64> = hashes.iter().copied().collect();
+    assert_eq!(distinct.len(), hashes.len());
+    let tops: HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+    assert!(tops.len() > 64, "{} top values", tops.len());
+    // The byte-wise path, taken only if `ConnId`'s hash changes shape: still a hash, with
+    // every two-byte input apart.
+    let distinct: HashSet<u64> = (0..=u16::MAX)
+        .map(|n| {
+            let mut h = build.build_hasher();
+            h.write(&n.to_be_bytes());
+            h.finish()
+        })
+        .collect();
+    assert_eq!(distinct.len(), 1 << 16);
+}

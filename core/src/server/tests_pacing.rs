@@ -241,3 +241,34 @@ fn an_irc_flooder_is_paced_like_a_native_one() {
     assert_eq!(heard, (0..300).map(|k| k.to_string()).collect::<Vec<_>>());
     assert!(w.closed.is_empty());
 }
+
+#[test]
+fn the_outbound_limit_takes_exactly_its_size_and_closes_at_one_message_more() {
+    // Pacing off (the mark at the limit): only the limit acts.
+    let world = |max: usize| {
+        World::new(Config {
+            max_outbound_bytes: max,
+            outbound_high_water: max,
+            ..config()
+        })
+    };
+    let text = "x".repeat(200);
+    // One message's size at the reader, handed out and not yet written.
+    let mut w = world(64 * 1024);
+    let (a, b) = (w.member("ann"), w.member("bob"));
+    w.say(a, &text);
+    let size = w.server.outbound_bytes(w.id(b));
+    assert!(size > text.len(), "{size}");
+    // A limit of exactly three: three fit, the fourth closes the reader.
+    let mut w = world(3 * size);
+    let (a, b) = (w.member("ann"), w.member("bob"));
+    let bob = w.id(b);
+    for _ in 0..3 {
+        w.say(a, &text);
+        w.write(a);
+    }
+    assert!(w.closed.is_empty(), "closed: {:?}", w.closed);
+    assert_eq!(w.server.outbound_bytes(bob), 3 * size);
+    w.say(a, &text);
+    assert_eq!(w.closed, vec![bob]);
+}
