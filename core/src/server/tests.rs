@@ -1101,6 +1101,11 @@ fn requests_sent_before_end_of_input_are_handled_then_closed() {
     w.pump();
     let alice = w.id(a);
     w.server.handle_eof(alice, w.now);
+    assert_eq!(w.server.read_budget(alice), 0);
+    // Bytes handed over after the end of input, against the read budget, are ignored.
+    w.client(a).say("r", "late");
+    let late = w.client(a).poll_transmit().expect("a request");
+    w.server.handle_input(alice, &late, w.now);
     w.pump();
     assert!(w.closed.is_empty());
     for _ in 0..5 {
