@@ -272,3 +272,37 @@ fn the_outbound_limit_takes_exactly_its_size_and_closes_at_one_message_more() {
     w.say(a, &text);
     assert_eq!(w.closed, vec![bob]);
 }
+
+#[test]
+fn a_holder_releases_its_senders_only_once_it_has_written_down_to_the_mark() {
+    let mut w = World::new(config());
+    let flooder = w.member("flooder");
+    let other = w.member("other");
+    let slow = w.member("slow");
+    let (flooder_id, other_id, slow_id) = (w.id(flooder), w.id(other), w.id(slow));
+    w.say_numbered(flooder, 0, 500);
+    w.read(flooder);
+    w.write(flooder);
+    w.write(other);
+    assert_eq!(w.server.read_budget(flooder_id), 0);
+    // A second sender's message takes slow further past the mark and holds it back too.
+    w.say(other, "more");
+    w.write(other);
+    w.write(flooder);
+    assert_eq!(w.server.read_budget(other_id), 0);
+    // All of slow's output is handed out (in flight), none of it reported written yet.
+    let over = w.server.outbound_bytes(slow_id) - HIGH;
+    assert!(over > 1, "{over}");
+    // A write that leaves it above the mark releases nobody.
+    w.server.handle_written(slow_id, 1);
+    w.timer();
+    assert_eq!(w.server.read_budget(flooder_id), 0);
+    assert_eq!(w.server.read_budget(other_id), 0);
+    assert_eq!(w.server.poll_readable(), None);
+    // Down to the mark exactly: both go on.
+    w.server.handle_written(slow_id, over - 1);
+    assert_eq!(w.server.outbound_bytes(slow_id), HIGH);
+    let mut readable: Vec<ConnId> = std::iter::from_fn(|| w.server.poll_readable()).collect();
+    readable.sort();
+    assert_eq!(readable, [flooder_id, other_id]);
+}
