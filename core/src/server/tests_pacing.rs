@@ -306,3 +306,51 @@ fn a_holder_releases_its_senders_only_once_it_has_written_down_to_the_mark() {
     readable.sort();
     assert_eq!(readable, [flooder_id, other_id]);
 }
+
+#[test]
+fn a_reader_closed_by_a_timer_due_beside_its_own_still_lingers() {
+    // ann's requests wait for the rate; bob reads nothing. One timer run serves ann's
+    // wake-up, whose first message passes bob's outbound limit, and then bob's own
+    // deadline (a keepalive), both due: bob, closed moments before, keeps its linger.
+    let world = |max: usize| {
+        World::new(Config {
+            msg_rate: 1,
+            max_outbound_bytes: max,
+            outbound_high_water: max,
+            ..config()
+        })
+    };
+    let text = "x".repeat(200);
+    let run = |w: &mut World, a: usize| {
+        for _ in 0..40 {
+            w.clients[a].1.say("r", &text);
+        }
+        w.read(a);
+        w.write(a);
+    };
+    // How much of it reaches bob before the rate stops ann.
+    let mut w = world(1024 * 1024);
+    let (a, b) = (w.member("ann"), w.member("bob"));
+    run(&mut w, a);
+    let first = w.server.outbound_bytes(w.id(b));
+    assert!(first > 0 && w.server.inbound_bytes(w.id(a)) > 0);
+    // Now with exactly that as bob's limit.
+    let mut w = world(first);
+    let (a, b) = (w.member("ann"), w.member("bob"));
+    let bob = w.id(b);
+    run(&mut w, a);
+    assert!(w.closed.is_empty());
+    let linger = w.server.config().close_linger;
+    let t = w.now + w.server.config().ping_interval + Duration::from_secs(1);
+    w.at(t);
+    // (ann, past the same limit with her own copies, is closed after bob.)
+    assert_eq!(w.closed.first(), Some(&bob));
+    // bob is still there, its bye not yet written.
+    assert!(
+        w.server.outbound_bytes(bob) > 0,
+        "bob closed before its linger"
+    );
+    w.at(t + linger);
+    assert_eq!(w.server.outbound_bytes(bob), 0);
+    assert_eq!(w.server.connection_count(), 0);
+}
