@@ -211,3 +211,21 @@ fn a_connection_whose_own_turn_took_what_waited_is_not_named_when_the_window_clo
     w.server.handle_timeout(w.now);
     assert_eq!(w.server.poll_pending(), None);
 }
+
+#[test]
+fn output_past_one_transmit_is_named_again_until_all_is_taken() {
+    let mut w = World::writing_at_once(Config {
+        max_transmit_bytes: 512,
+        ..config(Duration::ZERO)
+    });
+    let (a, b) = (w.member("ann"), w.member("bob"));
+    let text = "x".repeat(200);
+    for _ in 0..10 {
+        w.clients[a].1.say("r", &text);
+    }
+    w.read(a);
+    // Ten copies of about 200 bytes, 512 at most a transmit: several, all taken.
+    assert!(w.writes(b) >= 4);
+    assert_eq!(w.server.outbound_bytes(w.id(b)), 0);
+    assert_eq!(w.said(b).len(), 10);
+}

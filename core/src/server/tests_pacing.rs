@@ -354,3 +354,20 @@ fn a_reader_closed_by_a_timer_due_beside_its_own_still_lingers() {
     assert_eq!(w.server.outbound_bytes(bob), 0);
     assert_eq!(w.server.connection_count(), 0);
 }
+
+#[test]
+fn a_sender_gone_before_the_adapter_asks_is_not_named_readable() {
+    let mut w = World::new(config());
+    let flooder = w.member("flooder");
+    let slow = w.member("slow");
+    let flooder_id = w.id(flooder);
+    w.say_numbered(flooder, 0, 300);
+    w.read(flooder);
+    w.write(flooder);
+    assert_eq!(w.server.read_budget(flooder_id), 0);
+    // slow drains, which would make the flooder readable, but the flooder's transport
+    // goes before the adapter asks.
+    w.write(slow);
+    w.server.handle_close(flooder_id, w.now);
+    assert_eq!(w.server.poll_readable(), None);
+}
