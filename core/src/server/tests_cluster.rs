@@ -1092,6 +1092,8 @@ fn nothing_is_queued_on_a_remote_users_connection() {
         .conn_of("bob")
         .expect("bob is known on node 0");
     assert_ne!(ghost, net.users[a].id);
+    // It is no connection of node 0's.
+    assert_eq!(net.server(0).connection_count(), 1);
     net.client(a).say("lobby", "hi");
     let bytes = net.client(a).poll_transmit().expect("a request");
     let (ann, now) = (net.users[a].id, net.now);
