@@ -1680,3 +1680,21 @@ fn connection_ids_hash_apart() {
         .collect();
     assert_eq!(distinct.len(), 1 << 16);
 }
+
+#[test]
+fn the_room_list_names_every_room_with_its_member_count_sorted() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    w.client(a).join("zoo");
+    w.client(a).join("Attic");
+    w.client(b).join("zoo");
+    w.pump();
+    let rooms: Vec<(String, u32)> = w
+        .server
+        .rooms()
+        .into_iter()
+        .map(|r| (r.name, r.members))
+        .collect();
+    assert_eq!(rooms, [("Attic".to_owned(), 1), ("zoo".to_owned(), 2)]);
+}
