@@ -1698,3 +1698,29 @@ fn the_room_list_names_every_room_with_its_member_count_sorted() {
         .collect();
     assert_eq!(rooms, [("Attic".to_owned(), 1), ("zoo".to_owned(), 2)]);
 }
+
+#[test]
+fn a_partial_frame_sets_one_deadline_however_many_reads_bring_it() {
+    let config = Config {
+        request_timeout: Duration::from_secs(5),
+        ..quiet()
+    };
+    let mut w = World::new(config);
+    let a = w.join_as("alice");
+    let alice = w.id(a);
+    w.client(a).say("nowhere", &"x".repeat(100));
+    let frame = w.client(a).poll_transmit().unwrap();
+    let t0 = w.now;
+    let heap = w.server.timers.len();
+    // Fifty reads of one byte each at one moment: one deadline, the request timeout's,
+    // and no timer entry per read.
+    for byte in frame.iter().take(50) {
+        w.server.handle_input(alice, &[*byte], w.now);
+        assert_eq!(w.server.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+    }
+    assert!(
+        w.server.timers.len() <= heap + 1,
+        "{} timer entries",
+        w.server.timers.len()
+    );
+}

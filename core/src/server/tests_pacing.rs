@@ -78,9 +78,12 @@ fn a_stuck_reader_holds_senders_back_no_longer_than_the_stall_timeout() {
     let flooder_id = w.id(flooder);
     let stuck_id = w.id(stuck);
     w.say_numbered(flooder, 0, 3000);
+    let t0 = w.now;
     w.read(flooder);
     w.write(flooder);
     assert_eq!(w.server.read_budget(flooder_id), 0);
+    // The stall is the next deadline.
+    assert_eq!(w.server.poll_timeout(), Some(t0 + STALL));
     // Just short of the stall timeout the flooder is still held.
     w.now += STALL - Duration::from_millis(1);
     w.timer();
@@ -88,6 +91,10 @@ fn a_stuck_reader_holds_senders_back_no_longer_than_the_stall_timeout() {
     w.now += Duration::from_millis(1);
     w.timer();
     assert_eq!(w.server.poll_readable(), Some(flooder_id));
+    // Stalled, stuck has no stall deadline left: its next one is later (the flooder's
+    // waiting requests are due now).
+    let c = w.server.conns.get(&stuck_id).expect("stuck is open");
+    assert!(c.timer.is_some_and(|t| c.instant(t) > w.now));
     // From now on stuck holds nobody back: the flooder goes on until stuck's queue passes
     // max_outbound_bytes and stuck is closed as a slow consumer.
     for _ in 0..1000 {
