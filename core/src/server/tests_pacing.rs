@@ -378,3 +378,36 @@ fn a_sender_gone_before_the_adapter_asks_is_not_named_readable() {
     w.server.handle_close(flooder_id, w.now);
     assert_eq!(w.server.poll_readable(), None);
 }
+
+#[test]
+fn a_ping_that_leaves_a_reader_above_the_mark_holds_back_nobody_who_did_not_send_to_it() {
+    let mut w = World::new(Config {
+        ping_interval: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(10),
+        outbound_stall_timeout: Duration::from_secs(60),
+        ..config()
+    });
+    let loner = w.member("loner");
+    let flooder = w.member("flooder");
+    let slow = w.member("slow");
+    let (loner_id, flooder_id) = (w.id(loner), w.id(flooder));
+    // loner leaves the room: nothing the flooder says reaches it.
+    w.clients[loner].1.leave("r", "");
+    w.read(loner);
+    w.write(loner);
+    w.write(flooder);
+    w.write(slow);
+    w.say_numbered(flooder, 0, 300);
+    w.read(flooder);
+    w.write(flooder);
+    assert_eq!(w.server.read_budget(flooder_id), 0);
+    // A second later slow's keepalive ping is queued behind what it has not read.
+    w.now += Duration::from_secs(1);
+    w.timer();
+    w.write(loner);
+    // loner's request reaches only loner: slow, above the mark since before, does not
+    // hold it back.
+    w.clients[loner].1.list_rooms();
+    assert!(w.read(loner) > 0);
+    assert!(w.server.read_budget(loner_id) > 0);
+}
