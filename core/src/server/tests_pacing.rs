@@ -411,3 +411,30 @@ fn a_ping_that_leaves_a_reader_above_the_mark_holds_back_nobody_who_did_not_send
     assert!(w.read(loner) > 0);
     assert!(w.server.read_budget(loner_id) > 0);
 }
+
+#[test]
+fn a_sender_that_quits_starts_no_readers_stall_clock() {
+    let mut w = World::new(config());
+    let live = w.member("live");
+    let slow = w.member("slow");
+    let quitter = w.member("quitter");
+    let (live_id, slow_id) = (w.id(live), w.id(slow));
+    // slow, which reads nothing, fills to just under the mark.
+    let text = "x".repeat(100);
+    while w.server.outbound_bytes(slow_id) < HIGH - 150 {
+        w.say(live, &text);
+        w.write(live);
+        w.write(quitter);
+    }
+    assert!(w.server.read_budget(live_id) > 0);
+    // quitter's goodbye takes slow over the mark; a closing sender is held by nobody.
+    w.clients[quitter].1.quit(&"y".repeat(250));
+    w.read(quitter);
+    assert!(w.server.outbound_bytes(slow_id) > HIGH);
+    // So slow holds nobody, and no stall clock runs: a stall timeout later, a live
+    // sender's message is still held back by it.
+    w.now += STALL;
+    w.timer();
+    w.say(live, &text);
+    assert_eq!(w.server.read_budget(live_id), 0);
+}
