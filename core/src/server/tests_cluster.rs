@@ -1107,3 +1107,26 @@ fn nothing_is_queued_on_a_remote_users_connection() {
     net.pump();
     assert_eq!(net.messages(b), [("ann".to_owned(), "hi".to_owned())]);
 }
+
+#[test]
+fn a_shutdown_closes_local_connections_only() {
+    let mut net = Net::new(2);
+    let a = net.sign_in(0, "ann");
+    let b = net.sign_in(1, "bob");
+    for u in [a, b] {
+        net.client(u).join("lobby");
+        net.pump();
+    }
+    let ghost = net
+        .server(0)
+        .conn_of("bob")
+        .expect("bob is known on node 0");
+    let (ann, now) = (net.users[a].id, net.now);
+    net.server(0).shutdown(now);
+    // bob's stand-in has no socket on node 0: bob's own node closes bob.
+    let closes: Vec<ConnId> = std::iter::from_fn(|| net.server(0).poll_close())
+        .map(|c| c.conn)
+        .collect();
+    assert_eq!(closes, [ann]);
+    assert_ne!(ghost, ann);
+}
