@@ -1101,6 +1101,11 @@ fn requests_sent_before_end_of_input_are_handled_then_closed() {
     w.pump();
     let alice = w.id(a);
     w.server.handle_eof(alice, w.now);
+    assert_eq!(w.server.read_budget(alice), 0);
+    // Bytes handed over after the end of input, against the read budget, are ignored.
+    w.client(a).say("r", "late");
+    let late = w.client(a).poll_transmit().expect("a request");
+    w.server.handle_input(alice, &late, w.now);
     w.pump();
     assert!(w.closed.is_empty());
     for _ in 0..5 {
@@ -1636,4 +1641,86 @@ fn native_error_texts_are_cut_past_their_limit_only() {
     w.pump();
     let cut = format!("x{}...", "é".repeat((MAX_ERROR_TEXT - 4) / 2));
     assert_eq!(messages(&mut w), [cut]);
+}
+
+#[test]
+fn the_server_gives_back_the_configuration_it_was_made_with() {
+    let server = Server::new(Config {
+        server_name: "chat.example".into(),
+        flush_delay: Duration::from_micros(700),
+        max_frame_len: 12_345,
+        ..Config::default()
+    });
+    let c = server.config();
+    assert_eq!(c.server_name, "chat.example");
+    assert_eq!(c.flush_delay, Duration::from_micros(700));
+    assert_eq!(c.max_frame_len, 12_345);
+}
+
+#[test]
+fn connection_ids_hash_apart() {
+    use std::collections::HashSet;
+    use std::hash::BuildHasher;
+    let build = BuildHasherDefault::<IdHasher>::default();
+    // Consecutive ids, as the server hands them out: distinct hashes, spread over the top
+    // bits (hashbrown's control bytes take the top seven) as well as the low ones.
+    let hashes: Vec<u64> = (1..=1024).map(|n| build.hash_one(ConnId(n))).collect();
+    let distinct: HashSet<u64> = hashes.iter().copied().collect();
+    assert_eq!(distinct.len(), hashes.len());
+    let tops: HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+    assert!(tops.len() > 64, "{} top values", tops.len());
+    // The byte-wise path, taken only if `ConnId`'s hash changes shape: still a hash, with
+    // every two-byte input apart.
+    let distinct: HashSet<u64> = (0..=u16::MAX)
+        .map(|n| {
+            let mut h = build.build_hasher();
+            h.write(&n.to_be_bytes());
+            h.finish()
+        })
+        .collect();
+    assert_eq!(distinct.len(), 1 << 16);
+}
+
+#[test]
+fn the_room_list_names_every_room_with_its_member_count_sorted() {
+    let mut w = World::new(quiet());
+    let a = w.join_as("alice");
+    let b = w.join_as("bob");
+    w.client(a).join("zoo");
+    w.client(a).join("Attic");
+    w.client(b).join("zoo");
+    w.pump();
+    let rooms: Vec<(String, u32)> = w
+        .server
+        .rooms()
+        .into_iter()
+        .map(|r| (r.name, r.members))
+        .collect();
+    assert_eq!(rooms, [("Attic".to_owned(), 1), ("zoo".to_owned(), 2)]);
+}
+
+#[test]
+fn a_partial_frame_sets_one_deadline_however_many_reads_bring_it() {
+    let config = Config {
+        request_timeout: Duration::from_secs(5),
+        ..quiet()
+    };
+    let mut w = World::new(config);
+    let a = w.join_as("alice");
+    let alice = w.id(a);
+    w.client(a).say("nowhere", &"x".repeat(100));
+    let frame = w.client(a).poll_transmit().unwrap();
+    let t0 = w.now;
+    let heap = w.server.timers.len();
+    // Fifty reads of one byte each at one moment: one deadline, the request timeout's,
+    // and no timer entry per read.
+    for byte in frame.iter().take(50) {
+        w.server.handle_input(alice, &[*byte], w.now);
+        assert_eq!(w.server.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+    }
+    assert!(
+        w.server.timers.len() <= heap + 1,
+        "{} timer entries",
+        w.server.timers.len()
+    );
 }

@@ -1075,3 +1075,58 @@ fn input_behind_a_parked_claim_sets_no_busy_timer() {
     let due = server.poll_timeout();
     assert!(due.is_some_and(|t| t > now), "timer due at once: {due:?}");
 }
+
+#[test]
+fn nothing_is_queued_on_a_remote_users_connection() {
+    let mut net = Net::new(2);
+    let a = net.sign_in(0, "ann");
+    let b = net.sign_in(1, "bob");
+    for u in [a, b] {
+        net.client(u).join("lobby");
+        net.pump();
+    }
+    net.events(b);
+    // bob's stand-in on ann's node: a member of the room there, with no socket.
+    let ghost = net
+        .server(0)
+        .conn_of("bob")
+        .expect("bob is known on node 0");
+    assert_ne!(ghost, net.users[a].id);
+    // It is no connection of node 0's.
+    assert_eq!(net.server(0).connection_count(), 1);
+    net.client(a).say("lobby", "hi");
+    let bytes = net.client(a).poll_transmit().expect("a request");
+    let (ann, now) = (net.users[a].id, net.now);
+    net.server(0).handle_input(ann, &bytes, now);
+    // ann's node relays it on the bus; nothing is queued for the stand-in.
+    assert_eq!(net.server(0).outbound_bytes(ghost), 0);
+    let to: Vec<ConnId> = std::iter::from_fn(|| net.server(0).poll_transmit())
+        .map(|t| t.conn)
+        .collect();
+    assert_eq!(to, [ann]);
+    net.pump();
+    assert_eq!(net.messages(b), [("ann".to_owned(), "hi".to_owned())]);
+}
+
+#[test]
+fn a_shutdown_closes_local_connections_only() {
+    let mut net = Net::new(2);
+    let a = net.sign_in(0, "ann");
+    let b = net.sign_in(1, "bob");
+    for u in [a, b] {
+        net.client(u).join("lobby");
+        net.pump();
+    }
+    let ghost = net
+        .server(0)
+        .conn_of("bob")
+        .expect("bob is known on node 0");
+    let (ann, now) = (net.users[a].id, net.now);
+    net.server(0).shutdown(now);
+    // bob's stand-in has no socket on node 0: bob's own node closes bob.
+    let closes: Vec<ConnId> = std::iter::from_fn(|| net.server(0).poll_close())
+        .map(|c| c.conn)
+        .collect();
+    assert_eq!(closes, [ann]);
+    assert_ne!(ghost, ann);
+}

@@ -168,3 +168,64 @@ fn a_connection_gone_while_its_output_waits_is_skipped() {
     assert_eq!(w.writes(c), 1);
     assert_eq!(w.said(c), ["hi"]);
 }
+
+#[test]
+fn a_window_left_with_no_connection_is_not_reported() {
+    let mut w = World::writing_at_once(config(DELAY));
+    let (a, b) = (w.member("ann"), w.member("bob"));
+    // bob leaves the room first, so that its going later tells nobody anything.
+    w.clients[b].1.leave("r", "later");
+    w.read(b);
+    w.run_window();
+    w.events(a);
+    w.writes(b);
+    let t0 = w.now;
+    w.clients[a].1.whisper("bob", "psst");
+    w.read(a);
+    assert_eq!(w.writes(b), 0);
+    assert_eq!(w.server.poll_timeout(), Some(t0 + DELAY));
+    // bob's socket goes before the window closes: nobody waits for it any more, and a
+    // deadline for nobody is not reported.
+    w.server.handle_close(w.id(b), w.now);
+    w.take();
+    assert!(
+        w.server.poll_timeout().is_some_and(|t| t > t0 + DELAY),
+        "{:?}",
+        w.server.poll_timeout()
+    );
+}
+
+#[test]
+fn a_connection_whose_own_turn_took_what_waited_is_not_named_when_the_window_closes() {
+    let mut w = World::writing_at_once(config(DELAY));
+    let (a, b) = (w.member("ann"), w.member("bob"));
+    let t0 = w.now;
+    w.say(a, "hello");
+    assert_eq!(w.writes(b), 0);
+    // bob's own request takes what waited for it, in its own turn.
+    w.clients[b].1.list_members("r");
+    w.read(b);
+    assert_eq!(w.writes(b), 1);
+    // The window closes with nothing left for anyone: no connection is named.
+    w.now = t0 + DELAY;
+    w.server.handle_timeout(w.now);
+    assert_eq!(w.server.poll_pending(), None);
+}
+
+#[test]
+fn output_past_one_transmit_is_named_again_until_all_is_taken() {
+    let mut w = World::writing_at_once(Config {
+        max_transmit_bytes: 512,
+        ..config(Duration::ZERO)
+    });
+    let (a, b) = (w.member("ann"), w.member("bob"));
+    let text = "x".repeat(200);
+    for _ in 0..10 {
+        w.clients[a].1.say("r", &text);
+    }
+    w.read(a);
+    // Ten copies of about 200 bytes, 512 at most a transmit: several, all taken.
+    assert!(w.writes(b) >= 4);
+    assert_eq!(w.server.outbound_bytes(w.id(b)), 0);
+    assert_eq!(w.said(b).len(), 10);
+}
