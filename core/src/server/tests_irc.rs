@@ -1773,3 +1773,44 @@ fn setname_is_told_to_the_sender_once_in_a_room_or_in_none_and_a_long_one_says_w
     assert!(has(&lines, "A real name is at most"), "{lines:?}");
     assert!(w.lines(j).is_empty());
 }
+
+/// The lines `lines` carry after `prefix`, joined, and each line's length.
+fn split_parts(lines: &[String], prefix: &str) -> (String, Vec<usize>) {
+    let mine: Vec<&String> = lines.iter().filter(|l| l.starts_with(prefix)).collect();
+    let text = mine.iter().map(|l| &l[prefix.len()..]).collect();
+    (text, mine.iter().map(|l| l.len()).collect())
+}
+
+#[test]
+fn a_long_native_message_fills_each_irc_line_whatever_the_target_length() {
+    // `#long` and `bob` are not two bytes long, so an overhead that counts the target
+    // twice (or not at all) shows: the lines come out shorter (or longer) than 510.
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    w.client(a).join("long");
+    w.pump();
+    w.send(i, "JOIN #long\r\n");
+    w.lines(i);
+    let text = "x".repeat(1_200);
+    for (send, prefix) in [
+        (true, ":alice!~alice@irc.test PRIVMSG #long :"),
+        (false, ":alice!~alice@irc.test PRIVMSG bob :"),
+    ] {
+        if send {
+            w.client(a).say("long", &text);
+        } else {
+            w.client(a).whisper("bob", &text);
+        }
+        w.pump();
+        let lines = w.lines(i);
+        let (joined, lens) = split_parts(&lines, prefix);
+        assert_eq!(joined, text, "nothing lost or added: {lines:?}");
+        // Each line but the last as long as a line may be (510 bytes before its CRLF).
+        let (last, full) = lens.split_last().expect("lines");
+        assert!(
+            full.len() == 2 && full.iter().all(|&n| n == 510) && *last < 510,
+            "{prefix}: {lens:?}"
+        );
+    }
+}
