@@ -1814,3 +1814,182 @@ fn a_long_native_message_fills_each_irc_line_whatever_the_target_length() {
         );
     }
 }
+
+/// The nicks of the `352` (WHO) lines in `lines`.
+fn who_nicks(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.contains(" 352 "))
+        .filter_map(|l| l.split(' ').nth(7).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn an_invisible_user_is_left_out_of_who_only_for_those_who_share_no_channel() {
+    let mut w = Mixed::new(config());
+    let ivy = w.irc("ivy1");
+    let vic = w.irc("vic1");
+    let kim = w.irc("kim1");
+    let jon = w.irc("jon1");
+    w.send(ivy, "MODE ivy1 +i\r\nJOIN #r\r\n");
+    w.send(kim, "JOIN #r\r\n");
+    for i in [ivy, vic, kim, jon] {
+        w.lines(i);
+    }
+    // A mask: jon, who shares no channel with ivy, sees only the visible users; ivy sees
+    // herself; kim, in #r with her, sees her too.
+    for (i, expect) in [
+        (jon, vec!["ivy1"; 0]),
+        (ivy, vec!["ivy1"]),
+        (kim, vec!["ivy1"]),
+    ] {
+        w.send(i, "WHO *1\r\n");
+        let mut seen = who_nicks(&w.lines(i));
+        seen.retain(|n| n != "jon1" && n != "kim1" && n != "vic1");
+        assert_eq!(seen, expect);
+    }
+    w.send(jon, "WHO *1\r\n");
+    let mut seen = who_nicks(&w.lines(jon));
+    seen.sort();
+    assert_eq!(seen, ["jon1", "kim1", "vic1"]);
+    // Her exact nick finds her all the same.
+    w.send(jon, "WHO ivy1\r\n");
+    assert_eq!(who_nicks(&w.lines(jon)), ["ivy1"]);
+    // A channel: an outsider sees its visible members only, a member all of them.
+    w.send(jon, "WHO #r\r\n");
+    assert_eq!(who_nicks(&w.lines(jon)), ["kim1"]);
+    w.send(kim, "WHO #r\r\n");
+    let mut seen = who_nicks(&w.lines(kim));
+    seen.sort();
+    assert_eq!(seen, ["ivy1", "kim1"]);
+}
+
+#[test]
+fn names_of_several_channels_ends_once_and_shows_secret_ones_to_members_only() {
+    let mut w = Mixed::new(config());
+    let ann = w.irc("ann");
+    let bob = w.irc("bob");
+    w.send(ann, "JOIN #pub,#sec\r\nMODE #sec +s\r\n");
+    w.lines(ann);
+    w.send(bob, "NAMES #pub\r\n");
+    assert_eq!(
+        w.lines(bob),
+        [
+            ":irc.test 353 bob = #pub :@ann",
+            ":irc.test 366 bob #pub :End of /NAMES list"
+        ]
+    );
+    // Several: the names of each visible one, then one end naming the whole list.
+    w.send(bob, "NAMES #pub,#sec,#nope\r\n");
+    assert_eq!(
+        w.lines(bob),
+        [
+            ":irc.test 353 bob = #pub :@ann",
+            ":irc.test 366 bob #pub,#sec,#nope :End of /NAMES list"
+        ]
+    );
+    // One name and an empty one are one channel.
+    w.send(bob, "NAMES #sec,\r\n");
+    assert_eq!(w.lines(bob), [":irc.test 366 bob #sec :End of /NAMES list"]);
+    w.send(ann, "NAMES #sec\r\n");
+    assert_eq!(
+        w.lines(ann),
+        [
+            ":irc.test 353 ann @ #sec :@ann",
+            ":irc.test 366 ann #sec :End of /NAMES list"
+        ]
+    );
+}
+
+/// The channels and member counts of the `322` (LIST) lines in `lines`.
+fn listed(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.contains(" 322 "))
+        .map(|l| l.split(' ').skip(3).take(2).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn list_takes_names_masks_and_member_count_bounds() {
+    let mut w = Mixed::new(config());
+    let ann = w.irc("ann");
+    let bob = w.irc("bob");
+    let cat = w.irc("cat");
+    let dan = w.irc("dan");
+    w.send(ann, "JOIN #alpha,#beta,#gamma,#sec\r\nMODE #sec +s\r\n");
+    w.send(bob, "JOIN #beta,#gamma\r\n");
+    w.send(cat, "JOIN #gamma\r\n");
+    for (list, expect) in [
+        // dan is in none of them: the public ones are listed, the secret one is not.
+        ("", vec!["#alpha 1", "#beta 2", "#gamma 3"]),
+        (" >1", vec!["#beta 2", "#gamma 3"]),
+        (" <3", vec!["#alpha 1", "#beta 2"]),
+        (" >1,<3", vec!["#beta 2"]),
+        (" >3", vec![]),
+        (" *mm*", vec!["#gamma 3"]),
+        (" !*mm*", vec!["#alpha 1", "#beta 2"]),
+        (" #BETA,alpha,", vec!["#alpha 1", "#beta 2"]),
+        (" #sec", vec![]),
+    ] {
+        w.send(dan, &format!("LIST{list}\r\n"));
+        let lines = w.lines(dan);
+        assert_eq!(listed(&lines), expect, "LIST{list}: {lines:?}");
+        assert!(lines
+            .last()
+            .is_some_and(|l| l.ends_with(" 323 dan :End of /LIST")));
+    }
+    w.lines(ann);
+    w.send(ann, "LIST #sec\r\n");
+    assert_eq!(listed(&w.lines(ann)), ["#sec 1"]);
+}
+
+#[test]
+fn who_masks_match_nick_user_host_or_real_name_and_flag_o_keeps_operators() {
+    let mut w = Mixed::new(Config {
+        operators: vec![("root".into(), crate::sha256::hex_digest(b"pw"))],
+        ..config()
+    });
+    let ann = w.irc("ann");
+    let bob = w.irc("bob");
+    w.send(bob, "OPER root pw\r\nJOIN #sec\r\nMODE #sec +s\r\n");
+    w.lines(bob);
+    for (mask, expect) in [
+        ("0", vec!["ann", "bob"]),
+        ("*", vec!["ann", "bob"]),
+        ("bob", vec!["bob"]),
+        ("~an?", vec!["ann"]),
+        ("irc.test", vec!["ann", "bob"]),
+        (":Real?ann", vec!["ann"]),
+        ("nobody", vec![]),
+        ("* o", vec!["bob"]),
+        ("#sec", vec![]),
+    ] {
+        w.send(ann, &format!("WHO {mask}\r\n"));
+        let lines = w.lines(ann);
+        let mut seen = who_nicks(&lines);
+        seen.sort();
+        assert_eq!(seen, expect, "WHO {mask}: {lines:?}");
+        assert!(has(&lines, " 315 ann "), "{lines:?}");
+    }
+    w.send(bob, "WHO #sec\r\n");
+    assert_eq!(who_nicks(&w.lines(bob)), ["bob"]);
+}
+
+#[test]
+fn whowas_gives_as_many_entries_as_asked_and_all_for_zero() {
+    let mut w = Mixed::new(config());
+    let ann = w.irc("ann");
+    for _ in 0..2 {
+        let dan = w.irc("dan");
+        w.send(dan, "QUIT\r\n");
+    }
+    w.lines(ann);
+    for (count, expect) in [("", 2), (" 0", 2), (" 1", 1), (" 5", 2), (" x", 2)] {
+        w.send(ann, &format!("WHOWAS dan{count}\r\n"));
+        let lines = w.lines(ann);
+        let n = lines.iter().filter(|l| l.contains(" 314 ann dan ")).count();
+        assert_eq!(n, expect, "WHOWAS dan{count}: {lines:?}");
+        assert!(has(&lines, " 369 ann dan "), "{lines:?}");
+    }
+}
