@@ -1993,3 +1993,37 @@ fn whowas_gives_as_many_entries_as_asked_and_all_for_zero() {
         assert!(has(&lines, " 369 ann dan "), "{lines:?}");
     }
 }
+
+#[test]
+fn cap_req_with_a_minus_removes_a_capability() {
+    let mut w = Mixed::new(config());
+    let ann = irc_with(&mut w, "ann", "echo-message server-time");
+    w.send(ann, "CAP REQ :-echo-message\r\nCAP LIST\r\n");
+    assert_eq!(
+        w.lines(ann),
+        [
+            ":irc.test CAP ann ACK :-echo-message",
+            ":irc.test CAP ann LIST :cap-notify server-time"
+        ]
+    );
+    // Asking again for one already on leaves it on.
+    w.send(ann, "CAP REQ :server-time\r\nCAP LIST\r\n");
+    assert_eq!(
+        w.lines(ann),
+        [
+            ":irc.test CAP ann ACK :server-time",
+            ":irc.test CAP ann LIST :cap-notify server-time"
+        ]
+    );
+}
+
+#[test]
+fn a_cap_req_without_ls_holds_registration_until_cap_end() {
+    let mut w = Mixed::new(config());
+    let i = w.irc_raw();
+    w.send(i, "CAP REQ :server-time\r\nNICK ann\r\nUSER ann 0 * :A\r\n");
+    let lines = w.lines(i);
+    assert_eq!(lines, [":irc.test CAP * ACK :server-time"]);
+    w.send(i, "CAP END\r\n");
+    assert!(has(&w.lines(i), " 001 ann "));
+}
