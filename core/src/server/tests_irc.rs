@@ -1891,6 +1891,9 @@ fn names_of_several_channels_ends_once_and_shows_secret_ones_to_members_only() {
     // One name and an empty one are one channel.
     w.send(bob, "NAMES #sec,\r\n");
     assert_eq!(w.lines(bob), [":irc.test 366 bob #sec :End of /NAMES list"]);
+    // No name at all still ends.
+    w.send(bob, "NAMES ,\r\n");
+    assert_eq!(w.lines(bob), [":irc.test 366 bob , :End of /NAMES list"]);
     w.send(ann, "NAMES #sec\r\n");
     assert_eq!(
         w.lines(ann),
