@@ -2030,3 +2030,23 @@ fn a_cap_req_without_ls_holds_registration_until_cap_end() {
     w.send(i, "CAP END\r\n");
     assert!(has(&w.lines(i), " 001 ann "));
 }
+
+#[test]
+fn each_labelled_batch_of_a_connection_has_its_own_name() {
+    let mut w = Mixed::new(config());
+    let ann = irc_with(&mut w, "ann", "batch labeled-response");
+    let mut heads = Vec::new();
+    for label in ["a", "b"] {
+        w.send(ann, &format!("@label={label} LIST\r\n"));
+        let lines = w.lines(ann);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        heads.push(lines[0].clone());
+    }
+    assert_eq!(
+        heads,
+        [
+            "@label=a :irc.test BATCH +lr1 labeled-response",
+            "@label=b :irc.test BATCH +lr2 labeled-response"
+        ]
+    );
+}
