@@ -2050,3 +2050,301 @@ fn each_labelled_batch_of_a_connection_has_its_own_name() {
         ]
     );
 }
+
+#[test]
+fn irc_pings_and_pongs_cost_a_tenth_of_a_command() {
+    let mut w = Mixed::new(Config {
+        msg_rate: 10,
+        msg_burst: 2,
+        ..config()
+    });
+    let i = w.irc("bob");
+    w.now += Duration::from_secs(1);
+    w.server.handle_timeout(w.now);
+    w.pump();
+    w.lines(i);
+    let pongs = |lines: Vec<String>| lines.iter().filter(|l| l.contains(" PONG ")).count();
+    // As for native pings (tests.rs): a burst of two intervals' worth is ten, plus the one
+    // the edge admits, then ten more per interval. At full cost it would be two, then one.
+    let many: String = (0..15)
+        .map(|t| format!("PING {t}\r\nPONG {t}\r\n"))
+        .collect();
+    w.send(i, &many);
+    assert_eq!(
+        pongs(w.lines(i)),
+        6,
+        "11 requests: six pings and five pongs"
+    );
+    w.now += Duration::from_millis(100);
+    w.server.handle_timeout(w.now);
+    w.pump();
+    assert_eq!(pongs(w.lines(i)), 5, "ten more requests");
+}
+
+#[test]
+fn every_command_irc_md_lists_is_known_once_registered_and_none_before() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    let commands = [
+        "JOIN",
+        "PART",
+        "PRIVMSG",
+        "NOTICE",
+        "NAMES",
+        "LIST",
+        "TOPIC",
+        "WHO",
+        "WHOIS",
+        "AWAY",
+        "KICK",
+        "MODE",
+        "INVITE",
+        "ISON",
+        "USERHOST",
+        "LUSERS",
+        "MOTD",
+        "VERSION",
+        "TIME",
+        "ADMIN",
+        "INFO",
+        "HELP",
+        "HELPOP",
+        "OPER",
+        "KILL",
+        "WHOWAS",
+        "LINKS",
+        "WALLOPS",
+        "SETNAME",
+        "CHATHISTORY",
+        "TAGMSG",
+        "PONG",
+        "CAP LIST",
+        "PING x",
+        "PASS",
+        "USER",
+    ];
+    for cmd in commands {
+        w.send(i, &format!("{cmd}\r\n"));
+        let lines = w.lines(i);
+        assert!(!has(&lines, " 421 "), "{cmd}: {lines:?}");
+        assert!(!has(&lines, " 451 "), "{cmd}: {lines:?}");
+    }
+    // Before registration: 451 for all but registration's own and PING, PONG, QUIT.
+    let j = w.irc_raw();
+    for cmd in commands {
+        w.send(j, &format!("{cmd}\r\n"));
+        let lines = w.lines(j);
+        let before = ["CAP", "PING", "PONG", "PASS", "USER"];
+        let word = cmd.split(' ').next().unwrap_or(cmd);
+        let expect = !before.contains(&word);
+        assert_eq!(
+            has(&lines, " 451 * :You have not registered"),
+            expect,
+            "{cmd}: {lines:?}"
+        );
+    }
+    w.send(i, "QUIT :bye\r\n");
+    assert!(has(&w.lines(i), "ERROR :Closing Link: goodbye"));
+    w.send(j, "QUIT\r\n");
+    assert!(has(&w.lines(j), "ERROR :Closing Link: goodbye"));
+}
+
+#[test]
+fn an_unknown_command_is_shown_back_without_control_characters_and_cut() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    w.send(i, "FO\x07O\r\n");
+    assert_eq!(w.lines(i), [":irc.test 421 ann FOO :Unknown command"]);
+    let long = "X".repeat(40);
+    w.send(i, &format!("{long}\r\n"));
+    let shown = "X".repeat(32);
+    assert_eq!(
+        w.lines(i),
+        [format!(":irc.test 421 ann {shown} :Unknown command")]
+    );
+}
+
+#[test]
+fn join_0_leaves_every_channel_and_empty_list_entries_are_skipped() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    let j = w.irc("bob");
+    w.send(i, "JOIN ,#a,,#b,\r\n");
+    w.send(j, "JOIN #a,#b\r\n");
+    let lines = w.lines(i);
+    assert!(has(&lines, ":ann!~ann@irc.test JOIN #a") && has(&lines, ":ann!~ann@irc.test JOIN #b"));
+    assert!(!has(&lines, " 403 "), "{lines:?}");
+    w.lines(j);
+    w.send(i, "PART #a,,\r\n");
+    assert_eq!(w.lines(j), [":ann!~ann@irc.test PART #a"]);
+    w.send(i, "JOIN #a\r\n");
+    w.lines(i);
+    w.lines(j);
+    w.send(i, "JOIN 0\r\n");
+    w.lines(i);
+    let mut parts = w.lines(j);
+    parts.sort();
+    assert_eq!(
+        parts,
+        [":ann!~ann@irc.test PART #a", ":ann!~ann@irc.test PART #b"]
+    );
+    w.send(i, "JOIN\r\n");
+    assert_eq!(
+        w.lines(i),
+        [":irc.test 461 ann JOIN :Not enough parameters"]
+    );
+}
+
+#[test]
+fn privmsg_errors_are_told_and_notice_errors_never() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    for (line, reply) in [
+        ("PRIVMSG", ":irc.test 411 ann :No recipient given (PRIVMSG)"),
+        ("PRIVMSG bob", ":irc.test 412 ann :No text to send"),
+        (
+            "PRIVMSG nobody :hi",
+            ":irc.test 401 ann nobody :No such nick/channel",
+        ),
+        (
+            "PRIVMSG #nowhere :hi",
+            ":irc.test 403 ann #nowhere :No such channel",
+        ),
+        (
+            "PRIVMSG ann :a\0b",
+            ":irc.test 400 ann PRIVMSG :PRIVMSG text may not hold a NUL or a bare CR; not sent",
+        ),
+    ] {
+        w.send(i, &format!("{line}\r\n"));
+        assert_eq!(w.lines(i), [reply], "{line}");
+    }
+    for line in [
+        "NOTICE",
+        "NOTICE bob",
+        "NOTICE nobody :hi",
+        "NOTICE #nowhere :hi",
+        "NOTICE ann :a\0b",
+    ] {
+        w.send(i, &format!("{line}\r\n"));
+        assert!(w.lines(i).is_empty(), "{line}");
+    }
+}
+
+#[test]
+fn away_with_and_without_a_message_gets_306_and_305() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    w.send(i, "AWAY :lunch\r\n");
+    assert_eq!(
+        w.lines(i),
+        [":irc.test 306 ann :You have been marked as being away"]
+    );
+    w.send(i, "AWAY\r\n");
+    assert_eq!(
+        w.lines(i),
+        [":irc.test 305 ann :You are no longer marked as being away"]
+    );
+}
+
+#[test]
+fn user_modes_are_ones_own_i_and_w_and_dropping_o() {
+    let mut w = Mixed::new(Config {
+        operators: vec![("root".into(), crate::sha256::hex_digest(b"pw"))],
+        ..config()
+    });
+    let i = w.irc("ann");
+    w.irc("bob");
+    w.send(i, "MODE bob +i\r\nMODE nobody +i\r\nMODE ann\r\n");
+    assert_eq!(
+        w.lines(i),
+        [
+            ":irc.test 502 ann :Can't change mode for other users",
+            ":irc.test 401 ann nobody :No such nick/channel",
+            ":irc.test 221 ann :+",
+        ]
+    );
+    // Letters in order, each sign holding until the next; only changes are told.
+    w.send(i, "MODE ann +iw-w+o\r\nMODE ann\r\nMODE ann +i\r\n");
+    assert_eq!(
+        w.lines(i),
+        [":ann MODE ann :+i+w-w", ":irc.test 221 ann :+i"]
+    );
+    w.send(i, "MODE ann -i+xw\r\nMODE ann\r\n");
+    assert_eq!(
+        w.lines(i),
+        [
+            ":irc.test 501 ann :Unknown MODE flag",
+            ":ann MODE ann :-i+w",
+            ":irc.test 221 ann :+w"
+        ]
+    );
+    // `+o` comes from OPER only, once; `-o` drops it.
+    w.send(i, "OPER root pw\r\nOPER root pw\r\nMODE ann\r\n");
+    assert_eq!(
+        w.lines(i),
+        [
+            ":irc.test 381 ann :You are now an IRC operator",
+            ":ann MODE ann :+o",
+            ":irc.test 381 ann :You are now an IRC operator",
+            ":irc.test 221 ann :+ow"
+        ]
+    );
+    w.send(i, "MODE ann -o\r\nMODE ann\r\n");
+    assert_eq!(w.lines(i), [":ann MODE ann :-o", ":irc.test 221 ann :+w"]);
+    for bad in ["OPER root", "OPER root nope", "OPER toor pw"] {
+        w.send(i, &format!("{bad}\r\n"));
+        let lines = w.lines(i);
+        assert!(
+            has(&lines, " 461 ann OPER ") || has(&lines, " 464 ann :Password incorrect"),
+            "{bad}: {lines:?}"
+        );
+        assert!(!has(&lines, " 381 "), "{bad}: {lines:?}");
+    }
+}
+
+#[test]
+fn kick_pairs_channels_and_nicks_and_says_who_is_not_there() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    let j = w.irc("bob");
+    let k = w.irc("cat");
+    w.send(i, "JOIN #a,#b\r\n");
+    w.send(j, "JOIN #a,#b\r\n");
+    w.send(k, "JOIN #a\r\n");
+    for x in [i, j, k] {
+        w.lines(x);
+    }
+    w.send(i, "KICK\r\nKICK #a\r\nKICK #b cat\r\n");
+    assert_eq!(
+        w.lines(i),
+        [
+            ":irc.test 461 ann KICK :Not enough parameters",
+            ":irc.test 461 ann KICK :Not enough parameters",
+            ":irc.test 441 ann cat #b :They aren't on that channel",
+        ]
+    );
+    // One channel, several nicks: each from it (an empty name skipped); the reason
+    // defaults to the kicker's nick.
+    w.send(i, "KICK #a bob,,cat\r\n");
+    assert_eq!(
+        w.lines(k),
+        [
+            ":ann!~ann@irc.test KICK #a bob :ann",
+            ":ann!~ann@irc.test KICK #a cat :ann"
+        ]
+    );
+    // Several channels: paired in order, a nick without a channel left alone.
+    w.send(j, "JOIN #a\r\n");
+    w.lines(j);
+    w.send(i, "KICK #a,,#b bob,bob,cat :out\r\n");
+    assert_eq!(
+        w.lines(j),
+        [
+            ":ann!~ann@irc.test KICK #a bob :out",
+            ":ann!~ann@irc.test KICK #b bob :out"
+        ]
+    );
+    // A non-member's KICK is refused as in native.
+    w.send(k, "KICK #b ann\r\n");
+    assert!(has(&w.lines(k), " 442 cat #b "));
+}
