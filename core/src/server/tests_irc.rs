@@ -2348,3 +2348,123 @@ fn kick_pairs_channels_and_nicks_and_says_who_is_not_there() {
     w.send(k, "KICK #b ann\r\n");
     assert!(has(&w.lines(k), " 442 cat #b "));
 }
+
+#[test]
+fn room_mode_lists_and_refusals_name_what_was_wrong() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    let j = w.irc("bob");
+    w.send(i, "JOIN #r\r\nMODE #r +beI x!*@* y!*@* z!*@*\r\n");
+    w.lines(i);
+    for (asked, lines) in [
+        (
+            "b",
+            vec!["367 ann #r :x!*@*", "368 ann #r :End of channel ban list"],
+        ),
+        (
+            "+e",
+            vec![
+                "348 ann #r :y!*@*",
+                "349 ann #r :End of channel exception list",
+            ],
+        ),
+        (
+            "I",
+            vec![
+                "346 ann #r :z!*@*",
+                "347 ann #r :End of channel invite list",
+            ],
+        ),
+    ] {
+        w.send(i, &format!("MODE #r {asked}\r\n"));
+        let want: Vec<String> = lines.iter().map(|l| format!(":irc.test {l}")).collect();
+        assert_eq!(w.lines(i), want, "MODE #r {asked}");
+    }
+    // `+b` with another letter is a change, not the list: the ban without a mask is skipped.
+    w.send(i, "MODE #r +bm\r\n");
+    assert_eq!(w.lines(i), [":ann!~ann@irc.test MODE #r +m"]);
+    // A nick missing or not in the channel, an unknown letter (a control one shown as
+    // `?`), bad arguments: each says so, and the rest of the request still applies.
+    w.send(i, "MODE #r +o\r\nMODE #r +ov bob\r\nMODE #r +Z\x01-m\r\n");
+    assert_eq!(
+        w.lines(i),
+        [
+            ":irc.test 461 ann MODE :Not enough parameters",
+            ":irc.test 441 ann bob #r :They aren't on that channel",
+            ":irc.test 461 ann MODE :Not enough parameters",
+            ":irc.test 472 ann Z :is unknown mode char to me",
+            ":irc.test 472 ann ? :is unknown mode char to me",
+            ":ann!~ann@irc.test MODE #r -m",
+        ]
+    );
+    let long = "x".repeat(150);
+    w.send(
+        i,
+        &format!("MODE #r +k a,b\r\nMODE #r +l :two words\r\nMODE #r +b {long}\r\n"),
+    );
+    let lines = w.lines(i);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0].starts_with(":irc.test 696 ann #r k * :"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with(":irc.test 696 ann #r l * :"),
+        "{lines:?}"
+    );
+    let shown = format!(":irc.test 696 ann #r b {} :", "x".repeat(100));
+    assert!(lines[2].starts_with(&shown), "{lines:?}");
+    // Not an operator: refused.
+    w.send(j, "JOIN #r\r\n");
+    w.lines(j);
+    w.send(j, "MODE #r +m\r\n");
+    assert!(has(&w.lines(j), " 482 bob #r "));
+}
+
+#[test]
+fn invite_kill_setname_and_wallops_refuse_what_they_cannot_do() {
+    let mut w = Mixed::new(Config {
+        operators: vec![("root".into(), crate::sha256::hex_digest(b"pw"))],
+        ..config()
+    });
+    let i = w.irc("ann");
+    let j = w.irc("bob");
+    let k = w.irc("cat");
+    w.send(i, "JOIN #r\r\n");
+    w.send(j, "JOIN #r\r\n");
+    w.lines(i);
+    w.lines(j);
+    w.send(
+        i,
+        "INVITE bob\r\nINVITE bob #r\r\nSETNAME\r\nSETNAME :\r\nWALLOPS :hi\r\n",
+    );
+    assert_eq!(
+        w.lines(i),
+        [
+            ":irc.test 461 ann INVITE :Not enough parameters",
+            ":irc.test 443 ann bob #r :is already on channel",
+            ":irc.test 461 ann SETNAME :Not enough parameters",
+            ":irc.test 461 ann SETNAME :Not enough parameters",
+            ":irc.test 481 ann :Permission Denied- You're not an IRC operator",
+        ]
+    );
+    w.send(i, "OPER root pw\r\nWALLOPS :\r\nKILL\r\nKILL nobody\r\n");
+    let lines = w.lines(i);
+    assert_eq!(
+        lines[2..],
+        [
+            ":irc.test 461 ann WALLOPS :Not enough parameters",
+            ":irc.test 461 ann KILL :Not enough parameters",
+            ":irc.test 401 ann nobody :No such nick/channel",
+        ],
+        "{lines:?}"
+    );
+    // A kill's reason loses its control characters; the victim's peers see it quit.
+    w.send(i, "KILL cat :a\x01b\r\n");
+    assert!(has(&w.lines(k), "ERROR :Closing Link: Killed (ann (ab))"));
+    w.send(i, "KILL bob\r\n");
+    assert!(has(
+        &w.lines(i),
+        ":bob!~bob@irc.test QUIT :Killed (ann (no reason))"
+    ));
+}
