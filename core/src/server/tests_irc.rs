@@ -1773,3 +1773,698 @@ fn setname_is_told_to_the_sender_once_in_a_room_or_in_none_and_a_long_one_says_w
     assert!(has(&lines, "A real name is at most"), "{lines:?}");
     assert!(w.lines(j).is_empty());
 }
+
+/// The lines `lines` carry after `prefix`, joined, and each line's length.
+fn split_parts(lines: &[String], prefix: &str) -> (String, Vec<usize>) {
+    let mine: Vec<&String> = lines.iter().filter(|l| l.starts_with(prefix)).collect();
+    let text = mine.iter().map(|l| &l[prefix.len()..]).collect();
+    (text, mine.iter().map(|l| l.len()).collect())
+}
+
+#[test]
+fn a_long_native_message_fills_each_irc_line_whatever_the_target_length() {
+    // `#long` and `bob` are not two bytes long, so an overhead that counts the target
+    // twice (or not at all) shows: the lines come out shorter (or longer) than 510.
+    let mut w = Mixed::new(config());
+    let a = w.native("alice");
+    let i = w.irc("bob");
+    w.client(a).join("long");
+    w.pump();
+    w.send(i, "JOIN #long\r\n");
+    w.lines(i);
+    let text = "x".repeat(1_200);
+    for (send, prefix) in [
+        (true, ":alice!~alice@irc.test PRIVMSG #long :"),
+        (false, ":alice!~alice@irc.test PRIVMSG bob :"),
+    ] {
+        if send {
+            w.client(a).say("long", &text);
+        } else {
+            w.client(a).whisper("bob", &text);
+        }
+        w.pump();
+        let lines = w.lines(i);
+        let (joined, lens) = split_parts(&lines, prefix);
+        assert_eq!(joined, text, "nothing lost or added: {lines:?}");
+        // Each line but the last as long as a line may be (510 bytes before its CRLF).
+        let (last, full) = lens.split_last().expect("lines");
+        assert!(
+            full.len() == 2 && full.iter().all(|&n| n == 510) && *last < 510,
+            "{prefix}: {lens:?}"
+        );
+    }
+}
+
+/// The nicks of the `352` (WHO) lines in `lines`.
+fn who_nicks(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.contains(" 352 "))
+        .filter_map(|l| l.split(' ').nth(7).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn an_invisible_user_is_left_out_of_who_only_for_those_who_share_no_channel() {
+    let mut w = Mixed::new(config());
+    let ivy = w.irc("ivy1");
+    let vic = w.irc("vic1");
+    let kim = w.irc("kim1");
+    let jon = w.irc("jon1");
+    w.send(ivy, "MODE ivy1 +i\r\nJOIN #r\r\n");
+    w.send(kim, "JOIN #r\r\n");
+    for i in [ivy, vic, kim, jon] {
+        w.lines(i);
+    }
+    // A mask: jon, who shares no channel with ivy, sees only the visible users; ivy sees
+    // herself; kim, in #r with her, sees her too.
+    for (i, expect) in [
+        (jon, vec!["ivy1"; 0]),
+        (ivy, vec!["ivy1"]),
+        (kim, vec!["ivy1"]),
+    ] {
+        w.send(i, "WHO *1\r\n");
+        let mut seen = who_nicks(&w.lines(i));
+        seen.retain(|n| n != "jon1" && n != "kim1" && n != "vic1");
+        assert_eq!(seen, expect);
+    }
+    w.send(jon, "WHO *1\r\n");
+    let mut seen = who_nicks(&w.lines(jon));
+    seen.sort();
+    assert_eq!(seen, ["jon1", "kim1", "vic1"]);
+    // Her exact nick finds her all the same.
+    w.send(jon, "WHO ivy1\r\n");
+    assert_eq!(who_nicks(&w.lines(jon)), ["ivy1"]);
+    // A channel: an outsider sees its visible members only, a member all of them.
+    w.send(jon, "WHO #r\r\n");
+    assert_eq!(who_nicks(&w.lines(jon)), ["kim1"]);
+    w.send(kim, "WHO #r\r\n");
+    let mut seen = who_nicks(&w.lines(kim));
+    seen.sort();
+    assert_eq!(seen, ["ivy1", "kim1"]);
+}
+
+#[test]
+fn names_of_several_channels_ends_once_and_shows_secret_ones_to_members_only() {
+    let mut w = Mixed::new(config());
+    let ann = w.irc("ann");
+    let bob = w.irc("bob");
+    w.send(ann, "JOIN #pub,#sec\r\nMODE #sec +s\r\n");
+    w.lines(ann);
+    w.send(bob, "NAMES #pub\r\n");
+    assert_eq!(
+        w.lines(bob),
+        [
+            ":irc.test 353 bob = #pub :@ann",
+            ":irc.test 366 bob #pub :End of /NAMES list"
+        ]
+    );
+    // Several: the names of each visible one, then one end naming the whole list.
+    w.send(bob, "NAMES #pub,#sec,#nope\r\n");
+    assert_eq!(
+        w.lines(bob),
+        [
+            ":irc.test 353 bob = #pub :@ann",
+            ":irc.test 366 bob #pub,#sec,#nope :End of /NAMES list"
+        ]
+    );
+    // One name and an empty one are one channel.
+    w.send(bob, "NAMES #sec,\r\n");
+    assert_eq!(w.lines(bob), [":irc.test 366 bob #sec :End of /NAMES list"]);
+    // No name at all still ends.
+    w.send(bob, "NAMES ,\r\n");
+    assert_eq!(w.lines(bob), [":irc.test 366 bob , :End of /NAMES list"]);
+    w.send(ann, "NAMES #sec\r\n");
+    assert_eq!(
+        w.lines(ann),
+        [
+            ":irc.test 353 ann @ #sec :@ann",
+            ":irc.test 366 ann #sec :End of /NAMES list"
+        ]
+    );
+}
+
+/// The channels and member counts of the `322` (LIST) lines in `lines`.
+fn listed(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.contains(" 322 "))
+        .map(|l| l.split(' ').skip(3).take(2).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn list_takes_names_masks_and_member_count_bounds() {
+    let mut w = Mixed::new(config());
+    let ann = w.irc("ann");
+    let bob = w.irc("bob");
+    let cat = w.irc("cat");
+    let dan = w.irc("dan");
+    w.send(ann, "JOIN #alpha,#beta,#gamma,#sec\r\nMODE #sec +s\r\n");
+    w.send(bob, "JOIN #beta,#gamma\r\n");
+    w.send(cat, "JOIN #gamma\r\n");
+    for (list, expect) in [
+        // dan is in none of them: the public ones are listed, the secret one is not.
+        ("", vec!["#alpha 1", "#beta 2", "#gamma 3"]),
+        (" >1", vec!["#beta 2", "#gamma 3"]),
+        (" <3", vec!["#alpha 1", "#beta 2"]),
+        (" >1,<3", vec!["#beta 2"]),
+        (" >3", vec![]),
+        (" *mm*", vec!["#gamma 3"]),
+        (" !*mm*", vec!["#alpha 1", "#beta 2"]),
+        (" #BETA,alpha,", vec!["#alpha 1", "#beta 2"]),
+        (" #sec", vec![]),
+    ] {
+        w.send(dan, &format!("LIST{list}\r\n"));
+        let lines = w.lines(dan);
+        assert_eq!(listed(&lines), expect, "LIST{list}: {lines:?}");
+        assert!(lines
+            .last()
+            .is_some_and(|l| l.ends_with(" 323 dan :End of /LIST")));
+    }
+    w.lines(ann);
+    w.send(ann, "LIST #sec\r\n");
+    assert_eq!(listed(&w.lines(ann)), ["#sec 1"]);
+}
+
+#[test]
+fn who_masks_match_nick_user_host_or_real_name_and_flag_o_keeps_operators() {
+    let mut w = Mixed::new(Config {
+        operators: vec![("root".into(), crate::sha256::hex_digest(b"pw"))],
+        ..config()
+    });
+    let ann = w.irc("ann");
+    let bob = w.irc("bob");
+    w.send(bob, "OPER root pw\r\nJOIN #sec\r\nMODE #sec +s\r\n");
+    w.lines(bob);
+    for (mask, expect) in [
+        ("0", vec!["ann", "bob"]),
+        ("*", vec!["ann", "bob"]),
+        ("bob", vec!["bob"]),
+        ("~an?", vec!["ann"]),
+        ("irc.test", vec!["ann", "bob"]),
+        (":Real?ann", vec!["ann"]),
+        ("nobody", vec![]),
+        ("* o", vec!["bob"]),
+        ("#sec", vec![]),
+    ] {
+        w.send(ann, &format!("WHO {mask}\r\n"));
+        let lines = w.lines(ann);
+        let mut seen = who_nicks(&lines);
+        seen.sort();
+        assert_eq!(seen, expect, "WHO {mask}: {lines:?}");
+        assert!(has(&lines, " 315 ann "), "{lines:?}");
+    }
+    w.send(bob, "WHO #sec\r\n");
+    assert_eq!(who_nicks(&w.lines(bob)), ["bob"]);
+}
+
+#[test]
+fn whowas_gives_as_many_entries_as_asked_and_all_for_zero() {
+    let mut w = Mixed::new(config());
+    let ann = w.irc("ann");
+    for _ in 0..2 {
+        let dan = w.irc("dan");
+        w.send(dan, "QUIT\r\n");
+    }
+    w.lines(ann);
+    for (count, expect) in [("", 2), (" 0", 2), (" 1", 1), (" 5", 2), (" x", 2)] {
+        w.send(ann, &format!("WHOWAS dan{count}\r\n"));
+        let lines = w.lines(ann);
+        let n = lines.iter().filter(|l| l.contains(" 314 ann dan ")).count();
+        assert_eq!(n, expect, "WHOWAS dan{count}: {lines:?}");
+        assert!(has(&lines, " 369 ann dan "), "{lines:?}");
+    }
+}
+
+#[test]
+fn cap_req_with_a_minus_removes_a_capability() {
+    let mut w = Mixed::new(config());
+    let ann = irc_with(&mut w, "ann", "echo-message server-time");
+    w.send(ann, "CAP REQ :-echo-message\r\nCAP LIST\r\n");
+    assert_eq!(
+        w.lines(ann),
+        [
+            ":irc.test CAP ann ACK :-echo-message",
+            ":irc.test CAP ann LIST :cap-notify server-time"
+        ]
+    );
+    // Asking again for one already on leaves it on.
+    w.send(ann, "CAP REQ :server-time\r\nCAP LIST\r\n");
+    assert_eq!(
+        w.lines(ann),
+        [
+            ":irc.test CAP ann ACK :server-time",
+            ":irc.test CAP ann LIST :cap-notify server-time"
+        ]
+    );
+}
+
+#[test]
+fn a_cap_req_without_ls_holds_registration_until_cap_end() {
+    let mut w = Mixed::new(config());
+    let i = w.irc_raw();
+    w.send(i, "CAP REQ :server-time\r\nNICK ann\r\nUSER ann 0 * :A\r\n");
+    let lines = w.lines(i);
+    assert_eq!(lines, [":irc.test CAP * ACK :server-time"]);
+    w.send(i, "CAP END\r\n");
+    assert!(has(&w.lines(i), " 001 ann "));
+}
+
+#[test]
+fn each_labelled_batch_of_a_connection_has_its_own_name() {
+    let mut w = Mixed::new(config());
+    let ann = irc_with(&mut w, "ann", "batch labeled-response");
+    let mut heads = Vec::new();
+    for label in ["a", "b"] {
+        w.send(ann, &format!("@label={label} LIST\r\n"));
+        let lines = w.lines(ann);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        heads.push(lines[0].clone());
+    }
+    assert_eq!(
+        heads,
+        [
+            "@label=a :irc.test BATCH +lr1 labeled-response",
+            "@label=b :irc.test BATCH +lr2 labeled-response"
+        ]
+    );
+}
+
+#[test]
+fn irc_pings_and_pongs_cost_a_tenth_of_a_command() {
+    let mut w = Mixed::new(Config {
+        msg_rate: 10,
+        msg_burst: 2,
+        ..config()
+    });
+    let i = w.irc("bob");
+    w.now += Duration::from_secs(1);
+    w.server.handle_timeout(w.now);
+    w.pump();
+    w.lines(i);
+    let pongs = |lines: Vec<String>| lines.iter().filter(|l| l.contains(" PONG ")).count();
+    // As for native pings (tests.rs): a burst of two intervals' worth is ten, plus the one
+    // the edge admits, then ten more per interval. At full cost it would be two, then one.
+    let many: String = (0..15)
+        .map(|t| format!("PING {t}\r\nPONG {t}\r\n"))
+        .collect();
+    w.send(i, &many);
+    assert_eq!(
+        pongs(w.lines(i)),
+        6,
+        "11 requests: six pings and five pongs"
+    );
+    w.now += Duration::from_millis(100);
+    w.server.handle_timeout(w.now);
+    w.pump();
+    assert_eq!(pongs(w.lines(i)), 5, "ten more requests");
+}
+
+#[test]
+fn every_command_irc_md_lists_is_known_once_registered_and_none_before() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    let commands = [
+        "JOIN",
+        "PART",
+        "PRIVMSG",
+        "NOTICE",
+        "NAMES",
+        "LIST",
+        "TOPIC",
+        "WHO",
+        "WHOIS",
+        "AWAY",
+        "KICK",
+        "MODE",
+        "INVITE",
+        "ISON",
+        "USERHOST",
+        "LUSERS",
+        "MOTD",
+        "VERSION",
+        "TIME",
+        "ADMIN",
+        "INFO",
+        "HELP",
+        "HELPOP",
+        "OPER",
+        "KILL",
+        "WHOWAS",
+        "LINKS",
+        "WALLOPS",
+        "SETNAME",
+        "CHATHISTORY",
+        "TAGMSG",
+        "PONG",
+        "CAP LIST",
+        "PING x",
+        "PASS",
+        "USER",
+    ];
+    for cmd in commands {
+        w.send(i, &format!("{cmd}\r\n"));
+        let lines = w.lines(i);
+        assert!(!has(&lines, " 421 "), "{cmd}: {lines:?}");
+        assert!(!has(&lines, " 451 "), "{cmd}: {lines:?}");
+    }
+    // Before registration: 451 for all but registration's own and PING, PONG, QUIT.
+    let j = w.irc_raw();
+    for cmd in commands {
+        w.send(j, &format!("{cmd}\r\n"));
+        let lines = w.lines(j);
+        let before = ["CAP", "PING", "PONG", "PASS", "USER"];
+        let word = cmd.split(' ').next().unwrap_or(cmd);
+        let expect = !before.contains(&word);
+        assert_eq!(
+            has(&lines, " 451 * :You have not registered"),
+            expect,
+            "{cmd}: {lines:?}"
+        );
+    }
+    w.send(i, "QUIT :bye\r\n");
+    assert!(has(&w.lines(i), "ERROR :Closing Link: goodbye"));
+    w.send(j, "QUIT\r\n");
+    assert!(has(&w.lines(j), "ERROR :Closing Link: goodbye"));
+}
+
+#[test]
+fn an_unknown_command_is_shown_back_without_control_characters_and_cut() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    w.send(i, "FO\x07O\r\n");
+    assert_eq!(w.lines(i), [":irc.test 421 ann FOO :Unknown command"]);
+    let long = "X".repeat(40);
+    w.send(i, &format!("{long}\r\n"));
+    let shown = "X".repeat(32);
+    assert_eq!(
+        w.lines(i),
+        [format!(":irc.test 421 ann {shown} :Unknown command")]
+    );
+}
+
+#[test]
+fn join_0_leaves_every_channel_and_empty_list_entries_are_skipped() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    let j = w.irc("bob");
+    w.send(i, "JOIN ,#a,,#b,\r\n");
+    w.send(j, "JOIN #a,#b\r\n");
+    let lines = w.lines(i);
+    assert!(has(&lines, ":ann!~ann@irc.test JOIN #a") && has(&lines, ":ann!~ann@irc.test JOIN #b"));
+    assert!(!has(&lines, " 403 "), "{lines:?}");
+    w.lines(j);
+    w.send(i, "PART #a,,\r\n");
+    assert_eq!(w.lines(j), [":ann!~ann@irc.test PART #a"]);
+    w.send(i, "JOIN #a\r\n");
+    w.lines(i);
+    w.lines(j);
+    w.send(i, "JOIN 0\r\n");
+    w.lines(i);
+    let mut parts = w.lines(j);
+    parts.sort();
+    assert_eq!(
+        parts,
+        [":ann!~ann@irc.test PART #a", ":ann!~ann@irc.test PART #b"]
+    );
+    w.send(i, "JOIN\r\n");
+    assert_eq!(
+        w.lines(i),
+        [":irc.test 461 ann JOIN :Not enough parameters"]
+    );
+}
+
+#[test]
+fn privmsg_errors_are_told_and_notice_errors_never() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    for (line, reply) in [
+        ("PRIVMSG", ":irc.test 411 ann :No recipient given (PRIVMSG)"),
+        ("PRIVMSG bob", ":irc.test 412 ann :No text to send"),
+        (
+            "PRIVMSG nobody :hi",
+            ":irc.test 401 ann nobody :No such nick/channel",
+        ),
+        (
+            "PRIVMSG #nowhere :hi",
+            ":irc.test 403 ann #nowhere :No such channel",
+        ),
+        (
+            "PRIVMSG ann :a\0b",
+            ":irc.test 400 ann PRIVMSG :PRIVMSG text may not hold a NUL or a bare CR; not sent",
+        ),
+    ] {
+        w.send(i, &format!("{line}\r\n"));
+        assert_eq!(w.lines(i), [reply], "{line}");
+    }
+    for line in [
+        "NOTICE",
+        "NOTICE bob",
+        "NOTICE nobody :hi",
+        "NOTICE #nowhere :hi",
+        "NOTICE ann :a\0b",
+    ] {
+        w.send(i, &format!("{line}\r\n"));
+        assert!(w.lines(i).is_empty(), "{line}");
+    }
+}
+
+#[test]
+fn away_with_and_without_a_message_gets_306_and_305() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    w.send(i, "AWAY :lunch\r\n");
+    assert_eq!(
+        w.lines(i),
+        [":irc.test 306 ann :You have been marked as being away"]
+    );
+    w.send(i, "AWAY\r\n");
+    assert_eq!(
+        w.lines(i),
+        [":irc.test 305 ann :You are no longer marked as being away"]
+    );
+}
+
+#[test]
+fn user_modes_are_ones_own_i_and_w_and_dropping_o() {
+    let mut w = Mixed::new(Config {
+        operators: vec![("root".into(), crate::sha256::hex_digest(b"pw"))],
+        ..config()
+    });
+    let i = w.irc("ann");
+    w.irc("bob");
+    w.send(i, "MODE bob +i\r\nMODE nobody +i\r\nMODE ann\r\n");
+    assert_eq!(
+        w.lines(i),
+        [
+            ":irc.test 502 ann :Can't change mode for other users",
+            ":irc.test 401 ann nobody :No such nick/channel",
+            ":irc.test 221 ann :+",
+        ]
+    );
+    // Letters in order, each sign holding until the next; only changes are told.
+    w.send(i, "MODE ann +iw-w+o\r\nMODE ann\r\nMODE ann +i\r\n");
+    assert_eq!(
+        w.lines(i),
+        [":ann MODE ann :+i+w-w", ":irc.test 221 ann :+i"]
+    );
+    w.send(i, "MODE ann -i+xw\r\nMODE ann\r\n");
+    assert_eq!(
+        w.lines(i),
+        [
+            ":irc.test 501 ann :Unknown MODE flag",
+            ":ann MODE ann :-i+w",
+            ":irc.test 221 ann :+w"
+        ]
+    );
+    // `+o` comes from OPER only, once; `-o` drops it.
+    w.send(i, "OPER root pw\r\nOPER root pw\r\nMODE ann\r\n");
+    assert_eq!(
+        w.lines(i),
+        [
+            ":irc.test 381 ann :You are now an IRC operator",
+            ":ann MODE ann :+o",
+            ":irc.test 381 ann :You are now an IRC operator",
+            ":irc.test 221 ann :+ow"
+        ]
+    );
+    w.send(i, "MODE ann -o\r\nMODE ann\r\n");
+    assert_eq!(w.lines(i), [":ann MODE ann :-o", ":irc.test 221 ann :+w"]);
+    for bad in ["OPER root", "OPER root nope", "OPER toor pw"] {
+        w.send(i, &format!("{bad}\r\n"));
+        let lines = w.lines(i);
+        assert!(
+            has(&lines, " 461 ann OPER ") || has(&lines, " 464 ann :Password incorrect"),
+            "{bad}: {lines:?}"
+        );
+        assert!(!has(&lines, " 381 "), "{bad}: {lines:?}");
+    }
+}
+
+#[test]
+fn kick_pairs_channels_and_nicks_and_says_who_is_not_there() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    let j = w.irc("bob");
+    let k = w.irc("cat");
+    w.send(i, "JOIN #a,#b\r\n");
+    w.send(j, "JOIN #a,#b\r\n");
+    w.send(k, "JOIN #a\r\n");
+    for x in [i, j, k] {
+        w.lines(x);
+    }
+    w.send(i, "KICK\r\nKICK #a\r\nKICK #b cat\r\n");
+    assert_eq!(
+        w.lines(i),
+        [
+            ":irc.test 461 ann KICK :Not enough parameters",
+            ":irc.test 461 ann KICK :Not enough parameters",
+            ":irc.test 441 ann cat #b :They aren't on that channel",
+        ]
+    );
+    // One channel, several nicks: each from it (an empty name skipped); the reason
+    // defaults to the kicker's nick.
+    w.send(i, "KICK #a bob,,cat\r\n");
+    assert_eq!(
+        w.lines(k),
+        [
+            ":ann!~ann@irc.test KICK #a bob :ann",
+            ":ann!~ann@irc.test KICK #a cat :ann"
+        ]
+    );
+    // Several channels: paired in order, a nick without a channel left alone.
+    w.send(j, "JOIN #a\r\n");
+    w.lines(j);
+    w.send(i, "KICK #a,,#b bob,bob,cat :out\r\n");
+    assert_eq!(
+        w.lines(j),
+        [
+            ":ann!~ann@irc.test KICK #a bob :out",
+            ":ann!~ann@irc.test KICK #b bob :out"
+        ]
+    );
+    // A non-member's KICK is refused as in native.
+    w.send(k, "KICK #b ann\r\n");
+    assert!(has(&w.lines(k), " 442 cat #b "));
+}
+
+#[test]
+fn room_mode_lists_and_refusals_name_what_was_wrong() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("ann");
+    let j = w.irc("bob");
+    w.send(i, "JOIN #r\r\nMODE #r +beI x!*@* y!*@* z!*@*\r\n");
+    w.lines(i);
+    for (asked, lines) in [
+        (
+            "b",
+            vec!["367 ann #r :x!*@*", "368 ann #r :End of channel ban list"],
+        ),
+        (
+            "+e",
+            vec![
+                "348 ann #r :y!*@*",
+                "349 ann #r :End of channel exception list",
+            ],
+        ),
+        (
+            "I",
+            vec![
+                "346 ann #r :z!*@*",
+                "347 ann #r :End of channel invite list",
+            ],
+        ),
+    ] {
+        w.send(i, &format!("MODE #r {asked}\r\n"));
+        let want: Vec<String> = lines.iter().map(|l| format!(":irc.test {l}")).collect();
+        assert_eq!(w.lines(i), want, "MODE #r {asked}");
+    }
+    // `+b` with another letter is a change, not the list: the ban without a mask is skipped.
+    w.send(i, "MODE #r +bm\r\n");
+    assert_eq!(w.lines(i), [":ann!~ann@irc.test MODE #r +m"]);
+    // A nick missing or not in the channel, an unknown letter (a control one shown as
+    // `?`), bad arguments: each says so, and the rest of the request still applies.
+    w.send(i, "MODE #r +o\r\nMODE #r +ov bob\r\nMODE #r +Z\x01-m\r\n");
+    assert_eq!(
+        w.lines(i),
+        [
+            ":irc.test 461 ann MODE :Not enough parameters",
+            ":irc.test 441 ann bob #r :They aren't on that channel",
+            ":irc.test 461 ann MODE :Not enough parameters",
+            ":irc.test 472 ann Z :is unknown mode char to me",
+            ":irc.test 472 ann ? :is unknown mode char to me",
+            ":ann!~ann@irc.test MODE #r -m",
+        ]
+    );
+    let long = "x".repeat(150);
+    w.send(
+        i,
+        &format!("MODE #r +k a,b\r\nMODE #r +l :two words\r\nMODE #r +b {long}\r\n"),
+    );
+    let lines = w.lines(i);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0].starts_with(":irc.test 696 ann #r k * :"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with(":irc.test 696 ann #r l * :"),
+        "{lines:?}"
+    );
+    let shown = format!(":irc.test 696 ann #r b {} :", "x".repeat(100));
+    assert!(lines[2].starts_with(&shown), "{lines:?}");
+    // Not an operator: refused.
+    w.send(j, "JOIN #r\r\n");
+    w.lines(j);
+    w.send(j, "MODE #r +m\r\n");
+    assert!(has(&w.lines(j), " 482 bob #r "));
+}
+
+#[test]
+fn invite_kill_setname_and_wallops_refuse_what_they_cannot_do() {
+    let mut w = Mixed::new(Config {
+        operators: vec![("root".into(), crate::sha256::hex_digest(b"pw"))],
+        ..config()
+    });
+    let i = w.irc("ann");
+    let j = w.irc("bob");
+    let k = w.irc("cat");
+    w.send(i, "JOIN #r\r\n");
+    w.send(j, "JOIN #r\r\n");
+    w.lines(i);
+    w.lines(j);
+    w.send(
+        i,
+        "INVITE bob\r\nINVITE bob #r\r\nSETNAME\r\nSETNAME :\r\nWALLOPS :hi\r\n",
+    );
+    assert_eq!(
+        w.lines(i),
+        [
+            ":irc.test 461 ann INVITE :Not enough parameters",
+            ":irc.test 443 ann bob #r :is already on channel",
+            ":irc.test 461 ann SETNAME :Not enough parameters",
+            ":irc.test 461 ann SETNAME :Not enough parameters",
+            ":irc.test 481 ann :Permission Denied- You're not an IRC operator",
+        ]
+    );
+    w.send(i, "OPER root pw\r\nWALLOPS :\r\nKILL\r\nKILL nobody\r\n");
+    let lines = w.lines(i);
+    assert_eq!(
+        lines[2..],
+        [
+            ":irc.test 461 ann WALLOPS :Not enough parameters",
+            ":irc.test 461 ann KILL :Not enough parameters",
+            ":irc.test 401 ann nobody :No such nick/channel",
+        ],
+        "{lines:?}"
+    );
+    // A kill's reason loses its control characters; the victim's peers see it quit.
+    w.send(i, "KILL cat :a\x01b\r\n");
+    assert!(has(&w.lines(k), "ERROR :Closing Link: Killed (ann (ab))"));
+    w.send(i, "KILL bob\r\n");
+    assert!(has(
+        &w.lines(i),
+        ":bob!~bob@irc.test QUIT :Killed (ann (no reason))"
+    ));
+}

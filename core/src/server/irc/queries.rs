@@ -54,7 +54,8 @@ impl Server {
                 self.numeric(id, "366", &[param, "End of /NAMES list"]);
             }
         }
-        if several {
+        // A list of empty names (`NAMES ,`) still gets its end.
+        if several || params.is_empty() {
             self.numeric(id, "366", &[list, "End of /NAMES list"]);
         }
     }

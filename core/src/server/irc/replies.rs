@@ -606,3 +606,24 @@ impl Server {
         self.numeric(id, "706", &[&topic, "End of /HELP"]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `TIME`'s clock text agrees with history's `format_utc`, which `history::tests`
+    /// checks against a day-by-day calendar: every day of a 400-year cycle from 1970, a
+    /// different time of day each day, and the ends of a day.
+    #[test]
+    fn format_utc_agrees_with_historys_calendar() {
+        let day = 86_400u64;
+        for n in 0..146_097u64 {
+            let secs = n * day + (n * 7_919) % day;
+            let want = format!("{} UTC", crate::history::format_utc(secs * 1000));
+            assert_eq!(format_utc(secs), want, "day {n}");
+        }
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(day - 1), "1970-01-01 23:59:59 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+}
