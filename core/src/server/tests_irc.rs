@@ -2468,3 +2468,22 @@ fn invite_kill_setname_and_wallops_refuse_what_they_cannot_do() {
         ":bob!~bob@irc.test QUIT :Killed (ann (no reason))"
     ));
 }
+
+#[test]
+fn time_tells_the_wall_clock_in_utc() {
+    // The harness's clock starts at 2000-02-29 23:59:58 UTC: a leap day, a day's end.
+    let mut w = Mixed::new(Config {
+        wall_clock: Some((crate::test_clock::start(), Duration::from_secs(951_868_798))),
+        ..config()
+    });
+    let i = w.irc("bob");
+    w.send(i, "TIME\r\n");
+    let lines = w.lines(i);
+    assert!(
+        has(
+            &lines,
+            " 391 bob irc.test 951868798 0 :2000-02-29 23:59:58 UTC"
+        ),
+        "{lines:?}"
+    );
+}

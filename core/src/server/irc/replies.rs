@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::cap;
 use super::chan;
+use crate::history::format_utc;
 use crate::line::{write_line, MAX_LINE};
 use crate::server::conn::Phase;
 use crate::server::outcome::{Away, Fail};
@@ -55,28 +56,6 @@ pub(super) fn prefix(flags: u8) -> &'static str {
     } else {
         ""
     }
-}
-
-/// `YYYY-MM-DD HH:MM:SS UTC` for a Unix time.
-pub(super) fn format_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Days to a civil date (proleptic Gregorian), after Howard Hinnant's algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
 }
 
 /// The constant parts of the welcome burst, built once per server rather than at every
@@ -567,7 +546,12 @@ impl Server {
         self.numeric(
             id,
             "391",
-            &[&server, &unix.to_string(), "0", &format_utc(unix)],
+            &[
+                &server,
+                &unix.to_string(),
+                "0",
+                &format!("{} UTC", format_utc(unix * 1000)),
+            ],
         );
     }
 
@@ -604,26 +588,5 @@ impl Server {
             self.numeric(id, "705", &[&topic, line]);
         }
         self.numeric(id, "706", &[&topic, "End of /HELP"]);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `TIME`'s clock text agrees with history's `format_utc`, which `history::tests`
-    /// checks against a day-by-day calendar: every day of a 400-year cycle from 1970, a
-    /// different time of day each day, and the ends of a day.
-    #[test]
-    fn format_utc_agrees_with_historys_calendar() {
-        let day = 86_400u64;
-        for n in 0..146_097u64 {
-            let secs = n * day + (n * 7_919) % day;
-            let want = format!("{} UTC", crate::history::format_utc(secs * 1000));
-            assert_eq!(format_utc(secs), want, "day {n}");
-        }
-        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(format_utc(day - 1), "1970-01-01 23:59:59 UTC");
-        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
     }
 }
