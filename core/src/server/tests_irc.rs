@@ -2487,3 +2487,16 @@ fn time_tells_the_wall_clock_in_utc() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_message_to_a_list_of_only_empty_names_is_refused_not_dropped() {
+    let mut w = Mixed::new(config());
+    let i = w.irc("bob");
+    w.send(i, "PRIVMSG , :hello\r\nNOTICE ,, :hello\r\n");
+    let lines = w.lines(i);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        has(&lines, " 411 bob :No recipient given (PRIVMSG)"),
+        "{lines:?}"
+    );
+}

@@ -209,8 +209,10 @@ impl Server {
 
     pub(super) fn irc_privmsg(&mut self, id: ConnId, p: &[&str], notice: bool, now: Instant) {
         let command = if notice { "NOTICE" } else { "PRIVMSG" };
-        // A NOTICE never triggers an error reply.
-        let Some(targets) = p.first() else {
+        // A NOTICE never triggers an error reply. A list of only empty names (`,`) names
+        // nobody either: the message would otherwise vanish without a word.
+        let named = |t: &&&str| t.split(',').any(|s| !s.is_empty());
+        let Some(targets) = p.first().filter(named) else {
             if !notice {
                 self.numeric(id, "411", &[&format!("No recipient given ({command})")]);
             }
