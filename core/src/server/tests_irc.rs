@@ -2500,3 +2500,37 @@ fn a_message_to_a_list_of_only_empty_names_is_refused_not_dropped() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_channels_creation_time_is_told_in_seconds_of_the_wall_clock() {
+    let mut w = Mixed::new(Config {
+        wall_clock: Some((crate::test_clock::start(), Duration::from_secs(1_000_000))),
+        ..config()
+    });
+    let i = w.irc("bob");
+    w.send(i, "JOIN #r\r\n");
+    w.lines(i);
+    w.send(i, "MODE #r\r\n");
+    let lines = w.lines(i);
+    assert!(
+        lines.iter().any(|l| l == ":irc.test 329 bob #r :1000000"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_rule_turned_off_takes_no_argument_from_the_letters_after_it() {
+    let mut w = Mixed::new(config());
+    let o = w.irc("op");
+    let v = w.irc("val");
+    w.send(o, "JOIN #r\r\n");
+    w.send(v, "JOIN #r\r\n");
+    w.lines(o);
+    // `-n` takes no argument: `val` is `+v`'s.
+    w.send(o, "MODE #r -n+v val\r\n");
+    let lines = w.lines(o);
+    assert!(
+        has(&lines, ":op!~op@irc.test MODE #r -n+v val"),
+        "{lines:?}"
+    );
+}
