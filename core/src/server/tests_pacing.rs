@@ -22,6 +22,18 @@ fn config() -> Config {
     }
 }
 
+/// Members `flooder` and `slow` of room `r`; the flooder has sent 300 messages and been
+/// read until slow, which reads nothing, went past the mark: (world, flooder, slow).
+fn flooder_held_by_slow() -> (World, usize, usize) {
+    let mut w = World::new(config());
+    let flooder = w.member("flooder");
+    let slow = w.member("slow");
+    w.say_numbered(flooder, 0, 300);
+    w.read(flooder);
+    w.write(flooder);
+    (w, flooder, slow)
+}
+
 #[test]
 fn a_flooder_is_paced_by_a_slow_reader_and_nothing_is_lost() {
     let mut w = World::new(config());
@@ -115,13 +127,8 @@ fn a_stuck_reader_holds_senders_back_no_longer_than_the_stall_timeout() {
 
 #[test]
 fn a_reader_that_drains_holds_back_again() {
-    let mut w = World::new(config());
-    let flooder = w.member("flooder");
-    let slow = w.member("slow");
+    let (mut w, flooder, slow) = flooder_held_by_slow();
     let flooder_id = w.id(flooder);
-    w.say_numbered(flooder, 0, 300);
-    w.read(flooder);
-    w.write(flooder);
     // Slow stalls once...
     w.now += STALL;
     w.timer();
@@ -140,13 +147,8 @@ fn a_reader_that_drains_holds_back_again() {
 
 #[test]
 fn closing_the_holder_releases_its_senders_at_once() {
-    let mut w = World::new(config());
-    let flooder = w.member("flooder");
-    let slow = w.member("slow");
+    let (mut w, flooder, slow) = flooder_held_by_slow();
     let flooder_id = w.id(flooder);
-    w.say_numbered(flooder, 0, 300);
-    w.read(flooder);
-    w.write(flooder);
     assert_eq!(w.server.read_budget(flooder_id), 0);
     // The transport of slow goes away.
     let slow_id = w.id(slow);
@@ -364,13 +366,8 @@ fn a_reader_closed_by_a_timer_due_beside_its_own_still_lingers() {
 
 #[test]
 fn a_sender_gone_before_the_adapter_asks_is_not_named_readable() {
-    let mut w = World::new(config());
-    let flooder = w.member("flooder");
-    let slow = w.member("slow");
+    let (mut w, flooder, slow) = flooder_held_by_slow();
     let flooder_id = w.id(flooder);
-    w.say_numbered(flooder, 0, 300);
-    w.read(flooder);
-    w.write(flooder);
     assert_eq!(w.server.read_budget(flooder_id), 0);
     // slow drains, which would make the flooder readable, but the flooder's transport
     // goes before the adapter asks.
