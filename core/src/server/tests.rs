@@ -1033,17 +1033,24 @@ fn overflowing_the_inbound_queue_is_flooding_with_an_error() {
     assert_eq!(w.closed, vec![alice]);
 }
 
-#[test]
-fn a_trickled_frame_is_closed_after_the_request_timeout() {
+/// A world with a five-second request timeout where alice has signed in and written a
+/// 100-byte message, not yet handed to the server: (world, alice, the frame).
+fn alice_with_a_frame_unsent() -> (World, usize, Bytes) {
     let config = Config {
         request_timeout: Duration::from_secs(5),
         ..quiet()
     };
     let mut w = World::new(config);
     let a = w.join_as("alice");
-    let alice = w.id(a);
     w.client(a).say("nowhere", &"x".repeat(100));
     let frame = w.client(a).poll_transmit().unwrap();
+    (w, a, frame)
+}
+
+#[test]
+fn a_trickled_frame_is_closed_after_the_request_timeout() {
+    let (mut w, a, frame) = alice_with_a_frame_unsent();
+    let alice = w.id(a);
     // One byte a second: each is life, but the frame must be whole within five seconds.
     for byte in frame.iter().take(5) {
         w.raw(a, &[*byte]);
@@ -1701,15 +1708,8 @@ fn the_room_list_names_every_room_with_its_member_count_sorted() {
 
 #[test]
 fn a_partial_frame_sets_one_deadline_however_many_reads_bring_it() {
-    let config = Config {
-        request_timeout: Duration::from_secs(5),
-        ..quiet()
-    };
-    let mut w = World::new(config);
-    let a = w.join_as("alice");
+    let (mut w, a, frame) = alice_with_a_frame_unsent();
     let alice = w.id(a);
-    w.client(a).say("nowhere", &"x".repeat(100));
-    let frame = w.client(a).poll_transmit().unwrap();
     let t0 = w.now;
     let heap = w.server.timers.len();
     // Fifty reads of one byte each at one moment: one deadline, the request timeout's,
