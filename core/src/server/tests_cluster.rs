@@ -1076,8 +1076,9 @@ fn input_behind_a_parked_claim_sets_no_busy_timer() {
     assert!(due.is_some_and(|t| t > now), "timer due at once: {due:?}");
 }
 
-#[test]
-fn nothing_is_queued_on_a_remote_users_connection() {
+/// Two nodes, ann on node 0 and bob on node 1, both in `lobby`: (net, ann, bob, bob's
+/// stand-in on node 0, a member of the room there with no socket).
+fn ann_and_bobs_stand_in() -> (Net, usize, usize, ConnId) {
     let mut net = Net::new(2);
     let a = net.sign_in(0, "ann");
     let b = net.sign_in(1, "bob");
@@ -1085,12 +1086,17 @@ fn nothing_is_queued_on_a_remote_users_connection() {
         net.client(u).join("lobby");
         net.pump();
     }
-    net.events(b);
-    // bob's stand-in on ann's node: a member of the room there, with no socket.
     let ghost = net
         .server(0)
         .conn_of("bob")
         .expect("bob is known on node 0");
+    (net, a, b, ghost)
+}
+
+#[test]
+fn nothing_is_queued_on_a_remote_users_connection() {
+    let (mut net, a, b, ghost) = ann_and_bobs_stand_in();
+    net.events(b);
     assert_ne!(ghost, net.users[a].id);
     // It is no connection of node 0's.
     assert_eq!(net.server(0).connection_count(), 1);
@@ -1110,17 +1116,7 @@ fn nothing_is_queued_on_a_remote_users_connection() {
 
 #[test]
 fn a_shutdown_closes_local_connections_only() {
-    let mut net = Net::new(2);
-    let a = net.sign_in(0, "ann");
-    let b = net.sign_in(1, "bob");
-    for u in [a, b] {
-        net.client(u).join("lobby");
-        net.pump();
-    }
-    let ghost = net
-        .server(0)
-        .conn_of("bob")
-        .expect("bob is known on node 0");
+    let (mut net, a, _, ghost) = ann_and_bobs_stand_in();
     let (ann, now) = (net.users[a].id, net.now);
     net.server(0).shutdown(now);
     // bob's stand-in has no socket on node 0: bob's own node closes bob.
